@@ -1,0 +1,551 @@
+/*
+ * The endpoint's device framework: checks the host's requests against the
+ * model's identity, calls the model, sends completions, and gives models
+ * DMA and interrupts.  Rules are those of docs/protocol.md (spec N.N).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "endpoint.h"
+#include "log.h"
+#include "msg.h"
+
+struct dma_op {
+	struct dma_op *next;
+	uint64_t addr;
+	uint32_t len;
+	uint32_t first_tag;
+	uint32_t n_chunks;
+	uint32_t n_done;
+	bool failed;
+	uint8_t *buf;
+	pf_dma_done_fn *done;
+	void *opaque;
+};
+
+/* ---- Sending ---- */
+
+#define SEND(dev, put_call)                                           \
+	do {                                                          \
+		size_t mark_;                                         \
+		struct pf_buf *o;                                     \
+		if (!(dev)->conn)                                     \
+			break;                                        \
+		o = pf_conn_out_begin((dev)->conn, &mark_);           \
+		if ((put_call) < 0)                                   \
+			pf_err("out of memory queueing a message");   \
+		pf_conn_out_end((dev)->conn, mark_);                  \
+	} while (0)
+
+static void send_completion(struct pf_dev *dev, uint32_t tag, int status,
+			    const void *data, uint32_t size)
+{
+	if (status != PF_CPL_OK)
+		size = 0;
+	SEND(dev, pf_put_completion(o, tag, (Pciefw__Status)status, data, size));
+}
+
+/* ---- Instance life cycle ---- */
+
+static const struct pf_model_option *find_option(const struct pf_model *m,
+						 const char *name, size_t len)
+{
+	for (const struct pf_model_option *o = m->options; o && o->name; o++)
+		if (strlen(o->name) == len && !strncmp(o->name, name, len))
+			return o;
+	return NULL;
+}
+
+struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
+			     char **opts, size_t n_opts, char *err, size_t errlen)
+{
+	struct pf_dev *dev = calloc(1, sizeof(*dev));
+
+	if (!dev) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	dev->model = model;
+	dev->loop = loop;
+	dev->next_tag = 1;
+	if (n_opts > PF_MAX_MODEL_OPTS) {
+		snprintf(err, errlen, "too many options for device %s", model->name);
+		goto fail;
+	}
+	for (size_t i = 0; i < n_opts; i++) {
+		const char *eq = strchr(opts[i], '=');
+
+		if (!eq || eq == opts[i] ||
+		    !find_option(model, opts[i], (size_t)(eq - opts[i]))) {
+			snprintf(err, errlen,
+				 "device %s has no option '%s' (see --help)",
+				 model->name, opts[i]);
+			goto fail;
+		}
+		dev->opt_names[i] = opts[i];
+		dev->opt_values[i] = eq + 1;
+	}
+	dev->n_opts = n_opts;
+	dev->state = model->create(dev, &dev->id);
+	if (!dev->state) {
+		snprintf(err, errlen, "device %s: %s", model->name,
+			 dev->error[0] ? dev->error : "cannot create");
+		goto fail;
+	}
+	return dev;
+fail:
+	free(dev);
+	return NULL;
+}
+
+void pf_dev_destroy(struct pf_dev *dev)
+{
+	if (!dev)
+		return;
+	pf_dev_detach(dev);
+	if (dev->model->ops->destroy)
+		dev->model->ops->destroy(dev->state);
+	free(dev->scratch);
+	free(dev);
+}
+
+const char *pf_dev_option(struct pf_dev *dev, const char *name)
+{
+	const struct pf_model_option *o;
+
+	/* The last occurrence wins, as on most command lines. */
+	for (size_t i = dev->n_opts; i-- > 0;) {
+		size_t len = (size_t)(dev->opt_values[i] - 1 - dev->opt_names[i]);
+
+		if (strlen(name) == len && !strncmp(dev->opt_names[i], name, len))
+			return dev->opt_values[i];
+	}
+	o = find_option(dev->model, name, strlen(name));
+	return o ? o->def : NULL;
+}
+
+void pf_dev_error(struct pf_dev *dev, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dev->error, sizeof(dev->error), fmt, ap);
+	va_end(ap);
+}
+
+struct ev_loop *pf_dev_loop(struct pf_dev *dev)
+{
+	return dev->loop;
+}
+
+bool pf_dev_connected(const struct pf_dev *dev)
+{
+	return dev->conn != NULL;
+}
+
+void pf_dev_log(struct pf_dev *dev, int level, const char *fmt, ...)
+{
+	char msg[900];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pf_log((enum pf_log_level)level, "%s: %s", dev->model->name, msg);
+}
+
+void pf_dev_describe(const struct pf_dev *dev, Pciefw__DeviceDescription *d,
+		     Pciefw__Bar *bars, Pciefw__Bar **bar_ptrs)
+{
+	const struct pf_identity *id = &dev->id;
+	static const Pciefw__BarKind kinds[] = {
+		[PF_BAR_MEM32] = PCIEFW__BAR_KIND__BAR_MEM32,
+		[PF_BAR_MEM64] = PCIEFW__BAR_KIND__BAR_MEM64,
+		[PF_BAR_IO] = PCIEFW__BAR_KIND__BAR_IO,
+	};
+
+	pciefw__device_description__init(d);
+	d->vendor_id = id->vendor_id;
+	d->device_id = id->device_id;
+	d->subsystem_vendor_id = id->subsystem_vendor_id;
+	d->subsystem_id = id->subsystem_id;
+	d->class_code = id->class_code;
+	d->revision = id->revision;
+	d->intx_pin = id->intx_pin;
+	d->msi_vectors = id->msi_vectors;
+	d->msix_vectors = id->msix_vectors;
+	d->msix_table_bar = id->msix_table_bar;
+	d->msix_table_offset = id->msix_table_offset;
+	d->msix_pba_bar = id->msix_pba_bar;
+	d->msix_pba_offset = id->msix_pba_offset;
+	d->bars = bar_ptrs;
+	d->n_bars = 0;
+	for (unsigned i = 0; i < 6; i++) {
+		const struct pf_bar_decl *b = &id->bars[i];
+		Pciefw__Bar *pb = &bars[d->n_bars];
+
+		if (b->kind == PF_BAR_NONE)
+			continue;
+		pciefw__bar__init(pb);
+		pb->index = i;
+		pb->kind = kinds[b->kind];
+		pb->prefetchable = b->prefetchable;
+		pb->size = b->size;
+		bar_ptrs[d->n_bars++] = pb;
+	}
+}
+
+/* ---- DMA (spec 5.2) ---- */
+
+static void dma_cancel_all(struct pf_dev *dev, bool remember_tags)
+{
+	struct dma_op *op = dev->dma_head;
+
+	dev->dma_head = dev->dma_tail = NULL;
+	while (op) {
+		struct dma_op *next = op->next;
+
+		if (remember_tags) {
+			unsigned i = dev->n_cancelled % PF_CANCELLED_RANGES;
+
+			dev->cancelled[i].lo = op->first_tag;
+			dev->cancelled[i].hi = op->first_tag + op->n_chunks;
+			dev->n_cancelled++;
+		}
+		op->done(op->opaque, PF_DMA_CANCELLED, NULL, 0);
+		free(op->buf);
+		free(op);
+		op = next;
+	}
+}
+
+int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
+		pf_dma_done_fn *done, void *opaque)
+{
+	uint32_t chunk;
+	struct dma_op *op;
+
+	if (!dev->conn || len == 0)
+		return -1;
+	chunk = dev->session.max_payload;
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -1;
+	op->buf = malloc(len);
+	if (!op->buf) {
+		free(op);
+		return -1;
+	}
+	op->addr = addr;
+	op->len = len;
+	op->done = done;
+	op->opaque = opaque;
+	op->first_tag = dev->next_tag;
+	op->n_chunks = (len + chunk - 1) / chunk;
+	dev->next_tag += op->n_chunks;
+	if (dev->dma_tail)
+		dev->dma_tail->next = op;
+	else
+		dev->dma_head = op;
+	dev->dma_tail = op;
+	for (uint32_t i = 0; i < op->n_chunks; i++) {
+		uint32_t off = i * chunk;
+		uint32_t n = len - off < chunk ? len - off : chunk;
+
+		SEND(dev, pf_put_dma_read(o, op->first_tag + i, addr + off, n));
+	}
+	dev->n_dma_reads++;
+	return 0;
+}
+
+int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t len)
+{
+	uint32_t chunk;
+
+	if (!dev->conn)
+		return -1;
+	chunk = dev->session.max_payload;
+	for (uint32_t off = 0; off < len; off += chunk) {
+		uint32_t n = len - off < chunk ? len - off : chunk;
+
+		SEND(dev, pf_put_dma_write(o, addr + off,
+					   (const uint8_t *)data + off, n));
+	}
+	dev->n_dma_writes++;
+	return 0;
+}
+
+static bool tag_was_cancelled(const struct pf_dev *dev, uint32_t tag)
+{
+	unsigned n = dev->n_cancelled < PF_CANCELLED_RANGES ?
+		     dev->n_cancelled : PF_CANCELLED_RANGES;
+
+	for (unsigned i = 0; i < n; i++)
+		if (tag - dev->cancelled[i].lo <
+		    dev->cancelled[i].hi - dev->cancelled[i].lo)
+			return true;
+	return false;
+}
+
+/* Hand finished reads to the model, oldest first. */
+static void dma_deliver(struct pf_dev *dev)
+{
+	while (dev->dma_head && dev->dma_head->n_done == dev->dma_head->n_chunks) {
+		struct dma_op *op = dev->dma_head;
+
+		dev->dma_head = op->next;
+		if (!dev->dma_head)
+			dev->dma_tail = NULL;
+		op->done(op->opaque, op->failed ? PF_DMA_FAILED : PF_DMA_OK,
+			 op->failed ? NULL : op->buf, op->failed ? 0 : op->len);
+		free(op->buf);
+		free(op);
+	}
+}
+
+static int handle_completion(struct pf_dev *dev, const Pciefw__Completion *c,
+			     char *err, size_t errlen)
+{
+	struct dma_op *op;
+	uint32_t chunk = dev->session.max_payload;
+
+	for (op = dev->dma_head; op; op = op->next)
+		if (c->tag - op->first_tag < op->n_chunks)
+			break;
+	if (!op) {
+		if (tag_was_cancelled(dev, c->tag)) {
+			pf_debug("dropping completion of cancelled DMA tag %u", c->tag);
+			return PF_OK;
+		}
+		snprintf(err, errlen, "completion with unknown tag %u", c->tag);
+		return PF_ERR_INVALID;
+	}
+	uint32_t idx = c->tag - op->first_tag;
+	uint32_t off = idx * chunk;
+	uint32_t want = op->len - off < chunk ? op->len - off : chunk;
+
+	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL) {
+		if (c->data.len != want) {
+			snprintf(err, errlen,
+				 "completion for tag %u carries %zu bytes, %u were read",
+				 c->tag, c->data.len, want);
+			return PF_ERR_INVALID;
+		}
+		memcpy(op->buf + off, c->data.data, want);
+	} else {
+		op->failed = true;
+	}
+	op->n_done++;
+	dma_deliver(dev);
+	return PF_OK;
+}
+
+/* ---- Interrupts (spec 3.7) ---- */
+
+void pf_raise_msix(struct pf_dev *dev, unsigned vector)
+{
+	if (!dev->conn)
+		return;
+	if (vector >= dev->id.msix_vectors) {
+		pf_dev_log(dev, PF_LOG_WARN, "MSI-X vector %u not declared", vector);
+		return;
+	}
+	dev->n_irqs++;
+	SEND(dev, pf_put_msix(o, vector));
+}
+
+void pf_raise_msi(struct pf_dev *dev, unsigned vector)
+{
+	if (!dev->conn)
+		return;
+	if (vector >= dev->id.msi_vectors) {
+		pf_dev_log(dev, PF_LOG_WARN, "MSI vector %u not declared", vector);
+		return;
+	}
+	dev->n_irqs++;
+	SEND(dev, pf_put_msi(o, vector));
+}
+
+void pf_set_intx(struct pf_dev *dev, bool level)
+{
+	if (!dev->id.intx_pin || dev->intx_level == level)
+		return;
+	dev->intx_level = level;
+	if (!dev->conn)
+		return;
+	dev->n_irqs += level;
+	SEND(dev, pf_put_intx(o, level));
+}
+
+/* ---- Host requests (spec 3.3, 4) ---- */
+
+static void reset_device(struct pf_dev *dev, enum pf_reset_kind kind)
+{
+	dma_cancel_all(dev, kind != PF_RESET_DISCONNECT);
+	dev->model->ops->reset(dev->state, kind);
+	/* The pin follows the model; a reset leaves it deasserted. */
+	if (dev->intx_level)
+		pf_set_intx(dev, false);
+}
+
+void pf_dev_attach(struct pf_dev *dev, struct pf_conn *conn,
+		   const struct pf_session *s)
+{
+	free(dev->scratch);
+	dev->scratch = malloc(s->max_payload);
+	dev->conn = conn;
+	dev->session = *s;
+	dev->next_tag = 1;
+	dev->n_cancelled = 0;
+	dev->intx_level = false;
+}
+
+void pf_dev_detach(struct pf_dev *dev)
+{
+	if (!dev->conn)
+		return;
+	dev->conn = NULL;
+	reset_device(dev, PF_RESET_DISCONNECT);
+	dev->intx_level = false;
+}
+
+static bool natural(uint64_t off, uint32_t size)
+{
+	return (size == 1 || size == 2 || size == 4 || size == 8) &&
+	       !(off & (size - 1));
+}
+
+/* Can a memory/IO access of @size at @off in @bar reach the model? */
+static bool access_ok(const struct pf_dev *dev, unsigned bar, uint64_t off,
+		      uint32_t size, bool io)
+{
+	const struct pf_bar_decl *b = &dev->id.bars[bar];
+
+	if (b->kind == PF_BAR_NONE || (b->kind == PF_BAR_IO) != io)
+		return false;
+	if (off >= b->size || size > b->size - off)
+		return false;
+	if (io)
+		return size <= 4 && natural(off, size);
+	if (size <= 8)
+		return natural(off, size);
+	return dev->session.features & PCIEFW_FEATURE_MEM_BURST;
+}
+
+static bool config_ok(uint32_t off, uint32_t size)
+{
+	return size <= 4 && natural(off, size);
+}
+
+static void mem_read(struct pf_dev *dev, const Pciefw__MemRead *r)
+{
+	int st = PF_CPL_UR;
+
+	if (access_ok(dev, r->bar, r->offset, r->size, false))
+		st = dev->model->ops->bar_read(dev->state, r->bar, r->offset,
+					       dev->scratch, r->size);
+	send_completion(dev, r->tag, st, dev->scratch, r->size);
+}
+
+static void mem_write(struct pf_dev *dev, const Pciefw__MemWrite *w)
+{
+	uint32_t size = (uint32_t)w->data.len;
+
+	if (!access_ok(dev, w->bar, w->offset, size, false)) {
+		/* Posted: nobody to tell but the log (spec 3.3). */
+		pf_dev_log(dev, PF_LOG_WARN,
+			   "dropping unsupported %u-byte write to BAR%u+0x%llx",
+			   size, w->bar, (unsigned long long)w->offset);
+		return;
+	}
+	dev->model->ops->bar_write(dev->state, w->bar, w->offset, w->data.data, size);
+}
+
+static void io_read(struct pf_dev *dev, const Pciefw__IoRead *r)
+{
+	int st = PF_CPL_UR;
+
+	if (access_ok(dev, r->bar, r->offset, r->size, true))
+		st = dev->model->ops->bar_read(dev->state, r->bar, r->offset,
+					       dev->scratch, r->size);
+	send_completion(dev, r->tag, st, dev->scratch, r->size);
+}
+
+static void io_write(struct pf_dev *dev, const Pciefw__IoWrite *w)
+{
+	int st = PF_CPL_UR;
+	uint32_t size = (uint32_t)w->data.len;
+
+	if (access_ok(dev, w->bar, w->offset, size, true)) {
+		dev->model->ops->bar_write(dev->state, w->bar, w->offset,
+					   w->data.data, size);
+		st = PF_CPL_OK;
+	}
+	send_completion(dev, w->tag, st, NULL, 0);
+}
+
+static void config_read(struct pf_dev *dev, const Pciefw__ConfigRead *r)
+{
+	int st = PF_CPL_UR;
+
+	if (config_ok(r->offset, r->size) && dev->model->ops->config_read)
+		st = dev->model->ops->config_read(dev->state, r->offset,
+						  dev->scratch, r->size);
+	send_completion(dev, r->tag, st, dev->scratch, r->size);
+}
+
+static void config_write(struct pf_dev *dev, const Pciefw__ConfigWrite *w)
+{
+	int st = PF_CPL_UR;
+	uint32_t size = (uint32_t)w->data.len;
+
+	if (config_ok(w->offset, size) && dev->model->ops->config_write)
+		st = dev->model->ops->config_write(dev->state, w->offset,
+						   w->data.data, size);
+	send_completion(dev, w->tag, st, NULL, 0);
+}
+
+static int unexpected(const PfMessage *m, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "unexpected %s from the host",
+		 pf_msg_kind_name(m->body_case));
+	return PF_ERR_INVALID;
+}
+
+int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errlen)
+{
+	dev->n_requests++;
+	switch (m->body_case) {
+	case PCIEFW__MESSAGE__BODY_MEM_READ:
+		mem_read(dev, m->mem_read);
+		return PF_OK;
+	case PCIEFW__MESSAGE__BODY_MEM_WRITE:
+		mem_write(dev, m->mem_write);
+		return PF_OK;
+	case PCIEFW__MESSAGE__BODY_IO_READ:
+		io_read(dev, m->io_read);
+		return PF_OK;
+	case PCIEFW__MESSAGE__BODY_IO_WRITE:
+		io_write(dev, m->io_write);
+		return PF_OK;
+	case PCIEFW__MESSAGE__BODY_CONFIG_READ:
+		config_read(dev, m->config_read);
+		return PF_OK;
+	case PCIEFW__MESSAGE__BODY_CONFIG_WRITE:
+		config_write(dev, m->config_write);
+		return PF_OK;
+	case PCIEFW__MESSAGE__BODY_COMPLETION:
+		return handle_completion(dev, m->completion, err, errlen);
+	case PCIEFW__MESSAGE__BODY_RESET:
+		pf_dev_log(dev, PF_LOG_INFO, "%s reset",
+			   m->reset->kind == PCIEFW__RESET_KIND__RESET_FUNCTION ?
+			   "function-level" : "system");
+		reset_device(dev, (enum pf_reset_kind)m->reset->kind);
+		send_completion(dev, m->reset->tag, PF_CPL_OK, NULL, 0);
+		return PF_OK;
+	default:
+		return unexpected(m, err, errlen);
+	}
+}

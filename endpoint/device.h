@@ -1,0 +1,155 @@
+/*
+ * The device-model API of pciefw-endpoint.
+ *
+ * A model is one C file: it fills a struct pf_identity, implements the
+ * callbacks of struct pf_model_ops, and registers itself with
+ * PF_MODEL_REGISTER().  The framework answers the host's requests by
+ * calling those callbacks and gives the model DMA into guest memory and
+ * interrupts.  See endpoint/models/testdev.c for a complete example and
+ * docs/protocol.md for the rules behind each call.
+ *
+ * Everything runs on one libev loop thread: callbacks never run
+ * concurrently, and a model must never block (spec 5.2).
+ */
+#ifndef PCIEFW_DEVICE_H
+#define PCIEFW_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"           /* pf_le_load/pf_le_store for register values */
+#include "pciefw.pb-c.h"
+
+struct ev_loop;
+struct pf_dev;
+
+/* Completion status a callback returns (spec 3.5). */
+enum pf_cpl {
+	PF_CPL_OK = PCIEFW__STATUS__STATUS_SUCCESSFUL,
+	PF_CPL_UR = PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST,
+	PF_CPL_CA = PCIEFW__STATUS__STATUS_COMPLETER_ABORT,
+};
+
+enum pf_bar_kind {
+	PF_BAR_NONE = 0,
+	PF_BAR_MEM32,
+	PF_BAR_MEM64,
+	PF_BAR_IO,
+};
+
+struct pf_bar_decl {
+	enum pf_bar_kind kind;
+	bool prefetchable;
+	uint64_t size;             /* power of two */
+};
+
+struct pf_identity {
+	uint16_t vendor_id, device_id;
+	uint16_t subsystem_vendor_id, subsystem_id;
+	uint32_t class_code;       /* base class << 16 | subclass << 8 | prog-if */
+	uint8_t revision;
+	struct pf_bar_decl bars[6];
+	uint8_t intx_pin;          /* 0 none, 1 = INTA# .. 4 = INTD# */
+	uint16_t msi_vectors;      /* 0, 1, 2, 4, 8, 16, 32 */
+	uint16_t msix_vectors;
+	uint8_t msix_table_bar, msix_pba_bar;
+	uint32_t msix_table_offset, msix_pba_offset;
+};
+
+/* A model option, given as --device MODEL,NAME=VALUE or -O NAME=VALUE. */
+struct pf_model_option {
+	const char *name;
+	const char *help;
+	const char *def;           /* default value, shown by --help */
+};
+
+enum pf_reset_kind {
+	PF_RESET_SYSTEM = PCIEFW__RESET_KIND__RESET_SYSTEM,
+	PF_RESET_FUNCTION = PCIEFW__RESET_KIND__RESET_FUNCTION,
+	PF_RESET_DISCONNECT = 100, /* the host went away */
+};
+
+/*
+ * Callbacks.  @s is the model's state from create().  BAR and config
+ * callbacks see only accesses the framework has checked against the
+ * identity: a declared BAR, inside its size, 1/2/4/8 bytes naturally
+ * aligned or (memory BARs) a burst.  Data is little-endian bytes.
+ */
+struct pf_model_ops {
+	int (*bar_read)(void *s, unsigned bar, uint64_t off, void *data, uint32_t size);
+	void (*bar_write)(void *s, unsigned bar, uint64_t off, const void *data,
+			  uint32_t size);
+	/* Device-specific config space, offsets 0x40-0x7f and 0x100-0xfff. */
+	int (*config_read)(void *s, uint32_t off, void *data, uint32_t size);
+	int (*config_write)(void *s, uint32_t off, const void *data, uint32_t size);
+	/* Back to power-on state; outstanding DMA was cancelled before. */
+	void (*reset)(void *s, enum pf_reset_kind kind);
+	void (*destroy)(void *s);
+};
+
+struct pf_model {
+	const char *name;
+	const char *summary;
+	const struct pf_model_option *options;   /* NULL-name terminated */
+	/*
+	 * Create an instance: read options with pf_dev_option(), fill @id,
+	 * return the state (NULL with pf_dev_error() called on failure).
+	 */
+	void *(*create)(struct pf_dev *dev, struct pf_identity *id);
+	const struct pf_model_ops *ops;
+	struct pf_model *next;     /* registry link, set by PF_MODEL_REGISTER */
+};
+
+void pf_model_register(struct pf_model *m);
+const struct pf_model *pf_model_find(const char *name);
+const struct pf_model *pf_model_first(void);
+
+#define PF_MODEL_REGISTER(m)                                          \
+	static void __attribute__((constructor)) register_##m(void)   \
+	{                                                             \
+		pf_model_register(&(m));                              \
+	}
+
+/* ---- Services the framework gives a model ---- */
+
+/* The value of option @name (its default if not given). */
+const char *pf_dev_option(struct pf_dev *dev, const char *name);
+/* Report a create() failure. */
+void pf_dev_error(struct pf_dev *dev, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+struct ev_loop *pf_dev_loop(struct pf_dev *dev);
+/* True while a host is connected and past the handshake. */
+bool pf_dev_connected(const struct pf_dev *dev);
+
+enum pf_dma_result {
+	PF_DMA_OK = 0,
+	PF_DMA_FAILED,       /* the host refused (UR/CA), e.g. bus mastering off */
+	PF_DMA_CANCELLED,    /* reset or disconnect; issue no DMA from here */
+};
+
+typedef void pf_dma_done_fn(void *opaque, enum pf_dma_result res,
+			    const void *data, uint32_t len);
+
+/*
+ * Read @len bytes of guest memory at bus address @addr.  Never blocks:
+ * @done runs later from the loop (never from inside this call) with the
+ * whole buffer; reads longer than the negotiated payload are split.
+ * Requests issued by one model complete in the order they were issued.
+ * Returns 0, or -1 if no host is connected (@done is not called).
+ */
+int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
+		pf_dma_done_fn *done, void *opaque);
+/* Posted write of guest memory; split as needed.  Ordered before anything
+ * the model sends afterwards (spec 5.1).  Returns 0 or -1 (no host). */
+int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t len);
+
+void pf_raise_msix(struct pf_dev *dev, unsigned vector);
+void pf_raise_msi(struct pf_dev *dev, unsigned vector);
+void pf_set_intx(struct pf_dev *dev, bool level);
+
+/* Logging, with the device name as prefix. */
+void pf_dev_log(struct pf_dev *dev, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif /* PCIEFW_DEVICE_H */

@@ -1,0 +1,72 @@
+/*
+ * Internals shared by the endpoint's framework (device.c) and its
+ * transport (server.c).  Models see only device.h.
+ */
+#ifndef PCIEFW_ENDPOINT_H
+#define PCIEFW_ENDPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "codec.h"
+#include "device.h"
+#include "handshake.h"
+
+struct pf_conn;
+struct dma_op;
+
+#define PF_MAX_MODEL_OPTS 32
+#define PF_CANCELLED_RANGES 64
+
+struct pf_dev {
+	const struct pf_model *model;
+	void *state;
+	struct pf_identity id;
+	const char *opt_names[PF_MAX_MODEL_OPTS];
+	const char *opt_values[PF_MAX_MODEL_OPTS];
+	size_t n_opts;
+	char error[256];
+	struct ev_loop *loop;
+
+	struct pf_conn *conn;           /* NULL while no host is connected */
+	struct pf_session session;
+	uint8_t *scratch;               /* read data, max payload bytes */
+	bool intx_level;
+
+	/* Outstanding DMA reads, oldest first (spec 5.2). */
+	struct dma_op *dma_head, *dma_tail;
+	uint32_t next_tag;
+	/* Tags of reads cancelled by a reset, whose completions may still come. */
+	struct { uint32_t lo, hi; } cancelled[PF_CANCELLED_RANGES];
+	unsigned n_cancelled;
+
+	/* Counters, for logs and tests. */
+	uint64_t n_requests, n_dma_reads, n_dma_writes, n_irqs;
+};
+
+/* Build an instance of @model with "name=value" options. */
+struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
+			     char **opts, size_t n_opts, char *err, size_t errlen);
+void pf_dev_destroy(struct pf_dev *dev);
+void pf_dev_describe(const struct pf_dev *dev, Pciefw__DeviceDescription *d,
+		     Pciefw__Bar *bars, Pciefw__Bar **bar_ptrs);
+
+/* A host finished the handshake / went away (cancels DMA, resets model). */
+void pf_dev_attach(struct pf_dev *dev, struct pf_conn *conn,
+		   const struct pf_session *s);
+void pf_dev_detach(struct pf_dev *dev);
+
+/*
+ * Handle one validated message from the host.  Returns PF_OK, or a
+ * negative code with @err set when the host broke the protocol and the
+ * connection must be closed.
+ */
+int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errlen);
+
+/* Transport services used by device.c (server.c). */
+struct pf_buf *pf_conn_out_begin(struct pf_conn *c, size_t *mark);
+void pf_conn_out_end(struct pf_conn *c, size_t mark);
+
+#endif /* PCIEFW_ENDPOINT_H */

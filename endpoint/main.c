@@ -1,0 +1,219 @@
+/*
+ * pciefw-endpoint: serves one device model to a QEMU pciefw device (or
+ * any host-side peer) over TCP or a UNIX socket.
+ */
+#include <errno.h>
+#include <ev.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "endpoint.h"
+#include "log.h"
+#include "server.h"
+
+#define DEFAULT_LISTEN "tcp:127.0.0.1:7420"
+#define MAX_OPTS PF_MAX_MODEL_OPTS
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: pciefw-endpoint [OPTION]... --device MODEL[,NAME=VALUE]...\n"
+"Serve a PCIe device model to a QEMU 'pciefw' device over TCP or a UNIX socket.\n"
+"\n"
+"  -d, --device=MODEL[,NAME=VALUE...]  device model to serve, with options\n"
+"  -O, --opt=NAME=VALUE       set a model option (repeatable)\n"
+"  -l, --listen=ADDR          tcp:HOST:PORT or unix:PATH (repeatable);\n"
+"                             default " DEFAULT_LISTEN "; PORT 0 picks a free port\n"
+"      --max-payload=BYTES    largest data payload accepted (default %u, max %u)\n"
+"      --trace=FILE           record every message both ways (pcapng)\n"
+"      --log-level=LEVEL      error, warn, info (default) or debug\n"
+"      --list-devices         list the device models and their options\n"
+"  -h, --help                 show this help and exit\n"
+"  -V, --version              show the version and exit\n"
+"\n"
+"Each listening address is printed on stdout as 'listening on ADDR'.\n"
+"SIGINT or SIGTERM says goodbye to the connected host and exits 0.\n"
+"Protocol: docs/protocol.md.  Example:\n"
+"  pciefw-endpoint --listen unix:/tmp/testdev.sock --device testdev\n",
+		PCIEFW_DEFAULT_PAYLOAD, PCIEFW_MAX_PAYLOAD);
+}
+
+static void list_devices(FILE *f)
+{
+	for (const struct pf_model *m = pf_model_first(); m; m = m->next) {
+		fprintf(f, "%-10s %s\n", m->name, m->summary);
+		for (const struct pf_model_option *o = m->options; o && o->name; o++)
+			fprintf(f, "    %s=VALUE  %s (default: %s)\n", o->name,
+				o->help, o->def ? o->def : "none");
+	}
+}
+
+static struct pf_server *server;
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	pf_info("signal %d: shutting down", w->signum);
+	pf_server_shutdown(server, "endpoint shutting down");
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static int fail(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "pciefw-endpoint: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'pciefw-endpoint --help'.\n");
+	return 2;
+}
+
+/* Split "MODEL,a=1,b=2" into the model name and its options. */
+static char *split_device(char *spec, char **opts, size_t *n_opts)
+{
+	char *save = NULL;
+	char *model = strtok_r(spec, ",", &save);
+	char *o;
+
+	while ((o = strtok_r(NULL, ",", &save)) && *n_opts < MAX_OPTS)
+		opts[(*n_opts)++] = o;
+	return model;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "device", required_argument, NULL, 'd' },
+		{ "opt", required_argument, NULL, 'O' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "max-payload", required_argument, NULL, 'p' },
+		{ "trace", required_argument, NULL, 't' },
+		{ "log-level", required_argument, NULL, 'L' },
+		{ "list-devices", no_argument, NULL, 'D' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ 0 }
+	};
+	const char *listen[8];
+	size_t n_listen = 0, n_opts = 0;
+	char *opts[MAX_OPTS + 1], *device = NULL;
+	const char *trace_path = NULL;
+	unsigned long max_payload = PCIEFW_DEFAULT_PAYLOAD;
+	int level = PF_LOG_INFO, c;
+	char err[300];
+
+	while ((c = getopt_long(argc, argv, "d:O:l:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			device = optarg;
+			break;
+		case 'O':
+			if (n_opts == MAX_OPTS)
+				return fail("too many options at '%s'", optarg);
+			opts[n_opts++] = optarg;
+			break;
+		case 'l':
+			if (n_listen == 8)
+				return fail("too many --listen addresses at '%s'", optarg);
+			listen[n_listen++] = optarg;
+			break;
+		case 'p': {
+			char *end;
+
+			errno = 0;
+			max_payload = strtoul(optarg, &end, 0);
+			if (errno || *end || optarg[0] == '-' ||
+			    max_payload < PCIEFW_MIN_PAYLOAD ||
+			    max_payload > PCIEFW_MAX_PAYLOAD)
+				return fail("invalid --max-payload '%s'", optarg);
+			break;
+		}
+		case 't':
+			trace_path = optarg;
+			break;
+		case 'L':
+			level = pf_log_parse_level(optarg);
+			if (level < 0)
+				return fail("unknown log level '%s' (error, warn, info, debug)",
+					    optarg);
+			break;
+		case 'D':
+			list_devices(stdout);
+			return 0;
+		case 'h':
+			usage(stdout);
+			printf("\nDevice models:\n");
+			list_devices(stdout);
+			return 0;
+		case 'V':
+			printf("pciefw-endpoint %s (protocol %u.%u)\n", PCIEFW_VERSION,
+			       PCIEFW_VERSION_MAJOR, PCIEFW_VERSION_MINOR);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		return fail("unexpected argument '%s'", argv[optind]);
+	if (!device)
+		return fail("%s", "no --device given (see --list-devices)");
+
+	pf_log_init("pciefw-endpoint", (enum pf_log_level)level);
+	signal(SIGPIPE, SIG_IGN);
+
+	/* --device options come first so that -O can override them. */
+	char *all_opts[2 * MAX_OPTS + 1];
+	size_t n_all = 0;
+	char *model_name = split_device(device, all_opts, &n_all);
+	if (!model_name)
+		return fail("%s", "empty --device");
+	for (size_t i = 0; i < n_opts && n_all < 2 * MAX_OPTS; i++)
+		all_opts[n_all++] = opts[i];
+	const struct pf_model *model = pf_model_find(model_name);
+	if (!model)
+		return fail("unknown device model '%s' (see --list-devices)", model_name);
+
+	struct ev_loop *loop = EV_DEFAULT;
+	struct pf_dev *dev = pf_dev_create(model, loop, all_opts, n_all, err, sizeof(err));
+	if (!dev)
+		return fail("%s", err);
+
+	struct pf_server_config cfg = { .dev = dev };
+	pf_hello_defaults(&cfg.hello, "pciefw-endpoint " PCIEFW_VERSION);
+	cfg.hello.max_payload = (uint32_t)max_payload;
+	if (trace_path) {
+		cfg.trace = pf_trace_create(trace_path, "pciefw-endpoint", err, sizeof(err));
+		if (!cfg.trace)
+			return fail("%s", err);
+	}
+	server = pf_server_new(loop, &cfg);
+	if (!n_listen)
+		listen[n_listen++] = DEFAULT_LISTEN;
+	for (size_t i = 0; i < n_listen; i++) {
+		struct pf_addr addr;
+
+		if (pf_addr_parse(listen[i], &addr, err, sizeof(err)) ||
+		    pf_server_listen(server, &addr, err, sizeof(err))) {
+			pf_err("%s", err);
+			return 1;
+		}
+	}
+
+	ev_signal sigint, sigterm;
+	ev_signal_init(&sigint, on_signal, SIGINT);
+	ev_signal_init(&sigterm, on_signal, SIGTERM);
+	ev_signal_start(loop, &sigint);
+	ev_signal_start(loop, &sigterm);
+
+	pf_info("serving device %s", model->name);
+	ev_run(loop, 0);
+
+	pf_dev_destroy(dev);
+	pf_server_free(server);
+	if (cfg.trace && pf_trace_close(cfg.trace)) {
+		pf_err("writing trace %s failed", trace_path);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,462 @@
+/*
+ * Listening sockets and the host connection: framing, handshake, protocol
+ * errors and the non-blocking output queue.  Requests are handed to the
+ * device framework (device.c).
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "log.h"
+#include "msg.h"
+
+#define MAX_LISTENERS 8
+#define READ_CHUNK (64 * 1024)
+/* Reads per wake-up before yielding to other watchers (fairness). */
+#define READS_PER_EVENT 16
+
+enum conn_state { CONN_HELLO, CONN_READY };
+
+struct pf_conn {
+	struct pf_server *srv;
+	int fd;
+	ev_io rd, wr;
+	ev_idle reaper;             /* closes a connection that failed */
+	enum conn_state state;
+	struct pf_frame_decoder dec;
+	struct pf_codec codec;
+	struct pf_buf out;
+	bool in_dispatch;
+	bool dead;
+	char why[300];              /* why it is closing, for the log */
+	char name[80];
+};
+
+struct listener {
+	ev_io io;
+	int fd;
+	struct pf_addr addr;
+	struct pf_server *srv;
+};
+
+struct pf_server {
+	struct ev_loop *loop;
+	struct pf_server_config cfg;
+	struct listener listeners[MAX_LISTENERS];
+	unsigned n_listeners;
+	struct pf_conn *conn;
+	uint64_t n_connections;
+};
+
+static void conn_close(struct pf_conn *c);
+
+/* ---- Output ---- */
+
+static void conn_fail(struct pf_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Mark the connection broken; it is closed from the loop, not from here,
+ * because we may be deep inside a model callback. */
+static void conn_fail(struct pf_conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->dead)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->why, sizeof(c->why), fmt, ap);
+	va_end(ap);
+	c->dead = true;
+	ev_io_stop(c->srv->loop, &c->rd);
+	ev_io_stop(c->srv->loop, &c->wr);
+	ev_idle_start(c->srv->loop, &c->reaper);
+}
+
+static void conn_flush(struct pf_conn *c)
+{
+	while (!pf_buf_empty(&c->out) && !c->dead) {
+		ssize_t n = send(c->fd, pf_buf_peek(&c->out), pf_buf_used(&c->out),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			pf_buf_consume(&c->out, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* Keep reading meanwhile: the deadlock rule (spec 5.3). */
+			ev_io_start(c->srv->loop, &c->wr);
+			return;
+		}
+		conn_fail(c, "write failed: %s", n < 0 ? strerror(errno) : "closed");
+		return;
+	}
+	ev_io_stop(c->srv->loop, &c->wr);
+}
+
+struct pf_buf *pf_conn_out_begin(struct pf_conn *c, size_t *mark)
+{
+	*mark = pf_buf_used(&c->out);
+	return &c->out;
+}
+
+void pf_conn_out_end(struct pf_conn *c, size_t mark)
+{
+	struct pf_trace_writer *tw = c->srv->cfg.trace;
+
+	if (tw) {
+		size_t added = pf_buf_used(&c->out) - mark;
+		const uint8_t *p = c->out.data + c->out.len - added;
+		const uint8_t *end = c->out.data + c->out.len;
+		uint64_t now = pf_now_ns();
+
+		while (p + PF_FRAME_HEADER <= end) {
+			uint32_t len = pf_frame_get_header(p);
+
+			pf_trace_write(tw, now, PF_DIR_TO_HOST, p + PF_FRAME_HEADER, len);
+			p += PF_FRAME_HEADER + len;
+		}
+	}
+	/* Inside a read batch, one flush at the end sends everything at once. */
+	if (!c->in_dispatch)
+		conn_flush(c);
+}
+
+static void queue_error(struct pf_conn *c, Pciefw__ErrorCode code, const char *text)
+{
+	size_t mark;
+
+	pf_put_error(pf_conn_out_begin(c, &mark), code, text);
+	pf_conn_out_end(c, mark);
+}
+
+/* Best effort, bounded: the peer may not be reading any more. */
+static void flush_before_close(struct pf_conn *c)
+{
+	for (int i = 0; i < 10 && !pf_buf_empty(&c->out); i++) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+		ssize_t n;
+
+		if (poll(&pfd, 1, 100) <= 0)
+			break;
+		n = send(c->fd, pf_buf_peek(&c->out), pf_buf_used(&c->out),
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		pf_buf_consume(&c->out, (size_t)n);
+	}
+}
+
+/* ---- Input ---- */
+
+static int send_description(struct pf_conn *c)
+{
+	Pciefw__DeviceDescription d;
+	Pciefw__Bar bars[6], *ptrs[6];
+	size_t mark;
+	int r;
+
+	pf_dev_describe(c->srv->cfg.dev, &d, bars, ptrs);
+	r = pf_put_description(pf_conn_out_begin(c, &mark), &d);
+	pf_conn_out_end(c, mark);
+	return r;
+}
+
+static int on_hello(struct pf_conn *c, const PfMessage *m)
+{
+	struct pf_session s;
+	char err[256];
+	int r = pf_hello_negotiate(&c->srv->cfg.hello, m, &s, err, sizeof(err));
+
+	if (r) {
+		queue_error(c, r == PF_ERR_VERSION ? PCIEFW__ERROR_CODE__ERROR_VERSION :
+			    PCIEFW__ERROR_CODE__ERROR_PROTOCOL, err);
+		conn_fail(c, "handshake refused: %s", err);
+		return r;
+	}
+	pf_info("%s: host '%s' speaks %u.%u, max payload %u, features 0x%llx",
+		c->name, s.peer_name, s.version_major, s.version_minor,
+		s.max_payload, (unsigned long long)s.features);
+	pf_frame_decoder_set_max(&c->dec, PCIEFW_MAX_FRAME(s.max_payload));
+	c->state = CONN_READY;
+	pf_dev_attach(c->srv->cfg.dev, c, &s);
+	return send_description(c);
+}
+
+static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
+{
+	PfMessage *m;
+	char err[256];
+	uint32_t max = c->state == CONN_READY ?
+		       c->srv->cfg.dev->session.max_payload : PCIEFW_MAX_PAYLOAD;
+	int r;
+
+	if (c->srv->cfg.trace)
+		pf_trace_write(c->srv->cfg.trace, pf_now_ns(), PF_DIR_TO_ENDPOINT,
+			       body, len);
+	r = pf_codec_decode(&c->codec, body, len, &m, err, sizeof(err));
+	if (!r)
+		r = pf_msg_validate(m, max, err, sizeof(err));
+	if (r) {
+		queue_error(c, PCIEFW__ERROR_CODE__ERROR_BAD_FRAME, err);
+		conn_fail(c, "protocol error: %s", err);
+		return;
+	}
+	if (c->state == CONN_HELLO) {
+		on_hello(c, m);
+		return;
+	}
+	switch (m->body_case) {
+	case PCIEFW__MESSAGE__BODY_GOODBYE:
+		conn_fail(c, "host said goodbye: %s", m->goodbye->text);
+		return;
+	case PCIEFW__MESSAGE__BODY_ERROR:
+		conn_fail(c, "host reported error %d: %s", m->error->code,
+			  m->error->text);
+		return;
+	case PCIEFW__MESSAGE__BODY_HELLO:
+		snprintf(err, sizeof(err), "second hello");
+		r = PF_ERR_INVALID;
+		break;
+	default:
+		r = pf_dev_handle(c->srv->cfg.dev, m, err, sizeof(err));
+	}
+	if (r) {
+		queue_error(c, r == PF_ERR_INVALID && strstr(err, "tag") ?
+			    PCIEFW__ERROR_CODE__ERROR_UNKNOWN_TAG :
+			    PCIEFW__ERROR_CODE__ERROR_UNEXPECTED, err);
+		conn_fail(c, "protocol error: %s", err);
+	}
+}
+
+static void feed(struct pf_conn *c, const uint8_t *p, size_t len)
+{
+	while (len && !c->dead) {
+		const uint8_t *body;
+		size_t used, blen;
+		int r = pf_frame_decoder_push(&c->dec, p, len, &used, &body, &blen);
+
+		p += used;
+		len -= used;
+		if (r == PF_AGAIN)
+			return;
+		if (r < 0) {
+			queue_error(c, PCIEFW__ERROR_CODE__ERROR_BAD_FRAME, pf_strerror(r));
+			conn_fail(c, "framing error: %s", pf_strerror(r));
+			return;
+		}
+		on_frame(c, body, blen);
+	}
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pf_conn *c = w->data;
+	static uint8_t buf[READ_CHUNK];
+
+	c->in_dispatch = true;
+	for (int i = 0; i < READS_PER_EVENT && !c->dead; i++) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n > 0) {
+			feed(c, buf, (size_t)n);
+			if ((size_t)n < sizeof(buf))
+				break;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n == 0)
+			conn_fail(c, pf_frame_decoder_finish(&c->dec) == PF_EOF ?
+				  "host disconnected" :
+				  "host disconnected in the middle of a frame");
+		else
+			conn_fail(c, "read failed: %s", strerror(errno));
+	}
+	c->in_dispatch = false;
+	conn_flush(c);
+}
+
+static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	conn_flush(w->data);
+}
+
+static void reaper_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	conn_close(w->data);
+}
+
+static void conn_close(struct pf_conn *c)
+{
+	struct pf_server *srv = c->srv;
+
+	pf_info("%s: closed: %s", c->name, c->why[0] ? c->why : "shutdown");
+	if (srv->cfg.dev->conn == c)
+		pf_dev_detach(srv->cfg.dev);
+	flush_before_close(c);
+	ev_io_stop(srv->loop, &c->rd);
+	ev_io_stop(srv->loop, &c->wr);
+	ev_idle_stop(srv->loop, &c->reaper);
+	close(c->fd);
+	pf_frame_decoder_free(&c->dec);
+	pf_codec_free(&c->codec);
+	pf_buf_free(&c->out);
+	if (srv->conn == c)
+		srv->conn = NULL;
+	if (srv->cfg.trace)
+		pf_trace_flush(srv->cfg.trace);
+	free(c);
+}
+
+/* ---- Accepting ---- */
+
+/* One host per device: tell a second one why, then hang up (spec 2.4). */
+static void refuse_busy(struct pf_server *srv, int fd)
+{
+	struct pf_buf b;
+	char text[200];
+
+	pf_buf_init(&b);
+	snprintf(text, sizeof(text),
+		 "device %s is busy: it already serves a host (%s)",
+		 srv->cfg.dev->model->name, srv->conn->name);
+	pf_put_error(&b, PCIEFW__ERROR_CODE__ERROR_BUSY, text);
+	send(fd, pf_buf_peek(&b), pf_buf_used(&b), MSG_NOSIGNAL | MSG_DONTWAIT);
+	pf_buf_free(&b);
+	close(fd);
+	pf_warn("refused a second host: %s", text);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct listener *l = w->data;
+	struct pf_server *srv = l->srv;
+	struct pf_conn *c;
+	size_t mark;
+	int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			pf_warn("accept: %s", strerror(errno));
+		return;
+	}
+	if (srv->conn) {
+		/* The host may have just hung up: learn that before refusing. */
+		read_cb(loop, &srv->conn->rd, EV_READ);
+		if (srv->conn->dead)
+			conn_close(srv->conn);
+	}
+	if (srv->conn) {
+		refuse_busy(srv, fd);
+		return;
+	}
+	pf_tune_socket(fd);
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->fd = fd;
+	snprintf(c->name, sizeof(c->name), "connection %llu",
+		 (unsigned long long)++srv->n_connections);
+	pf_frame_decoder_init(&c->dec, PCIEFW_HANDSHAKE_FRAME);
+	pf_codec_init(&c->codec);
+	pf_buf_init(&c->out);
+	ev_io_init(&c->rd, read_cb, fd, EV_READ);
+	ev_io_init(&c->wr, write_cb, fd, EV_WRITE);
+	ev_idle_init(&c->reaper, reaper_cb);
+	c->rd.data = c->wr.data = c->reaper.data = c;
+	srv->conn = c;
+	pf_info("%s: accepted on %s", c->name,
+		l->addr.kind == PF_ADDR_UNIX ? "unix socket" : "tcp");
+	/* Both sides send hello first (spec 2.1). */
+	pf_put_hello(pf_conn_out_begin(c, &mark), &srv->cfg.hello);
+	pf_conn_out_end(c, mark);
+	ev_io_start(loop, &c->rd);
+}
+
+struct pf_server *pf_server_new(struct ev_loop *loop,
+				const struct pf_server_config *cfg)
+{
+	struct pf_server *srv = calloc(1, sizeof(*srv));
+
+	if (!srv)
+		return NULL;
+	srv->loop = loop;
+	srv->cfg = *cfg;
+	return srv;
+}
+
+int pf_server_listen(struct pf_server *srv, const struct pf_addr *addr,
+		     char *err, size_t errlen)
+{
+	struct listener *l;
+	struct pf_addr bound = *addr;
+	char name[300];
+	int fd;
+
+	if (srv->n_listeners == MAX_LISTENERS) {
+		snprintf(err, errlen, "at most %d --listen addresses", MAX_LISTENERS);
+		return -1;
+	}
+	fd = pf_listen(addr, err, errlen);
+	if (fd < 0)
+		return -1;
+	if (bound.kind == PF_ADDR_TCP)
+		bound.port = (uint16_t)pf_bound_port(fd);
+	l = &srv->listeners[srv->n_listeners++];
+	l->fd = fd;
+	l->addr = bound;
+	l->srv = srv;
+	ev_io_init(&l->io, accept_cb, fd, EV_READ);
+	l->io.data = l;
+	ev_io_start(srv->loop, &l->io);
+	pf_addr_format(&bound, name, sizeof(name));
+	/* Tests and scripts wait for this line to learn an ephemeral port. */
+	printf("listening on %s\n", name);
+	fflush(stdout);
+	return 0;
+}
+
+void pf_server_shutdown(struct pf_server *srv, const char *why)
+{
+	struct pf_conn *c = srv->conn;
+
+	if (c) {
+		size_t mark;
+
+		pf_put_goodbye(pf_conn_out_begin(c, &mark),
+			       PCIEFW__GOODBYE_REASON__GOODBYE_SHUTDOWN, why);
+		c->in_dispatch = true;   /* queue only; flushed below */
+		pf_conn_out_end(c, mark);
+		snprintf(c->why, sizeof(c->why), "%s", why);
+		conn_close(c);
+	}
+	for (unsigned i = 0; i < srv->n_listeners; i++) {
+		struct listener *l = &srv->listeners[i];
+
+		ev_io_stop(srv->loop, &l->io);
+		close(l->fd);
+		if (l->addr.kind == PF_ADDR_UNIX)
+			unlink(l->addr.path);
+	}
+	srv->n_listeners = 0;
+}
+
+void pf_server_free(struct pf_server *srv)
+{
+	free(srv);
+}

@@ -1,0 +1,49 @@
+/*
+ * One call per message kind of spec 3: build the message and append it,
+ * framed, to an output buffer.  Return PF_OK or PF_ERR_NOMEM.
+ */
+#ifndef PCIEFW_MSG_H
+#define PCIEFW_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "pciefw.pb-c.h"
+
+/* Host (QEMU side) to endpoint. */
+int pf_put_config_read(struct pf_buf *o, uint32_t tag, uint32_t off, uint32_t size);
+int pf_put_config_write(struct pf_buf *o, uint32_t tag, uint32_t off,
+			const void *data, uint32_t size);
+int pf_put_mem_read(struct pf_buf *o, uint32_t tag, uint32_t bar,
+		    uint64_t off, uint32_t size);
+int pf_put_mem_write(struct pf_buf *o, uint32_t bar, uint64_t off,
+		     const void *data, uint32_t size);
+int pf_put_io_read(struct pf_buf *o, uint32_t tag, uint32_t bar,
+		   uint64_t off, uint32_t size);
+int pf_put_io_write(struct pf_buf *o, uint32_t tag, uint32_t bar,
+		    uint64_t off, const void *data, uint32_t size);
+int pf_put_reset(struct pf_buf *o, uint32_t tag, Pciefw__ResetKind kind);
+
+/* Either direction. */
+int pf_put_completion(struct pf_buf *o, uint32_t tag, Pciefw__Status status,
+		      const void *data, uint32_t size);
+int pf_put_goodbye(struct pf_buf *o, Pciefw__GoodbyeReason reason,
+		   const char *text);
+int pf_put_error(struct pf_buf *o, Pciefw__ErrorCode code, const char *text);
+
+/* Endpoint to host. */
+int pf_put_dma_read(struct pf_buf *o, uint32_t tag, uint64_t addr, uint32_t size);
+int pf_put_dma_write(struct pf_buf *o, uint64_t addr, const void *data,
+		     uint32_t size);
+int pf_put_intx(struct pf_buf *o, bool asserted);
+int pf_put_msi(struct pf_buf *o, uint32_t vector);
+int pf_put_msix(struct pf_buf *o, uint32_t vector);
+int pf_put_description(struct pf_buf *o, const Pciefw__DeviceDescription *d);
+
+/* Little-endian data payloads (spec 1.4). */
+uint64_t pf_le_load(const void *p, size_t size);
+void pf_le_store(void *p, size_t size, uint64_t v);
+
+#endif /* PCIEFW_MSG_H */

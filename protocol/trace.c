@@ -1,0 +1,447 @@
+/*
+ * pcapng trace writer and reader; see trace.h and spec 6.
+ * Block layouts follow the pcapng specification (draft-ietf-opsawg-pcapng).
+ */
+#include "trace.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "frame.h"
+#include "pciefw.h"
+
+#define BT_SHB  0x0A0D0D0Au
+#define BT_IDB  0x00000001u
+#define BT_EPB  0x00000006u
+#define BOM     0x1A2B3C4Du
+#define BOM_BE  0x4D3C2B1Au
+
+#define OPT_END       0
+#define OPT_SHB_APP   4
+#define OPT_IF_NAME   2
+#define OPT_IF_TSRES  9
+
+#define MAX_IFACES    16
+
+struct pf_trace_writer {
+	FILE *f;
+	char *vbuf;
+};
+
+struct pf_trace_reader {
+	FILE *f;
+	uint8_t *block;
+	size_t cap;
+	uint64_t index;
+	/* Per interface of the current section: resolution, or 0 if absent. */
+	uint32_t n_ifaces;
+	uint64_t ticks_per_sec[MAX_IFACES];
+	bool is_ours[MAX_IFACES];
+};
+
+uint64_t pf_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static size_t pad4(size_t n)
+{
+	return (n + 3) & ~(size_t)3;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);   /* pcapng sections we write are little-endian */
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+/* Append an option (code, length, value padded to 4) at @p; returns bytes. */
+static size_t put_option(uint8_t *p, uint16_t code, const void *val, uint16_t len)
+{
+	memcpy(p, &code, 2);
+	memcpy(p + 2, &len, 2);
+	memset(p + 4, 0, pad4(len));
+	memcpy(p + 4, val, len);
+	return 4 + pad4(len);
+}
+
+static int write_block(FILE *f, uint32_t type, const uint8_t *body, size_t len)
+{
+	uint8_t hdr[8];
+	uint32_t total = (uint32_t)(12 + len);
+
+	put32(hdr, type);
+	put32(hdr + 4, total);
+	if (fwrite(hdr, 1, 8, f) != 8 || fwrite(body, 1, len, f) != len ||
+	    fwrite(&total, 1, 4, f) != 4)
+		return PF_ERR_IO;
+	return PF_OK;
+}
+
+static int write_headers(FILE *f, const char *recorder)
+{
+	uint8_t b[512];
+	size_t n = 0;
+	uint16_t u16;
+	int64_t section_len = -1;
+	uint8_t tsres = 9;   /* nanoseconds */
+	size_t rlen = strlen(recorder);
+
+	if (rlen > 200)
+		rlen = 200;
+	/* Section Header Block. */
+	put32(b, BOM);
+	u16 = 1;
+	memcpy(b + 4, &u16, 2);
+	u16 = 0;
+	memcpy(b + 6, &u16, 2);
+	memcpy(b + 8, &section_len, 8);
+	n = 16;
+	n += put_option(b + n, OPT_SHB_APP, recorder, (uint16_t)rlen);
+	n += put_option(b + n, OPT_END, NULL, 0);
+	if (write_block(f, BT_SHB, b, n))
+		return PF_ERR_IO;
+	/* Interface Description Block. */
+	u16 = PF_TRACE_LINKTYPE;
+	memcpy(b, &u16, 2);
+	memset(b + 2, 0, 2);
+	put32(b + 4, 0);     /* snaplen: unlimited */
+	n = 8;
+	n += put_option(b + n, OPT_IF_NAME, "pciefw", 6);
+	n += put_option(b + n, OPT_IF_TSRES, &tsres, 1);
+	n += put_option(b + n, OPT_END, NULL, 0);
+	return write_block(f, BT_IDB, b, n);
+}
+
+struct pf_trace_writer *pf_trace_create(const char *path, const char *recorder,
+					char *err, size_t errlen)
+{
+	struct pf_trace_writer *w = calloc(1, sizeof(*w));
+
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->f = fopen(path, "wbe");
+	if (!w->f) {
+		snprintf(err, errlen, "cannot create trace '%s': %s", path,
+			 strerror(errno));
+		free(w);
+		return NULL;
+	}
+	/* A large buffer keeps capture to one write(2) per many messages. */
+	w->vbuf = malloc(1 << 20);
+	if (w->vbuf)
+		setvbuf(w->f, w->vbuf, _IOFBF, 1 << 20);
+	if (write_headers(w->f, recorder ? recorder : "pciefw")) {
+		snprintf(err, errlen, "cannot write trace '%s': %s", path,
+			 strerror(errno));
+		pf_trace_close(w);
+		return NULL;
+	}
+	return w;
+}
+
+int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
+		   const uint8_t *body, size_t body_len)
+{
+	uint8_t hdr[28 + PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER];
+	size_t cap = PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER + body_len;
+	size_t padded = pad4(cap);
+	uint32_t total = (uint32_t)(8 + 20 + padded + 4);
+	static const uint8_t zeros[4];
+
+	if (body_len > PF_TRACE_MAX_BLOCK - 64)
+		return PF_ERR_OVERSIZE;
+	put32(hdr, BT_EPB);
+	put32(hdr + 4, total);
+	put32(hdr + 8, 0);                          /* interface 0 */
+	put32(hdr + 12, (uint32_t)(ts_ns >> 32));
+	put32(hdr + 16, (uint32_t)ts_ns);
+	put32(hdr + 20, (uint32_t)cap);
+	put32(hdr + 24, (uint32_t)cap);
+	hdr[28] = PF_TRACE_PSEUDO_VERSION;
+	hdr[29] = (uint8_t)dir;
+	hdr[30] = hdr[31] = 0;
+	pf_frame_put_header(hdr + 32, (uint32_t)body_len);
+	if (fwrite(hdr, 1, sizeof(hdr), w->f) != sizeof(hdr) ||
+	    fwrite(body, 1, body_len, w->f) != body_len ||
+	    fwrite(zeros, 1, padded - cap, w->f) != padded - cap ||
+	    fwrite(&total, 1, 4, w->f) != 4)
+		return PF_ERR_IO;
+	return PF_OK;
+}
+
+int pf_trace_flush(struct pf_trace_writer *w)
+{
+	return fflush(w->f) ? PF_ERR_IO : PF_OK;
+}
+
+int pf_trace_close(struct pf_trace_writer *w)
+{
+	int r = PF_OK;
+
+	if (!w)
+		return r;
+	if (fclose(w->f))
+		r = PF_ERR_IO;
+	free(w->vbuf);
+	free(w);
+	return r;
+}
+
+static int reader_fail(char *err, size_t errlen, int code, const char *msg,
+		       uint64_t index)
+{
+	snprintf(err, errlen, "%s (at record %llu)", msg,
+		 (unsigned long long)index);
+	return code;
+}
+
+/*
+ * Read one block into r->block.  PF_EOF if the file ends cleanly before
+ * the block, PF_ERR_TRUNCATED if it ends inside it.
+ */
+static int read_block(struct pf_trace_reader *r, uint32_t *type, uint32_t *len,
+		      char *err, size_t errlen)
+{
+	uint8_t hdr[8];
+	size_t n = fread(hdr, 1, 8, r->f);
+
+	if (n == 0 && feof(r->f))
+		return PF_EOF;
+	if (n < 8)
+		return reader_fail(err, errlen, PF_ERR_TRUNCATED,
+				   "trace ends inside a block header", r->index);
+	*type = get32(hdr);
+	*len = get32(hdr + 4);
+	if (*len < 12 || (*len & 3) || *len > PF_TRACE_MAX_BLOCK)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "block with an impossible length", r->index);
+	if (*len > r->cap) {
+		uint8_t *p = realloc(r->block, *len);
+
+		if (!p)
+			return reader_fail(err, errlen, PF_ERR_NOMEM,
+					   "out of memory", r->index);
+		r->block = p;
+		r->cap = *len;
+	}
+	memcpy(r->block, hdr, 8);
+	if (fread(r->block + 8, 1, *len - 8, r->f) != *len - 8)
+		return reader_fail(err, errlen, PF_ERR_TRUNCATED,
+				   "trace ends inside a block", r->index);
+	if (get32(r->block + *len - 4) != *len)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "block trailer does not match its header",
+				   r->index);
+	return PF_OK;
+}
+
+static int parse_shb(struct pf_trace_reader *r, uint32_t len, char *err,
+		     size_t errlen)
+{
+	uint32_t bom;
+	uint16_t major;
+
+	if (len < 28)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "section header block too short", r->index);
+	bom = get32(r->block + 8);
+	if (bom == BOM_BE)
+		return reader_fail(err, errlen, PF_ERR_FORMAT,
+				   "big-endian pcapng sections are not supported",
+				   r->index);
+	if (bom != BOM)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "bad byte-order magic in section header", r->index);
+	memcpy(&major, r->block + 12, 2);
+	if (major != 1)
+		return reader_fail(err, errlen, PF_ERR_FORMAT,
+				   "unsupported pcapng major version", r->index);
+	r->n_ifaces = 0;
+	return PF_OK;
+}
+
+/* Power-of-ten or power-of-two resolution from if_tsresol (default 10^-6). */
+static uint64_t tsresol_ticks(uint8_t v)
+{
+	uint64_t t = 1;
+	unsigned e = v & 0x7f;
+
+	if (v & 0x80)
+		return e < 63 ? 1ull << e : 0;
+	if (e > 19)
+		return 0;
+	while (e--)
+		t *= 10;
+	return t;
+}
+
+static int parse_idb(struct pf_trace_reader *r, uint32_t len, char *err,
+		     size_t errlen)
+{
+	uint16_t linktype;
+	uint64_t ticks = 1000000;
+	size_t off = 16, end = len - 4;
+
+	if (len < 20)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "interface description block too short", r->index);
+	if (r->n_ifaces >= MAX_IFACES)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "too many interfaces", r->index);
+	memcpy(&linktype, r->block + 8, 2);
+	while (off + 4 <= end) {
+		uint16_t code, olen;
+
+		memcpy(&code, r->block + off, 2);
+		memcpy(&olen, r->block + off + 2, 2);
+		if (code == OPT_END)
+			break;
+		if (off + 4 + pad4(olen) > end)
+			return reader_fail(err, errlen, PF_ERR_CORRUPT,
+					   "interface option overruns its block",
+					   r->index);
+		if (code == OPT_IF_TSRES && olen == 1)
+			ticks = tsresol_ticks(r->block[off + 4]);
+		off += 4 + pad4(olen);
+	}
+	if (!ticks)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "unusable timestamp resolution", r->index);
+	r->ticks_per_sec[r->n_ifaces] = ticks;
+	r->is_ours[r->n_ifaces] = linktype == PF_TRACE_LINKTYPE;
+	r->n_ifaces++;
+	if (linktype != PF_TRACE_LINKTYPE)
+		return reader_fail(err, errlen, PF_ERR_FORMAT,
+				   "capture is not a pciefw trace (wrong link type)",
+				   r->index);
+	return PF_OK;
+}
+
+static uint64_t ticks_to_ns(uint64_t ticks, uint64_t per_sec)
+{
+	if (per_sec == 1000000000ull)
+		return ticks;
+	return (ticks / per_sec) * 1000000000ull +
+	       (ticks % per_sec) * 1000000000ull / per_sec;
+}
+
+static int parse_epb(struct pf_trace_reader *r, uint32_t len,
+		     struct pf_trace_record *rec, char *err, size_t errlen)
+{
+	const uint8_t *b = r->block;
+	uint32_t iface, cap;
+	const uint8_t *data;
+
+	if (len < 32)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "packet block too short", r->index);
+	iface = get32(b + 8);
+	cap = get32(b + 20);
+	if (iface >= r->n_ifaces)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "packet on an undeclared interface", r->index);
+	if (cap > len - 32)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "packet longer than its block", r->index);
+	data = b + 28;
+	if (cap < PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER ||
+	    data[0] != PF_TRACE_PSEUDO_VERSION || data[1] > PF_DIR_TO_HOST)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "bad pciefw record header", r->index);
+	if (pf_frame_get_header(data + PF_TRACE_PSEUDO_LEN) !=
+	    cap - PF_TRACE_PSEUDO_LEN - PF_FRAME_HEADER)
+		return reader_fail(err, errlen, PF_ERR_CORRUPT,
+				   "frame length disagrees with the record",
+				   r->index);
+	rec->index = r->index++;
+	rec->ts_ns = ticks_to_ns((uint64_t)get32(b + 12) << 32 | get32(b + 16),
+				 r->ticks_per_sec[iface]);
+	rec->dir = (enum pf_dir)data[1];
+	rec->body = data + PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER;
+	rec->body_len = cap - PF_TRACE_PSEUDO_LEN - PF_FRAME_HEADER;
+	return PF_OK;
+}
+
+struct pf_trace_reader *pf_trace_open(const char *path, char *err, size_t errlen)
+{
+	struct pf_trace_reader *r = calloc(1, sizeof(*r));
+	uint8_t magic[4];
+
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->f = fopen(path, "rbe");
+	if (!r->f) {
+		snprintf(err, errlen, "cannot open trace '%s': %s", path,
+			 strerror(errno));
+		free(r);
+		return NULL;
+	}
+	size_t n = fread(magic, 1, 4, r->f);
+	if (n == 0) {
+		snprintf(err, errlen, "'%s' is empty, not a pciefw trace", path);
+		goto fail;
+	}
+	if (n < 4 || get32(magic) != BT_SHB) {
+		snprintf(err, errlen,
+			 "'%s' is not a pcapng file (a pciefw trace)", path);
+		goto fail;
+	}
+	rewind(r->f);
+	return r;
+fail:
+	pf_trace_close_reader(r);
+	return NULL;
+}
+
+int pf_trace_next(struct pf_trace_reader *r, struct pf_trace_record *rec,
+		  char *err, size_t errlen)
+{
+	for (;;) {
+		uint32_t type = 0, len = 0;
+		int ret = read_block(r, &type, &len, err, errlen);
+
+		if (ret)
+			return ret;
+		switch (type) {
+		case BT_SHB:
+			ret = parse_shb(r, len, err, errlen);
+			break;
+		case BT_IDB:
+			ret = parse_idb(r, len, err, errlen);
+			break;
+		case BT_EPB:
+			return parse_epb(r, len, rec, err, errlen);
+		default:
+			ret = PF_OK;   /* statistics, comments, ...: skipped */
+		}
+		if (ret)
+			return ret;
+	}
+}
+
+void pf_trace_close_reader(struct pf_trace_reader *r)
+{
+	if (!r)
+		return;
+	if (r->f)
+		fclose(r->f);
+	free(r->block);
+	free(r);
+}
