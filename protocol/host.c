@@ -429,6 +429,8 @@ static int next_message(struct pf_host *h, PfMessage **out)
 		if (left <= 0 || poll(&p, 1, left) <= 0)
 			return host_fail(h, PF_ERR_TIMEOUT, "endpoint did not answer");
 		ssize_t n = recv(h->fd, &byte, 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			return host_fail(h, PF_ERR_CLOSED,
 					 "endpoint closed the connection during the handshake");
@@ -453,12 +455,17 @@ static int handshake(struct pf_host *h)
 	int r;
 
 	r = pf_put_hello(&h->out, &h->hello);
-	if (!r)
-		r = pf_host_flush(h);
-	if (!r)
-		r = next_message(h, &m);
 	if (r)
-		return r;
+		return host_fail(h, r, "out of memory");
+	/*
+	 * An endpoint that refuses us (busy) may hang up before our hello is
+	 * written; its Error is still waiting to be read, and says more.
+	 */
+	int wr = pf_host_flush(h);
+	h->broken = false;
+	r = next_message(h, &m);
+	if (r)
+		return wr ? wr : r;
 	if (m->body_case == PCIEFW__MESSAGE__BODY_ERROR)
 		return host_fail(h, PF_ERR_PEER, "endpoint refused: %s", m->error->text);
 	r = pf_hello_negotiate(&h->hello, m, &h->session, err, sizeof(err));

@@ -73,7 +73,8 @@ static size_t put_option(uint8_t *p, uint16_t code, const void *val, uint16_t le
 	memcpy(p, &code, 2);
 	memcpy(p + 2, &len, 2);
 	memset(p + 4, 0, pad4(len));
-	memcpy(p + 4, val, len);
+	if (len)
+		memcpy(p + 4, val, len);
 	return 4 + pad4(len);
 }
 

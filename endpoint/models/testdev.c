@@ -266,7 +266,7 @@ static int testdev_config_read(void *s, uint32_t off, void *data, uint32_t size)
 	memset(data, 0, size);
 	/* Nothing beyond 0x80: extended config reads as an empty cap list. */
 	if (off + size <= CFG_END)
-		memcpy(data, t->cfg + off - CFG_BASE, size);
+		memcpy(data, t->cfg + (off - CFG_BASE), size);
 	return PF_CPL_OK;
 }
 
@@ -278,7 +278,7 @@ static int testdev_config_write(void *s, uint32_t off, const void *data,
 	if (off < CFG_BASE)
 		return PF_CPL_UR;
 	if (off >= CFG_BASE + 4 && off + size <= CFG_END)
-		memcpy(t->cfg + off - CFG_BASE, data, size);
+		memcpy(t->cfg + (off - CFG_BASE), data, size);
 	return PF_CPL_OK;
 }
 

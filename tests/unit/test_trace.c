@@ -142,7 +142,6 @@ static void test_corrupt(void)
 	g_assert_cmpint(read_all(p, &count, err, sizeof(err)), ==, PF_ERR_CORRUPT);
 
 	/* Big-endian byte-order magic. */
-	g_assert_true(g_file_get_contents(p, &data, &len, NULL) || true);
 	pf_buf_clear(&s);
 	write_sample(p, &s);
 	g_free(data);
