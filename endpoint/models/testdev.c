@@ -37,11 +37,14 @@ enum {
 	REG_RESET_COUNT = 0x3c,
 	REG_SCRATCH64 = 0x40,
 	REG_SIDE_EFFECTS = 0x48,
-	REGS_END = 0x50,
+	REG_DMA_SUM = 0x50,
+	REGS_END = 0x54,
 };
 
 #define DMA_CMD_START   (1u << 0)
 #define DMA_CMD_IRQ     (1u << 1)
+#define DMA_CMD_OP(c)   (((c) >> 4) & 3)
+enum { DMA_OP_COPY, DMA_OP_FILL, DMA_OP_SUM };
 #define DMA_ST_BUSY     (1u << 0)
 #define DMA_ST_DONE     (1u << 1)
 #define DMA_ST_ERROR    (1u << 2)
@@ -127,7 +130,16 @@ static void dma_read_done(void *opaque, enum pf_dma_result res,
 		dma_finish(t, DMA_ST_ERROR);
 		return;
 	}
-	pf_dma_write(t->dev, t->dma_dst, data, len);
+	if (DMA_CMD_OP(t->dma_cmd) == DMA_OP_SUM) {
+		const uint8_t *p = data;
+		uint32_t sum = 0;
+
+		for (uint32_t i = 0; i < len; i++)
+			sum += p[i];
+		set_reg32(t, REG_DMA_SUM, sum);
+	} else {
+		pf_dma_write(t->dev, t->dma_dst, data, len);
+	}
 	dma_finish(t, DMA_ST_DONE);
 }
 
@@ -146,6 +158,19 @@ static void dma_start(struct testdev *t, uint32_t cmd)
 	t->dma_dst = pf_le_load(t->regs + REG_DMA_DST, 8);
 	t->dma_len = len;
 	set_reg32(t, REG_DMA_STATUS, DMA_ST_BUSY);
+	if (DMA_CMD_OP(cmd) == DMA_OP_FILL) {
+		uint8_t *fill = malloc(len);
+
+		if (!fill) {
+			dma_finish(t, DMA_ST_ERROR);
+			return;
+		}
+		memset(fill, t->regs[REG_SCRATCH], len);
+		pf_dma_write(t->dev, t->dma_dst, fill, len);
+		free(fill);
+		dma_finish(t, DMA_ST_DONE);
+		return;
+	}
 	if (pf_dma_read(t->dev, src, len, dma_read_done, t) < 0)
 		dma_finish(t, DMA_ST_ERROR);
 }
@@ -188,6 +213,7 @@ static void regs_write(struct testdev *t, uint64_t off, const void *data,
 	case REG_RESET_COUNT:
 	case REG_SIDE_EFFECTS:
 	case REG_SIDE_EFFECTS + 4:
+	case REG_DMA_SUM:
 		return;
 	case REG_DMA_CMD:
 		if (v & DMA_CMD_START)

@@ -15,7 +15,7 @@ enum {
 	R_ID = 0x00, R_SCRATCH = 0x04, R_INV = 0x08, R_DMA_SRC = 0x10,
 	R_DMA_DST = 0x18, R_DMA_LEN = 0x20, R_DMA_CMD = 0x24, R_DMA_STATUS = 0x28,
 	R_DMA_IRQ = 0x2c, R_DB_MSIX = 0x30, R_DB_MSI = 0x34, R_INTX = 0x38,
-	R_RESET_COUNT = 0x3c, R_SCRATCH64 = 0x40, R_SIDE = 0x48,
+	R_RESET_COUNT = 0x3c, R_SCRATCH64 = 0x40, R_SIDE = 0x48, R_DMA_SUM = 0x50,
 };
 
 static const char *const testdev_args[] = { "--device", "testdev", NULL };
@@ -240,6 +240,42 @@ static void test_dma_copies(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(pf_host_stats(f->h)->dma_write_bytes, ==, 1 + 4096 + (1u << 20));
 }
 
+static bool dma_idle(struct pf_host *h, void *arg)
+{
+	return !(rd32(h, 0, R_DMA_STATUS) & 1);
+}
+
+/* The one-way DMA operations the benchmark uses. */
+static void test_dma_fill_and_sum(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint8_t *mem = pf_host_mem(h)->data;
+	uint32_t len = 200000, sum = 0;
+
+	wr32(h, 0, R_SCRATCH, 0x5a);
+	wr64(h, 0, R_DMA_DST, GUEST_BASE + 100);
+	wr32(h, 0, R_DMA_LEN, len);
+	wr32(h, 0, R_DMA_CMD, 1 | 1 << 4);             /* FILL */
+	g_assert_cmpint(pf_host_wait(h, dma_idle, NULL, 5000), ==, 0);
+	g_assert_cmphex(rd32(h, 0, R_DMA_STATUS), ==, 2);
+	g_assert_cmpuint(mem[99], ==, 0);
+	g_assert_cmpuint(mem[100], ==, 0x5a);
+	g_assert_cmpuint(mem[100 + len - 1], ==, 0x5a);
+	g_assert_cmpuint(mem[100 + len], ==, 0);
+	g_assert_cmpuint(pf_host_stats(h)->dma_reads, ==, 0);
+
+	for (uint32_t i = 0; i < len; i++) {
+		mem[0x100000 + i] = (uint8_t)(i * 7);
+		sum += (uint8_t)(i * 7);
+	}
+	wr64(h, 0, R_DMA_SRC, GUEST_BASE + 0x100000);
+	wr32(h, 0, R_DMA_CMD, 1 | 2 << 4);             /* SUM */
+	g_assert_cmpint(pf_host_wait(h, dma_idle, NULL, 5000), ==, 0);
+	g_assert_cmphex(rd32(h, 0, R_DMA_SUM), ==, sum);
+	g_assert_cmpuint(pf_host_stats(h)->dma_read_bytes, ==, len);
+	g_assert_cmpuint(pf_host_stats(h)->dma_write_bytes, ==, len);
+}
+
 static void test_dma_refused(struct fixture *f, gconstpointer data)
 {
 	struct pf_host *h = f->h;
@@ -405,6 +441,7 @@ int main(int argc, char **argv)
 	ADD("/endpoint/config-space", test_config_space, NULL);
 	ADD("/endpoint/dma-copies", test_dma_copies, NULL);
 	ADD("/endpoint/dma-copies-tcp", test_dma_copies, "tcp");
+	ADD("/endpoint/dma-fill-and-sum", test_dma_fill_and_sum, NULL);
 	ADD("/endpoint/dma-refused", test_dma_refused, NULL);
 	ADD("/endpoint/interrupts", test_interrupts, NULL);
 	ADD("/endpoint/reset", test_reset, NULL);

@@ -1,0 +1,390 @@
+/*
+ * pciefw-bench: protocol-level figures of a pciefw endpoint serving testdev
+ * (docs/testdev.md), each set against a raw socket exchange of the same
+ * message sizes on the same transport, measured in the same run.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "host.h"
+#include "msg.h"
+#include "raw_baseline.h"
+
+#define R_SCRATCH     0x04
+#define R_DMA_SRC     0x10
+#define R_DMA_DST     0x18
+#define R_DMA_LEN     0x20
+#define R_DMA_CMD     0x24
+#define R_DMA_STATUS  0x28
+#define R_DMA_IRQ     0x2c
+#define DMA_CHUNK     (16u << 20)
+#define GUEST_BASE    0x100000000ull
+
+struct opts {
+	unsigned reads, writes;
+	unsigned dma_mib;
+	bool json;
+	const char *endpoint_bin;
+	const char *addrs[8];
+	unsigned n_addrs;
+};
+
+struct result {
+	const char *transport;
+	const char *metric;
+	const char *unit;
+	double pciefw, raw;
+	bool lower_is_better;
+};
+
+static struct result results[64];
+static unsigned n_results;
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double percentile(int64_t *v, unsigned n, double p)
+{
+	qsort(v, n, sizeof(*v), cmp_i64);
+	return (double)v[(unsigned)(p * (n - 1))] / 1000.0;
+}
+
+static void add(const char *tr, const char *metric, const char *unit,
+		double pf, double raw, bool lower)
+{
+	if (n_results < sizeof(results) / sizeof(results[0]))
+		results[n_results++] = (struct result){ tr, metric, unit, pf, raw, lower };
+}
+
+static size_t frame_size(int (*put)(struct pf_buf *))
+{
+	struct pf_buf b;
+	size_t n;
+
+	pf_buf_init(&b);
+	put(&b);
+	n = b.len;
+	pf_buf_free(&b);
+	return n;
+}
+
+static int put_read_req(struct pf_buf *b) { return pf_put_mem_read(b, 1, 0, R_SCRATCH, 4); }
+static int put_read_cpl(struct pf_buf *b)
+{
+	uint8_t d[4] = { 0 };
+
+	return pf_put_completion(b, 1, PCIEFW__STATUS__STATUS_SUCCESSFUL, d, 4);
+}
+static int put_write(struct pf_buf *b)
+{
+	uint8_t d[4] = { 0 };
+
+	return pf_put_mem_write(b, 0, R_SCRATCH, d, 4);
+}
+
+static void fail(const char *what, struct pf_host *h)
+{
+	fprintf(stderr, "pciefw-bench: %s: %s\n", what, h ? pf_host_error(h) : "");
+	exit(1);
+}
+
+static bool msix0_at(struct pf_host *h, void *arg)
+{
+	return pf_host_irqs(h)->msix[0] >= *(uint64_t *)arg;
+}
+
+/* One DMA operation of testdev, timed until its MSI-X arrives. */
+static int64_t dma_op(struct pf_host *h, unsigned op, uint64_t bytes)
+{
+	uint64_t want = pf_host_irqs(h)->msix[0];
+	int64_t t0 = now_ns();
+
+	for (uint64_t done = 0; done < bytes; done += DMA_CHUNK) {
+		uint64_t n = bytes - done < DMA_CHUNK ? bytes - done : DMA_CHUNK;
+
+		pf_host_write32(h, 0, R_DMA_LEN, (uint32_t)n);
+		pf_host_write32(h, 0, R_DMA_CMD, 1 | 2 | op << 4);
+		want++;
+		if (pf_host_wait(h, msix0_at, &want, 30000))
+			fail("DMA did not complete", h);
+	}
+	return now_ns() - t0;
+}
+
+static void bench_one(const char *addr, const struct opts *o)
+{
+	const char *tr = strncmp(addr, "tcp:", 4) ? "unix" : "tcp";
+	struct pf_host_opts ho = { .name = "pciefw-bench", .mem_base = GUEST_BASE,
+				   .mem_size = DMA_CHUNK, .timeout_ms = 30000 };
+	struct raw_peer raw;
+	char err[512];
+	uint8_t b[4];
+	struct pf_host *h = pf_host_connect(addr, &ho, err, sizeof(err));
+	int64_t *lat = calloc(o->reads, sizeof(*lat));
+	int64_t *rlat = calloc(o->reads, sizeof(*rlat));
+
+	if (!h) {
+		fprintf(stderr, "pciefw-bench: %s\n", err);
+		exit(1);
+	}
+	if (raw_start(&raw, !strcmp(tr, "tcp"), err, sizeof(err))) {
+		fprintf(stderr, "pciefw-bench: baseline: %s\n", err);
+		exit(1);
+	}
+	size_t req = frame_size(put_read_req), cpl = frame_size(put_read_cpl);
+	size_t wr = frame_size(put_write);
+	uint32_t payload = pf_host_session(h)->max_payload;
+
+	/* Warm up both paths. */
+	for (int i = 0; i < 200; i++)
+		pf_host_mem_read(h, 0, R_SCRATCH, b, 4);
+	raw_exchange(&raw, (uint32_t)req, 1, (uint32_t)cpl, 200, NULL);
+
+	/* Non-posted read round trip. */
+	for (unsigned i = 0; i < o->reads; i++) {
+		int64_t t0 = now_ns();
+
+		if (pf_host_mem_read(h, 0, R_SCRATCH, b, 4))
+			fail("read", h);
+		lat[i] = now_ns() - t0;
+	}
+	raw_exchange(&raw, (uint32_t)req, 1, (uint32_t)cpl, o->reads, rlat);
+	add(tr, "read latency, median", "us", percentile(lat, o->reads, 0.5),
+	    percentile(rlat, o->reads, 0.5), true);
+	add(tr, "read latency, p99", "us", percentile(lat, o->reads, 0.99),
+	    percentile(rlat, o->reads, 0.99), true);
+
+	/* Posted writes, then one read that flushes them (spec 5.1). */
+	int64_t t0 = now_ns();
+	for (unsigned i = 0; i < o->writes; i++)
+		if (pf_host_write32(h, 0, R_SCRATCH, i))
+			fail("write", h);
+	if (pf_host_mem_read(h, 0, R_SCRATCH, b, 4))
+		fail("read", h);
+	double pf_rate = o->writes / ((now_ns() - t0) / 1e9);
+	int64_t rt = raw_exchange(&raw, (uint32_t)(wr * o->writes + req),
+				  o->writes + 1, (uint32_t)cpl, 1, NULL);
+	add(tr, "posted writes", "Mmsg/s", pf_rate / 1e6,
+	    o->writes / (rt / 1e9) / 1e6, false);
+
+	/* DMA: FILL is pure DMA write, SUM pure DMA read (docs/testdev.md). */
+	uint64_t bytes = (uint64_t)o->dma_mib << 20;
+	pf_host_write32(h, 0, R_DMA_IRQ, 3);     /* MSI-X vector 0 */
+	pf_host_write32(h, 0, R_DMA_DST, (uint32_t)GUEST_BASE);
+	pf_host_write32(h, 0, R_DMA_DST + 4, (uint32_t)(GUEST_BASE >> 32));
+	pf_host_write32(h, 0, R_DMA_SRC, (uint32_t)GUEST_BASE);
+	pf_host_write32(h, 0, R_DMA_SRC + 4, (uint32_t)(GUEST_BASE >> 32));
+	int64_t tw = dma_op(h, 1, bytes), tr_ = dma_op(h, 2, bytes);
+	uint32_t chunks = (uint32_t)((bytes + payload - 1) / payload);
+	/* Raw: the same bytes, one way, in frames of max payload. */
+	int64_t rw = raw_exchange(&raw, (uint32_t)(3 * wr), 3, (uint32_t)bytes, 1, NULL);
+	int64_t rr = raw_exchange(&raw, (uint32_t)bytes, chunks, (uint32_t)cpl, 1, NULL);
+	add(tr, "DMA write to guest", "MB/s", bytes / (tw / 1e9) / 1e6,
+	    bytes / (rw / 1e9) / 1e6, false);
+	add(tr, "DMA read of guest", "MB/s", bytes / (tr_ / 1e9) / 1e6,
+	    bytes / (rr / 1e9) / 1e6, false);
+
+	raw_stop(&raw);
+	pf_host_close(h, true);
+	free(lat);
+	free(rlat);
+}
+
+static void print_table(void)
+{
+	printf("%-5s %-22s %-7s %12s %12s %8s\n", "", "metric", "unit",
+	       "pciefw", "raw socket", "ratio");
+	for (unsigned i = 0; i < n_results; i++) {
+		const struct result *r = &results[i];
+
+		printf("%-5s %-22s %-7s %12.2f %12.2f %7.2fx\n", r->transport,
+		       r->metric, r->unit, r->pciefw, r->raw,
+		       r->raw > 0 ? r->pciefw / r->raw : 0);
+	}
+	printf("ratio = pciefw / raw socket (latency: lower is better; rates: higher is better)\n");
+}
+
+static void print_json(void)
+{
+	printf("[\n");
+	for (unsigned i = 0; i < n_results; i++) {
+		const struct result *r = &results[i];
+
+		printf("  {\"transport\": \"%s\", \"metric\": \"%s\", \"unit\": \"%s\", "
+		       "\"pciefw\": %.3f, \"raw\": %.3f, \"ratio\": %.3f, "
+		       "\"lower_is_better\": %s}%s\n", r->transport, r->metric, r->unit,
+		       r->pciefw, r->raw, r->raw > 0 ? r->pciefw / r->raw : 0,
+		       r->lower_is_better ? "true" : "false",
+		       i + 1 < n_results ? "," : "");
+	}
+	printf("]\n");
+}
+
+/* Start our own endpoint; returns its pid, sets @addr from its output. */
+static pid_t spawn_endpoint(const char *bin, const char *listen, char *addr,
+			    size_t addrlen)
+{
+	int out[2];
+	pid_t pid;
+	FILE *f;
+	char line[300];
+
+	if (pipe(out))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		dup2(out[1], 1);
+		close(out[0]);
+		execl(bin, bin, "--device", "testdev", "--listen", listen,
+		      "--log-level", "warn", (char *)NULL);
+		fprintf(stderr, "pciefw-bench: cannot run %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	close(out[1]);
+	f = fdopen(out[0], "r");
+	if (pid < 0 || !f || !fgets(line, sizeof(line), f) ||
+	    strncmp(line, "listening on ", 13)) {
+		fprintf(stderr, "pciefw-bench: %s did not start\n", bin);
+		exit(1);
+	}
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	snprintf(addr, addrlen, "%s", line + 13);
+	return pid;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: pciefw-bench [OPTION]... [ADDR]...\n"
+"Measure a pciefw endpoint serving 'testdev' at each ADDR (tcp:HOST:PORT or\n"
+"unix:PATH) against a raw socket exchange of the same sizes on the same\n"
+"transport.  With no ADDR, start our own endpoints on UNIX and TCP.\n"
+"\n"
+"  -n, --reads=N          non-posted reads to time (default 20000)\n"
+"  -w, --writes=N         posted writes to time (default 200000)\n"
+"  -d, --dma-mib=N        MiB moved by each DMA figure (default 64)\n"
+"  -e, --endpoint=PATH    pciefw-endpoint binary for self-started endpoints\n"
+"  -p, --pin=CPU          run the benchmark, its endpoints and the baseline\n"
+"                         peer on one CPU (cross-CPU wake-ups dominate\n"
+"                         small round trips on some machines)\n"
+"      --json             print JSON instead of a table\n"
+"  -h, --help             show this help\n");
+}
+
+static unsigned parse_count(const char *s, const char *what)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || !v || v > 100000000 || *s == '-') {
+		fprintf(stderr, "pciefw-bench: invalid %s '%s'\n", what, s);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "reads", required_argument, NULL, 'n' },
+		{ "writes", required_argument, NULL, 'w' },
+		{ "dma-mib", required_argument, NULL, 'd' },
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "pin", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct opts o = { .reads = 20000, .writes = 200000, .dma_mib = 64 };
+	pid_t pids[2] = { 0, 0 };
+	char addrs[2][300], dir[] = "/tmp/pciefw-bench-XXXXXX";
+	int c;
+
+	while ((c = getopt_long(argc, argv, "n:w:d:e:p:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n': o.reads = parse_count(optarg, "--reads"); break;
+		case 'w': o.writes = parse_count(optarg, "--writes"); break;
+		case 'd': o.dma_mib = parse_count(optarg, "--dma-mib"); break;
+		case 'e': o.endpoint_bin = optarg; break;
+		case 'j': o.json = true; break;
+		case 'p': {
+			cpu_set_t set;
+			char *end;
+			unsigned long cpu = strtoul(optarg, &end, 10);
+
+			CPU_ZERO(&set);
+			if (*end || !*optarg || cpu >= CPU_SETSIZE) {
+				fprintf(stderr, "pciefw-bench: invalid --pin '%s'\n", optarg);
+				return 2;
+			}
+			CPU_SET(cpu, &set);
+			/* Children (endpoints, baseline peer) inherit the mask. */
+			if (sched_setaffinity(0, sizeof(set), &set)) {
+				fprintf(stderr, "pciefw-bench: --pin %s: %s\n", optarg,
+					strerror(errno));
+				return 2;
+			}
+			break;
+		}
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	for (; optind < argc && o.n_addrs < 8; optind++)
+		o.addrs[o.n_addrs++] = argv[optind];
+	signal(SIGPIPE, SIG_IGN);
+	if (!o.n_addrs) {
+		char listen[300];
+		const char *bin = o.endpoint_bin ? o.endpoint_bin : PCIEFW_ENDPOINT_PATH;
+
+		if (!mkdtemp(dir)) {
+			perror("pciefw-bench: mkdtemp");
+			return 1;
+		}
+		snprintf(listen, sizeof(listen), "unix:%s/ep.sock", dir);
+		pids[0] = spawn_endpoint(bin, listen, addrs[0], sizeof(addrs[0]));
+		pids[1] = spawn_endpoint(bin, "tcp:127.0.0.1:0", addrs[1], sizeof(addrs[1]));
+		o.addrs[o.n_addrs++] = addrs[0];
+		o.addrs[o.n_addrs++] = addrs[1];
+	}
+	for (unsigned i = 0; i < o.n_addrs; i++)
+		bench_one(o.addrs[i], &o);
+	for (int i = 0; i < 2; i++)
+		if (pids[i] > 0) {
+			kill(pids[i], SIGTERM);
+			waitpid(pids[i], NULL, 0);
+		}
+	if (pids[0] > 0)
+		rmdir(dir);
+	if (o.json)
+		print_json();
+	else
+		print_table();
+	return 0;
+}
