@@ -18,7 +18,8 @@ def meson_counts(path):
         t = json.loads(line)
         ok = t["result"] in ("OK", "EXPECTEDFAIL")
         subtests = re.findall(r"^(not ok|ok)\b(.*)$", t.get("stdout") or "", re.M)
-        if t.get("protocol") == "tap" and subtests and ok:
+        is_tap = "--tap" in (t.get("command") or [])
+        if is_tap and subtests and ok:
             for verdict, rest in subtests:
                 if "# SKIP" in rest:
                     skipped += 1
