@@ -77,11 +77,15 @@ struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
 	for (size_t i = 0; i < n_opts; i++) {
 		const char *eq = strchr(opts[i], '=');
 
-		if (!eq || eq == opts[i] ||
-		    !find_option(model, opts[i], (size_t)(eq - opts[i]))) {
-			snprintf(err, errlen,
-				 "device %s has no option '%s' (see --help)",
+		if (!eq || eq == opts[i]) {
+			snprintf(err, errlen, "device %s: option '%s' is not NAME=VALUE",
 				 model->name, opts[i]);
+			goto fail;
+		}
+		if (!find_option(model, opts[i], (size_t)(eq - opts[i]))) {
+			snprintf(err, errlen,
+				 "device %s has no option '%.*s' (see --list-devices)",
+				 model->name, (int)(eq - opts[i]), opts[i]);
 			goto fail;
 		}
 		dev->opt_names[i] = opts[i];

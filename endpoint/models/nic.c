@@ -1,0 +1,679 @@
+/*
+ * nic: the pciefw network controller.  Registers, descriptors and
+ * interrupts are specified in docs/nic.md ("nic N" below); frames come and
+ * go through a packet backend (endpoint/net/).
+ */
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "device.h"
+#include "log.h"
+#include "net/backend.h"
+
+/* nic 2: registers */
+enum {
+	REG_CTRL = 0x000, REG_STATUS = 0x004, REG_MAC_LO = 0x008, REG_MAC_HI = 0x00c,
+	REG_ICR = 0x010, REG_IMS = 0x014, REG_IMC = 0x018, REG_ITR = 0x01c,
+	REG_IRQ_MODE = 0x020, REG_MAX_FRAME = 0x024,
+	REG_RX_BASE_LO = 0x100, REG_RX_BASE_HI = 0x104, REG_RX_SIZE = 0x108,
+	REG_RX_HEAD = 0x10c, REG_RX_TAIL = 0x110,
+	REG_TX_BASE_LO = 0x200, REG_TX_BASE_HI = 0x204, REG_TX_SIZE = 0x208,
+	REG_TX_HEAD = 0x20c, REG_TX_TAIL = 0x210,
+	REG_STATS = 0x300,
+};
+
+#define CTRL_RST     (1u << 0)
+#define CTRL_RX_EN   (1u << 1)
+#define CTRL_TX_EN   (1u << 2)
+#define STATUS_LINK  (1u << 0)
+#define CAUSE_RX     (1u << 0)
+#define CAUSE_TX     (1u << 1)
+#define CAUSE_LINK   (1u << 2)
+#define CAUSES       (CAUSE_RX | CAUSE_TX | CAUSE_LINK)
+#define DESC_DD      (1u << 0)
+#define DESC_EOP     (1u << 1)
+#define DESC_ERR     (1u << 2)
+#define TX_FLAG_EOP  (1u << 0)
+#define DESC_SIZE    16u
+#define RING_MIN     8u
+#define RING_MAX     4096u
+#define FRAME_MIN    64u
+#define FRAME_MAX    9018u
+#define FRAME_DEFAULT 1514u
+#define ITR_MAX      100000u
+
+enum irq_mode { MODE_INTX, MODE_MSI, MODE_MSIX };
+enum { VEC_RX, VEC_TX, VEC_LINK, N_VECTORS };
+enum nic_stat { RX_PACKETS, RX_BYTES, TX_PACKETS, TX_BYTES, RX_DROPPED, RX_ERRORS,
+	    TX_ERRORS, INTERRUPTS, N_STATS };
+
+struct ring {
+	uint64_t base;
+	uint32_t size;
+	uint32_t head;          /* next descriptor the device uses */
+	uint32_t tail;          /* first descriptor the device may not use */
+};
+
+struct rx_slot {
+	uint64_t addr;
+	uint16_t buf_len;
+};
+
+struct nic {
+	struct pf_dev *dev;
+	struct pf_net *net;
+	uint8_t mac[6];
+	uint32_t ctrl, icr, ims, itr, irq_mode, max_frame;
+	bool intx;
+	struct ring rx, tx;
+	uint64_t stats[N_STATS];
+	/* Reset makes callbacks of DMA issued before it stale. */
+	uint32_t generation;
+
+	/*
+	 * RX: descriptors up to rx_fetched are being read; those in
+	 * [rx.head, rx_valid) are cached in rx_slots, ready for frames.
+	 */
+	struct rx_slot *rx_slots;
+	uint32_t rx_fetched, rx_valid;
+
+	/* TX: one batch of descriptors in flight at a time. */
+	bool tx_busy;
+	uint8_t *tx_descs;       /* copy of the batch's descriptors */
+	uint32_t tx_first, tx_count, tx_pending;
+
+	/* Interrupt moderation (nic 4), per vector. */
+	ev_timer itr_timer[N_VECTORS];
+	ev_tstamp last_irq[N_VECTORS];
+	bool irq_pending[N_VECTORS];
+};
+
+/* Context of one DMA read: which device state it belongs to. */
+struct dma_ctx {
+	struct nic *n;
+	uint32_t generation;
+	uint32_t first, count;   /* descriptors, or the TX slot of a frame */
+};
+
+static struct dma_ctx *ctx_new(struct nic *n, uint32_t first, uint32_t count)
+{
+	struct dma_ctx *c = malloc(sizeof(*c));
+
+	if (c)
+		*c = (struct dma_ctx){ n, n->generation, first, count };
+	return c;
+}
+
+/* Free @c; true if its result still matters. */
+static bool ctx_end(struct dma_ctx *c, enum pf_dma_result res)
+{
+	bool live = res != PF_DMA_CANCELLED && c->generation == c->n->generation;
+
+	free(c);
+	return live;
+}
+
+/* ---- Interrupts (nic 4) ---- */
+
+static void fire(struct nic *n, unsigned vec)
+{
+	n->last_irq[vec] = ev_now(pf_dev_loop(n->dev));
+	n->irq_pending[vec] = false;
+	n->stats[INTERRUPTS]++;
+	switch (n->irq_mode) {
+	case MODE_MSIX:
+		pf_raise_msix(n->dev, vec);
+		break;
+	case MODE_MSI:
+		pf_raise_msi(n->dev, 0);
+		break;
+	default:
+		n->intx = true;
+		pf_set_intx(n->dev, true);
+	}
+}
+
+static void deliver(struct nic *n, unsigned vec)
+{
+	struct ev_loop *loop = pf_dev_loop(n->dev);
+	ev_tstamp gap = n->itr / 1e6, since = ev_now(loop) - n->last_irq[vec];
+
+	if (n->itr == 0 || since >= gap) {
+		fire(n, vec);
+		return;
+	}
+	if (!n->irq_pending[vec]) {
+		n->irq_pending[vec] = true;
+		ev_timer_set(&n->itr_timer[vec], gap - since, 0);
+		ev_timer_start(loop, &n->itr_timer[vec]);
+	}
+}
+
+static unsigned vector_of(const struct nic *n, uint32_t cause)
+{
+	if (n->irq_mode != MODE_MSIX)
+		return 0;
+	return cause == CAUSE_RX ? VEC_RX : cause == CAUSE_TX ? VEC_TX : VEC_LINK;
+}
+
+/*
+ * A cause occurred: note it and, if enabled, interrupt and auto-mask.
+ * With MSI/MSI-X the cause bit clears as its message goes out; with INTx
+ * it stays until ICR is read.
+ */
+static void raise_cause(struct nic *n, uint32_t cause)
+{
+	n->icr |= cause;
+	if (!(n->ims & cause))
+		return;
+	n->ims &= ~cause;
+	if (n->irq_mode != MODE_INTX)
+		n->icr &= ~cause;
+	deliver(n, vector_of(n, cause));
+}
+
+static void itr_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct nic *n = w->data;
+	unsigned vec = (unsigned)(w - n->itr_timer);
+
+	if (n->irq_pending[vec])
+		fire(n, vec);
+}
+
+/* ---- Ring helpers ---- */
+
+static uint64_t desc_addr(const struct ring *r, uint32_t idx)
+{
+	return r->base + (uint64_t)idx * DESC_SIZE;
+}
+
+static bool ring_ready(const struct ring *r)
+{
+	return r->size && r->base;
+}
+
+/* Read descriptors [first, first + count) of @r, in at most two pieces. */
+static void fetch_descs(struct nic *n, struct ring *r, uint32_t first,
+			uint32_t count, pf_dma_done_fn *done)
+{
+	while (count) {
+		uint32_t run = r->size - first < count ? r->size - first : count;
+		struct dma_ctx *c = ctx_new(n, first, run);
+
+		if (!c || pf_dma_read(n->dev, desc_addr(r, first), run * DESC_SIZE,
+				      done, c) < 0) {
+			free(c);
+			return;
+		}
+		first = (first + run) % r->size;
+		count -= run;
+	}
+}
+
+/* ---- RX (nic 3.1) ---- */
+
+static void rx_descs_done(void *opaque, enum pf_dma_result res,
+			  const void *data, uint32_t len)
+{
+	struct dma_ctx *c = opaque;
+	struct nic *n = c->n;
+	uint32_t first = c->first, count = c->count;
+
+	if (!ctx_end(c, res))
+		return;
+	if (res != PF_DMA_OK) {
+		pf_dev_log(n->dev, PF_LOG_WARN, "RX ring unreadable at 0x%llx",
+			   (unsigned long long)desc_addr(&n->rx, first));
+		return;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *d = (const uint8_t *)data + i * DESC_SIZE;
+		struct rx_slot *s = &n->rx_slots[(first + i) % n->rx.size];
+
+		s->addr = pf_le_load(d, 8);
+		s->buf_len = (uint16_t)pf_le_load(d + 8, 2);
+	}
+	/* Fetches complete in the order issued (spec 5.2). */
+	n->rx_valid = (first + count) % n->rx.size;
+}
+
+static void rx_tail_write(struct nic *n, uint32_t tail)
+{
+	uint32_t count;
+
+	if (!ring_ready(&n->rx) || tail >= n->rx.size)
+		return;
+	n->rx.tail = tail;
+	count = (tail - n->rx_fetched) & (n->rx.size - 1);
+	if (count)
+		fetch_descs(n, &n->rx, n->rx_fetched, count, rx_descs_done);
+	n->rx_fetched = tail;
+}
+
+static void nic_receive(void *opaque, const uint8_t *frame, size_t len)
+{
+	struct nic *n = opaque;
+	struct rx_slot *s;
+	uint8_t wb[8];
+	uint32_t idx;
+
+	if (!pf_dev_connected(n->dev) || !(n->ctrl & CTRL_RX_EN) ||
+	    n->rx.head == n->rx_valid) {
+		n->stats[RX_DROPPED]++;
+		return;
+	}
+	idx = n->rx.head;
+	s = &n->rx_slots[idx];
+	if (len > n->max_frame || len > s->buf_len) {
+		n->stats[RX_ERRORS]++;
+		return;
+	}
+	/* Frame, then write-back, then interrupt: ordered (spec 5.1). */
+	pf_dma_write(n->dev, s->addr, frame, (uint32_t)len);
+	pf_le_store(wb, 2, s->buf_len);
+	pf_le_store(wb + 2, 2, len);
+	pf_le_store(wb + 4, 2, DESC_DD | DESC_EOP);
+	pf_le_store(wb + 6, 2, 0);
+	pf_dma_write(n->dev, desc_addr(&n->rx, idx) + 8, wb, 8);
+	n->rx.head = (idx + 1) % n->rx.size;
+	n->stats[RX_PACKETS]++;
+	n->stats[RX_BYTES] += len;
+	raise_cause(n, CAUSE_RX);
+}
+
+/* ---- TX (nic 3.2) ---- */
+
+static void tx_kick(struct nic *n);
+
+/* Write the batch's descriptors back at once: fewer, larger DMA writes. */
+static void tx_batch_done(struct nic *n)
+{
+	uint32_t first = n->tx_first, count = n->tx_count, off = 0;
+
+	while (count) {
+		uint32_t run = n->tx.size - first < count ? n->tx.size - first : count;
+
+		pf_dma_write(n->dev, desc_addr(&n->tx, first),
+			     n->tx_descs + off * DESC_SIZE, run * DESC_SIZE);
+		off += run;
+		first = (first + run) % n->tx.size;
+		count -= run;
+	}
+	n->tx.head = (n->tx_first + n->tx_count) % n->tx.size;
+	n->tx_busy = false;
+	raise_cause(n, CAUSE_TX);
+	tx_kick(n);
+}
+
+static void tx_set_status(struct nic *n, uint32_t slot, uint16_t status)
+{
+	pf_le_store(n->tx_descs + slot * DESC_SIZE + 12, 2, status);
+}
+
+static void tx_frame_done(void *opaque, enum pf_dma_result res,
+			  const void *data, uint32_t len)
+{
+	struct dma_ctx *c = opaque;
+	struct nic *n = c->n;
+	uint32_t slot = c->first;
+
+	if (!ctx_end(c, res))
+		return;
+	if (res == PF_DMA_OK) {
+		pf_net_send(n->net, data, len);
+		n->stats[TX_PACKETS]++;
+		n->stats[TX_BYTES] += len;
+		tx_set_status(n, slot, DESC_DD);
+	} else {
+		n->stats[TX_ERRORS]++;
+		tx_set_status(n, slot, DESC_DD | DESC_ERR);
+	}
+	if (--n->tx_pending == 0)
+		tx_batch_done(n);
+}
+
+static void tx_descs_done(void *opaque, enum pf_dma_result res,
+			  const void *data, uint32_t len)
+{
+	struct dma_ctx *c = opaque;
+	struct nic *n = c->n;
+	uint32_t first = c->first, count = c->count;
+	uint32_t base = (first - n->tx_first) & (n->tx.size - 1);
+
+	if (!ctx_end(c, res) || !n->tx_busy)
+		return;
+	if (res != PF_DMA_OK) {
+		pf_dev_log(n->dev, PF_LOG_WARN, "TX ring unreadable at 0x%llx",
+			   (unsigned long long)desc_addr(&n->tx, first));
+		n->tx_busy = false;
+		return;
+	}
+	memcpy(n->tx_descs + base * DESC_SIZE, data, count * DESC_SIZE);
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t slot = base + i;
+		const uint8_t *d = n->tx_descs + slot * DESC_SIZE;
+		uint64_t addr = pf_le_load(d, 8);
+		uint32_t flen = (uint32_t)pf_le_load(d + 8, 2);
+		struct dma_ctx *fc;
+
+		if (flen == 0 || flen > n->max_frame ||
+		    !(pf_le_load(d + 10, 2) & TX_FLAG_EOP) ||
+		    !(fc = ctx_new(n, slot, 1))) {
+			n->stats[TX_ERRORS]++;
+			tx_set_status(n, slot, DESC_DD | DESC_ERR);
+			continue;
+		}
+		n->tx_pending++;
+		if (pf_dma_read(n->dev, addr, flen, tx_frame_done, fc) < 0) {
+			free(fc);
+			n->tx_pending--;
+			tx_set_status(n, slot, DESC_DD | DESC_ERR);
+		}
+	}
+	if (--n->tx_pending == 0)
+		tx_batch_done(n);
+}
+
+static void tx_kick(struct nic *n)
+{
+	uint32_t count, first;
+
+	if (n->tx_busy || !(n->ctrl & CTRL_TX_EN) || !ring_ready(&n->tx) ||
+	    !pf_dev_connected(n->dev))
+		return;
+	count = (n->tx.tail - n->tx.head) & (n->tx.size - 1);
+	if (!count)
+		return;
+	first = n->tx.head;
+	n->tx_busy = true;
+	n->tx_first = first;
+	n->tx_count = count;
+	/* One count per descriptor fetch: the batch ends after the last. */
+	n->tx_pending = first + count > n->tx.size ? 2 : 1;
+	fetch_descs(n, &n->tx, first, count, tx_descs_done);
+}
+
+/* ---- Registers (nic 2) ---- */
+
+static void power_on(struct nic *n)
+{
+	struct ev_loop *loop = pf_dev_loop(n->dev);
+
+	n->generation++;
+	n->ctrl = n->icr = n->ims = n->itr = n->irq_mode = 0;
+	n->max_frame = FRAME_DEFAULT;
+	memset(&n->rx, 0, sizeof(n->rx));
+	memset(&n->tx, 0, sizeof(n->tx));
+	n->rx_fetched = n->rx_valid = 0;
+	n->tx_busy = false;
+	n->tx_pending = 0;
+	for (int v = 0; v < N_VECTORS; v++) {
+		ev_timer_stop(loop, &n->itr_timer[v]);
+		n->irq_pending[v] = false;
+		n->last_irq[v] = 0;
+	}
+	if (n->intx)
+		pf_set_intx(n->dev, false);
+	n->intx = false;
+}
+
+static int set_ring_size(struct ring *r, uint32_t v)
+{
+	if (v < RING_MIN || v > RING_MAX || (v & (v - 1)))
+		return -1;
+	r->size = v;
+	r->head = r->tail = 0;
+	return 0;
+}
+
+static uint32_t reg_read(struct nic *n, uint32_t off)
+{
+	switch (off) {
+	case REG_CTRL: return n->ctrl;
+	case REG_STATUS: return n->net && n->net->link_up ? STATUS_LINK : 0;
+	case REG_MAC_LO: return (uint32_t)pf_le_load(n->mac, 4);
+	case REG_MAC_HI: return (uint32_t)pf_le_load(n->mac + 4, 2);
+	case REG_ICR: {
+		uint32_t v = n->icr;
+
+		/* Reading ICR acknowledges: clears it and lowers INTx (nic 4). */
+		n->icr = 0;
+		if (n->intx) {
+			n->intx = false;
+			pf_set_intx(n->dev, false);
+		}
+		return v;
+	}
+	case REG_IMS: return n->ims;
+	case REG_ITR: return n->itr;
+	case REG_IRQ_MODE: return n->irq_mode;
+	case REG_MAX_FRAME: return n->max_frame;
+	case REG_RX_BASE_LO: return (uint32_t)n->rx.base;
+	case REG_RX_BASE_HI: return (uint32_t)(n->rx.base >> 32);
+	case REG_RX_SIZE: return n->rx.size;
+	case REG_RX_HEAD: return n->rx.head;
+	case REG_RX_TAIL: return n->rx.tail;
+	case REG_TX_BASE_LO: return (uint32_t)n->tx.base;
+	case REG_TX_BASE_HI: return (uint32_t)(n->tx.base >> 32);
+	case REG_TX_SIZE: return n->tx.size;
+	case REG_TX_HEAD: return n->tx.head;
+	case REG_TX_TAIL: return n->tx.tail;
+	default: return 0;
+	}
+}
+
+static void reg_write(struct nic *n, uint32_t off, uint32_t v)
+{
+	switch (off) {
+	case REG_CTRL:
+		if (v & CTRL_RST) {
+			power_on(n);
+			return;
+		}
+		n->ctrl = v & (CTRL_RX_EN | CTRL_TX_EN);
+		tx_kick(n);
+		return;
+	case REG_IMS:
+		n->ims |= v & CAUSES;
+		/* Causes that occurred while masked interrupt now (nic 4). */
+		for (uint32_t c = CAUSE_RX; c <= CAUSE_LINK; c <<= 1)
+			if (v & c && n->icr & c && (n->irq_mode != MODE_INTX || !n->intx))
+				raise_cause(n, c);
+		return;
+	case REG_IMC: n->ims &= ~v; return;
+	case REG_ITR: n->itr = v > ITR_MAX ? ITR_MAX : v; return;
+	case REG_IRQ_MODE: n->irq_mode = v <= MODE_MSIX ? v : MODE_INTX; return;
+	case REG_MAX_FRAME:
+		if (v >= FRAME_MIN && v <= FRAME_MAX)
+			n->max_frame = v;
+		return;
+	case REG_RX_BASE_LO:
+		n->rx.base = (n->rx.base & ~0xffffffffull) | (v & ~0xfu);
+		n->rx.head = n->rx.tail = n->rx_fetched = n->rx_valid = 0;
+		return;
+	case REG_RX_BASE_HI:
+		n->rx.base = (n->rx.base & 0xffffffffull) | (uint64_t)v << 32;
+		n->rx.head = n->rx.tail = n->rx_fetched = n->rx_valid = 0;
+		return;
+	case REG_RX_SIZE:
+		if (!set_ring_size(&n->rx, v)) {
+			struct rx_slot *s = realloc(n->rx_slots, v * sizeof(*s));
+
+			if (s)
+				n->rx_slots = s;
+			else
+				n->rx.size = 0;
+			n->rx_fetched = n->rx_valid = 0;
+		}
+		return;
+	case REG_RX_TAIL: rx_tail_write(n, v); return;
+	case REG_TX_BASE_LO:
+		n->tx.base = (n->tx.base & ~0xffffffffull) | (v & ~0xfu);
+		n->tx.head = n->tx.tail = 0;
+		return;
+	case REG_TX_BASE_HI:
+		n->tx.base = (n->tx.base & 0xffffffffull) | (uint64_t)v << 32;
+		n->tx.head = n->tx.tail = 0;
+		return;
+	case REG_TX_SIZE:
+		if (!set_ring_size(&n->tx, v)) {
+			uint8_t *d = realloc(n->tx_descs, v * DESC_SIZE);
+
+			if (d)
+				n->tx_descs = d;
+			else
+				n->tx.size = 0;
+		}
+		return;
+	case REG_TX_TAIL:
+		if (ring_ready(&n->tx) && v < n->tx.size) {
+			n->tx.tail = v;
+			tx_kick(n);
+		}
+		return;
+	}
+}
+
+static int nic_bar_read(void *s, unsigned bar, uint64_t off, void *data,
+			uint32_t size)
+{
+	struct nic *n = s;
+
+	if (bar != 0)
+		return PF_CPL_UR;
+	memset(data, 0, size);
+	if (off >= REG_STATS && off + size <= REG_STATS + 8 * N_STATS) {
+		uint64_t v = n->stats[(off - REG_STATS) / 8];
+
+		pf_le_store(data, size, v >> (8 * (off & 7)));
+		return PF_CPL_OK;
+	}
+	if (size == 4)
+		pf_le_store(data, 4, reg_read(n, (uint32_t)off));
+	return PF_CPL_OK;
+}
+
+static void nic_bar_write(void *s, unsigned bar, uint64_t off, const void *data,
+			  uint32_t size)
+{
+	if (bar == 0 && size == 4)
+		reg_write(s, (uint32_t)off, (uint32_t)pf_le_load(data, 4));
+}
+
+static void nic_reset(void *s, enum pf_reset_kind kind)
+{
+	power_on(s);
+}
+
+static void nic_link(void *opaque, bool up)
+{
+	struct nic *n = opaque;
+
+	pf_dev_log(n->dev, PF_LOG_INFO, "link %s", up ? "up" : "down");
+	raise_cause(n, CAUSE_LINK);
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned b[6];
+	char end;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
+		   &b[4], &b[5], &end) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)b[i];
+	/* A multicast address cannot be a station address. */
+	return mac[0] & 1 ? -1 : 0;
+}
+
+static void nic_destroy(void *s)
+{
+	struct nic *n = s;
+
+	for (int v = 0; v < N_VECTORS; v++)
+		ev_timer_stop(pf_dev_loop(n->dev), &n->itr_timer[v]);
+	pf_net_destroy(n->net);
+	free(n->rx_slots);
+	free(n->tx_descs);
+	free(n);
+}
+
+static void *nic_create(struct pf_dev *dev, struct pf_identity *id)
+{
+	struct nic *n = calloc(1, sizeof(*n));
+	char err[300];
+
+	if (!n)
+		return NULL;
+	n->dev = dev;
+	if (parse_mac(pf_dev_option(dev, "mac"), n->mac)) {
+		pf_dev_error(dev, "invalid mac '%s' (expected a unicast xx:xx:xx:xx:xx:xx)",
+			     pf_dev_option(dev, "mac"));
+		free(n);
+		return NULL;
+	}
+	for (int v = 0; v < N_VECTORS; v++) {
+		ev_init(&n->itr_timer[v], itr_cb);
+		n->itr_timer[v].data = n;
+	}
+	power_on(n);
+	n->net = pf_net_create(pf_dev_option(dev, "backend"), pf_dev_loop(dev), dev,
+			       pf_dev_option(dev, "pcap"), nic_receive, nic_link, n,
+			       err, sizeof(err));
+	if (!n->net) {
+		pf_dev_error(dev, "%s", err);
+		free(n);
+		return NULL;
+	}
+
+	id->vendor_id = 0x1234;
+	id->device_id = 0xfe02;
+	id->subsystem_vendor_id = 0x1234;
+	id->subsystem_id = 0x0002;
+	id->class_code = 0x020000;
+	id->revision = 1;
+	id->bars[0] = (struct pf_bar_decl){ PF_BAR_MEM32, false, 4096 };
+	id->bars[1] = (struct pf_bar_decl){ PF_BAR_MEM32, false, 4096 };
+	id->intx_pin = 1;
+	id->msi_vectors = 1;
+	id->msix_vectors = N_VECTORS;
+	id->msix_table_bar = 1;
+	id->msix_table_offset = 0;
+	id->msix_pba_bar = 1;
+	id->msix_pba_offset = 0x800;
+	return n;
+}
+
+static const struct pf_model_option nic_options[] = {
+	{ "mac", "station MAC address", "52:54:00:12:34:56" },
+	{ "backend", "packet backend: slirp, tap, dgram or stream", "slirp" },
+	{ "hostfwd", "slirp: forwards, e.g. tcp::8080-:80 (several with ;)", "" },
+	{ "ifname", "tap: interface name", "" },
+	{ "local", "dgram: local address, udp:HOST:PORT or unix:PATH", "" },
+	{ "remote", "dgram: peer address, udp:HOST:PORT or unix:PATH", "" },
+	{ "listen", "stream: listen on tcp:HOST:PORT or unix:PATH", "" },
+	{ "connect", "stream: connect to tcp:HOST:PORT or unix:PATH", "" },
+	{ "pcap", "capture every frame to this pcap file", "" },
+	{ NULL, NULL, NULL },
+};
+
+static const struct pf_model_ops nic_ops = {
+	.bar_read = nic_bar_read,
+	.bar_write = nic_bar_write,
+	.reset = nic_reset,
+	.destroy = nic_destroy,
+};
+
+static struct pf_model nic_model = {
+	.name = "nic",
+	.summary = "Ethernet controller with descriptor rings (docs/nic.md)",
+	.options = nic_options,
+	.create = nic_create,
+	.ops = &nic_ops,
+};
+
+PF_MODEL_REGISTER(nic_model);

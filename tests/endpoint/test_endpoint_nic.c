@@ -1,0 +1,349 @@
+/*
+ * The nic model (docs/nic.md) in a real pciefw-endpoint, driven through the
+ * host library the way the Linux driver drives it: rings in guest memory,
+ * doorbells, write-backs, MSI-X.  slirp answers ARP; two endpoints wired by
+ * the dgram backend pass frames to each other.
+ */
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "host_util.h"
+#include "msg.h"
+
+enum {
+	CTRL = 0x000, STATUS = 0x004, MAC_LO = 0x008, MAC_HI = 0x00c, ICR = 0x010,
+	IMS = 0x014, IMC = 0x018, ITR = 0x01c, IRQ_MODE = 0x020, MAX_FRAME = 0x024,
+	RX_BASE_LO = 0x100, RX_BASE_HI = 0x104, RX_SIZE = 0x108, RX_HEAD = 0x10c,
+	RX_TAIL = 0x110, TX_BASE_LO = 0x200, TX_BASE_HI = 0x204, TX_SIZE = 0x208,
+	TX_HEAD = 0x20c, TX_TAIL = 0x210, STATS = 0x300,
+};
+enum { ST_RX_PACKETS, ST_RX_BYTES, ST_TX_PACKETS, ST_TX_BYTES, ST_RX_DROPPED,
+       ST_RX_ERRORS, ST_TX_ERRORS, ST_INTERRUPTS };
+
+#define RING      16u
+#define RX_RING   (GUEST_BASE + 0x0000)
+#define TX_RING   (GUEST_BASE + 0x1000)
+#define RX_BUFS   (GUEST_BASE + 0x10000)
+#define TX_BUFS   (GUEST_BASE + 0x100000)
+#define BUF_SIZE  2048u
+
+static const uint8_t our_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x01 };
+
+struct fixture {
+	struct endpoint_proc ep;
+	struct pf_host *h;
+	uint32_t tx_next;
+};
+
+static uint8_t *gmem(struct pf_host *h, uint64_t addr)
+{
+	return pf_host_mem(h)->data + (addr - GUEST_BASE);
+}
+
+static uint64_t nic_stat(struct pf_host *h, unsigned i)
+{
+	uint8_t b[8];
+
+	g_assert_cmpint(pf_host_mem_read(h, 0, STATS + 8 * i, b, 8), ==, 0);
+	return pf_le_load(b, 8);
+}
+
+/* What the driver's open does (nic 2, 3): rings, buffers, MSI-X, enable. */
+static void bring_up(struct pf_host *h, uint32_t rx_avail)
+{
+	for (uint32_t i = 0; i < RING; i++) {
+		uint8_t *d = gmem(h, RX_RING + i * 16);
+
+		memset(d, 0, 16);
+		pf_le_store(d, 8, RX_BUFS + i * BUF_SIZE);
+		pf_le_store(d + 8, 2, BUF_SIZE);
+	}
+	wr32(h, 0, RX_BASE_LO, (uint32_t)RX_RING);
+	wr32(h, 0, RX_BASE_HI, (uint32_t)(RX_RING >> 32));
+	wr32(h, 0, RX_SIZE, RING);
+	wr32(h, 0, TX_BASE_LO, (uint32_t)TX_RING);
+	wr32(h, 0, TX_BASE_HI, (uint32_t)(TX_RING >> 32));
+	wr32(h, 0, TX_SIZE, RING);
+	wr32(h, 0, IRQ_MODE, 2);
+	wr32(h, 0, IMS, 7);
+	wr32(h, 0, CTRL, 6);
+	wr32(h, 0, RX_TAIL, rx_avail);
+	/*
+	 * The device now reads the descriptors by DMA.  Two round trips make
+	 * sure it has them: our host library is single-threaded and serves
+	 * DMA only while it waits, where QEMU serves it at once.
+	 */
+	rd32(h, 0, STATUS);
+	rd32(h, 0, STATUS);
+}
+
+static void setup_opts(struct fixture *f, const char *device)
+{
+	const char *args[] = { "--device", device, NULL };
+
+	endpoint_start(&f->ep, false, args);
+	f->h = connect_host(&f->ep);
+	f->tx_next = 0;
+}
+
+static void setup(struct fixture *f, gconstpointer data)
+{
+	setup_opts(f, "nic,mac=52:54:00:aa:bb:01");
+}
+
+static void teardown(struct fixture *f, gconstpointer data)
+{
+	pf_host_close(f->h, true);
+	g_assert_true(endpoint_alive(&f->ep));
+	g_assert_cmpint(endpoint_stop(&f->ep), ==, 0);
+}
+
+static void send_frame(struct fixture *f, const uint8_t *frame, uint16_t len)
+{
+	uint32_t i = f->tx_next;
+	uint8_t *d = gmem(f->h, TX_RING + i * 16);
+
+	memcpy(gmem(f->h, TX_BUFS + i * BUF_SIZE), frame, len);
+	memset(d, 0, 16);
+	pf_le_store(d, 8, TX_BUFS + i * BUF_SIZE);
+	pf_le_store(d + 8, 2, len);
+	pf_le_store(d + 10, 2, 1);          /* EOP */
+	f->tx_next = (i + 1) % RING;
+	wr32(f->h, 0, TX_TAIL, f->tx_next);
+}
+
+/* An ARP request "who has 10.0.2.2, tell 10.0.2.15". */
+static uint16_t arp_request(uint8_t *p)
+{
+	static const uint8_t tail[] = {
+		0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1,
+	};
+
+	memset(p, 0xff, 6);
+	memcpy(p + 6, our_mac, 6);
+	memcpy(p + 12, tail, sizeof(tail));
+	memcpy(p + 22, our_mac, 6);
+	memcpy(p + 28, (uint8_t[]){ 10, 0, 2, 15 }, 4);
+	memset(p + 32, 0, 6);
+	memcpy(p + 38, (uint8_t[]){ 10, 0, 2, 2 }, 4);
+	memset(p + 42, 0, 18);
+	return 60;
+}
+
+static bool msix_at_least(struct pf_host *h, void *arg)
+{
+	const unsigned *want = arg;
+
+	return pf_host_irqs(h)->msix[want[0]] >= want[1];
+}
+
+static void wait_msix(struct pf_host *h, unsigned vec, unsigned count)
+{
+	unsigned want[2] = { vec, count };
+
+	g_assert_cmpint(pf_host_wait(h, msix_at_least, want, 5000), ==, 0);
+}
+
+static void test_identity(struct fixture *f, gconstpointer data)
+{
+	const Pciefw__DeviceDescription *d = pf_host_description(f->h);
+
+	g_assert_cmphex(d->device_id, ==, 0xfe02);
+	g_assert_cmphex(d->class_code, ==, 0x020000);
+	g_assert_cmpuint(d->msix_vectors, ==, 3);
+	g_assert_cmphex(rd32(f->h, 0, MAC_LO), ==, 0xaa005452);
+	g_assert_cmphex(rd32(f->h, 0, MAC_HI), ==, 0x01bb);
+	g_assert_cmphex(rd32(f->h, 0, STATUS), ==, 1);
+	g_assert_cmphex(rd32(f->h, 0, MAX_FRAME), ==, 1514);
+}
+
+static void test_arp_through_slirp(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint8_t frame[2048] = { 0 };
+	uint8_t *rx0 = gmem(h, RX_RING), *buf = gmem(h, RX_BUFS);
+
+	bring_up(h, RING - 1);
+	send_frame(f, frame, arp_request(frame));
+	wait_msix(h, 1, 1);                          /* TX written back */
+	g_assert_cmphex(pf_le_load(gmem(h, TX_RING) + 12, 2), ==, 1);   /* DD */
+	wait_msix(h, 0, 1);                          /* RX */
+	g_assert_cmphex(pf_le_load(rx0 + 12, 2), ==, 3);                /* DD|EOP */
+	uint16_t len = (uint16_t)pf_le_load(rx0 + 10, 2);
+	g_assert_cmpuint(len, >=, 42);
+	g_assert_cmpmem(buf, 6, our_mac, 6);                 /* to us */
+	g_assert_cmphex(buf[12] << 8 | buf[13], ==, 0x0806);  /* ARP */
+	g_assert_cmphex(buf[21], ==, 2);                      /* reply */
+	g_assert_cmpmem(buf + 28, 4, ((uint8_t[]){ 10, 0, 2, 2 }), 4);
+	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 1);
+	g_assert_cmpuint(nic_stat(h, ST_TX_BYTES), ==, 60);
+	g_assert_cmpuint(nic_stat(h, ST_RX_PACKETS), ==, 1);
+	g_assert_cmpuint(rd32(h, 0, RX_HEAD), ==, 1);
+	g_assert_cmpuint(rd32(h, 0, TX_HEAD), ==, 1);
+	/* Both causes auto-masked themselves (nic 4); only LINK is enabled. */
+	g_assert_cmphex(rd32(h, 0, IMS), ==, 4);
+	/* Masked: a second exchange raises no interrupt... */
+	send_frame(f, frame, arp_request(frame));
+	for (int i = 0; i < 20 && nic_stat(h, ST_RX_PACKETS) < 2; i++)
+		pf_host_poll(h, 20);
+	g_assert_cmpuint(nic_stat(h, ST_RX_PACKETS), ==, 2);
+	g_assert_cmpuint(pf_host_irqs(h)->msix[0], ==, 1);
+	/* ...until the driver re-enables it: then at once. */
+	wr32(h, 0, IMS, 3);
+	wait_msix(h, 0, 2);
+	wait_msix(h, 1, 2);
+}
+
+static void test_rx_without_descriptors(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint8_t frame[2048] = { 0 };
+
+	bring_up(h, 0);                    /* RX enabled, nothing available */
+	memset(gmem(h, RX_BUFS), 0x77, BUF_SIZE);
+	send_frame(f, frame, arp_request(frame));
+	wait_msix(h, 1, 1);
+	for (int i = 0; i < 50 && nic_stat(h, ST_RX_DROPPED) == 0; i++)
+		pf_host_poll(h, 10);
+	g_assert_cmpuint(nic_stat(h, ST_RX_DROPPED), ==, 1);
+	g_assert_cmpuint(nic_stat(h, ST_RX_PACKETS), ==, 0);
+	/* Dropped frames touch no guest memory. */
+	g_assert_cmpuint(gmem(h, RX_BUFS)[0], ==, 0x77);
+	g_assert_cmpuint(pf_le_load(gmem(h, RX_RING) + 12, 2), ==, 0);
+}
+
+static void test_bad_tx_descriptors(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint8_t frame[2048] = { 0 };
+	uint8_t *d;
+
+	bring_up(h, RING - 1);
+	/* Zero length, then oversize, then a buffer outside guest memory. */
+	send_frame(f, frame, 0);
+	wait_msix(h, 1, 1);
+	g_assert_cmphex(pf_le_load(gmem(h, TX_RING) + 12, 2), ==, 5);  /* DD|ERR */
+	wr32(h, 0, IMS, 2);
+	send_frame(f, frame, 1515);
+	wait_msix(h, 1, 2);
+	g_assert_cmphex(pf_le_load(gmem(h, TX_RING + 16) + 12, 2), ==, 5);
+	wr32(h, 0, IMS, 2);
+	d = gmem(h, TX_RING + 32);
+	send_frame(f, frame, arp_request(frame));
+	/* send_frame pointed it at a valid buffer; the doorbell already went.
+	 * Point the next one at nowhere before ringing. */
+	memset(d + 16, 0, 16);
+	pf_le_store(d + 16, 8, 0x10);
+	pf_le_store(d + 16 + 8, 2, 60);
+	pf_le_store(d + 16 + 10, 2, 1);
+	f->tx_next = 4;
+	wait_msix(h, 1, 3);
+	wr32(h, 0, IMS, 2);
+	wr32(h, 0, TX_TAIL, 4);
+	wait_msix(h, 1, 4);
+	g_assert_cmphex(pf_le_load(gmem(h, TX_RING + 32) + 12, 2), ==, 1);
+	g_assert_cmphex(pf_le_load(gmem(h, TX_RING + 48) + 12, 2), ==, 5);
+	g_assert_cmpuint(nic_stat(h, ST_TX_ERRORS), ==, 3);
+	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 1);
+	g_assert_cmpuint(rd32(h, 0, TX_HEAD), ==, 4);
+}
+
+static void test_reset_and_intx(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint8_t frame[2048] = { 0 };
+
+	bring_up(h, RING - 1);
+	wr32(h, 0, IRQ_MODE, 0);           /* INTx */
+	send_frame(f, frame, arp_request(frame));
+	for (int i = 0; i < 100 && !pf_host_irqs(h)->intx_level; i++)
+		pf_host_poll(h, 10);
+	g_assert_true(pf_host_irqs(h)->intx_level);
+	/* Reading ICR acknowledges and lowers the pin. */
+	g_assert_cmphex(rd32(h, 0, ICR) & 2, ==, 2);
+	g_assert_false(pf_host_irqs(h)->intx_level);
+	wr32(h, 0, CTRL, 1);               /* RST */
+	g_assert_cmphex(rd32(h, 0, CTRL), ==, 0);
+	g_assert_cmphex(rd32(h, 0, IMS), ==, 0);
+	g_assert_cmphex(rd32(h, 0, RX_SIZE), ==, 0);
+	g_assert_cmphex(rd32(h, 0, TX_HEAD), ==, 0);
+	/* Statistics survive a reset (nic 6). */
+	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 1);
+}
+
+/* Two endpoints wired back to back with the dgram backend (nic 7). */
+static void test_dgram_pair(void)
+{
+	char *dir = g_dir_make_tmp("pciefw-dgram-XXXXXX", NULL);
+	char *a = g_strdup_printf("nic,mac=52:54:00:aa:bb:01,backend=dgram,"
+				  "local=unix:%s/a,remote=unix:%s/b", dir, dir);
+	char *b = g_strdup_printf("nic,mac=52:54:00:aa:bb:02,backend=dgram,"
+				  "local=unix:%s/b,remote=unix:%s/a", dir, dir);
+	struct fixture fa, fb;
+	uint8_t frame[2048] = { 0 };
+
+	setup_opts(&fa, a);
+	setup_opts(&fb, b);
+	bring_up(fa.h, RING - 1);
+	bring_up(fb.h, RING - 1);
+	send_frame(&fa, frame, arp_request(frame));
+	wait_msix(fa.h, 1, 1);      /* A's host serves the frame's DMA read */
+	g_assert_cmpuint(nic_stat(fa.h, ST_TX_PACKETS), ==, 1);
+	wait_msix(fb.h, 0, 1);
+	g_assert_cmpuint(pf_le_load(gmem(fb.h, RX_RING) + 10, 2), ==, 60);
+	g_assert_cmpmem(gmem(fb.h, RX_BUFS), 60, frame, 60);
+	teardown(&fa, NULL);
+	teardown(&fb, NULL);
+	for (const char *p = "ab"; *p; p++) {
+		char *path = g_strdup_printf("%s/%c", dir, *p);
+
+		g_unlink(path);
+		g_free(path);
+	}
+	g_rmdir(dir);
+	g_free(a);
+	g_free(b);
+	g_free(dir);
+}
+
+static void test_bad_options(void)
+{
+	static const char *const cases[][2] = {
+		{ "nic,mac=01:00:00:00:00:01", "invalid mac" },
+		{ "nic,mac=zz", "invalid mac" },
+		{ "nic,backend=carrier-pigeon", "unknown backend" },
+		{ "nic,backend=dgram", "needs local= and remote=" },
+		{ "nic,hostfwd=tcp::notaport-:22", "hostfwd" },
+		{ "nic,colour=blue", "has no option 'colour'" },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		gchar *out = NULL, *errout = NULL;
+		gint status;
+		const gchar *argv[] = { g_getenv("PCIEFW_ENDPOINT"), "--device",
+					cases[i][0], "--listen", "tcp:127.0.0.1:0", NULL };
+
+		g_assert_true(g_spawn_sync(NULL, (gchar **)argv, NULL, 0, NULL, NULL,
+					   &out, &errout, &status, NULL));
+		g_assert_false(g_spawn_check_wait_status(status, NULL));
+		if (!strstr(errout, cases[i][1]))
+			g_error("'%s': expected '%s' in: %s", cases[i][0], cases[i][1], errout);
+		g_free(out);
+		g_free(errout);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+#define ADD(path, fn) g_test_add(path, struct fixture, NULL, setup, fn, teardown)
+	ADD("/nic/identity", test_identity);
+	ADD("/nic/arp-through-slirp", test_arp_through_slirp);
+	ADD("/nic/rx-without-descriptors", test_rx_without_descriptors);
+	ADD("/nic/bad-tx-descriptors", test_bad_tx_descriptors);
+	ADD("/nic/reset-and-intx", test_reset_and_intx);
+	g_test_add_func("/nic/dgram-pair", test_dgram_pair);
+	g_test_add_func("/nic/bad-options", test_bad_options);
+	return g_test_run();
+}
