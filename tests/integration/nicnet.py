@@ -1,0 +1,115 @@
+"""Host-side helpers for the NIC end-to-end tests: the driver module, the
+guest's shell snippets, and TCP peers that check transfers by digest."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+DRIVER_KO = "/lib/modules/extra/pciefw_nic.ko"
+UDHCPC = "/sbin/udhcpc.sh"
+
+
+def driver_module() -> str:
+    """Build driver/pciefw_nic.ko (out of the source tree) and return it."""
+    path = os.environ.get("PCIEFW_DRIVER")
+    if path:
+        return path
+    r = subprocess.run([str(REPO / "driver" / "build.sh")], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+    if r.returncode:
+        raise RuntimeError("building the driver failed:\n" + r.stderr[-4000:])
+    return r.stdout.strip().splitlines()[-1]
+
+
+def guest_files() -> dict[str, str]:
+    return {driver_module(): DRIVER_KO, str(HERE / "guest_files" / "udhcpc.sh"): UDHCPC}
+
+
+def nic_device_args(endpoint_address: str) -> list[str]:
+    """QEMU arguments: the pciefw device behind a PCIe root port."""
+    path = endpoint_address[len("unix:"):]
+    return ["-device", "pcie-root-port,id=rp0,slot=1",
+            "-device", f"pciefw,bus=rp0,path={path}"]
+
+
+class Sink:
+    """Accepts one TCP connection, reads exactly ``size`` bytes, digests them."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(600)
+        self.port = self.sock.getsockname()[1]
+        self.digest = None
+        self.received = 0
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            conn, _ = self.sock.accept()
+            h = hashlib.md5()
+            with conn:
+                conn.settimeout(120)
+                while self.received < self.size:
+                    data = conn.recv(1 << 16)
+                    if not data:
+                        break
+                    h.update(data)
+                    self.received += len(data)
+            self.digest = h.hexdigest()
+        except Exception as e:  # reported by the test
+            self.error = e
+        finally:
+            self.sock.close()
+
+    def join(self, timeout):
+        self.thread.join(timeout)
+        return self.digest
+
+
+class Source:
+    """Accepts one TCP connection and sends ``size`` random bytes."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(600)
+        self.port = self.sock.getsockname()[1]
+        self.sent = 0
+        self.error = None
+        h = hashlib.md5()
+        self.data = os.urandom(size)
+        h.update(self.data)
+        self.digest = h.hexdigest()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.settimeout(120)
+                view = memoryview(self.data)
+                while self.sent < self.size:
+                    self.sent += conn.send(view[self.sent:self.sent + (1 << 16)])
+                conn.shutdown(socket.SHUT_WR)
+        except Exception as e:
+            self.error = e
+        finally:
+            self.sock.close()
+
+    def join(self, timeout):
+        self.thread.join(timeout)
