@@ -1,0 +1,102 @@
+"""Trace capture and inspection (docs/protocol.md section 6): the endpoint's
+--trace, pciefw-trace, and the Wireshark dissector under tshark."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DISSECTOR = os.path.join(REPO, "tools", "wireshark", "pciefw.lua")
+
+
+def tool(endpoint_binary, name):
+    build = os.path.dirname(os.path.dirname(endpoint_binary))
+    path = os.path.join(build, "tools" if name == "pciefw-trace" else "bench", name)
+    assert os.access(path, os.X_OK), f"{path} not built"
+    return path
+
+
+@pytest.fixture
+def recorded(harness, endpoint_binary):
+    """A trace of a pciefw-bench run against a testdev endpoint."""
+    trace = harness.path("testdev.pcapng")
+    ep = harness.endpoint(args=["--trace", trace])
+    bench = tool(endpoint_binary, "pciefw-bench")
+    r = subprocess.run([bench, "-n", "200", "-w", "300", "-d", "1", ep.address],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout
+    assert ep.stop() == 0
+    return trace
+
+
+def run(args, **kw):
+    return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=60, **kw)
+
+
+def test_print_filter_and_stats(recorded, endpoint_binary):
+    trace_tool = tool(endpoint_binary, "pciefw-trace")
+    r = run([trace_tool, recorded])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("#0") and "E>H  hello magic=0x21574650" in lines[0]
+    assert "H>E  hello" in lines[1]
+    assert "device_description id=1234:fe01" in lines[2]
+    assert any("mem_write bar=0 offset=0x4 data=" in l for l in lines)
+    assert lines[-1].endswith('goodbye reason=0 text="host closing"')
+
+    r = run([trace_tool, "--kind", "dma_read,msix", recorded])
+    kinds = {l.split()[3] for l in r.stdout.splitlines()}
+    assert kinds == {"dma_read", "msix"}, kinds
+
+    r = run([trace_tool, "--dir", "endpoint", "--bar", "0", "--addr", "0x20-0x24",
+             recorded])
+    assert r.stdout and all("bar=0 offset=0x2" in l for l in r.stdout.splitlines())
+
+    r = run([trace_tool, "--stats", recorded])
+    assert r.returncode == 0
+    assert re.search(r"mem_read\s+\d{3,}\s+0", r.stdout)
+    assert "DMA read 1048576, DMA written 1048576" in r.stdout
+    assert re.search(r"^dma_read\s+\d+\s+[\d.]+", r.stdout, re.M)
+
+
+def test_bad_trace_files(recorded, endpoint_binary, tmp_path):
+    trace_tool = tool(endpoint_binary, "pciefw-trace")
+    data = open(recorded, "rb").read()
+    cases = {
+        "empty": (b"", "is empty"),
+        "text": (b"not a trace at all\n", "not a pcapng file"),
+        "truncated": (data[:len(data) // 2], "ends inside a block"),
+        "corrupt": (data[:200] + b"\xff" * 8 + data[208:], "(at record"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        r = run([trace_tool, str(path)])
+        assert r.returncode == 1, (name, r.stdout[-500:], r.stderr)
+        assert message in r.stderr, (name, r.stderr)
+        assert "Traceback" not in r.stderr and "Segmentation" not in r.stderr
+    # A truncated file still prints every whole record before the cut.
+    r = run([trace_tool, str(tmp_path / "truncated")])
+    assert r.stdout.count("\n") > 10
+    r = run([trace_tool, "--kind", "teleport", recorded])
+    assert r.returncode == 2 and "unknown message kind 'teleport'" in r.stderr
+    r = run([trace_tool, str(tmp_path / "missing")])
+    assert r.returncode == 1 and "No such file" in r.stderr
+
+
+@pytest.mark.skipif(not shutil.which("tshark"), reason="tshark not installed")
+def test_tshark_dissector(recorded):
+    r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", recorded, "-V"])
+    assert r.returncode == 0, r.stderr
+    assert "Malformed" not in r.stdout and "Lua Error" not in r.stdout + r.stderr
+    assert "Kind: mem_read" in r.stdout and "Kind: completion" in r.stdout
+    assert "Kind: dma_read" in r.stdout and "Kind: msix" in r.stdout
+    r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", recorded])
+    summary = r.stdout.splitlines()
+    assert "endpoint → host" in summary[0] and "hello" in summary[0]
+    assert any("mem_read tag=" in l for l in summary)
