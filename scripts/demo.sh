@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# ./dev demo: an endpoint serving testdev, a QEMU guest that sees it as a
-# PCIe device, lspci and register accesses from inside the guest.
-# Without a QEMU build, the same endpoint is driven by the host library.
+# ./dev demo: a guest runs the pciefw NIC driver against the nic model in a
+# pciefw-endpoint (user-mode networking), through QEMU's pciefw device.
+# It shows lspci -vvv, ip addr, a ping and /proc/interrupts; on a terminal
+# it then leaves you at the guest's shell (exit or ^D powers off).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -9,54 +10,81 @@ export PATH=/usr/bin:$PATH
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
+: "${PCIEFW_QEMU:?run through ./dev demo}"
 tmp=$(mktemp -d /tmp/pciefw-demo-XXXXXX)
 ep_pid=
 cleanup() {
-	[ -n "$ep_pid" ] && kill "$ep_pid" 2>/dev/null && wait "$ep_pid" 2>/dev/null
+	if [ -n "$ep_pid" ]; then
+		kill "$ep_pid" 2>/dev/null || true
+		wait "$ep_pid" 2>/dev/null || true
+	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-say "starting pciefw-endpoint --device testdev on unix:$tmp/testdev.sock"
-build/endpoint/pciefw-endpoint --listen "unix:$tmp/testdev.sock" \
-	--device testdev --trace "$tmp/demo.pcapng" >"$tmp/ep.out" 2>"$tmp/ep.log" &
-ep_pid=$!
-for _ in $(seq 100); do grep -q listening "$tmp/ep.out" && break; sleep 0.05; done
+say "building the NIC driver for the guest kernel"
+ko=$(driver/build.sh | tail -n1)
 
-if [ -z "${PCIEFW_QEMU:-}" ] || [ -z "${GUEST_KERNEL:-}" ]; then
-	say "no QEMU build: driving the endpoint with pciefw-bench instead"
-	kill "$ep_pid"; wait "$ep_pid" 2>/dev/null || true; ep_pid=
-	build/bench/pciefw-bench -n 2000 -w 20000 -d 16
-	exit 0
-fi
+mac=52:54:00:12:34:56
+say "starting pciefw-endpoint --device nic,mac=$mac (slirp user-mode networking)"
+build/endpoint/pciefw-endpoint --listen "unix:$tmp/nic.sock" \
+	--device "nic,mac=$mac" --trace "$tmp/demo.pcapng" \
+	>"$tmp/ep.out" 2>"$tmp/ep.log" &
+ep_pid=$!
+for _ in $(seq 100); do
+	grep -q listening "$tmp/ep.out" 2>/dev/null && break
+	kill -0 "$ep_pid" 2>/dev/null || { cat "$tmp/ep.log"; exit 1; }
+	sleep 0.05
+done
+
+interactive=0
+[ -t 0 ] && [ -t 1 ] && interactive=1
 
 cat >"$tmp/test.sh" <<'GUEST'
 #!/bin/sh
-dev=$(grep -l 0xfe01 /sys/bus/pci/devices/*/device | head -n1)
-dev=${dev%/device}
-echo "== lspci -vvv (the device as testdev describes it)"
-lspci -vvv -s "${dev##*/}"
-bar0=$(head -n1 "$dev/resource" | cut -d' ' -f1)
-echo 1 > "$dev/enable" 2>/dev/null || true
-setpci -s "${dev##*/}" COMMAND=0x0006 2>/dev/null || true
-echo "== devmem: BAR0 ID register at $bar0"
-devmem "$bar0" 32
-echo "== devmem: write 0x12345678 to SCRATCH, read INV (= ~SCRATCH)"
-devmem $((bar0 + 4)) 32 0x12345678
-devmem $((bar0 + 8)) 32
+step() { echo; echo "### $*"; }
+step "insmod pciefw_nic.ko"
+insmod /lib/modules/extra/pciefw_nic.ko || exit 1
+ip link set eth0 up
+step "lspci -vvv -d 1234:fe02"
+lspci -vvv -d 1234:fe02
+step "udhcpc -i eth0"
+udhcpc -i eth0 -n -q -t 10 -T 1 -s /sbin/udhcpc.sh || exit 2
+step "ip addr show eth0"
+ip addr show eth0
+step "ping -c 5 10.0.2.2   (the host, through slirp in the endpoint)"
+ping -c 5 10.0.2.2 || exit 3
+step "grep eth0 /proc/interrupts"
+grep -i pciefw /proc/interrupts
+if [ -e /demo-interactive ]; then
+	step "you are in the guest: try ping, wget, ethtool -S is not in busybox; exit or ^D powers off"
+	setsid cttyhack sh -l
+fi
+exit 0
 GUEST
 
-say "booting a guest with -device pciefw (TCG, a few seconds)"
-/usr/bin/python3 - "$tmp" <<'PY'
+touch "$tmp/interactive"
+say "booting the guest (Debian kernel under TCG, a few seconds)"
+/usr/bin/python3 - "$tmp" "$ko" "$interactive" <<'PY'
 import os, sys
 sys.path.insert(0, "tests/integration")
 import guestlib
-tmp = sys.argv[1]
-initrd = guestlib.make_initramfs(tmp, open(os.path.join(tmp, "test.sh")).read(), {})
-res = guestlib.boot_guest(os.environ["PCIEFW_QEMU"], initrd, [
-    "-device", "pcie-root-port,id=rp0,slot=1",
-    "-device", "pciefw,bus=rp0,path=%s/testdev.sock" % tmp], timeout=120)
+tmp, ko, interactive = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+files = {ko: "/lib/modules/extra/pciefw_nic.ko",
+         "tests/integration/guest_files/udhcpc.sh": "/sbin/udhcpc.sh"}
+if interactive:
+    files[os.path.join(tmp, "interactive")] = "/demo-interactive"
+initrd = guestlib.make_initramfs(tmp, open(os.path.join(tmp, "test.sh")).read(), files)
+args = ["-device", "pcie-root-port,id=rp0,slot=1",
+        "-device", "pciefw,bus=rp0,path=%s/nic.sock" % tmp]
+if interactive:
+    cmd = guestlib.qemu_command(os.environ["PCIEFW_QEMU"], initrd, args, memory=512)
+    cmd[cmd.index("stdio")] = "mon:stdio"
+    os.execv(cmd[0], cmd)
+res = guestlib.boot_guest(os.environ["PCIEFW_QEMU"], initrd, args, timeout=180)
 print(res.console)
 sys.exit(0 if res.status == 0 else 1)
 PY
-say "the endpoint recorded the session: $(du -h "$tmp/demo.pcapng" | cut -f1) of pcapng"
+status=$?
+say "the endpoint recorded the session: $(du -h "$tmp/demo.pcapng" | cut -f1) of pcapng ($(build/tools/pciefw-trace --stats "$tmp/demo.pcapng" | head -n1))"
+exit $status
