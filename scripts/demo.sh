@@ -55,7 +55,7 @@ ip addr show eth0
 step "ping -c 5 10.0.2.2   (the host, through slirp in the endpoint)"
 ping -c 5 10.0.2.2 || exit 3
 step "grep eth0 /proc/interrupts"
-grep -i pciefw /proc/interrupts
+grep -w eth0 /proc/interrupts
 if [ -e /demo-interactive ]; then
 	step "you are in the guest: try ping, wget, ethtool -S is not in busybox; exit or ^D powers off"
 	setsid cttyhack sh -l
