@@ -15,6 +15,8 @@ BASE_PKGS=(
 	protobuf-c-compiler libprotobuf-c-dev libev-dev libglib2.0-dev
 	clang libclang-rt-14-dev python3-pytest
 	libslirp-dev
+	# vfio-user comparison (bench/): libvfio-user from QEMU's source
+	libjson-c-dev libcmocka-dev
 	# QEMU build
 	dpkg-dev python3-venv flex bison libfdt-dev zlib1g-dev libpixman-1-dev
 	# QEMU run time firmware

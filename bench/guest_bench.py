@@ -1,0 +1,170 @@
+#!/usr/bin/python3
+"""Guest-level benchmarks (bench/README.md): boots the real guest under the
+QEMU we build and measures, in one run:
+
+  nic      guest TCP throughput both ways and 1-byte request/response rate
+           over the pciefw NIC, QEMU's e1000 and virtio-net-pci, all on
+           user-mode networking (slirp), same guest, same tool (tcp-blast)
+  access   register read/write latency from inside the guest for QEMU's
+           in-process pci-testdev (the floor), pciefw+testdev over UNIX and
+           TCP, and vfio-user-pci with libvfio-user's gpio sample
+
+Prints one JSON object per measurement on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+import guestlib  # noqa: E402
+from nicnet import UDHCPC, driver_module  # noqa: E402
+
+BUILD = Path(os.environ.get("PCIEFW_BUILD", REPO / "build"))
+ENDPOINT = BUILD / "endpoint" / "pciefw-endpoint"
+
+
+class Endpoint:
+    """A pciefw-endpoint we started; stopped by PID."""
+
+    def __init__(self, device, listen):
+        self.proc = subprocess.Popen([str(ENDPOINT), "--listen", listen, "--device",
+                                      device, "--log-level", "warn"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            self.stop()
+            raise RuntimeError(f"endpoint {device} did not start")
+        self.address = line.split(" ", 2)[2].strip()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Peer(threading.Thread):
+    """Host end of tcp-blast: sink, source or echo, on an ephemeral port."""
+
+    def __init__(self, mode, size=0):
+        super().__init__(daemon=True)
+        self.mode, self.size = mode, size
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(300)
+        self.port = self.sock.getsockname()[1]
+        self.start()
+
+    def run(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            if self.mode == "sink":
+                while conn.recv(1 << 18):
+                    pass
+            elif self.mode == "source":
+                chunk = b"\xa5" * (1 << 18)
+                sent = 0
+                while sent < self.size:
+                    sent += conn.send(chunk[:min(len(chunk), self.size - sent)])
+            else:
+                while True:
+                    b = conn.recv(1)
+                    if not b:
+                        break
+                    conn.sendall(b)
+        self.sock.close()
+
+
+def results(console, **tags):
+    for line in console.splitlines():
+        if line.startswith("RESULT "):
+            rec = dict(kv.split("=", 1) for kv in line.split()[1:])
+            rec.update(tags)
+            yield rec
+
+
+def nic_variants(tmp):
+    """(name, qemu args, guest commands that bring up eth0), cleanup."""
+    ep = Endpoint("nic", f"unix:{tmp}/nic.sock")
+    variants = [
+        ("pciefw", ["-device", "pcie-root-port,id=rp0,slot=1",
+                    "-device", f"pciefw,bus=rp0,path={tmp}/nic.sock"],
+         "insmod /lib/modules/extra/pciefw_nic.ko"),
+        ("e1000", ["-netdev", "user,id=n0",
+                   "-device", "e1000,netdev=n0,romfile="], "loadmod e1000"),
+        ("virtio-net-pci", ["-netdev", "user,id=n0",
+                            "-device", "virtio-net-pci,netdev=n0,romfile="],
+         "loadmod virtio_pci virtio_net"),
+    ]
+    return variants, ep
+
+
+def bench_nic(qemu, tmp, mib, rr_count):
+    variants, ep = nic_variants(tmp)
+    files = {str(BUILD / "bench" / "tcp-blast"): "/bin/tcp-blast",
+             str(REPO / "tests" / "integration" / "guest_files" / "udhcpc.sh"): UDHCPC,
+             driver_module(): "/lib/modules/extra/pciefw_nic.ko"}
+    try:
+        for name, args, load in variants:
+            sink, source, echo = Peer("sink"), Peer("source", mib << 20), Peer("echo")
+            script = f"""#!/bin/sh
+{load} || exit 1
+ip link set eth0 up
+udhcpc -i eth0 -n -q -t 10 -T 1 -s {UDHCPC} >/dev/null || exit 2
+tcp-blast send 10.0.2.2 {sink.port} {mib}
+tcp-blast recv 10.0.2.2 {source.port}
+tcp-blast rr 10.0.2.2 {echo.port} {rr_count}
+"""
+            initrd = guestlib.make_initramfs(Path(tmp) / name, script, files)
+            res = guestlib.boot_guest(qemu, initrd, args, timeout=600, memory=512)
+            if res.status != 0:
+                print(res.describe(), file=sys.stderr)
+                raise SystemExit(f"guest_bench: {name} run failed")
+            for rec in results(res.console, bench="nic", nic=name):
+                print(json.dumps(rec), flush=True)
+    finally:
+        ep.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["nic", "access", "all"])
+    ap.add_argument("--qemu", default=os.environ.get("PCIEFW_QEMU"), required=False)
+    ap.add_argument("--mib", type=int, default=64, help="MiB per TCP transfer")
+    ap.add_argument("--rr", type=int, default=2000, help="request/responses")
+    ap.add_argument("--reads", type=int, default=20000, help="register accesses")
+    args = ap.parse_args()
+    if not args.qemu:
+        ap.error("--qemu or PCIEFW_QEMU is required (./dev bench sets it)")
+    tmp = Path(subprocess.check_output(["mktemp", "-d", "/tmp/pfb-XXXXXX"],
+                                       text=True).strip())
+    try:
+        if args.what in ("nic", "all"):
+            bench_nic(args.qemu, tmp, args.mib, args.rr)
+        if args.what in ("access", "all"):
+            import access_bench
+            access_bench.run(args.qemu, tmp, args.reads, results, Endpoint, BUILD)
+    finally:
+        subprocess.run(["rm", "-rf", str(tmp)])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""Fixtures for the tests that run the real QEMU and the real endpoint.
+
+Binaries:
+  PCIEFW_QEMU      qemu-system-x86_64 with the pciefw device; default: the
+                   one qemu-pciefw/build-qemu.sh builds (built on first use)
+  PCIEFW_ENDPOINT  pciefw-endpoint; default <repo>/build/endpoint/pciefw-endpoint
+                   (built with meson/ninja if missing)
+
+Every process a test starts is registered with the ``harness`` fixture,
+which stops exactly those processes, by PID, when the test ends, whether it
+passed or not.
+"""
+
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from qtest import Qemu
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+def _env_path():
+    env = dict(os.environ)
+    env["PATH"] = SYSTEM_PATH + ":" + env.get("PATH", "")
+    return env
+
+
+@pytest.fixture(scope="session")
+def qemu_binary():
+    path = os.environ.get("PCIEFW_QEMU")
+    if path:
+        if not os.access(path, os.X_OK):
+            pytest.fail(f"PCIEFW_QEMU={path} is not an executable")
+        return path
+    script = os.path.join(REPO, "qemu-pciefw", "build-qemu.sh")
+    r = subprocess.run([script, "--print-binary"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=_env_path(), text=True)
+    if r.returncode != 0:
+        pytest.fail("qemu-pciefw/build-qemu.sh failed:\n" + r.stderr[-4000:])
+    return r.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def endpoint_binary():
+    path = os.environ.get("PCIEFW_ENDPOINT")
+    if path:
+        if not os.access(path, os.X_OK):
+            pytest.fail(f"PCIEFW_ENDPOINT={path} is not an executable")
+        return path
+    build = os.path.join(REPO, "build")
+    path = os.path.join(build, "endpoint", "pciefw-endpoint")
+    if not os.access(path, os.X_OK):
+        env = _env_path()
+        if not os.path.exists(os.path.join(build, "build.ninja")):
+            r = subprocess.run(["meson", "setup", build], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+            if r.returncode != 0:
+                pytest.fail("meson setup build failed:\n" + r.stdout[-4000:])
+        r = subprocess.run(["ninja", "-C", build, "endpoint/pciefw-endpoint"],
+                           env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            pytest.fail("building pciefw-endpoint failed:\n" + r.stdout[-4000:])
+    return path
+
+
+class Endpoint:
+    """A pciefw-endpoint process serving one device model."""
+
+    def __init__(self, binary, workdir, listen, device="testdev", args=(),
+                 name="endpoint"):
+        self.listen = listen
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        if listen.startswith("unix:") and os.path.exists(listen[5:]):
+            os.unlink(listen[5:])
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [binary, "--listen", listen, "--device", device] + list(args),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log)
+        self.address = self._wait_listening(10.0)
+
+    def _wait_listening(self, timeout):
+        """The address from the 'listening on ADDR' line on stdout."""
+        deadline = time.monotonic() + timeout
+        buf = b""
+        fd = self.proc.stdout.fileno()
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                data = os.read(fd, 4096)
+                if not data:
+                    break
+                buf += data
+                for line in buf.decode(errors="replace").splitlines():
+                    if line.startswith("listening on "):
+                        return line[len("listening on "):].strip()
+            elif self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"endpoint did not start listening on {self.listen}: "
+                           f"{buf.decode(errors='replace')}\n{self.output()}")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def kill(self):
+        """SIGKILL: the endpoint dies without a goodbye."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.log.close()
+        return self.proc.returncode
+
+
+class Harness:
+    def __init__(self, qemu_binary, endpoint_binary, workdir):
+        self.qemu_binary = qemu_binary
+        self.endpoint_binary = endpoint_binary
+        self.workdir = workdir
+        self._procs = []
+
+    def path(self, name):
+        return os.path.join(self.workdir, name)
+
+    def endpoint(self, name="endpoint", listen=None, device="testdev", args=()):
+        listen = listen or f"unix:{self.path(name + '.sock')}"
+        ep = Endpoint(self.endpoint_binary, self.workdir, listen, device, args,
+                      name)
+        self._procs.append(ep)
+        return ep
+
+    def qemu(self, args, name="qemu"):
+        q = Qemu(self.qemu_binary, self.workdir, args, name)
+        self._procs.append(q)
+        return q
+
+    def run_qemu(self, args, timeout=30):
+        """Run QEMU to completion (for start-up failures); returns (rc, output)."""
+        proc = subprocess.Popen([self.qemu_binary, "-display", "none",
+                                 "-nodefaults"] + list(args),
+                                stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            raise
+        return proc.returncode, out.decode(errors="replace")
+
+    def stop_all(self):
+        for p in reversed(self._procs):
+            try:
+                p.stop()
+            except Exception:
+                pass
+        self._procs.clear()
+
+
+@pytest.fixture
+def harness(qemu_binary, endpoint_binary):
+    # UNIX socket paths are limited to 108 bytes: keep the directory short.
+    workdir = tempfile.mkdtemp(prefix="pfq-", dir="/tmp")
+    h = Harness(qemu_binary, endpoint_binary, workdir)
+    try:
+        yield h
+    finally:
+        h.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
