@@ -160,6 +160,7 @@ def main():
         if args.what in ("nic", "all"):
             bench_nic(args.qemu, tmp, args.mib, args.rr)
         if args.what in ("access", "all"):
+            sys.path.insert(0, str(REPO / "bench"))
             import access_bench
             access_bench.run(args.qemu, tmp, args.reads, results, Endpoint, BUILD)
     finally:

@@ -26,6 +26,8 @@ BASE_PKGS=(
 	# trace inspection
 	tshark
 )
+# Only for ./dev bench (the chart in docs/benchmarks.md).
+BENCH_PKGS=(python3-matplotlib)
 # Packages we take from bookworm-backports (QEMU 10.2 needs meson >= 1.5).
 BACKPORT_PKGS=(meson python3-pycotap)
 
@@ -76,9 +78,12 @@ apt_update() {
 }
 
 add_sources && apt_update
-if ! apt-cache policy meson | grep -q backports; then
-	apt_update
-fi
+# (Capture first: grep -q closing the pipe early would fail under pipefail.)
+policy=$(apt-cache policy meson)
+case "$policy" in
+*backports*) ;;
+*) apt_update ;;
+esac
 
 abi=$(guest_kernel_abi)
 if [ -z "$abi" ]; then
@@ -105,6 +110,15 @@ if ! meson_ok || [ -n "$(missing python3-pycotap)" ]; then
 	log "installing from bookworm-backports: ${BACKPORT_PKGS[*]}"
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
 		-t bookworm-backports "${BACKPORT_PKGS[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = --bench ]; then
+	need=$(missing "${BENCH_PKGS[@]}")
+	if [ -n "$need" ]; then
+		apt_update
+		log "installing for the benchmarks: $(echo $need)"
+		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
+	fi
 fi
 
 log "dependencies present (guest kernel ABI $abi)"

@@ -89,7 +89,9 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		return die(argv[2]);
 	off_t off = (off_t)strtoul(argv[3], NULL, 0);
-	volatile uint8_t *bar = mmap(NULL, (size_t)off + 4096, PROT_READ | PROT_WRITE,
+	/* Map only the page holding the register: BARs may be one page. */
+	volatile uint8_t *bar = mmap(NULL, (size_t)(off & ~4095) + 4096,
+				     PROT_READ | PROT_WRITE,
 				     MAP_SHARED, fd, 0);
 	if (bar == MAP_FAILED)
 		return die("mmap");

@@ -1,0 +1,103 @@
+"""In-guest register access latency (bench/guest_bench.py access).
+
+The same static program (bench/guest/access_lat.c) times N reads and N
+writes of one device register from inside the same guest kernel, for:
+
+  in-process    QEMU's pci-testdev (BAR0 MMIO, BAR1 IO): the floor
+  pciefw-unix   -device pciefw over a UNIX socket, testdev (BAR0, BAR4 IO)
+  pciefw-tcp    the same over TCP loopback
+  vfio-user     -device vfio-user-pci with libvfio-user's gpio-pci-idio-16
+                sample (its only BAR, BAR2, is IO)
+
+Every guest gets the same shared memfd RAM (vfio-user requires it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import guestlib
+
+REPO = Path(__file__).resolve().parents[1]
+
+GUEST = r"""#!/bin/sh
+for d in /sys/bus/pci/devices/*; do
+	[ "$(cat $d/vendor):$(cat $d/device)" = "{vendor}:{device}" ] && dev=$d
+done
+[ -n "$dev" ] || {{ echo "device {vendor}:{device} not found"; exit 10; }}
+echo 1 > $dev/enable
+{commands}
+"""
+
+
+def mmio(bar, off, n):
+    return (f"access-lat mmio $dev/resource{bar} {off} {n} read\n"
+            f"access-lat mmio $dev/resource{bar} {off} {n} write\n")
+
+
+def io(bar, off, n):
+    line = bar + 1
+    port = f"$(( $(awk 'NR == {line} {{ print $1 }}' $dev/resource) + {off} ))"
+    return (f"access-lat io {port} {n} read\n"
+            f"access-lat io {port} {n} write\n")
+
+
+def run(qemu, tmp, n, results, Endpoint, build):
+    tmp = Path(tmp)
+    mem = ["-M", "q35,memory-backend=mem",
+           "-object", "memory-backend-memfd,id=mem,size=512M,share=on"]
+    files = {str(build / "bench" / "access-lat"): "/bin/access-lat"}
+    targets = []
+    ep_unix = Endpoint("testdev", f"unix:{tmp}/td.sock")
+    ep_tcp = Endpoint("testdev", "tcp:127.0.0.1:0")
+    procs = [ep_unix, ep_tcp]
+    try:
+        targets.append(("in-process", ["-device", "pci-testdev"], "0x1b36", "0x0005",
+                        mmio(0, 8, n) + io(1, 8, n)))
+        for name, ep in (("pciefw-unix", ep_unix), ("pciefw-tcp", ep_tcp)):
+            if ep.address.startswith("unix:"):
+                dev = f"pciefw,bus=rp0,path={ep.address[5:]}"
+            else:
+                host, port = ep.address[4:].rsplit(":", 1)
+                dev = f"pciefw,bus=rp0,raddr={host},rport={port}"
+            targets.append((name, ["-device", "pcie-root-port,id=rp0,slot=1",
+                                   "-device", dev], "0x1234", "0xfe01",
+                            mmio(0, 4, n) + io(4, 4, n)))
+        sample = subprocess.run([str(REPO / "bench" / "build-vfio-user.sh")],
+                                stdout=subprocess.PIPE, text=True, check=True,
+                                env={**os.environ, "PCIEFW_QEMU": qemu}).stdout.split()[-1]
+        vsock = tmp / "vfio-user.sock"
+        for name, args, vendor, device, cmds in targets + [("vfio-user", None, "0x494f",
+                                                            "0x0dc8", io(2, 0, n))]:
+            server = None
+            if name == "vfio-user":
+                server = subprocess.Popen([sample, str(vsock)], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+                procs.append(server)
+                for _ in range(100):
+                    if vsock.exists():
+                        break
+                    time.sleep(0.05)
+                args = ["-device", json.dumps({"driver": "vfio-user-pci", "socket":
+                                               {"path": str(vsock), "type": "unix"}})]
+            script = GUEST.format(vendor=vendor, device=device, commands=cmds)
+            initrd = guestlib.make_initramfs(tmp / name, script, files)
+            res = guestlib.boot_guest(qemu, initrd, mem + args, timeout=600)
+            if res.status != 0:
+                raise SystemExit(f"access bench {name} failed:\n{res.describe()}")
+            for rec in results(res.console, bench="access", target=name):
+                print(json.dumps(rec), flush=True)
+            if server:
+                server.terminate()
+                server.wait()
+    finally:
+        for p in procs:
+            if hasattr(p, "stop"):
+                p.stop()
+            elif p.poll() is None:
+                p.terminate()
+                p.wait()
