@@ -29,6 +29,8 @@ static void usage(FILE *f)
 "                             default " DEFAULT_LISTEN "; PORT 0 picks a free port\n"
 "      --max-payload=BYTES    largest data payload accepted (default %u, max %u)\n"
 "      --trace=FILE           record every message both ways (pcapng)\n"
+"      --trace-limit=BYTES    rotate the trace at this size (FILE.1, FILE.2, ...)\n"
+"      --trace-files=N        rotated files to keep (default 4)\n"
 "      --log-level=LEVEL      error, warn, info (default) or debug\n"
 "      --list-devices         list the device models and their options\n"
 "  -h, --help                 show this help and exit\n"
@@ -88,6 +90,8 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-payload", required_argument, NULL, 'p' },
 		{ "trace", required_argument, NULL, 't' },
+		{ "trace-limit", required_argument, NULL, 'T' },
+		{ "trace-files", required_argument, NULL, 'F' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "list-devices", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
@@ -99,6 +103,8 @@ int main(int argc, char **argv)
 	char *opts[MAX_OPTS + 1], *device = NULL;
 	const char *trace_path = NULL;
 	unsigned long max_payload = PCIEFW_DEFAULT_PAYLOAD;
+	unsigned long long trace_limit = 0;
+	unsigned long trace_files = 4;
 	int level = PF_LOG_INFO, c;
 	char err[300];
 
@@ -131,6 +137,31 @@ int main(int argc, char **argv)
 		case 't':
 			trace_path = optarg;
 			break;
+		case 'T': {
+			char *end;
+
+			errno = 0;
+			trace_limit = strtoull(optarg, &end, 0);
+			if (errno || optarg[0] == '-' || end == optarg ||
+			    (*end && strcmp(end, "k") && strcmp(end, "M") && strcmp(end, "G")))
+				trace_limit = 0;
+			else if (trace_limit < (1ull << 40))
+				trace_limit <<= *end == 'k' ? 10 : *end == 'M' ? 20 :
+						*end == 'G' ? 30 : 0;
+			if (trace_limit < 4096 || trace_limit > (1ull << 50))
+				return fail("invalid --trace-limit '%s' (bytes, at least 4096; "
+					    "suffix k, M or G)", optarg);
+			break;
+		}
+		case 'F': {
+			char *end;
+
+			errno = 0;
+			trace_files = strtoul(optarg, &end, 10);
+			if (errno || *end || !trace_files || trace_files > 1000)
+				return fail("invalid --trace-files '%s' (1..1000)", optarg);
+			break;
+		}
 		case 'L':
 			level = pf_log_parse_level(optarg);
 			if (level < 0)
@@ -186,6 +217,7 @@ int main(int argc, char **argv)
 		cfg.trace = pf_trace_create(trace_path, "pciefw-endpoint", err, sizeof(err));
 		if (!cfg.trace)
 			return fail("%s", err);
+		pf_trace_set_limit(cfg.trace, trace_limit, (unsigned)trace_files);
 	}
 	server = pf_server_new(loop, &cfg);
 	if (!n_listen)

@@ -28,6 +28,11 @@
 struct pf_trace_writer {
 	FILE *f;
 	char *vbuf;
+	char *path;
+	char *recorder;
+	uint64_t written;       /* bytes in the current file */
+	uint64_t max_bytes;     /* 0: no limit */
+	unsigned keep;          /* rotated files kept */
 };
 
 struct pf_trace_reader {
@@ -142,17 +147,64 @@ struct pf_trace_writer *pf_trace_create(const char *path, const char *recorder,
 		free(w);
 		return NULL;
 	}
+	w->path = strdup(path);
+	w->recorder = strdup(recorder ? recorder : "pciefw");
 	/* A large buffer keeps capture to one write(2) per many messages. */
 	w->vbuf = malloc(1 << 20);
 	if (w->vbuf)
 		setvbuf(w->f, w->vbuf, _IOFBF, 1 << 20);
-	if (write_headers(w->f, recorder ? recorder : "pciefw")) {
+	if (!w->path || !w->recorder ||
+	    write_headers(w->f, recorder ? recorder : "pciefw")) {
 		snprintf(err, errlen, "cannot write trace '%s': %s", path,
 			 strerror(errno));
 		pf_trace_close(w);
 		return NULL;
 	}
 	return w;
+}
+
+void pf_trace_set_limit(struct pf_trace_writer *w, uint64_t max_bytes,
+			unsigned keep)
+{
+	w->max_bytes = max_bytes;
+	w->keep = keep ? keep : 1;
+}
+
+/* FILE -> FILE.1 -> FILE.2 ...; start FILE afresh. */
+static int rotate(struct pf_trace_writer *w)
+{
+	size_t n = strlen(w->path) + 16;
+	char *from = malloc(n), *to = malloc(n);
+	int r = PF_OK;
+
+	if (!from || !to || fclose(w->f)) {
+		w->f = NULL;
+		r = PF_ERR_IO;
+		goto out;
+	}
+	w->f = NULL;
+	for (unsigned i = w->keep; i > 1; i--) {
+		snprintf(from, n, "%s.%u", w->path, i - 1);
+		snprintf(to, n, "%s.%u", w->path, i);
+		rename(from, to);      /* a missing older file is fine */
+	}
+	snprintf(to, n, "%s.1", w->path);
+	if (rename(w->path, to))
+		r = PF_ERR_IO;
+	w->f = fopen(w->path, "wbe");
+	if (!w->f) {
+		r = PF_ERR_IO;
+		goto out;
+	}
+	if (w->vbuf)
+		setvbuf(w->f, w->vbuf, _IOFBF, 1 << 20);
+	w->written = 0;
+	if (write_headers(w->f, w->recorder))
+		r = PF_ERR_IO;
+out:
+	free(from);
+	free(to);
+	return r;
 }
 
 int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
@@ -166,6 +218,12 @@ int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
 
 	if (body_len > PF_TRACE_MAX_BLOCK - 64)
 		return PF_ERR_OVERSIZE;
+	if (!w->f)
+		return PF_ERR_IO;
+	if (w->max_bytes && w->written + total > w->max_bytes && w->written > 512 &&
+	    rotate(w))
+		return PF_ERR_IO;
+	w->written += total;
 	put32(hdr, BT_EPB);
 	put32(hdr + 4, total);
 	put32(hdr + 8, 0);                          /* interface 0 */
@@ -187,7 +245,7 @@ int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
 
 int pf_trace_flush(struct pf_trace_writer *w)
 {
-	return fflush(w->f) ? PF_ERR_IO : PF_OK;
+	return !w->f || fflush(w->f) ? PF_ERR_IO : PF_OK;
 }
 
 int pf_trace_close(struct pf_trace_writer *w)
@@ -196,9 +254,11 @@ int pf_trace_close(struct pf_trace_writer *w)
 
 	if (!w)
 		return r;
-	if (fclose(w->f))
+	if (w->f && fclose(w->f))
 		r = PF_ERR_IO;
 	free(w->vbuf);
+	free(w->path);
+	free(w->recorder);
 	free(w);
 	return r;
 }

@@ -35,6 +35,13 @@ struct pf_trace_writer;
 struct pf_trace_writer *pf_trace_create(const char *path, const char *recorder,
 					char *err, size_t errlen);
 /*
+ * Bound the capture: once the file would exceed @max_bytes, it is renamed
+ * FILE.1 (FILE.1 to FILE.2, ... up to FILE.@keep, the oldest dropped) and a
+ * new FILE is started, headers included.  @max_bytes 0: unbounded.
+ */
+void pf_trace_set_limit(struct pf_trace_writer *w, uint64_t max_bytes,
+			unsigned keep);
+/*
  * Append one message (its encoded body; the length prefix is added).
  * Buffered; returns 0, PF_ERR_OVERSIZE or PF_ERR_IO.
  */

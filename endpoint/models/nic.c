@@ -56,6 +56,13 @@ struct ring {
 	uint32_t tail;          /* first descriptor the device may not use */
 };
 
+#define TX_BATCHES 64
+
+struct tx_batch {
+	uint32_t first, count;
+	uint32_t pending;        /* DMA reads still outstanding */
+};
+
 struct rx_slot {
 	uint64_t addr;
 	uint16_t buf_len;
@@ -79,10 +86,11 @@ struct nic {
 	struct rx_slot *rx_slots;
 	uint32_t rx_fetched, rx_valid;
 
-	/* TX: one batch of descriptors in flight at a time. */
-	bool tx_busy;
-	uint8_t *tx_descs;       /* copy of the batch's descriptors */
-	uint32_t tx_first, tx_count, tx_pending;
+	/* TX: batches in flight, oldest at tx_q_head (nic 3.2). */
+	struct tx_batch tx_q[TX_BATCHES];
+	unsigned tx_q_head, tx_q_len;
+	uint32_t tx_fetched;     /* descriptors up to here are being handled */
+	uint8_t *tx_descs;       /* copy of the ring, indexed like it */
 
 	/* Interrupt moderation (nic 4), per vector. */
 	ev_timer itr_timer[N_VECTORS];
@@ -286,31 +294,49 @@ static void nic_receive(void *opaque, const uint8_t *frame, size_t len)
 
 /* ---- TX (nic 3.2) ---- */
 
-static void tx_kick(struct nic *n);
-
-/* Write the batch's descriptors back at once: fewer, larger DMA writes. */
-static void tx_batch_done(struct nic *n)
+/*
+ * TX is pipelined: each doorbell starts fetching the new descriptors at
+ * once, even while earlier batches still wait for their frames.  DMA
+ * completions arrive in issue order (spec 5.2), so frames still leave in
+ * ring order, and batches retire in order.
+ */
+static struct tx_batch *tx_batch_of(struct nic *n, uint32_t slot)
 {
-	uint32_t first = n->tx_first, count = n->tx_count, off = 0;
+	for (unsigned i = 0; i < n->tx_q_len; i++) {
+		struct tx_batch *b = &n->tx_q[(n->tx_q_head + i) % TX_BATCHES];
 
-	while (count) {
-		uint32_t run = n->tx.size - first < count ? n->tx.size - first : count;
-
-		pf_dma_write(n->dev, desc_addr(&n->tx, first),
-			     n->tx_descs + off * DESC_SIZE, run * DESC_SIZE);
-		off += run;
-		first = (first + run) % n->tx.size;
-		count -= run;
+		if (slot - b->first < b->count)
+			return b;
 	}
-	n->tx.head = (n->tx_first + n->tx_count) % n->tx.size;
-	n->tx_busy = false;
-	raise_cause(n, CAUSE_TX);
-	tx_kick(n);
+	return NULL;
 }
 
 static void tx_set_status(struct nic *n, uint32_t slot, uint16_t status)
 {
 	pf_le_store(n->tx_descs + slot * DESC_SIZE + 12, 2, status);
+}
+
+static void tx_kick(struct nic *n);
+
+/* Write finished batches back, oldest first, in one DMA write each. */
+static void tx_retire(struct nic *n)
+{
+	bool done = false;
+
+	while (n->tx_q_len && n->tx_q[n->tx_q_head].pending == 0) {
+		struct tx_batch *b = &n->tx_q[n->tx_q_head];
+
+		pf_dma_write(n->dev, desc_addr(&n->tx, b->first),
+			     n->tx_descs + b->first * DESC_SIZE, b->count * DESC_SIZE);
+		n->tx.head = (b->first + b->count) % n->tx.size;
+		n->tx_q_head = (n->tx_q_head + 1) % TX_BATCHES;
+		n->tx_q_len--;
+		done = true;
+	}
+	if (done) {
+		raise_cause(n, CAUSE_TX);
+		tx_kick(n);
+	}
 }
 
 static void tx_frame_done(void *opaque, enum pf_dma_result res,
@@ -319,8 +345,9 @@ static void tx_frame_done(void *opaque, enum pf_dma_result res,
 	struct dma_ctx *c = opaque;
 	struct nic *n = c->n;
 	uint32_t slot = c->first;
+	struct tx_batch *b;
 
-	if (!ctx_end(c, res))
+	if (!ctx_end(c, res) || !(b = tx_batch_of(n, slot)))
 		return;
 	if (res == PF_DMA_OK) {
 		pf_net_send(n->net, data, len);
@@ -331,69 +358,71 @@ static void tx_frame_done(void *opaque, enum pf_dma_result res,
 		n->stats[TX_ERRORS]++;
 		tx_set_status(n, slot, DESC_DD | DESC_ERR);
 	}
-	if (--n->tx_pending == 0)
-		tx_batch_done(n);
+	b->pending--;
+	tx_retire(n);
 }
 
+/* Validate each descriptor of a fetched batch and read its frame. */
 static void tx_descs_done(void *opaque, enum pf_dma_result res,
 			  const void *data, uint32_t len)
 {
 	struct dma_ctx *c = opaque;
 	struct nic *n = c->n;
 	uint32_t first = c->first, count = c->count;
-	uint32_t base = (first - n->tx_first) & (n->tx.size - 1);
+	struct tx_batch *b;
 
-	if (!ctx_end(c, res) || !n->tx_busy)
+	if (!ctx_end(c, res) || !(b = tx_batch_of(n, first)))
 		return;
-	if (res != PF_DMA_OK) {
+	if (res == PF_DMA_OK)
+		memcpy(n->tx_descs + first * DESC_SIZE, data, count * DESC_SIZE);
+	else
 		pf_dev_log(n->dev, PF_LOG_WARN, "TX ring unreadable at 0x%llx",
 			   (unsigned long long)desc_addr(&n->tx, first));
-		n->tx_busy = false;
-		return;
-	}
-	memcpy(n->tx_descs + base * DESC_SIZE, data, count * DESC_SIZE);
-	for (uint32_t i = 0; i < count; i++) {
-		uint32_t slot = base + i;
+	for (uint32_t slot = first; slot < first + count; slot++) {
 		const uint8_t *d = n->tx_descs + slot * DESC_SIZE;
 		uint64_t addr = pf_le_load(d, 8);
 		uint32_t flen = (uint32_t)pf_le_load(d + 8, 2);
-		struct dma_ctx *fc;
+		struct dma_ctx *fc = NULL;
 
-		if (flen == 0 || flen > n->max_frame ||
+		if (res != PF_DMA_OK || flen == 0 || flen > n->max_frame ||
 		    !(pf_le_load(d + 10, 2) & TX_FLAG_EOP) ||
-		    !(fc = ctx_new(n, slot, 1))) {
+		    !(fc = ctx_new(n, slot, 1)) ||
+		    pf_dma_read(n->dev, addr, flen, tx_frame_done, fc) < 0) {
+			free(fc);
 			n->stats[TX_ERRORS]++;
 			tx_set_status(n, slot, DESC_DD | DESC_ERR);
 			continue;
 		}
-		n->tx_pending++;
-		if (pf_dma_read(n->dev, addr, flen, tx_frame_done, fc) < 0) {
-			free(fc);
-			n->tx_pending--;
-			tx_set_status(n, slot, DESC_DD | DESC_ERR);
-		}
+		b->pending++;
 	}
-	if (--n->tx_pending == 0)
-		tx_batch_done(n);
+	b->pending--;            /* the descriptor fetch itself */
+	tx_retire(n);
 }
 
 static void tx_kick(struct nic *n)
 {
-	uint32_t count, first;
-
-	if (n->tx_busy || !(n->ctrl & CTRL_TX_EN) || !ring_ready(&n->tx) ||
+	if (!(n->ctrl & CTRL_TX_EN) || !ring_ready(&n->tx) ||
 	    !pf_dev_connected(n->dev))
 		return;
-	count = (n->tx.tail - n->tx.head) & (n->tx.size - 1);
-	if (!count)
-		return;
-	first = n->tx.head;
-	n->tx_busy = true;
-	n->tx_first = first;
-	n->tx_count = count;
-	/* One count per descriptor fetch: the batch ends after the last. */
-	n->tx_pending = first + count > n->tx.size ? 2 : 1;
-	fetch_descs(n, &n->tx, first, count, tx_descs_done);
+	while (n->tx_fetched != n->tx.tail && n->tx_q_len < TX_BATCHES) {
+		uint32_t first = n->tx_fetched;
+		/* A batch never wraps: a wrapped doorbell makes two batches. */
+		uint32_t end = n->tx.tail > first ? n->tx.tail : n->tx.size;
+		struct tx_batch *b = &n->tx_q[(n->tx_q_head + n->tx_q_len) % TX_BATCHES];
+		struct dma_ctx *c = ctx_new(n, first, end - first);
+
+		if (!c)
+			return;
+		*b = (struct tx_batch){ first, end - first, 1 };
+		n->tx_q_len++;
+		n->tx_fetched = end % n->tx.size;
+		if (pf_dma_read(n->dev, desc_addr(&n->tx, first),
+				(end - first) * DESC_SIZE, tx_descs_done, c) < 0) {
+			free(c);
+			n->tx_q_len--;
+			return;
+		}
+	}
 }
 
 /* ---- Registers (nic 2) ---- */
@@ -408,8 +437,8 @@ static void power_on(struct nic *n)
 	memset(&n->rx, 0, sizeof(n->rx));
 	memset(&n->tx, 0, sizeof(n->tx));
 	n->rx_fetched = n->rx_valid = 0;
-	n->tx_busy = false;
-	n->tx_pending = 0;
+	n->tx_q_head = n->tx_q_len = 0;
+	n->tx_fetched = 0;
 	for (int v = 0; v < N_VECTORS; v++) {
 		ev_timer_stop(loop, &n->itr_timer[v]);
 		n->irq_pending[v] = false;
@@ -512,11 +541,11 @@ static void reg_write(struct nic *n, uint32_t off, uint32_t v)
 	case REG_RX_TAIL: rx_tail_write(n, v); return;
 	case REG_TX_BASE_LO:
 		n->tx.base = (n->tx.base & ~0xffffffffull) | (v & ~0xfu);
-		n->tx.head = n->tx.tail = 0;
+		n->tx.head = n->tx.tail = n->tx_fetched = 0;
 		return;
 	case REG_TX_BASE_HI:
 		n->tx.base = (n->tx.base & 0xffffffffull) | (uint64_t)v << 32;
-		n->tx.head = n->tx.tail = 0;
+		n->tx.head = n->tx.tail = n->tx_fetched = 0;
 		return;
 	case REG_TX_SIZE:
 		if (!set_ring_size(&n->tx, v)) {
@@ -526,6 +555,7 @@ static void reg_write(struct nic *n, uint32_t off, uint32_t v)
 				n->tx_descs = d;
 			else
 				n->tx.size = 0;
+			n->tx_fetched = 0;
 		}
 		return;
 	case REG_TX_TAIL:

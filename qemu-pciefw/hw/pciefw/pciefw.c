@@ -246,7 +246,6 @@ static bool pciefw_queued(PCIeFwState *s, size_t mark, int r, const char *kind)
     if (s->trace && len >= PF_FRAME_HEADER) {
         pf_trace_write(s->trace, pf_now_ns(), PF_DIR_TO_ENDPOINT,
                        p + PF_FRAME_HEADER, len - PF_FRAME_HEADER);
-        pf_trace_flush(s->trace);
     }
     return true;
 }
@@ -649,7 +648,6 @@ static void pciefw_handle_frame(PCIeFwState *s, const uint8_t *frame,
 
     if (s->trace) {
         pf_trace_write(s->trace, pf_now_ns(), PF_DIR_TO_HOST, frame, len);
-        pf_trace_flush(s->trace);
     }
     r = pf_codec_decode(&s->codec, frame, len, &m, err, sizeof(err));
     if (r == PF_OK) {
@@ -716,6 +714,13 @@ static void pciefw_fd_read(void *opaque)
     pciefw_read_input(s, PCIEFW_RX_BATCH);
     pciefw_flush(s);
     pciefw_update_watch(s);
+    /*
+     * Capture is buffered; hand it to the kernel once per batch, off the
+     * vCPU path, so a killed QEMU loses at most the current batch.
+     */
+    if (s->trace) {
+        pf_trace_flush(s->trace);
+    }
 }
 
 static void pciefw_fd_write(void *opaque)
