@@ -117,6 +117,7 @@ struct PCIeFwState {
     uint32_t timeout_ms;
     uint32_t reconnect_s;
     char *trace_path;
+    uint64_t trace_limit;
 
     /* Connection */
     char *peer;                 /* "unix:PATH" or "tcp:HOST:PORT" */
@@ -1219,6 +1220,8 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
                        s->trace_path, err);
             goto fail;
         }
+        /* Rotated pieces: FILE.1 .. FILE.4 (docs/protocol.md section 6). */
+        pf_trace_set_limit(s->trace, s->trace_limit, 4);
     }
 
     if (!pciefw_connect(s, errp)) {
@@ -1327,6 +1330,7 @@ static const Property pciefw_properties[] = {
                        PCIEFW_DEFAULT_TIMEOUT_MS),
     DEFINE_PROP_UINT32("reconnect", PCIeFwState, reconnect_s, 0),
     DEFINE_PROP_STRING("trace", PCIeFwState, trace_path),
+    DEFINE_PROP_SIZE("trace-limit", PCIeFwState, trace_limit, 0),
 };
 
 static void pciefw_class_init(ObjectClass *klass, const void *data)
@@ -1365,6 +1369,9 @@ static void pciefw_class_init(ObjectClass *klass, const void *data)
         "lost (0: stay disconnected)");
     object_class_property_set_description(klass, "trace",
         "file to record every message of the session in (pcapng)");
+    object_class_property_set_description(klass, "trace-limit",
+        "rotate the capture file at this size, keeping FILE.1 to FILE.4 "
+        "(0: unbounded)");
 }
 
 static const TypeInfo pciefw_types[] = {
