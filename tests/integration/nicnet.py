@@ -39,8 +39,9 @@ def nic_device_args(endpoint_address: str) -> list[str]:
             "-device", f"pciefw,bus=rp0,path={path}"]
 
 
-class Sink:
-    """Accepts one TCP connection, reads exactly ``size`` bytes, digests them."""
+class _Peer:
+    """A host process end on an ephemeral loopback port, serving one
+    connection from the guest in a thread (the guest sees 10.0.2.2)."""
 
     def __init__(self, size: int):
         self.size = size
@@ -49,10 +50,20 @@ class Sink:
         self.sock.listen(1)
         self.sock.settimeout(600)
         self.port = self.sock.getsockname()[1]
-        self.digest = None
-        self.received = 0
         self.error = None
         self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        raise NotImplementedError
+
+
+class Sink(_Peer):
+    """Accepts one TCP connection, reads exactly ``size`` bytes, digests them."""
+
+    def __init__(self, size: int):
+        super().__init__(size)
+        self.digest = None
+        self.received = 0
         self.thread.start()
 
     def _run(self):
@@ -78,23 +89,14 @@ class Sink:
         return self.digest
 
 
-class Source:
+class Source(_Peer):
     """Accepts one TCP connection and sends ``size`` random bytes."""
 
     def __init__(self, size: int):
-        self.size = size
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(1)
-        self.sock.settimeout(600)
-        self.port = self.sock.getsockname()[1]
+        super().__init__(size)
         self.sent = 0
-        self.error = None
-        h = hashlib.md5()
         self.data = os.urandom(size)
-        h.update(self.data)
-        self.digest = h.hexdigest()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.digest = hashlib.md5(self.data).hexdigest()
         self.thread.start()
 
     def _run(self):
