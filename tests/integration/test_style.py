@@ -1,0 +1,31 @@
+"""Coding style: the Linux driver passes the kernel's checkpatch, the QEMU
+device passes QEMU's (as it would have to, to be proposed upstream)."""
+
+import os
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def run(args):
+    return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=600)
+
+
+def test_driver_checkpatch():
+    r = run([os.path.join(REPO, "driver", "get-checkpatch.sh")])
+    assert r.returncode == 0, r.stdout[-2000:]
+    checkpatch = r.stdout.strip().splitlines()[-1]
+    r = run([checkpatch, "--no-tree", "--strict", "-f",
+             os.path.join(REPO, "driver", "pciefw_nic.c")])
+    assert r.returncode == 0, r.stdout
+    assert "total: 0 errors, 0 warnings" in r.stdout, r.stdout
+
+
+def test_qemu_device_checkpatch(qemu_binary):
+    src = os.path.dirname(os.path.dirname(qemu_binary))
+    checkpatch = os.path.join(src, "scripts", "checkpatch.pl")
+    r = run([checkpatch, "--no-tree", "-f",
+             os.path.join(REPO, "qemu-pciefw", "hw", "pciefw", "pciefw.c")])
+    assert r.returncode == 0, r.stdout
+    assert "total: 0 errors, 0 warnings" in r.stdout, r.stdout
