@@ -143,6 +143,7 @@ on this machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()
 {platform.release()}; QEMU 10.2.2 under TCG (no KVM), the Debian 6.1 guest
 kernel of `tests/guest/`. The machine is shared and noisy: compare the ratios,
 which are measured in the same run, more than the absolute figures.
+`docs/performance.md` explains where the time goes and what was changed.
 
 ## In-guest register access latency
 
