@@ -176,7 +176,10 @@ e1000 and virtio-net-pci use QEMU's `-netdev user`.
 through the host library and sets each figure against a raw socket exchange
 of the same message sizes on the same transport, in the same run. A
 cross-CPU wake-up costs 50-70 µs on this machine and a same-CPU one ~4 µs,
-so it runs both unpinned and with everything on one CPU.
+so it runs both unpinned and with everything on one CPU:
+`build/bench/pciefw-bench -n 20000 -w 200000 -d 64` and the same with
+`--pin 0` (the table: 20000 reads, 200000 posted writes, 64 MiB per DMA
+figure).
 
 {protocol_section(proto)}
 """
