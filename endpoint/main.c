@@ -49,7 +49,7 @@ static void list_devices(FILE *f)
 		fprintf(f, "%-10s %s\n", m->name, m->summary);
 		for (const struct pf_model_option *o = m->options; o && o->name; o++)
 			fprintf(f, "    %s=VALUE  %s (default: %s)\n", o->name,
-				o->help, o->def ? o->def : "none");
+				o->help, o->def && *o->def ? o->def : "none");
 	}
 }
 
