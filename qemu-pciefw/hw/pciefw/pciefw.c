@@ -391,7 +391,11 @@ static int pciefw_complete(PCIeFwState *s, const char *kind)
 
     s->waiting = false;
     pciefw_update_watch(s);
-    if (!ok) {
+    /*
+     * A completion that arrived before the endpoint hung up (a Goodbye in
+     * the same read) still answers the request: messages are in order.
+     */
+    if (!ok && !pciefw_cpl_done(s)) {
         return -1;
     }
     if (s->cpl_status != PCIEFW__STATUS__STATUS_SUCCESSFUL) {
