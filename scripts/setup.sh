@@ -22,7 +22,7 @@ BASE_PKGS=(
 	# QEMU run time firmware
 	seabios qemu-system-data ipxe-qemu
 	# guest image
-	busybox-static pciutils cpio xz-utils kmod
+	busybox-static pciutils cpio xz-utils kmod iproute2
 	# trace inspection
 	tshark
 )
