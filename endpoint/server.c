@@ -82,24 +82,18 @@ static void conn_fail(struct pf_conn *c, const char *fmt, ...)
 
 static void conn_flush(struct pf_conn *c)
 {
-	while (!pf_buf_empty(&c->out) && !c->dead) {
-		ssize_t n = send(c->fd, pf_buf_peek(&c->out), pf_buf_used(&c->out),
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+	int r;
 
-		if (n > 0) {
-			pf_buf_consume(&c->out, (size_t)n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			/* Keep reading meanwhile: the deadlock rule (spec 5.3). */
-			ev_io_start(c->srv->loop, &c->wr);
-			return;
-		}
-		conn_fail(c, "write failed: %s", n < 0 ? strerror(errno) : "closed");
+	if (c->dead)
+		return;
+	r = pf_buf_send(c->fd, &c->out);
+	if (r == PF_AGAIN) {
+		/* Keep reading meanwhile: the deadlock rule (spec 5.3). */
+		ev_io_start(c->srv->loop, &c->wr);
 		return;
 	}
+	if (r < 0)
+		conn_fail(c, "write failed: %s", strerror(errno));
 	ev_io_stop(c->srv->loop, &c->wr);
 }
 

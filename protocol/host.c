@@ -70,37 +70,26 @@ static int read_some(struct pf_host *h);
 
 int pf_host_flush(struct pf_host *h)
 {
-	while (!pf_buf_empty(&h->out)) {
-		ssize_t n;
+	for (;;) {
+		struct pollfd p = { .fd = h->fd, .events = POLLIN | POLLOUT };
+		int r;
 
 		if (h->broken)
 			return PF_ERR_CLOSED;
-		n = send(h->fd, pf_buf_peek(&h->out), pf_buf_used(&h->out),
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			pf_buf_consume(&h->out, (size_t)n);
-			continue;
+		r = pf_buf_send(h->fd, &h->out);
+		if (r == PF_OK)
+			return PF_OK;
+		if (r < 0)
+			return host_fail(h, PF_ERR_IO, "write: %s", strerror(errno));
+		/* Full: wait, and serve the endpoint meanwhile (spec 5.3). */
+		if (poll(&p, 1, h->timeout_ms) == 0)
+			return host_fail(h, PF_ERR_TIMEOUT, "endpoint stopped reading");
+		if (p.revents & POLLIN) {
+			r = read_some(h);
+			if (r < 0)
+				return r;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd p = { .fd = h->fd, .events = POLLIN | POLLOUT };
-
-			if (poll(&p, 1, h->timeout_ms) == 0)
-				return host_fail(h, PF_ERR_TIMEOUT,
-						 "endpoint stopped reading");
-			if (p.revents & POLLIN) {
-				int r = read_some(h);
-
-				if (r < 0)
-					return r;
-			}
-			continue;
-		}
-		return host_fail(h, PF_ERR_IO, "write: %s",
-				 n < 0 ? strerror(errno) : "closed");
 	}
-	return PF_OK;
 }
 
 int pf_host_send_raw(struct pf_host *h, const void *p, size_t len)

@@ -1,6 +1,9 @@
 /* Socket helpers for the TCP and UNIX transports; see transport.h. */
 #include "transport.h"
 
+#include "buf.h"
+#include "pciefw.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -228,6 +231,27 @@ int pf_connect(const struct pf_addr *a, char *err, size_t errlen)
 sys:
 	snprintf(err, errlen, "socket: %s", strerror(errno));
 	return -1;
+}
+
+int pf_buf_send(int fd, struct pf_buf *b)
+{
+	while (!pf_buf_empty(b)) {
+		ssize_t n = send(fd, pf_buf_peek(b), pf_buf_used(b),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			pf_buf_consume(b, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return PF_AGAIN;
+		if (n == 0)
+			errno = EPIPE;
+		return PF_ERR_IO;
+	}
+	return PF_OK;
 }
 
 int pf_write_all(int fd, const void *buf, size_t len)

@@ -36,6 +36,15 @@ int pf_connect(const struct pf_addr *a, char *err, size_t errlen);
 void pf_tune_socket(int fd);
 int pf_set_nonblock(int fd, int on);
 
+/*
+ * Send what the socket takes of @b without blocking, consuming it.
+ * Returns PF_OK when @b is empty, PF_AGAIN when the socket is full (the
+ * caller waits for writability, and keeps reading meanwhile: spec 5.3), or
+ * PF_ERR_IO with errno set (EPIPE when the peer closed).
+ */
+struct pf_buf;
+int pf_buf_send(int fd, struct pf_buf *b);
+
 /* Write all of @len bytes, polling on EAGAIN.  Returns 0 or -1 (errno). */
 int pf_write_all(int fd, const void *buf, size_t len);
 

@@ -23,15 +23,7 @@ import pytest
 import guestlib
 from nicnet import DRIVER_KO, UDHCPC, guest_files, nic_device_args
 
-# testdev (docs/testdev.md)
-ID, IO_ID, CFG_ID = 0x7E57DE01, 0x7E5710DE, 0x7E57CF61
-REG_ID, REG_SCRATCH, REG_INV = 0x00, 0x04, 0x08
-REG_DMA_SRC, REG_DMA_DST, REG_DMA_LEN = 0x10, 0x18, 0x20
-REG_DMA_CMD, REG_DMA_STATUS, REG_DMA_IRQ = 0x24, 0x28, 0x2C
-REG_DOORBELL_MSIX, REG_INTX, REG_RESET_COUNT = 0x30, 0x38, 0x3C
-REG_SCRATCH64, REG_SIDE_EFFECTS = 0x40, 0x48
-DMA_START, DMA_IRQ, IRQ_MSIX = 1, 2, 3
-ST_BUSY, ST_DONE, ST_ERROR = 1, 2, 4
+from testdev_map import *  # noqa: F401,F403  (docs/testdev.md)
 
 # Where the qtest script puts things: testdev on q35's root bus at 00:04.0.
 BDF = (0, 4, 0)

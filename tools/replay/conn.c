@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "replay.h"
+#include "transport.h"
 
 #define RBUF_SIZE (256 * 1024)
 
@@ -50,24 +51,13 @@ void rp_conn_free(struct rp_conn *c)
 /* Write what the socket takes without blocking. */
 static int try_write(struct rp_conn *c)
 {
-	while (!pf_buf_empty(&c->out)) {
-		ssize_t n = send(c->fd, pf_buf_peek(&c->out), pf_buf_used(&c->out),
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+	int r = pf_buf_send(c->fd, &c->out);
 
-		if (n > 0) {
-			pf_buf_consume(&c->out, (size_t)n);
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		snprintf(c->why, sizeof(c->why), "write failed: %s",
-			 n < 0 ? strerror(errno) : "connection closed");
-		pf_buf_clear(&c->out);
-		return PF_ERR_CLOSED;
-	}
-	return 0;
+	if (r >= 0)
+		return 0;
+	snprintf(c->why, sizeof(c->why), "write failed: %s", strerror(errno));
+	pf_buf_clear(&c->out);
+	return PF_ERR_CLOSED;
 }
 
 int rp_conn_send_buf(struct rp_conn *c, struct pf_buf *b)
