@@ -775,9 +775,13 @@ def test_nic_session_replay(harness, tmp_path, endpoint_binary):
     assert re.search(rf"^divergence 1 at record #{syn_ack} .*: dma_write differs in data$",
                      r.stdout, re.M), r.stdout
 
-    # The whole session with the host end of the transfer listening again:
-    # it runs to the end, and whatever diverges is in the transfer.
-    for trace in (ep_trace, q_trace):
+    # The whole session with the host end of the transfer listening again.
+    # Recorded at the endpoint, the interleaving of the two directions is
+    # the one the endpoint really saw, and the whole session (boot, probe,
+    # DHCP, ping, transfer) replays with 0 divergences.  Slirp's own timers
+    # (delayed ACKs, window updates) can still, rarely, land elsewhere
+    # relative to a doorbell, so a second fresh endpoint gets one more try.
+    def whole(trace):
         peer = PortSink(sink.port, NIC_TRANSFER)
         try:
             r = against_fresh_nic("whole", "--loose-irqs", "--keep-going", trace=trace)
@@ -791,6 +795,12 @@ def test_nic_session_replay(harness, tmp_path, endpoint_binary):
         print(f"{os.path.basename(trace)}: whole session replayed with "
               f"{len(found)} divergences (first at #{found[0] if found else '-'}; "
               f"transfer from #{syn_ack}); the host end got {peer.received} bytes")
+        return found
+
+    assert whole(ep_trace) == [] or whole(ep_trace) == []
+    # Recorded in QEMU, host messages may sit earlier relative to what the
+    # endpoint had already sent; divergences, if any, stay in the transfer.
+    whole(q_trace)
 
     # Another MAC address: the driver's first read of MAC_LO tells.
     r = against_fresh_nic("other-mac", mac="52:54:00:00:00:01")
