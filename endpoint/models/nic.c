@@ -36,6 +36,7 @@ enum {
 #define DESC_EOP     (1u << 1)
 #define DESC_ERR     (1u << 2)
 #define TX_FLAG_EOP  (1u << 0)
+#define RX_BUF_MIN   14u      /* an Ethernet header */
 #define DESC_SIZE    16u
 #define RING_MIN     8u
 #define RING_MAX     4096u
@@ -261,15 +262,37 @@ static void rx_tail_write(struct nic *n, uint32_t tail)
 	n->rx_fetched = tail;
 }
 
+/* Write bytes 8-15 of RX descriptor @idx back and hand it to the driver. */
+static void rx_write_back(struct nic *n, uint32_t idx, uint16_t len,
+			  uint16_t status)
+{
+	uint8_t wb[8];
+
+	pf_le_store(wb, 2, n->rx_slots[idx].buf_len);
+	pf_le_store(wb + 2, 2, len);
+	pf_le_store(wb + 4, 2, status);
+	pf_le_store(wb + 6, 2, 0);
+	pf_dma_write(n->dev, desc_addr(&n->rx, idx) + 8, wb, 8);
+	n->rx.head = (idx + 1) % n->rx.size;
+}
+
 static void nic_receive(void *opaque, const uint8_t *frame, size_t len)
 {
 	struct nic *n = opaque;
 	struct rx_slot *s;
-	uint8_t wb[8];
 	uint32_t idx;
 
-	if (!pf_dev_connected(n->dev) || !(n->ctrl & CTRL_RX_EN) ||
-	    n->rx.head == n->rx_valid) {
+	if (!pf_dev_connected(n->dev) || !(n->ctrl & CTRL_RX_EN)) {
+		n->stats[RX_DROPPED]++;
+		return;
+	}
+	/* A buffer too small for any frame is malformed: skip it (nic 3.1). */
+	while (n->rx.head != n->rx_valid &&
+	       n->rx_slots[n->rx.head].buf_len < RX_BUF_MIN) {
+		n->stats[RX_ERRORS]++;
+		rx_write_back(n, n->rx.head, 0, DESC_DD | DESC_ERR);
+	}
+	if (n->rx.head == n->rx_valid) {
 		n->stats[RX_DROPPED]++;
 		return;
 	}
@@ -281,12 +304,7 @@ static void nic_receive(void *opaque, const uint8_t *frame, size_t len)
 	}
 	/* Frame, then write-back, then interrupt: ordered (spec 5.1). */
 	pf_dma_write(n->dev, s->addr, frame, (uint32_t)len);
-	pf_le_store(wb, 2, s->buf_len);
-	pf_le_store(wb + 2, 2, len);
-	pf_le_store(wb + 4, 2, DESC_DD | DESC_EOP);
-	pf_le_store(wb + 6, 2, 0);
-	pf_dma_write(n->dev, desc_addr(&n->rx, idx) + 8, wb, 8);
-	n->rx.head = (idx + 1) % n->rx.size;
+	rx_write_back(n, idx, (uint16_t)len, DESC_DD | DESC_EOP);
 	n->stats[RX_PACKETS]++;
 	n->stats[RX_BYTES] += len;
 	raise_cause(n, CAUSE_RX);

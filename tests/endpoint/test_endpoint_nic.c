@@ -49,8 +49,10 @@ static uint64_t nic_stat(struct pf_host *h, unsigned i)
 	return pf_le_load(b, 8);
 }
 
-/* What the driver's open does (nic 2, 3): rings, buffers, MSI-X, enable. */
-static void bring_up(struct pf_host *h, uint32_t rx_avail)
+static void bring_up_keep(struct pf_host *h, uint32_t rx_avail);
+
+/* RX descriptors pointing at 2 KiB buffers. */
+static void init_rx_ring(struct pf_host *h)
 {
 	for (uint32_t i = 0; i < RING; i++) {
 		uint8_t *d = gmem(h, RX_RING + i * 16);
@@ -59,6 +61,18 @@ static void bring_up(struct pf_host *h, uint32_t rx_avail)
 		pf_le_store(d, 8, RX_BUFS + i * BUF_SIZE);
 		pf_le_store(d + 8, 2, BUF_SIZE);
 	}
+}
+
+/* What the driver's open does (nic 2, 3): rings, buffers, MSI-X, enable. */
+static void bring_up(struct pf_host *h, uint32_t rx_avail)
+{
+	init_rx_ring(h);
+	bring_up_keep(h, rx_avail);
+}
+
+/* The same, with the RX descriptors as the test left them. */
+static void bring_up_keep(struct pf_host *h, uint32_t rx_avail)
+{
 	wr32(h, 0, RX_BASE_LO, (uint32_t)RX_RING);
 	wr32(h, 0, RX_BASE_HI, (uint32_t)(RX_RING >> 32));
 	wr32(h, 0, RX_SIZE, RING);
@@ -213,6 +227,26 @@ static void test_rx_without_descriptors(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(pf_le_load(gmem(h, RX_RING) + 12, 2), ==, 0);
 }
 
+/* A malformed RX descriptor is skipped, never written into (nic 3.1). */
+static void test_bad_rx_descriptor(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint8_t frame[2048] = { 0 };
+
+	init_rx_ring(h);
+	pf_le_store(gmem(h, RX_RING) + 8, 2, 0);       /* buf_len 0 */
+	bring_up_keep(h, RING - 1);
+	memset(gmem(h, RX_BUFS), 0x77, 16);
+	send_frame(f, frame, arp_request(frame));
+	wait_msix(h, 0, 1);
+	g_assert_cmphex(pf_le_load(gmem(h, RX_RING) + 12, 2), ==, 5);    /* DD|ERR */
+	g_assert_cmpuint(pf_le_load(gmem(h, RX_RING) + 10, 2), ==, 0);
+	g_assert_cmpuint(gmem(h, RX_BUFS)[0], ==, 0x77);
+	g_assert_cmphex(pf_le_load(gmem(h, RX_RING + 16) + 12, 2), ==, 3); /* DD|EOP */
+	g_assert_cmpuint(nic_stat(h, ST_RX_ERRORS), ==, 1);
+	g_assert_cmpuint(nic_stat(h, ST_RX_PACKETS), ==, 1);
+}
+
 static void test_bad_tx_descriptors(struct fixture *f, gconstpointer data)
 {
 	struct pf_host *h = f->h;
@@ -341,6 +375,7 @@ int main(int argc, char **argv)
 	ADD("/nic/identity", test_identity);
 	ADD("/nic/arp-through-slirp", test_arp_through_slirp);
 	ADD("/nic/rx-without-descriptors", test_rx_without_descriptors);
+	ADD("/nic/bad-rx-descriptor", test_bad_rx_descriptor);
 	ADD("/nic/bad-tx-descriptors", test_bad_tx_descriptors);
 	ADD("/nic/reset-and-intx", test_reset_and_intx);
 	g_test_add_func("/nic/dgram-pair", test_dgram_pair);
