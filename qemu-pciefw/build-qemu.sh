@@ -262,7 +262,8 @@ main() {
 		configure_tree
 		build
 		link_firmware
-		hash=$(inputs_hash)
+		# The hash of the inputs as they were when copied in: a file
+		# edited during the build makes the next run build again.
 		printf '%s\n' "$hash" >"$stamp"
 		log "built $BUILD/$BINARY_NAME"
 	fi

@@ -159,6 +159,11 @@ class Harness:
         self._procs.append(ep)
         return ep
 
+    def track(self, thing):
+        """Stop @thing (anything with a stop() method) with the rest."""
+        self._procs.append(thing)
+        return thing
+
     def qemu(self, args, name="qemu"):
         q = Qemu(self.qemu_binary, self.workdir, args, name)
         self._procs.append(q)

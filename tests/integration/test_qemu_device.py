@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+import pfwire
 from qtest import QTestError
 
 from testdev_map import *  # noqa: F401,F403  (docs/testdev.md)
@@ -346,23 +347,12 @@ def _fake_peer(path, payload):
     return _FakePeer(path, payload)
 
 
-def _varint(v):
-    out = b""
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
+_varint = pfwire.varint
+_field = pfwire.field_bytes
 
 
-def _hello(major, minor=0, max_payload=65536):
-    """A Hello Message frame, hand-encoded (protocol/pciefw.proto)."""
-    h = (b"\x0d" + struct.pack("<I", 0x21574650) + b"\x10" + _varint(major)
-         + b"\x18" + _varint(minor) + b"\x30" + _varint(max_payload))
-    m = b"\x0a" + _varint(len(h)) + h
-    return struct.pack("<I", len(m)) + m
+def _hello(major):
+    return pfwire.hello(major)
 
 
 def test_version_mismatch_refused(harness):
@@ -380,19 +370,9 @@ def test_version_mismatch_refused(harness):
     assert frames[1][4] == 1 and b"version mismatch" in frames[1]
 
 
-def _field(num, payload):
-    """A length-delimited protobuf field."""
-    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _description(vendor=0x1234, extra=b""):
     """DeviceDescription: VENDOR:fe01, BAR0 mem32 4 KiB, INTA#, + @extra."""
-    bar0 = b"\x08\x00\x10\x00\x20" + _varint(4096)
-    d = (b"\x08" + _varint(vendor) + b"\x10" + _varint(0xFE01)
-         + b"\x28" + _varint(0xFF0000) + _field(7, bar0) + b"\x70\x01"
-         + extra)
-    m = _field(14, d)
-    return struct.pack("<I", len(m)) + m
+    return pfwire.description(vendor=vendor, extra=extra)
 
 
 @pytest.mark.parametrize("desc, message", [

@@ -19,9 +19,14 @@
  */
 
 #include "qemu/osdep.h"
+#include <netdb.h>
 #include <poll.h>
+#include <sys/un.h>
+#include "qemu/cutils.h"
 #include "qemu/error-report.h"
+#include "qemu/log.h"
 #include "qemu/main-loop.h"
+#include "qemu/rcu.h"
 #include "qemu/module.h"
 #include "qemu/sockets.h"
 #include "qemu/timer.h"
@@ -30,6 +35,7 @@
 #include "hw/pci/pci.h"
 #include "hw/pci/pci_device.h"
 #include "hw/pci/pcie.h"
+#include "hw/pci/pcie_host.h"
 #include "hw/pci/msi.h"
 #include "hw/pci/msix.h"
 #include "hw/qdev-properties.h"
@@ -56,16 +62,31 @@ OBJECT_DECLARE_TYPE(PCIeFwState, PCIeFwClass, PCIEFW)
 #define PCIEFW_CAP_MSIX         0xe0
 
 #define PCIEFW_DEFAULT_TIMEOUT_MS   5000
+/* A forwarded access holds the BQL while it waits: bound that stall. */
+#define PCIEFW_MAX_TIMEOUT_MS       60000
 #define PCIEFW_RX_CHUNK             (64 * 1024)
 /* Reads per idle callback before yielding back to the main loop. */
 #define PCIEFW_RX_BATCH             16
 /* Posted writes queued beyond this wait for the socket to drain. */
 #define PCIEFW_TX_HIGH_WATER        (1024 * 1024)
+/*
+ * Output an endpoint may leave unread (docs/protocol.md 5.4): beyond it
+ * the connection fails with ERROR_LIMIT, so a peer that sends DmaReads and
+ * never reads their completions cannot grow QEMU's memory.
+ */
+#define PCIEFW_TX_LIMIT             (32 * 1024 * 1024)
 
+/*
+ * A connection goes DOWN -> CONNECTING -> WAIT_HELLO -> WAIT_DESC -> UP.
+ * Reconnecting to a known device adds RESETTING (the function-level reset
+ * of a returning endpoint) before UP.  Only UP serves the guest.
+ */
 typedef enum PCIeFwLinkState {
     PCIEFW_DOWN,
+    PCIEFW_CONNECTING,
     PCIEFW_WAIT_HELLO,
     PCIEFW_WAIT_DESC,
+    PCIEFW_RESETTING,
     PCIEFW_UP,
 } PCIeFwLinkState;
 
@@ -121,20 +142,30 @@ struct PCIeFwState {
 
     /* Connection */
     char *peer;                 /* "unix:PATH" or "tcp:HOST:PORT" */
+    struct addrinfo *addrs;     /* resolved once, at realize */
+    struct addrinfo *next_addr; /* the candidate being connected to */
     int fd;
     PCIeFwLinkState state;
-    bool connecting;            /* failures go to connect_error */
+    bool realizing;             /* failures go to connect_error */
+    bool reconnecting;          /* a background attempt is under way */
+    bool closing;               /* unrealize: nothing more is applied */
     char *connect_error;
     bool error_reported;
     bool mismatch_reported;
+    QEMUTimer *attempt_timer;   /* deadline of a background attempt */
+    uint32_t reset_tag;         /* RESETTING: the Reset we wait for */
     struct pf_hello_params hello;
     struct pf_session session;
     struct pf_frame_decoder dec;
     struct pf_codec codec;
     struct pf_buf out;
     uint8_t *rxbuf;
+    bool read_watched;
     bool write_watched;
     bool draining;
+    bool dispatching;           /* handling the endpoint's messages */
+    bool resetting;             /* DMA and interrupts refused */
+    bool intx_level;
     struct pf_trace_writer *trace;
     QEMUTimer *reconnect_timer;
 
@@ -148,6 +179,7 @@ struct PCIeFwState {
     uint8_t cpl_data[8];
 
     /* The function */
+    bool have_desc;             /* desc holds the realized device */
     PCIeFwDesc desc;
     PCIeFwDesc new_desc;
     PCIeFwBar bars[PCIEFW_NUM_BARS];
@@ -163,10 +195,22 @@ static uint64_t all_ones(unsigned size)
     return size >= 8 ? UINT64_MAX : (1ULL << (size * 8)) - 1;
 }
 
+static void pciefw_set_intx(PCIeFwState *s, bool level)
+{
+    if (s->intx_level != level) {
+        s->intx_level = level;
+        pci_set_irq(PCI_DEVICE(s), level);
+    }
+}
+
 /* ---------------------------------------------------------------------- */
 /* Connection loss                                                         */
 
-/* Close the socket and forget the session's stream state. */
+/*
+ * Close the socket and forget the session's stream state.  Whatever the
+ * endpoint had asserted goes with it: a dropped connection never leaves
+ * INTx asserted.
+ */
 static void pciefw_drop(PCIeFwState *s)
 {
     if (s->fd >= 0) {
@@ -174,21 +218,32 @@ static void pciefw_drop(PCIeFwState *s)
         close(s->fd);
         s->fd = -1;
     }
+    if (s->attempt_timer) {
+        timer_del(s->attempt_timer);
+    }
+    s->read_watched = false;
     s->write_watched = false;
     s->state = PCIEFW_DOWN;
     s->waiting = false;
     pf_buf_clear(&s->out);
     pf_frame_decoder_free(&s->dec);
+    if (s->desc.intx_pin) {
+        pciefw_set_intx(s, false);
+    }
     if (s->trace) {
         pf_trace_flush(s->trace);
     }
 }
 
+/*
+ * The connection failed.  While realizing, the reason becomes realize's
+ * error; during a background reconnection attempt it is only traced (the
+ * loss was reported already) and the next attempt is scheduled; otherwise
+ * the loss is reported once.
+ */
 static void G_GNUC_PRINTF(2, 3)
 pciefw_disconnect(PCIeFwState *s, const char *fmt, ...)
 {
-    PCIDevice *pdev = PCI_DEVICE(s);
-    bool was_up = s->state == PCIEFW_UP;
     g_autofree char *why = NULL;
     va_list ap;
 
@@ -198,16 +253,15 @@ pciefw_disconnect(PCIeFwState *s, const char *fmt, ...)
     trace_pciefw_disconnect(why);
 
     pciefw_drop(s);
-    if (was_up && s->desc.intx_pin) {
-        pci_set_irq(pdev, 0);
-    }
-
-    if (s->connecting) {
+    if (s->realizing) {
         g_free(s->connect_error);
         s->connect_error = g_steal_pointer(&why);
         return;
     }
-    if (!s->error_reported) {
+    if (s->closing) {
+        return;
+    }
+    if (!s->reconnecting && !s->error_reported) {
         s->error_reported = true;
         if (s->reconnect_s) {
             error_report("pciefw: endpoint %s: %s; reads return all ones and "
@@ -219,6 +273,7 @@ pciefw_disconnect(PCIeFwState *s, const char *fmt, ...)
                          "reconnect)", s->peer, why);
         }
     }
+    s->reconnecting = false;
     pciefw_schedule_reconnect(s);
 }
 
@@ -253,11 +308,12 @@ static bool pciefw_queued(PCIeFwState *s, size_t mark, int r, const char *kind)
 
 /*
  * The peer closed: it may have said why (Error, Goodbye) before closing,
- * so read what is left before reporting the failed send.
+ * so read what is left before reporting the failed send -- except while
+ * unplugging, when nothing the endpoint sends may take effect any more.
  */
 static void pciefw_send_failed(PCIeFwState *s, int err)
 {
-    if (!s->draining) {
+    if (!s->draining && !s->closing && !s->dispatching) {
         s->draining = true;
         pciefw_read_input(s, 4);
         s->draining = false;
@@ -270,7 +326,8 @@ static void pciefw_send_failed(PCIeFwState *s, int err)
 /* Write what the socket takes without blocking. */
 static bool pciefw_flush(PCIeFwState *s)
 {
-    while (s->fd >= 0 && !pf_buf_empty(&s->out)) {
+    while (s->fd >= 0 && s->state != PCIEFW_CONNECTING &&
+           !pf_buf_empty(&s->out)) {
         ssize_t n = send(s->fd, pf_buf_peek(&s->out), pf_buf_used(&s->out),
                          MSG_NOSIGNAL);
         if (n < 0) {
@@ -304,32 +361,67 @@ pciefw_protocol_error(PCIeFwState *s, Pciefw__ErrorCode code,
     why = g_strdup_vprintf(fmt, ap);
     va_end(ap);
 
-    if (s->fd >= 0) {
+    if (s->fd >= 0 && s->state != PCIEFW_CONNECTING) {
         mark = pciefw_mark(s);
         if (pciefw_queued(s, mark, pf_put_error(&s->out, code, why), "error")) {
+            s->draining = true;     /* the reason is all we still want */
             pciefw_flush(s);
+            s->draining = false;
         }
     }
     pciefw_disconnect(s, "protocol error: %s", why);
 }
 
+static void pciefw_connected(PCIeFwState *s);
+static void pciefw_connect_next(PCIeFwState *s);
+
 /*
- * Serve the socket until @done says so, within the completion timeout:
- * while waiting, everything the endpoint sends is handled in order, and
- * queued output keeps draining (spec: a side that cannot write keeps
- * reading).
+ * The socket is writable: a pending connect finished (or failed), or
+ * queued output can move.
+ */
+static void pciefw_writable(PCIeFwState *s)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (s->state != PCIEFW_CONNECTING) {
+        pciefw_flush(s);
+        return;
+    }
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+        err = errno;
+    }
+    if (err) {
+        g_free(s->connect_error);
+        s->connect_error = g_strdup(strerror(err));
+        s->next_addr = s->next_addr->ai_next;
+        pciefw_connect_next(s);
+        return;
+    }
+    pciefw_connected(s);
+}
+
+static bool pciefw_want_write(PCIeFwState *s)
+{
+    return s->state == PCIEFW_CONNECTING || !pf_buf_empty(&s->out);
+}
+
+/*
+ * Serve the socket until @done says so or @deadline (QEMU_CLOCK_REALTIME,
+ * ms) passes: while waiting, everything the endpoint sends is handled in
+ * order, and queued output keeps draining (spec 5.3: a side that waits
+ * keeps reading).  This holds the BQL: @deadline bounds the stall.
  */
 static bool pciefw_pump(PCIeFwState *s, bool (*done)(PCIeFwState *),
-                        const char *what)
+                        const char *what, int64_t deadline)
 {
-    int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->timeout_ms;
-
     pciefw_flush(s);
     while (s->fd >= 0 && !done(s)) {
         int64_t left = deadline - qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
         struct pollfd pfd = {
             .fd = s->fd,
-            .events = POLLIN | (pf_buf_empty(&s->out) ? 0 : POLLOUT),
+            .events = (s->state == PCIEFW_CONNECTING ? 0 : POLLIN) |
+                      (pciefw_want_write(s) ? POLLOUT : 0),
         };
         int r;
 
@@ -346,14 +438,21 @@ static bool pciefw_pump(PCIeFwState *s, bool (*done)(PCIeFwState *),
             pciefw_disconnect(s, "poll failed: %s", strerror(errno));
             return false;
         }
-        if (pfd.revents & POLLOUT) {
-            pciefw_flush(s);
+        if (pfd.revents & (POLLOUT | POLLERR | POLLHUP) &&
+            (s->state == PCIEFW_CONNECTING || pfd.revents & POLLOUT)) {
+            pciefw_writable(s);
         }
-        if (s->fd >= 0 && (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
+        if (s->fd >= 0 && s->state != PCIEFW_CONNECTING &&
+            (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
             pciefw_read_input(s, 1);
         }
     }
     return s->fd >= 0 && done(s);
+}
+
+static int64_t pciefw_deadline(PCIeFwState *s)
+{
+    return qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->timeout_ms;
 }
 
 static bool pciefw_cpl_done(PCIeFwState *s)
@@ -381,13 +480,13 @@ static bool pciefw_begin(PCIeFwState *s, uint32_t *tag, uint32_t size)
 }
 
 /*
- * Wait for the completion of the request begun by pciefw_begin().
- * Returns its status (PCIEFW__STATUS__STATUS_SUCCESSFUL with the data in
- * s->cpl_data), or -1 if the connection was lost.
+ * Wait, until @deadline, for the completion of the request begun by
+ * pciefw_begin().  Returns its status (PCIEFW__STATUS__STATUS_SUCCESSFUL
+ * with the data in s->cpl_data), or -1 if the connection was lost.
  */
-static int pciefw_complete(PCIeFwState *s, const char *kind)
+static int pciefw_complete(PCIeFwState *s, const char *kind, int64_t deadline)
 {
-    bool ok = pciefw_pump(s, pciefw_cpl_done, "completion");
+    bool ok = pciefw_pump(s, pciefw_cpl_done, "completion", deadline);
 
     s->waiting = false;
     pciefw_update_watch(s);
@@ -411,53 +510,148 @@ static void pciefw_posted(PCIeFwState *s)
     pciefw_flush(s);
     if (s->fd >= 0 && !s->waiting &&
         pf_buf_used(&s->out) > PCIEFW_TX_HIGH_WATER) {
-        pciefw_pump(s, pciefw_out_drained, "progress on posted writes");
+        pciefw_pump(s, pciefw_out_drained, "progress on posted writes",
+                    pciefw_deadline(s));
     }
     pciefw_update_watch(s);
+}
+
+/*
+ * An access to the device while it handles the endpoint's messages (a
+ * DMA or an MSI that lands on the device itself): answering it would
+ * start a nested exchange on the same connection.  A real bus fails such
+ * a transaction; so do we (reads return all ones, writes are dropped).
+ */
+static bool pciefw_reentered(PCIeFwState *s, const char *what, uint64_t addr)
+{
+    if (!s->dispatching) {
+        return false;
+    }
+    trace_pciefw_reentry_blocked(what, addr);
+    qemu_log_mask(LOG_GUEST_ERROR, "pciefw: %s at 0x%" PRIx64 " while the "
+                  "device handles its endpoint's messages: refused\n",
+                  what, addr);
+    return true;
 }
 
 /* ---------------------------------------------------------------------- */
 /* Messages from the endpoint                                              */
 
-static void pciefw_handle_dma_read(PCIeFwState *s, const Pciefw__DmaRead *r)
+/*
+ * Endpoint DMA reaches what a real device's DMA reaches: memory and,
+ * peer to peer, other devices' BARs -- never the configuration-space
+ * window (MMCONFIG), which only the CPU uses (docs/protocol.md 3.2).
+ */
+static bool pciefw_dma_hits_config(PCIDevice *pdev, uint64_t addr,
+                                   uint64_t len, bool is_write)
+{
+    AddressSpace *as = pci_get_address_space(pdev);
+
+    RCU_READ_LOCK_GUARD();
+    while (len) {
+        hwaddr xlat, l = len;
+        MemoryRegion *mr = address_space_translate(as, addr, &xlat, &l,
+                                                   is_write,
+                                                   MEMTXATTRS_UNSPECIFIED);
+
+        if (mr->owner &&
+            object_dynamic_cast(mr->owner, TYPE_PCIE_HOST_BRIDGE)) {
+            return true;
+        }
+        if (!l || l > len) {
+            break;
+        }
+        addr += l;
+        len -= l;
+    }
+    return false;
+}
+
+/* Why endpoint DMA to [addr, addr + len) is refused, or NULL. */
+static const char *pciefw_dma_refusal(PCIeFwState *s, uint64_t addr,
+                                      uint64_t len, bool is_write)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    g_autofree uint8_t *data = NULL;
-    int status = PCIEFW__STATUS__STATUS_SUCCESSFUL;
-    size_t mark;
 
     if (!(pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER)) {
+        return "bus mastering is off";
+    }
+    if (s->resetting) {
+        return "the function is being reset";
+    }
+    if (pciefw_dma_hits_config(pdev, addr, len, is_write)) {
+        return "it targets the configuration-space window";
+    }
+    return NULL;
+}
+
+/*
+ * Answer a DmaRead.  The request's fields are copied first: nothing here
+ * may depend on the decoder's buffers once guest memory is touched.
+ */
+static void pciefw_handle_dma_read(PCIeFwState *s, const Pciefw__DmaRead *r)
+{
+    const uint32_t tag = r->tag, size = r->size;
+    const uint64_t address = r->address;
+    g_autofree uint8_t *data = NULL;
+    int status = PCIEFW__STATUS__STATUS_SUCCESSFUL;
+    const char *refusal = pciefw_dma_refusal(s, address, size, false);
+    size_t mark;
+
+    if (refusal) {
+        trace_pciefw_dma_refused("read", address, size, refusal);
         status = PCIEFW__STATUS__STATUS_COMPLETER_ABORT;
     } else {
-        data = g_malloc(r->size);
-        if (pci_dma_read(pdev, r->address, data, r->size) != MEMTX_OK) {
+        data = g_malloc(size);
+        if (pci_dma_read(PCI_DEVICE(s), address, data, size) != MEMTX_OK) {
             status = PCIEFW__STATUS__STATUS_COMPLETER_ABORT;
         }
     }
-    trace_pciefw_dma_read(r->tag, r->address, r->size, status);
+    trace_pciefw_dma_read(tag, address, size, status);
     mark = pciefw_mark(s);
-    pciefw_queued(s, mark,
-                  pf_put_completion(&s->out, r->tag, status,
-                                    status ? NULL : data,
-                                    status ? 0 : r->size),
-                  "completion");
+    if (!pciefw_queued(s, mark,
+                       pf_put_completion(&s->out, tag, status,
+                                         status ? NULL : data,
+                                         status ? 0 : size),
+                       "completion")) {
+        return;
+    }
+    if (pf_buf_used(&s->out) > PCIEFW_TX_HIGH_WATER) {
+        pciefw_flush(s);
+    }
+    if (s->fd >= 0 && pf_buf_used(&s->out) > PCIEFW_TX_LIMIT) {
+        pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_LIMIT,
+                              "the endpoint leaves more than %u MiB of "
+                              "completions to its DMA reads unread",
+                              PCIEFW_TX_LIMIT >> 20);
+    }
 }
 
 static void pciefw_handle_dma_write(PCIeFwState *s, const Pciefw__DmaWrite *w)
 {
-    PCIDevice *pdev = PCI_DEVICE(s);
-    bool bme = pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER;
+    const char *refusal = pciefw_dma_refusal(s, w->address, w->data.len,
+                                             true);
 
-    trace_pciefw_dma_write(w->address, w->data.len, !bme);
-    if (bme) {
-        pci_dma_write(pdev, w->address, w->data.data, w->data.len);
+    trace_pciefw_dma_write(w->address, w->data.len, refusal != NULL);
+    if (refusal) {
+        trace_pciefw_dma_refused("write", w->address, w->data.len, refusal);
+        return;
+    }
+    pci_dma_write(PCI_DEVICE(s), w->address, w->data.data, w->data.len);
+}
+
+static void pciefw_handle_intx(PCIeFwState *s, bool asserted)
+{
+    trace_pciefw_intx(asserted);
+    if (s->desc.intx_pin && !s->resetting) {
+        pciefw_set_intx(s, asserted);
     }
 }
 
 static void pciefw_handle_msi(PCIeFwState *s, uint32_t vector)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    bool enabled = s->desc.msi_vectors && msi_enabled(pdev);
+    bool enabled = s->desc.msi_vectors && msi_enabled(pdev) && !s->resetting;
     unsigned int allocated;
 
     trace_pciefw_msi(vector, enabled);
@@ -472,7 +666,8 @@ static void pciefw_handle_msi(PCIeFwState *s, uint32_t vector)
 static void pciefw_handle_msix(PCIeFwState *s, uint32_t vector)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    bool enabled = s->desc.msix_vectors && msix_enabled(pdev);
+    bool enabled = s->desc.msix_vectors && msix_enabled(pdev) &&
+                   !s->resetting;
 
     trace_pciefw_msix(vector, enabled);
     if (enabled && vector < s->desc.msix_vectors) {
@@ -480,9 +675,15 @@ static void pciefw_handle_msix(PCIeFwState *s, uint32_t vector)
     }
 }
 
+static void pciefw_revived(PCIeFwState *s);
+
 static void pciefw_handle_completion(PCIeFwState *s,
                                      const Pciefw__Completion *c)
 {
+    if (s->state == PCIEFW_RESETTING && c->tag == s->reset_tag) {
+        pciefw_revived(s);
+        return;
+    }
     if (!s->waiting || s->cpl_done || c->tag != s->wait_tag) {
         pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_UNKNOWN_TAG,
                               "completion with tag %u, which no request is "
@@ -573,6 +774,79 @@ static const char *pciefw_enum_name(const ProtobufCEnumDescriptor *desc,
     return v ? v->name : "unknown";
 }
 
+static void pciefw_send_revive_reset(PCIeFwState *s);
+
+/*
+ * The endpoint described its function.  At realize it defines the device;
+ * on reconnection it must describe the same device, and nothing it sent
+ * takes effect before that check passed.
+ */
+static void pciefw_handle_description(PCIeFwState *s,
+                                      const Pciefw__DeviceDescription *d)
+{
+    pciefw_save_desc(s, d);
+    if (!s->have_desc) {
+        s->state = PCIEFW_UP;
+        return;
+    }
+    if (memcmp(&s->new_desc, &s->desc, sizeof(s->desc))) {
+        /* Reported once per loss of the endpoint, like the loss itself. */
+        if (!s->mismatch_reported) {
+            s->mismatch_reported = true;
+            error_report("pciefw: endpoint %s now describes a different "
+                         "device (%04x:%04x, expected %04x:%04x, or other "
+                         "BARs, vectors or features); not using it, "
+                         "retrying every %u s", s->peer,
+                         s->new_desc.vendor_id, s->new_desc.device_id,
+                         s->desc.vendor_id, s->desc.device_id, s->reconnect_s);
+        }
+        pciefw_disconnect(s, "endpoint describes a different device");
+        return;
+    }
+    pciefw_send_revive_reset(s);
+}
+
+static void pciefw_handle_session_message(PCIeFwState *s, const PfMessage *m)
+{
+    switch (m->body_case) {
+    case PCIEFW__MESSAGE__BODY_COMPLETION:
+        pciefw_handle_completion(s, m->completion);
+        break;
+    case PCIEFW__MESSAGE__BODY_DMA_READ:
+        pciefw_handle_dma_read(s, m->dma_read);
+        break;
+    case PCIEFW__MESSAGE__BODY_DMA_WRITE:
+        pciefw_handle_dma_write(s, m->dma_write);
+        break;
+    case PCIEFW__MESSAGE__BODY_INTX:
+        pciefw_handle_intx(s, m->intx->asserted);
+        break;
+    case PCIEFW__MESSAGE__BODY_MSI:
+        pciefw_handle_msi(s, m->msi->vector);
+        break;
+    case PCIEFW__MESSAGE__BODY_MSIX:
+        pciefw_handle_msix(s, m->msix->vector);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+}
+
+static bool pciefw_is_session_message(const PfMessage *m)
+{
+    switch (m->body_case) {
+    case PCIEFW__MESSAGE__BODY_COMPLETION:
+    case PCIEFW__MESSAGE__BODY_DMA_READ:
+    case PCIEFW__MESSAGE__BODY_DMA_WRITE:
+    case PCIEFW__MESSAGE__BODY_INTX:
+    case PCIEFW__MESSAGE__BODY_MSI:
+    case PCIEFW__MESSAGE__BODY_MSIX:
+        return true;
+    default:
+        return false;
+    }
+}
+
 static void pciefw_handle_message(PCIeFwState *s, const PfMessage *m)
 {
     switch (s->state) {
@@ -588,36 +862,16 @@ static void pciefw_handle_message(PCIeFwState *s, const PfMessage *m)
         if (m->body_case != PCIEFW__MESSAGE__BODY_DEVICE_DESCRIPTION) {
             break;
         }
-        pciefw_save_desc(s, m->device_description);
-        s->state = PCIEFW_UP;
+        pciefw_handle_description(s, m->device_description);
         return;
+    case PCIEFW_RESETTING:
     case PCIEFW_UP:
-        switch (m->body_case) {
-        case PCIEFW__MESSAGE__BODY_COMPLETION:
-            pciefw_handle_completion(s, m->completion);
+        if (pciefw_is_session_message(m)) {
+            pciefw_handle_session_message(s, m);
             return;
-        case PCIEFW__MESSAGE__BODY_DMA_READ:
-            pciefw_handle_dma_read(s, m->dma_read);
-            return;
-        case PCIEFW__MESSAGE__BODY_DMA_WRITE:
-            pciefw_handle_dma_write(s, m->dma_write);
-            return;
-        case PCIEFW__MESSAGE__BODY_INTX:
-            trace_pciefw_intx(m->intx->asserted);
-            if (s->desc.intx_pin) {
-                pci_set_irq(PCI_DEVICE(s), m->intx->asserted);
-            }
-            return;
-        case PCIEFW__MESSAGE__BODY_MSI:
-            pciefw_handle_msi(s, m->msi->vector);
-            return;
-        case PCIEFW__MESSAGE__BODY_MSIX:
-            pciefw_handle_msix(s, m->msix->vector);
-            return;
-        default:
-            break;
         }
         break;
+    case PCIEFW_CONNECTING:
     case PCIEFW_DOWN:
         return;
     }
@@ -668,6 +922,26 @@ static void pciefw_handle_frame(PCIeFwState *s, const uint8_t *frame,
     pciefw_handle_message(s, m);
 }
 
+/*
+ * Handle one frame with the device marked busy: an access that the
+ * handling makes to the device itself (DMA or MSI onto its own BARs or
+ * config space) is refused instead of starting a nested exchange that
+ * would reuse the decoder's buffers.  QEMU's memory core refuses accesses
+ * to our regions while the device's reentrancy guard is engaged.
+ */
+static void pciefw_dispatch_frame(PCIeFwState *s, const uint8_t *frame,
+                                  size_t len)
+{
+    MemReentrancyGuard *guard = &DEVICE(s)->mem_reentrancy_guard;
+    bool engaged = guard->engaged_in_io;
+
+    guard->engaged_in_io = true;
+    s->dispatching = true;
+    pciefw_handle_frame(s, frame, len);
+    s->dispatching = false;
+    guard->engaged_in_io = engaged;
+}
+
 /* Read what is available (up to @max_reads chunks) and handle it in order. */
 static void pciefw_read_input(PCIeFwState *s, int max_reads)
 {
@@ -699,7 +973,7 @@ static void pciefw_read_input(PCIeFwState *s, int max_reads)
 
             off += used;
             if (r == PF_OK) {
-                pciefw_handle_frame(s, frame, len);
+                pciefw_dispatch_frame(s, frame, len);
             } else if (r != PF_AGAIN) {
                 pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_BAD_FRAME,
                                       "bad frame: %s", pf_strerror(r));
@@ -732,21 +1006,23 @@ static void pciefw_fd_write(void *opaque)
 {
     PCIeFwState *s = opaque;
 
-    pciefw_flush(s);
+    pciefw_writable(s);
     pciefw_update_watch(s);
 }
 
 static void pciefw_update_watch(PCIeFwState *s)
 {
-    bool want_write;
+    bool want_read, want_write;
 
     if (s->fd < 0) {
         return;
     }
-    want_write = !pf_buf_empty(&s->out);
-    if (want_write != s->write_watched) {
+    want_read = s->state != PCIEFW_CONNECTING;
+    want_write = pciefw_want_write(s);
+    if (want_read != s->read_watched || want_write != s->write_watched) {
+        s->read_watched = want_read;
         s->write_watched = want_write;
-        qemu_set_fd_handler(s->fd, pciefw_fd_read,
+        qemu_set_fd_handler(s->fd, want_read ? pciefw_fd_read : NULL,
                             want_write ? pciefw_fd_write : NULL, s);
     }
 }
@@ -754,71 +1030,246 @@ static void pciefw_update_watch(PCIeFwState *s)
 /* ---------------------------------------------------------------------- */
 /* Connecting                                                              */
 
+/*
+ * Connecting never blocks: the socket is non-blocking from the start, a
+ * connect in progress is finished by pciefw_writable(), and the handshake
+ * is driven by the same message handlers as the session.  At realize the
+ * steps are driven synchronously (pciefw_pump, bounded by the timeout);
+ * a reconnection runs in the background from the main loop, bounded by
+ * attempt_timer.
+ */
+
+static bool pciefw_resolve(PCIeFwState *s, Error **errp)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = SOCK_STREAM,
+    };
+    g_autofree char *port = NULL;
+    struct sockaddr_un *un;
+    int r;
+
+    if (s->path) {
+        if (strlen(s->path) >= sizeof(un->sun_path)) {
+            error_setg(errp, "pciefw: path '%s' is longer than a UNIX socket "
+                       "path may be (%zu bytes)", s->path,
+                       sizeof(un->sun_path) - 1);
+            return false;
+        }
+        s->addrs = g_new0(struct addrinfo, 1);
+        un = g_new0(struct sockaddr_un, 1);
+        un->sun_family = AF_UNIX;
+        pstrcpy(un->sun_path, sizeof(un->sun_path), s->path);
+        s->addrs->ai_family = AF_UNIX;
+        s->addrs->ai_socktype = SOCK_STREAM;
+        s->addrs->ai_addr = (struct sockaddr *)un;
+        s->addrs->ai_addrlen = sizeof(*un);
+        return true;
+    }
+    port = g_strdup_printf("%u", s->rport);
+    r = getaddrinfo(s->raddr, port, &hints, &s->addrs);
+    if (r) {
+        s->addrs = NULL;
+        error_setg(errp, "pciefw: cannot resolve endpoint host '%s': %s",
+                   s->raddr, gai_strerror(r));
+        return false;
+    }
+    return true;
+}
+
+static void pciefw_free_addrs(PCIeFwState *s)
+{
+    if (!s->addrs) {
+        return;
+    }
+    if (s->path) {
+        g_free(s->addrs->ai_addr);
+        g_free(s->addrs);
+    } else {
+        freeaddrinfo(s->addrs);
+    }
+    s->addrs = NULL;
+}
+
+/*
+ * Start connecting to s->next_addr, or to the next address after it that
+ * can be tried; with none left the attempt has failed.
+ */
+static void pciefw_connect_next(PCIeFwState *s)
+{
+    if (s->fd >= 0) {
+        qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
+        close(s->fd);
+        s->fd = -1;
+    }
+    for (; s->next_addr; s->next_addr = s->next_addr->ai_next) {
+        struct addrinfo *ai = s->next_addr;
+        int fd = qemu_socket(ai->ai_family, ai->ai_socktype, 0);
+
+        if (fd < 0) {
+            g_free(s->connect_error);
+            s->connect_error = g_strdup(strerror(errno));
+            continue;
+        }
+        if (!qemu_set_blocking(fd, false, NULL)) {
+            close(fd);
+            continue;
+        }
+        s->fd = fd;
+        s->read_watched = false;
+        s->write_watched = false;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            pciefw_connected(s);
+            return;
+        }
+        if (errno == EINPROGRESS) {
+            s->state = PCIEFW_CONNECTING;
+            pciefw_update_watch(s);
+            return;
+        }
+        g_free(s->connect_error);
+        /* A UNIX socket whose listen backlog is full: the endpoint hangs. */
+        s->connect_error = g_strdup(errno == EAGAIN ?
+                                    "the endpoint accepts no connection "
+                                    "(listen backlog full)" : strerror(errno));
+        close(fd);
+        s->fd = -1;
+    }
+    pciefw_disconnect(s, "cannot connect: %s",
+                      s->connect_error ?: "no address to connect to");
+}
+
+/* Connected: say hello; the handlers take it from there. */
+static void pciefw_connected(PCIeFwState *s)
+{
+    size_t mark;
+
+    if (s->next_addr->ai_family != AF_UNIX) {
+        socket_set_nodelay(s->fd);
+    }
+    s->state = PCIEFW_WAIT_HELLO;
+    pf_buf_clear(&s->out);
+    pf_frame_decoder_init(&s->dec, PCIEFW_HANDSHAKE_FRAME);
+    mark = pciefw_mark(s);
+    if (pciefw_queued(s, mark, pf_put_hello(&s->out, &s->hello), "hello")) {
+        pciefw_flush(s);
+        pciefw_update_watch(s);
+    }
+}
+
+static void pciefw_start_connect(PCIeFwState *s)
+{
+    g_clear_pointer(&s->connect_error, g_free);
+    s->next_addr = s->addrs;
+    pciefw_connect_next(s);
+}
+
 static bool pciefw_up(PCIeFwState *s)
 {
     return s->state == PCIEFW_UP;
 }
 
 /*
- * Connect, exchange Hellos and read the DeviceDescription into
- * s->new_desc, all within the completion timeout.
+ * Realize's connection: connect, exchange Hellos and read the
+ * DeviceDescription into s->new_desc, all within the completion timeout.
  */
 static bool pciefw_connect(PCIeFwState *s, Error **errp)
 {
-    g_autoptr(SocketAddress) addr = g_new0(SocketAddress, 1);
-    Error *local_err = NULL;
-    size_t mark;
-    int fd;
-
-    if (s->path) {
-        addr->type = SOCKET_ADDRESS_TYPE_UNIX;
-        addr->u.q_unix.path = g_strdup(s->path);
-    } else {
-        addr->type = SOCKET_ADDRESS_TYPE_INET;
-        addr->u.inet.host = g_strdup(s->raddr);
-        addr->u.inet.port = g_strdup_printf("%u", s->rport);
+    s->realizing = true;
+    pciefw_start_connect(s);
+    if (s->fd >= 0) {
+        pciefw_pump(s, pciefw_up, "hello and device description",
+                    pciefw_deadline(s));
     }
-    fd = socket_connect(addr, &local_err);
-    if (fd < 0) {
-        error_setg(errp, "cannot connect to the pciefw endpoint at %s: %s; "
-                   "start it first (pciefw-endpoint --listen %s ...)",
-                   s->peer, error_get_pretty(local_err), s->peer);
-        error_free(local_err);
-        return false;
-    }
-    if (!qemu_set_blocking(fd, false, errp)) {
-        close(fd);
-        return false;
-    }
-    if (!s->path) {
-        socket_set_nodelay(fd);
-    }
-
-    s->fd = fd;
-    s->write_watched = false;
-    s->state = PCIEFW_WAIT_HELLO;
-    s->connecting = true;
-    g_clear_pointer(&s->connect_error, g_free);
-    pf_buf_clear(&s->out);
-    pf_frame_decoder_init(&s->dec, PCIEFW_HANDSHAKE_FRAME);
-
-    mark = pciefw_mark(s);
-    if (pciefw_queued(s, mark, pf_put_hello(&s->out, &s->hello), "hello")) {
-        pciefw_pump(s, pciefw_up, "hello and device description");
-    }
-    s->connecting = false;
+    s->realizing = false;
 
     if (s->state != PCIEFW_UP) {
-        error_setg(errp, "pciefw endpoint at %s: %s", s->peer,
-                   s->connect_error ?: "handshake failed");
+        const char *why = s->connect_error ?: "handshake failed";
+
+        if (g_str_has_prefix(why, "cannot connect: ")) {
+            error_setg(errp, "cannot connect to the pciefw endpoint at %s: "
+                       "%s; start it first (pciefw-endpoint --listen %s ...)",
+                       s->peer, why + strlen("cannot connect: "), s->peer);
+        } else {
+            error_setg(errp, "pciefw endpoint at %s: %s", s->peer, why);
+        }
         pciefw_drop(s);
         return false;
     }
-    qemu_set_fd_handler(s->fd, pciefw_fd_read, NULL, s);
     pciefw_update_watch(s);
     return true;
 }
 
+/*
+ * A reconnection attempt: everything happens from the main loop's fd
+ * handlers; attempt_timer ends an attempt that takes longer than the
+ * completion timeout.
+ */
+static void pciefw_reconnect(void *opaque)
+{
+    PCIeFwState *s = opaque;
+
+    if (s->state != PCIEFW_DOWN) {
+        return;
+    }
+    trace_pciefw_reconnect_attempt();
+    s->reconnecting = true;
+    timer_mod(s->attempt_timer, pciefw_deadline(s));
+    pciefw_start_connect(s);
+}
+
+static void pciefw_attempt_timeout(void *opaque)
+{
+    PCIeFwState *s = opaque;
+
+    if (s->reconnecting && s->state != PCIEFW_DOWN) {
+        pciefw_disconnect(s, "no hello, description and reset completion "
+                          "within %u ms", s->timeout_ms);
+    }
+}
+
+/* The returning endpoint describes the same device: reset it first. */
+static void pciefw_send_revive_reset(PCIeFwState *s)
+{
+    size_t mark = pciefw_mark(s);
+
+    trace_pciefw_reset("function");
+    s->reset_tag = s->next_tag++;
+    s->state = PCIEFW_RESETTING;
+    if (pciefw_queued(s, mark,
+                      pf_put_reset(&s->out, s->reset_tag,
+                                   PCIEFW__RESET_KIND__RESET_FUNCTION),
+                      "reset")) {
+        pciefw_flush(s);
+    }
+}
+
+/* The reset of a reconnection completed: the device serves the guest. */
+static void pciefw_revived(PCIeFwState *s)
+{
+    timer_del(s->attempt_timer);
+    s->state = PCIEFW_UP;
+    s->reconnecting = false;
+    s->error_reported = false;
+    s->mismatch_reported = false;
+    trace_pciefw_reconnected();
+    info_report("pciefw: reconnected to endpoint %s", s->peer);
+}
+
+static void pciefw_schedule_reconnect(PCIeFwState *s)
+{
+    if (s->reconnect_s && s->reconnect_timer && !s->closing) {
+        timer_mod(s->reconnect_timer,
+                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                  (int64_t)s->reconnect_s * 1000);
+    }
+}
+
+/*
+ * Forward a reset and wait for its completion.  Endpoint DMA and
+ * interrupts that arrive meanwhile are refused: the function is being
+ * reset (and its bus mastering about to be cleared).
+ */
 static void pciefw_send_reset(PCIeFwState *s, Pciefw__ResetKind kind)
 {
     const char *name = kind == PCIEFW__RESET_KIND__RESET_FUNCTION ?
@@ -827,60 +1278,26 @@ static void pciefw_send_reset(PCIeFwState *s, Pciefw__ResetKind kind)
     size_t mark;
 
     trace_pciefw_reset(name);
+    if (s->state != PCIEFW_UP) {
+        return;         /* a reconnection resets the endpoint anyway */
+    }
     if (!pciefw_begin(s, &tag, 0)) {
+        /*
+         * Only reachable if a reset arrived in the middle of another
+         * request: the two sides would disagree on the device's state, so
+         * start over (a reconnection resets the endpoint).
+         */
+        pciefw_disconnect(s, "%s reset while a request was in flight", name);
         return;
     }
+    s->resetting = true;
     mark = pciefw_mark(s);
     if (pciefw_queued(s, mark, pf_put_reset(&s->out, tag, kind), "reset")) {
-        pciefw_complete(s, "reset");
+        pciefw_complete(s, "reset", pciefw_deadline(s));
     }
-}
-
-static void pciefw_reconnect(void *opaque)
-{
-    PCIeFwState *s = opaque;
-    Error *local_err = NULL;
-
-    if (s->state != PCIEFW_DOWN) {
-        return;
-    }
-    trace_pciefw_reconnect_attempt();
-    if (!pciefw_connect(s, &local_err)) {
-        trace_pciefw_disconnect(error_get_pretty(local_err));
-        error_free(local_err);
-        pciefw_schedule_reconnect(s);
-        return;
-    }
-    if (memcmp(&s->new_desc, &s->desc, sizeof(s->desc))) {
-        /* Reported once per loss of the endpoint, like the loss itself. */
-        if (!s->mismatch_reported) {
-            s->mismatch_reported = true;
-            error_report("pciefw: endpoint %s now describes a different "
-                         "device (%04x:%04x, expected %04x:%04x, or other "
-                         "BARs, vectors or features); not using it, "
-                         "retrying every %u s", s->peer,
-                         s->new_desc.vendor_id, s->new_desc.device_id,
-                         s->desc.vendor_id, s->desc.device_id, s->reconnect_s);
-        }
-        pciefw_drop(s);
-        pciefw_schedule_reconnect(s);
-        return;
-    }
-    pciefw_send_reset(s, PCIEFW__RESET_KIND__RESET_FUNCTION);
-    if (s->state == PCIEFW_UP) {
-        s->error_reported = false;
-        s->mismatch_reported = false;
-        trace_pciefw_reconnected();
-        info_report("pciefw: reconnected to endpoint %s", s->peer);
-    }
-}
-
-static void pciefw_schedule_reconnect(PCIeFwState *s)
-{
-    if (s->reconnect_s && s->reconnect_timer) {
-        timer_mod(s->reconnect_timer,
-                  qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                  (int64_t)s->reconnect_s * 1000);
+    s->resetting = false;
+    if (s->desc.intx_pin) {
+        pciefw_set_intx(s, false);
     }
 }
 
@@ -897,12 +1314,16 @@ static uint64_t pciefw_bar_read(void *opaque, hwaddr addr, unsigned size)
     size_t mark;
     int r;
 
+    if (pciefw_reentered(s, "BAR read", addr)) {
+        return val;
+    }
     if (pciefw_begin(s, &tag, size)) {
         mark = pciefw_mark(s);
         r = io ? pf_put_io_read(&s->out, tag, bar->index, addr, size)
                : pf_put_mem_read(&s->out, tag, bar->index, addr, size);
         if (pciefw_queued(s, mark, r, io ? "io_read" : "mem_read") &&
-            pciefw_complete(s, io ? "io_read" : "mem_read") ==
+            pciefw_complete(s, io ? "io_read" : "mem_read",
+                            pciefw_deadline(s)) ==
             PCIEFW__STATUS__STATUS_SUCCESSFUL) {
             val = pf_le_load(s->cpl_data, size);
         }
@@ -924,6 +1345,9 @@ static void pciefw_bar_write(void *opaque, hwaddr addr, uint64_t val,
     uint32_t tag;
     size_t mark;
 
+    if (pciefw_reentered(s, "BAR write", addr)) {
+        return;
+    }
     pf_le_store(data, size, val);
     if (s->desc.bars[bar->index].kind == PCIEFW__BAR_KIND__BAR_IO) {
         /* I/O writes are non-posted. */
@@ -935,7 +1359,7 @@ static void pciefw_bar_write(void *opaque, hwaddr addr, uint64_t val,
         if (pciefw_queued(s, mark, pf_put_io_write(&s->out, tag, bar->index,
                                                    addr, data, size),
                           "io_write")) {
-            pciefw_complete(s, "io_write");
+            pciefw_complete(s, "io_write", pciefw_deadline(s));
         }
         return;
     }
@@ -993,13 +1417,15 @@ static bool pciefw_config_forwarded(PCIeFwState *s, uint32_t addr)
 /*
  * A forwarded config access; a device not ready after reset answers
  * CONFIG_RETRY, and the access is retried until the completion timeout
- * (spec 3.5).  Returns the final status, or -1 without a connection.
+ * (spec 3.5): every attempt shares one deadline, so the access holds the
+ * BQL for at most the timeout.  Returns the final status, or -1 without a
+ * connection.
  */
 static int pciefw_config_access(PCIeFwState *s, bool write, uint32_t addr,
                                 uint32_t val, int len)
 {
     const char *kind = write ? "config_write" : "config_read";
-    int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->timeout_ms;
+    int64_t deadline = pciefw_deadline(s);
     uint8_t data[4];
     uint32_t tag;
     size_t mark;
@@ -1019,9 +1445,9 @@ static int pciefw_config_access(PCIeFwState *s, bool write, uint32_t addr,
         if (!pciefw_queued(s, mark, r, kind)) {
             return -1;
         }
-        status = pciefw_complete(s, kind);
+        status = pciefw_complete(s, kind, deadline);
         if (status != PCIEFW__STATUS__STATUS_CONFIG_RETRY ||
-            qemu_clock_get_ms(QEMU_CLOCK_REALTIME) >= deadline) {
+            qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1 >= deadline) {
             return status;
         }
         g_usleep(1000);
@@ -1036,6 +1462,9 @@ static uint32_t pciefw_config_read(PCIDevice *pdev, uint32_t addr, int len)
     if (!pciefw_config_forwarded(s, addr)) {
         return pci_default_read_config(pdev, addr, len);
     }
+    if (pciefw_reentered(s, "config read", addr)) {
+        return val;
+    }
     if (pciefw_config_access(s, false, addr, 0, len) ==
         PCIEFW__STATUS__STATUS_SUCCESSFUL) {
         val = pf_le_load(s->cpl_data, len);
@@ -1049,6 +1478,9 @@ static void pciefw_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
 {
     PCIeFwState *s = PCIEFW(pdev);
 
+    if (pciefw_reentered(s, "config write", addr)) {
+        return;
+    }
     if (!pciefw_config_forwarded(s, addr)) {
         pci_default_write_config(pdev, addr, val, len);
         if (pci_is_express(pdev)) {
@@ -1162,11 +1594,11 @@ static bool pciefw_init_caps(PCIeFwState *s, Error **errp)
 
 static void pciefw_close(PCIeFwState *s)
 {
+    s->closing = true;
     pciefw_drop(s);
-    if (s->reconnect_timer) {
-        timer_free(s->reconnect_timer);
-        s->reconnect_timer = NULL;
-    }
+    g_clear_pointer(&s->reconnect_timer, timer_free);
+    g_clear_pointer(&s->attempt_timer, timer_free);
+    pciefw_free_addrs(s);
     if (s->trace) {
         pf_trace_close(s->trace);
         s->trace = NULL;
@@ -1201,8 +1633,10 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
         error_setg(errp, "pciefw: path must not be empty");
         return;
     }
-    if (!s->timeout_ms) {
-        error_setg(errp, "pciefw: timeout must be at least 1 ms");
+    if (!s->timeout_ms || s->timeout_ms > PCIEFW_MAX_TIMEOUT_MS) {
+        error_setg(errp, "pciefw: timeout must be between 1 and %u ms "
+                   "(a guest access waits for the endpoint at most that "
+                   "long, holding QEMU's main lock)", PCIEFW_MAX_TIMEOUT_MS);
         return;
     }
     s->peer = s->path ? g_strdup_printf("unix:%s", s->path)
@@ -1228,10 +1662,14 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
         pf_trace_set_limit(s->trace, s->trace_limit, 4);
     }
 
-    if (!pciefw_connect(s, errp)) {
+    s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pciefw_reconnect, s);
+    s->attempt_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
+                                    pciefw_attempt_timeout, s);
+    if (!pciefw_resolve(s, errp) || !pciefw_connect(s, errp)) {
         goto fail;
     }
     s->desc = s->new_desc;
+    s->have_desc = true;
     s->config_ext = pci_is_express(pdev) && d->config_ext;
 
     pci_config_set_vendor_id(conf, d->vendor_id);
@@ -1248,8 +1686,6 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
                       "cannot present: ", s->peer);
         goto fail_caps;
     }
-
-    s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pciefw_reconnect, s);
     return;
 
 fail_caps:
@@ -1271,6 +1707,8 @@ static void pciefw_exit(PCIDevice *pdev)
     PCIeFwState *s = PCIEFW(pdev);
     const PCIeFwDesc *d = &s->desc;
 
+    /* From here on nothing the endpoint sends takes effect. */
+    s->closing = true;
     if (s->state == PCIEFW_UP) {
         /* Best effort: the endpoint learns it was unplugged. */
         size_t mark = pciefw_mark(s);
@@ -1366,8 +1804,9 @@ static void pciefw_class_init(ObjectClass *klass, const void *data)
     object_class_property_set_description(klass, "path",
         "UNIX socket of the endpoint (instead of raddr/rport)");
     object_class_property_set_description(klass, "timeout",
-        "completion timeout in milliseconds; the endpoint is considered "
-        "dead when a request is not answered in time");
+        "completion timeout in milliseconds (1-60000); the endpoint is "
+        "considered dead when a request is not answered in time, and a "
+        "guest access waits at most this long");
     object_class_property_set_description(klass, "reconnect",
         "seconds between reconnection attempts after the endpoint is "
         "lost (0: stay disconnected)");

@@ -1,0 +1,254 @@
+"""The pciefw QEMU device against a hostile guest and hostile or stuck
+endpoints (issue 10 of the review): re-entry through the device's own BARs
+and config space, reconnection that must not block the main loop, memory
+bounded against a peer that never reads, and no interrupt left asserted by
+an endpoint that is refused.
+
+Each test starts its own endpoint (the real one, or a scripted peer from
+pfwire.py where the point is what no real endpoint sends) and QEMU under
+qtest on UNIX sockets in a private directory.
+"""
+
+import os
+import signal
+import time
+
+import pfwire
+from pfwire import ScriptedEndpoint
+from test_qemu_device import (ALL_ONES, RAM_A, RAM_B, TOPOLOGIES,
+                              DeviceUnderTest, start, wait_for)
+from testdev_map import ID, REG_ID, REG_INTX, ST_DONE, ST_ERROR
+
+# q35: where the tests put the MMCONFIG window (MCH PCIEXBAR, 256 buses).
+MMCONFIG_BASE = 0xB0000000
+MCH_PCIEXBAR = 0x60
+
+
+def _scripted(harness, greeting=None, topo="q35-rootbus", dev_opts=""):
+    """A scripted endpoint and QEMU with the device on q35's root bus."""
+    path = harness.path("peer.sock")
+    peer = harness.track(ScriptedEndpoint(path, greeting))
+    t = TOPOLOGIES[topo]
+    dev = f"pciefw,id=fw0,path={path},bus={t['bus']}"
+    if t["addr"]:
+        dev += f",addr={t['addr']}"
+    if dev_opts:
+        dev += "," + dev_opts
+    q = harness.qemu(t["machine"] + t["extra"] + ["-device", dev])
+    return peer, q, DeviceUnderTest(q, t)
+
+
+def _completion(peer, tag):
+    return peer.wait_for(lambda m: m.kind == pfwire.COMPLETION and m.get(1) == tag,
+                         what=f"completion of tag {tag}")
+
+
+def _rss_peak_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+# ---------------------------------------------------------------------------
+# Re-entry: device accesses while the device handles its endpoint's messages
+
+def test_guest_dma_from_the_device_itself(harness):
+    """A guest alone, with the stock endpoint: testdev copies from its own
+    BAR0.  The DMA read reaches the device while it serves the endpoint's
+    DmaRead, so it fails as a real bus fails it, and QEMU lives on."""
+    ep, q, d = start(harness)
+    qt = d.qt
+    qt.memset(RAM_B, 16, 0x5A)
+    d.set_reg(0x28, ST_DONE | ST_ERROR)                 # DMA_STATUS: clear
+    qt.writeq(d.bars[0].addr + 0x10, d.bars[0].addr)     # DMA_SRC: own BAR0
+    qt.writeq(d.bars[0].addr + 0x18, RAM_B)              # DMA_DST: RAM
+    d.set_reg(0x20, 4)                                   # DMA_LEN
+    d.set_reg(0x24, 1)                                   # DMA_CMD: START
+    # Let the endpoint's DmaRead reach an idle QEMU (its main loop, not a
+    # guest access already waiting): the path that used to crash.
+    time.sleep(0.5)
+    assert q.alive(), q.output()
+    st = d.reg(0x28)
+    assert st & ST_ERROR and not st & 1, hex(st)
+    assert qt.read(RAM_B, 4) == b"\x5a" * 4
+    assert d.reg(REG_ID) == ID
+    assert q.alive()
+
+
+def test_endpoint_dma_onto_its_own_bar(harness):
+    peer, q, d = _scripted(harness)
+    qt = d.qt
+    bar0 = d.bars[0].addr
+    qt.memset(RAM_A, 8, 0x77)
+    peer.send(pfwire.dma_read(0x1001, bar0, 4))
+    assert _completion(peer, 0x1001).get(2) == pfwire.CA
+    # A DmaWrite onto the BAR is dropped, not forwarded back as MemWrite.
+    peer.send(pfwire.dma_write(bar0 + 8, b"\x01\x02\x03\x04"))
+    # Memory is still served, in order after the refused accesses.
+    peer.send(pfwire.dma_read(0x1002, RAM_A, 8))
+    c = _completion(peer, 0x1002)
+    assert c.get(2) == pfwire.SC and c.get(3) == b"\x77" * 8
+    assert not [m for m in peer.received if m.kind == pfwire.MEM_WRITE]
+    assert q.alive()
+    # The guest's own accesses still work.
+    assert qt.readl(bar0) == 0
+
+
+def test_endpoint_dma_onto_config_space(harness):
+    """MMCONFIG is the CPU's window on configuration space: endpoint DMA
+    never reaches it (docs/protocol.md 3.2), reads or writes."""
+    peer, q, d = _scripted(harness)
+    qt = d.qt
+    d.pci.write((0, 0, 0), MCH_PCIEXBAR + 4, 0)
+    d.pci.write((0, 0, 0), MCH_PCIEXBAR, MMCONFIG_BASE | 1)
+    bus, dev, fn = d.bdf
+    cfg = MMCONFIG_BASE + (bus << 20 | dev << 15 | fn << 12)
+    # The window works for the CPU ...
+    assert qt.readl(cfg) == d.cfg(0)
+    # ... not for the device: a forwarded register (0x40) and the header.
+    for tag, off in ((0x2001, 0x40), (0x2002, 0x0)):
+        peer.send(pfwire.dma_read(tag, cfg + off, 4))
+        assert _completion(peer, tag).get(2) == pfwire.CA
+    command = d.cfg(0x04, 2)
+    peer.send(pfwire.dma_write(cfg + 0x04, b"\x00\x00"))
+    peer.send(pfwire.dma_read(0x2003, RAM_A, 4))
+    assert _completion(peer, 0x2003).get(2) == pfwire.SC
+    assert d.cfg(0x04, 2) == command
+    assert q.alive()
+
+
+# ---------------------------------------------------------------------------
+# Reconnection
+
+def test_reconnect_to_a_stopped_endpoint_keeps_qemu_responsive(harness):
+    """A stopped endpoint never accepts: each attempt's connection stays in
+    its listen backlog (8 here) until connect() would block.  Attempts are
+    non-blocking, so the monitor keeps answering throughout."""
+    ep = harness.endpoint()
+    t = TOPOLOGIES["q35-rootbus"]
+    q = harness.qemu(t["machine"] + [
+        "-trace", "pciefw_reconnect_attempt", "-device",
+        f"pciefw,id=fw0,path={ep.listen[5:]},bus=pcie.0,addr={t['addr']},"
+        "reconnect=1,timeout=300"])
+    d = DeviceUnderTest(q, t)
+    assert d.reg(REG_ID) == ID
+    os.kill(ep.pid, signal.SIGSTOP)
+    try:
+        assert d.reg(REG_ID) == ALL_ONES[4]              # lost: timed out
+        q.qmp.timeout = 5.0
+        worst, deadline = 0.0, time.monotonic() + 60
+        # 9 connections fill a backlog of 8; go well past that.
+        while q.output().count("pciefw_reconnect_attempt") < 14:
+            assert time.monotonic() < deadline, q.output()
+            t0 = time.monotonic()
+            q.qmp.cmd("query-status")
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.2)
+        assert worst < 1.0, f"the monitor took {worst:.2f} s to answer"
+        assert d.reg(REG_ID) == ALL_ONES[4]
+    finally:
+        os.kill(ep.pid, signal.SIGCONT)
+    assert q.alive()
+
+
+def test_refused_reconnect_leaves_nothing_applied(harness):
+    """An endpoint that comes back describing another device, with an
+    INTx assertion and a DMA write right behind its description: refused,
+    and nothing it sent takes effect."""
+    ep, q, d = start(harness, "q35-rootport", dev_opts="reconnect=1")
+    qt = d.qt
+    qt.irq_intercept_in("ioapic")
+    qt.memset(RAM_A, 64, 0x11)
+    # INTx asserted by the endpoint goes down with the endpoint.
+    d.set_reg(REG_INTX, 1)
+    wait_for(lambda: (qt.poll_async(0.05), any(qt.irq_level.values()))[1],
+             what="INTx assert")
+    (pin,) = [p for p, lvl in qt.irq_level.items() if lvl]
+    ep.kill()
+    assert d.reg(REG_ID) == ALL_ONES[4]
+    qt.wait_irq(pin, False)
+
+    path = ep.listen[len("unix:"):]
+    os.unlink(path)
+    impostor = harness.track(ScriptedEndpoint(
+        path, pfwire.hello() + pfwire.description(device=0xBEEF)
+        + pfwire.intx(True) + pfwire.dma_write(RAM_A, b"\x99" * 64)))
+    wait_for(lambda: "different device" in q.output(), timeout=30,
+             what="the refusal")
+    assert impostor.wait_closed(30)
+    qt.poll_async(0.3)
+    assert not qt.irq_level.get(pin), qt.irq_events
+    assert qt.read(RAM_A, 64) == b"\x11" * 64
+    assert q.alive()
+
+
+# ---------------------------------------------------------------------------
+# Memory
+
+def test_dma_reads_from_a_peer_that_never_reads(harness):
+    """An endpoint sends DmaReads of 64 KiB and never reads the
+    completions: QEMU fails the connection with ERROR_LIMIT once its
+    unread output passes the limit of docs/protocol.md 5.4, instead of
+    growing without bound."""
+    peer, q, d = _scripted(harness)
+    qt = d.qt
+    assert qt.readl(d.bars[0].addr) == 0                 # the session works
+    before = _rss_peak_kib(q.proc.pid)
+    peer.reading = False
+    batch = b"".join(pfwire.dma_read(i, RAM_A, 65536) for i in range(1000))
+    sent = 0
+    try:
+        for _ in range(20):                              # 1.3 GB of answers
+            peer.send(batch)
+            sent += 1000
+    except OSError:
+        pass
+    wait_for(lambda: "ERROR_LIMIT" in q.output() or "MiB" in q.output(),
+             timeout=60, what="the limit error")
+    growth = _rss_peak_kib(q.proc.pid) - before
+    assert growth < 160 * 1024, f"QEMU grew by {growth} KiB ({sent} reads sent)"
+    assert q.alive()
+    assert qt.readl(d.bars[0].addr) == ALL_ONES[4]       # the device is down
+    errs = [l for l in q.output().splitlines() if "pciefw" in l]
+    assert len(errs) == 1 and "32 MiB" in errs[0], errs
+
+
+# ---------------------------------------------------------------------------
+# Reset
+
+class _DmaDuringReset(ScriptedEndpoint):
+    """Answers a Reset only after a DMA write and an INTx assertion, as a
+    function that still had work in flight when the reset came (from
+    the moment the test arms it)."""
+
+    dma_on_reset = False
+
+    def _handle(self, m):
+        if m.kind == pfwire.RESET and self.dma_on_reset:
+            self.send(pfwire.dma_write(RAM_B, b"\x66" * 16) + pfwire.intx(True))
+        super()._handle(m)
+
+
+def test_no_dma_or_interrupt_during_function_reset(harness):
+    """An FLR clears bus mastering: DMA and interrupts the endpoint sends
+    while it resets are refused, not applied."""
+    path = harness.path("peer.sock")
+    peer = harness.track(_DmaDuringReset(path))
+    t = TOPOLOGIES["q35-rootport"]
+    q = harness.qemu(t["machine"] + t["extra"] + [
+        "-device", f"pciefw,id=fw0,path={path},bus={t['bus']}"])
+    d = DeviceUnderTest(q, t)
+    qt = d.qt
+    qt.irq_intercept_in("ioapic")
+    qt.memset(RAM_B, 16, 0x11)
+    peer.dma_on_reset = True
+    exp = d.pci.caps(d.bdf)[0x10]
+    d.cfg_write(exp + 8, d.cfg(exp + 8, 2) | 0x8000, 2)    # DEVCTL: FLR
+    peer.wait_for(lambda m: m.kind == pfwire.RESET and m.get(2) == 1,
+                  what="the function-level Reset")
+    qt.poll_async(0.3)
+    assert qt.read(RAM_B, 16) == b"\x11" * 16
+    assert not any(qt.irq_level.values()), qt.irq_events
+    assert q.alive()
