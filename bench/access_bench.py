@@ -25,6 +25,7 @@ import guestlib
 REPO = Path(__file__).resolve().parents[1]
 
 GUEST = r"""#!/bin/sh
+set -e
 for d in /sys/bus/pci/devices/*; do
 	[ "$(cat $d/vendor):$(cat $d/device)" = "{vendor}:{device}" ] && dev=$d
 done

@@ -125,6 +125,7 @@ def bench_nic(qemu, tmp, mib, rr_count):
         for name, args, load in variants:
             sink, source, echo = Peer("sink"), Peer("source", mib << 20), Peer("echo")
             script = f"""#!/bin/sh
+set -e
 {load} || exit 1
 ip link set eth0 up
 udhcpc -i eth0 -n -q -t 10 -T 1 -s {UDHCPC} >/dev/null || exit 2

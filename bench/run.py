@@ -30,6 +30,27 @@ def run_json_lines(cmd):
     return [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
 
 
+# What each guest benchmark promises: a table row per entry.
+ACCESS_TARGETS = [(t, k, op) for t, kinds in (("in-process", ("mmio", "io")),
+                                              ("pciefw-unix", ("mmio", "io")),
+                                              ("pciefw-tcp", ("mmio", "io")),
+                                              ("vfio-user", ("io",)))
+                  for k in kinds for op in ("read", "write")]
+NIC_TARGETS = [(n, op) for n in ("pciefw", "e1000", "virtio-net-pci")
+               for op in ("send", "recv", "rr")]
+
+
+def require(recs, key, wanted, what):
+    """Every @wanted key has a record, or the bench fails naming the gaps:
+    a target whose run produced no figures is not left out of the table."""
+    have = {key(r) for r in recs}
+    missing = [w for w in wanted if w not in have]
+    if missing:
+        raise SystemExit(f"bench: no {what} figures for "
+                         + ", ".join("/".join(m) for m in missing)
+                         + " (their guest runs printed no result)")
+
+
 def protocol_figures(smoke):
     n = ["-n", "200", "-w", "500", "-d", "1"] if smoke else \
         ["-n", "20000", "-w", "200000", "-d", "64"]
@@ -57,7 +78,7 @@ def access_section(recs):
             for op in ("read", "write"):
                 r = by.get((target, kind, op))
                 if not r:
-                    continue
+                    continue            # not offered (vfio-user has no MMIO)
                 p50 = float(r["p50_us"])
                 vu = by.get(("vfio-user", kind, op))
                 rows.append([target, kind, op, r["mean_us"], r["p50_us"], r["p99_us"],
@@ -133,6 +154,9 @@ def main():
     else:
         access = run_json_lines(guest + ["access", "--reads", "20000"])
         nic = run_json_lines(guest + ["nic", "--mib", "64", "--rr", "2000"])
+    require(access, lambda r: (r["target"], r["kind"], r["op"]),
+            ACCESS_TARGETS, "access latency")
+    require(nic, lambda r: (r["nic"], r["op"]), NIC_TARGETS, "NIC")
     proto = protocol_figures(args.smoke)
     chart(access, out / "benchmarks.png")
     cmd = "./dev bench" + (" --smoke" if args.smoke else "")
