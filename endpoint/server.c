@@ -22,6 +22,8 @@
 #define READ_CHUNK (64 * 1024)
 /* Reads per wake-up before yielding to other watchers (fairness). */
 #define READS_PER_EVENT 16
+/* What a closing host may have left unread when a new one arrives. */
+#define HANGUP_READS 256
 
 enum conn_state { CONN_HELLO, CONN_READY };
 
@@ -252,18 +254,23 @@ static void feed(struct pf_conn *c, const uint8_t *p, size_t len)
 	}
 }
 
-static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+/*
+ * Read and handle up to @max_reads chunks.  With @to_eof false a short read
+ * ends the round (the socket is most likely empty: save a syscall); with
+ * it true reading goes on until the socket says EAGAIN, so a host that has
+ * hung up is seen to have done so.
+ */
+static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 {
-	struct pf_conn *c = w->data;
 	static uint8_t buf[READ_CHUNK];
 
 	c->in_dispatch = true;
-	for (int i = 0; i < READS_PER_EVENT && !c->dead; i++) {
+	for (int i = 0; i < max_reads && !c->dead; i++) {
 		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
 
 		if (n > 0) {
 			feed(c, buf, (size_t)n);
-			if ((size_t)n < sizeof(buf))
+			if ((size_t)n < sizeof(buf) && !to_eof)
 				break;
 			continue;
 		}
@@ -280,6 +287,11 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	c->in_dispatch = false;
 	conn_flush(c);
+}
+
+static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	conn_read(w->data, READS_PER_EVENT, false);
 }
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -347,8 +359,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (srv->conn) {
-		/* The host may have just hung up: learn that before refusing. */
-		read_cb(loop, &srv->conn->rd, EV_READ);
+		/*
+		 * Only a live host makes the device busy (spec 2.4).  A host
+		 * that closed and connected again at once has its end of the
+		 * old connection queued behind what it sent last: read up to
+		 * that end before judging the newcomer.
+		 */
+		conn_read(srv->conn, HANGUP_READS, true);
 		if (srv->conn->dead)
 			conn_close(srv->conn);
 	}
