@@ -121,6 +121,16 @@ class Endpoint:
     def alive(self):
         return self.proc.poll() is None
 
+    def wait_log(self, text, timeout=30.0):
+        """Wait until the endpoint has logged @text (an event it reports),
+        or fail; returns the log."""
+        deadline = time.monotonic() + timeout
+        while text not in (out := self.output()):
+            if not self.alive() or time.monotonic() > deadline:
+                raise AssertionError(f"endpoint never logged {text!r}:\n{out}")
+            time.sleep(0.02)
+        return out
+
     def kill(self):
         """SIGKILL: the endpoint dies without a goodbye."""
         if self.proc.poll() is None:

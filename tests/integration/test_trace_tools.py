@@ -29,6 +29,9 @@ def recorded(harness, endpoint_binary):
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=60)
     assert r.returncode == 0, r.stdout
+    # The bench's Goodbye is the last record: stop the endpoint only once
+    # it has read it, or its own shutdown Goodbye may come first.
+    ep.wait_log("host said goodbye")
     assert ep.stop() == 0
     return trace
 
