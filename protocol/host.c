@@ -37,12 +37,26 @@ struct pf_host {
 	void *got_buf;
 	uint32_t got_size;
 	bool broken;
+	pf_host_irq_hook irq_hook;
+	void *irq_hook_arg;
 	char error[512];
 	uint8_t rbuf[64 * 1024];
 };
 
 static int host_fail(struct pf_host *h, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+static void irq_hook(struct pf_host *h, int kind, uint32_t value)
+{
+	if (h->irq_hook)
+		h->irq_hook(h, kind, value, h->irq_hook_arg);
+}
+
+void pf_host_set_irq_hook(struct pf_host *h, pf_host_irq_hook fn, void *arg)
+{
+	h->irq_hook = fn;
+	h->irq_hook_arg = arg;
+}
 
 static int host_fail(struct pf_host *h, int code, const char *fmt, ...)
 {
@@ -175,14 +189,17 @@ static int handle(struct pf_host *h, const PfMessage *m)
 			h->irqs.total++;
 		}
 		h->irqs.intx_level = m->intx->asserted;
+		irq_hook(h, m->body_case, m->intx->asserted);
 		return PF_OK;
 	case PCIEFW__MESSAGE__BODY_MSI:
 		count_vector(h->irqs.msi, m->msi->vector);
 		h->irqs.total++;
+		irq_hook(h, m->body_case, m->msi->vector);
 		return PF_OK;
 	case PCIEFW__MESSAGE__BODY_MSIX:
 		count_vector(h->irqs.msix, m->msix->vector);
 		h->irqs.total++;
+		irq_hook(h, m->body_case, m->msix->vector);
 		return PF_OK;
 	case PCIEFW__MESSAGE__BODY_GOODBYE:
 		return host_fail(h, PF_ERR_PEER, "endpoint said goodbye: %s",

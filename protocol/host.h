@@ -101,6 +101,16 @@ int pf_host_wait(struct pf_host *h, bool (*cond)(struct pf_host *, void *),
 /* Make sure everything queued has been written to the socket. */
 int pf_host_flush(struct pf_host *h);
 
+/*
+ * Called as each interrupt message (Intx, Msi, MsiX: @kind is its
+ * Pciefw__Message body case, @value the vector or level) is handled, in
+ * stream order: what guest memory holds then is what a driver taking the
+ * interrupt would see (spec 5.1).  NULL removes the hook.
+ */
+typedef void (*pf_host_irq_hook)(struct pf_host *h, int kind, uint32_t value,
+				 void *arg);
+void pf_host_set_irq_hook(struct pf_host *h, pf_host_irq_hook fn, void *arg);
+
 /* Send raw bytes, bypassing the codec (for bad-input tests). */
 int pf_host_send_raw(struct pf_host *h, const void *p, size_t len);
 

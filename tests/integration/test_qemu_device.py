@@ -396,6 +396,50 @@ def test_impossible_description_refused(harness, desc, message):
     assert len(_lines(out)) == 1, out
 
 
+_D, _B, _V = pfwire.description, pfwire.bar, pfwire.field_varint
+_MEM32, _MEM64, _IO = 0, 1, 2
+
+
+@pytest.mark.parametrize("desc, message", [
+    (_D(vendor=0), "invalid vendor ID 0x0000"),
+    (_D(device=0x10000), "ID field wider than 16 bits"),
+    (_D(class_code=0x1000000), "class code or revision out of range"),
+    (_D(intx_pin=5), "INTx pin 5 (0..4 allowed)"),
+    (_D(extra=_V(8, 3)), "MSI vector count 3 (1..32, power of two)"),
+    (_D(extra=_V(8, 64)), "MSI vector count 64"),
+    (_D(extra=_V(9, 2049)), "MSI-X vector count 2049 above 2048"),
+    (_D(bars=_B(6, 4096)), "BAR index 6"),
+    (_D(bars=_B(0, 8)), "BAR0: mem32 size 8"),
+    (_D(bars=_B(0, 1 << 32)), "BAR0: mem32 size 4294967296"),
+    (_D(bars=_B(5, 4096, _MEM64)), "BAR5 cannot be 64-bit"),
+    (_D(bars=_B(2, 32, _IO, prefetchable=True)), "IO BAR cannot be prefetchable"),
+    (_D(bars=_B(2, 512, _IO)), "BAR2: IO size 512 (4..256)"),
+    (_D(bars=_B(0, 48)), "BAR0: size 48 is not a power of two"),
+    (_D(bars=_B(0, 4096, _MEM64) + _B(1, 4096)), "BAR1 overlaps another BAR"),
+    (_D(bars=_B(0, 4096) + _B(0, 4096)), "BAR0 overlaps another BAR"),
+    (_D(extra=_V(9, 8) + _V(10, 2) + _V(12, 0)),
+     "MSI-X table or PBA in an undeclared BAR"),
+    (_D(extra=_V(9, 8) + _V(11, 4) + _V(13, 0x800)),
+     "MSI-X table/PBA offsets must be 8-aligned"),
+    (_D(bars=b"".join(_B(i, 4096) for i in range(6)) + _B(0, 4096)),
+     "7 BARs declared"),
+], ids=["vendor-0", "id-17-bits", "class-25-bits", "intx-pin-5", "msi-3",
+        "msi-64", "msix-2049", "bar-index-6", "mem32-too-small",
+        "mem32-too-large", "mem64-at-bar5", "io-prefetchable", "io-too-large",
+        "size-not-pow2", "mem64-overlaps-next", "same-index-twice",
+        "msix-undeclared-bar", "msix-misaligned", "seven-bars"])
+def test_description_rules_refused(harness, desc, message):
+    """Each rule of docs/protocol.md 4.2, broken alone, is refused by the
+    real QEMU with its reason, in one line, and no device is created."""
+    path = harness.path("desc.sock")
+    t = _fake_peer(path, _hello(1) + desc)
+    rc, out = harness.run_qemu(["-M", "q35", "-device", f"pciefw,path={path}"])
+    t.join(15)
+    assert rc != 0
+    assert message in out, out
+    assert len(_lines(out)) == 1, out
+
+
 class _GarbageAfterReset(_FakePeer):
     """Handshakes correctly, then answers the first Reset with garbage."""
 
