@@ -60,8 +60,8 @@ void pf_dev_detach(struct pf_dev *dev);
 
 /*
  * Handle one validated message from the host.  Returns PF_OK, or a
- * negative code with @err set when the host broke the protocol and the
- * connection must be closed.
+ * negative PF_ERR_* with @err set when the host broke the protocol and the
+ * connection must be closed; pf_error_code() names its ErrorCode.
  */
 int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errlen);
 

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "busy.h"
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
@@ -172,8 +173,7 @@ static int on_hello(struct pf_conn *c, const PfMessage *m)
 	int r = pf_hello_negotiate(&c->srv->cfg.hello, m, &s, err, sizeof(err));
 
 	if (r) {
-		queue_error(c, r == PF_ERR_VERSION ? PCIEFW__ERROR_CODE__ERROR_VERSION :
-			    PCIEFW__ERROR_CODE__ERROR_PROTOCOL, err);
+		queue_error(c, pf_error_code(r), err);
 		conn_fail(c, "handshake refused: %s", err);
 		return r;
 	}
@@ -201,11 +201,14 @@ static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 	if (!r)
 		r = pf_msg_validate(m, max, err, sizeof(err));
 	if (r) {
-		queue_error(c, PCIEFW__ERROR_CODE__ERROR_BAD_FRAME, err);
+		queue_error(c, pf_error_code(r), err);
 		conn_fail(c, "protocol error: %s", err);
 		return;
 	}
-	if (c->state == CONN_HELLO) {
+	/* Goodbye and Error are allowed in every state (spec 7.2). */
+	if (c->state == CONN_HELLO &&
+	    m->body_case != PCIEFW__MESSAGE__BODY_GOODBYE &&
+	    m->body_case != PCIEFW__MESSAGE__BODY_ERROR) {
 		on_hello(c, m);
 		return;
 	}
@@ -219,15 +222,13 @@ static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 		return;
 	case PCIEFW__MESSAGE__BODY_HELLO:
 		snprintf(err, sizeof(err), "second hello");
-		r = PF_ERR_INVALID;
+		r = PF_ERR_UNEXPECTED;
 		break;
 	default:
 		r = pf_dev_handle(c->srv->cfg.dev, m, err, sizeof(err));
 	}
 	if (r) {
-		queue_error(c, r == PF_ERR_INVALID && strstr(err, "tag") ?
-			    PCIEFW__ERROR_CODE__ERROR_UNKNOWN_TAG :
-			    PCIEFW__ERROR_CODE__ERROR_UNEXPECTED, err);
+		queue_error(c, pf_error_code(r), err);
 		conn_fail(c, "protocol error: %s", err);
 	}
 }
@@ -244,7 +245,7 @@ static void feed(struct pf_conn *c, const uint8_t *p, size_t len)
 		if (r == PF_AGAIN)
 			return;
 		if (r < 0) {
-			queue_error(c, PCIEFW__ERROR_CODE__ERROR_BAD_FRAME, pf_strerror(r));
+			queue_error(c, pf_error_code(r), pf_strerror(r));
 			conn_fail(c, "framing error: %s", pf_strerror(r));
 			return;
 		}
@@ -319,18 +320,12 @@ static void conn_close(struct pf_conn *c)
 /* One host per device: tell a second one why, then hang up (spec 2.4). */
 static void refuse_busy(struct pf_server *srv, int fd)
 {
-	struct pf_buf b;
 	char text[200];
 
-	pf_buf_init(&b);
 	snprintf(text, sizeof(text),
 		 "device %s is busy: it already serves a host (%s)",
 		 srv->cfg.dev->model->name, srv->conn->name);
-	pf_put_error(&b, PCIEFW__ERROR_CODE__ERROR_BUSY, text);
-	send(fd, pf_buf_peek(&b), pf_buf_used(&b), MSG_NOSIGNAL | MSG_DONTWAIT);
-	pf_buf_free(&b);
-	close(fd);
-	pf_warn("refused a second host: %s", text);
+	pf_busy_refuse(srv->loop, fd, text);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -346,12 +341,21 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			pf_warn("accept: %s", strerror(errno));
 		return;
 	}
-	if (srv->conn) {
-		/* The host may have just hung up: learn that before refusing. */
+	/*
+	 * The host may have just hung up: learn that before refusing.  Read
+	 * until its socket is drained (EAGAIN), so that an EOF behind a last
+	 * short read is seen too.
+	 */
+	for (int i = 0; i < 4 && srv->conn && !srv->conn->dead; i++) {
+		char b;
+
 		read_cb(loop, &srv->conn->rd, EV_READ);
-		if (srv->conn->dead)
-			conn_close(srv->conn);
+		if (srv->conn->dead ||
+		    recv(srv->conn->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0)
+			break;
 	}
+	if (srv->conn && srv->conn->dead)
+		conn_close(srv->conn);
 	if (srv->conn) {
 		refuse_busy(srv, fd);
 		return;
@@ -439,6 +443,7 @@ void pf_server_shutdown(struct pf_server *srv, const char *why)
 		snprintf(c->why, sizeof(c->why), "%s", why);
 		conn_close(c);
 	}
+	pf_busy_shutdown(srv->loop);
 	for (unsigned i = 0; i < srv->n_listeners; i++) {
 		struct listener *l = &srv->listeners[i];
 
