@@ -186,6 +186,20 @@ static int on_hello(struct pf_conn *c, const PfMessage *m)
 	return send_description(c);
 }
 
+/* Record a frame that is not a valid message, length prefix included. */
+static void trace_malformed_frame(struct pf_conn *c, const uint8_t *body,
+				  size_t len)
+{
+	uint8_t raw[PF_TRACE_MAX_MALFORMED];
+	size_t n = len < sizeof(raw) - PF_FRAME_HEADER ?
+		   len : sizeof(raw) - PF_FRAME_HEADER;
+
+	pf_frame_put_header(raw, (uint32_t)len);
+	memcpy(raw + PF_FRAME_HEADER, body, n);
+	pf_trace_write_malformed(c->srv->cfg.trace, pf_now_ns(),
+				 PF_DIR_TO_ENDPOINT, raw, PF_FRAME_HEADER + n);
+}
+
 static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 {
 	PfMessage *m;
@@ -194,12 +208,14 @@ static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 		       c->srv->cfg.dev->session.max_payload : PCIEFW_MAX_PAYLOAD;
 	int r;
 
-	if (c->srv->cfg.trace)
-		pf_trace_write(c->srv->cfg.trace, pf_now_ns(), PF_DIR_TO_ENDPOINT,
-			       body, len);
 	r = pf_codec_decode(&c->codec, body, len, &m, err, sizeof(err));
 	if (!r)
 		r = pf_msg_validate(m, max, err, sizeof(err));
+	if (c->srv->cfg.trace && r)
+		trace_malformed_frame(c, body, len);
+	else if (c->srv->cfg.trace)
+		pf_trace_write(c->srv->cfg.trace, pf_now_ns(), PF_DIR_TO_ENDPOINT,
+			       body, len);
 	if (r) {
 		queue_error(c, pf_error_code(r), err);
 		conn_fail(c, "protocol error: %s", err);
@@ -245,6 +261,11 @@ static void feed(struct pf_conn *c, const uint8_t *p, size_t len)
 		if (r == PF_AGAIN)
 			return;
 		if (r < 0) {
+			/* The refused length prefix and what came with it. */
+			if (c->srv->cfg.trace)
+				pf_trace_write_malformed(c->srv->cfg.trace, pf_now_ns(),
+							 PF_DIR_TO_ENDPOINT, p - used,
+							 len + used);
 			queue_error(c, pf_error_code(r), pf_strerror(r));
 			conn_fail(c, "framing error: %s", pf_strerror(r));
 			return;
@@ -380,6 +401,15 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	srv->conn = c;
 	pf_info("%s: accepted on %s", c->name,
 		l->addr.kind == PF_ADDR_UNIX ? "unix socket" : "tcp");
+	if (srv->cfg.trace) {
+		char text[160];
+
+		/* One trace file spans connections: mark where each begins. */
+		snprintf(text, sizeof(text), "session %llu: host connected (%s, on %s)",
+			 (unsigned long long)srv->n_connections, c->name,
+			 l->addr.kind == PF_ADDR_UNIX ? "unix socket" : "tcp");
+		pf_trace_write_session(srv->cfg.trace, pf_now_ns(), text);
+	}
 	/* Both sides send hello first (spec 2.1). */
 	pf_put_hello(pf_conn_out_begin(c, &mark), &srv->cfg.hello);
 	pf_conn_out_end(c, mark);
