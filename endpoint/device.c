@@ -498,13 +498,18 @@ static void io_write(struct pf_dev *dev, const Pciefw__IoWrite *w)
 	send_completion(dev, w->tag, st, NULL, 0);
 }
 
+/* A model without config callbacks has no registers there: reads 0 (4.1). */
 static void config_read(struct pf_dev *dev, const Pciefw__ConfigRead *r)
 {
 	int st = PF_CPL_UR;
 
-	if (config_ok(dev, r->offset, r->size) && dev->model->ops->config_read)
-		st = dev->model->ops->config_read(dev->state, r->offset,
-						  dev->scratch, r->size);
+	if (config_ok(dev, r->offset, r->size)) {
+		memset(dev->scratch, 0, r->size);
+		st = PF_CPL_OK;
+		if (dev->model->ops->config_read)
+			st = dev->model->ops->config_read(dev->state, r->offset,
+							  dev->scratch, r->size);
+	}
 	send_completion(dev, r->tag, st, dev->scratch, r->size);
 }
 
@@ -513,9 +518,12 @@ static void config_write(struct pf_dev *dev, const Pciefw__ConfigWrite *w)
 	int st = PF_CPL_UR;
 	uint32_t size = (uint32_t)w->data.len;
 
-	if (config_ok(dev, w->offset, size) && dev->model->ops->config_write)
-		st = dev->model->ops->config_write(dev->state, w->offset,
-						   w->data.data, size);
+	if (config_ok(dev, w->offset, size)) {
+		st = PF_CPL_OK;
+		if (dev->model->ops->config_write)
+			st = dev->model->ops->config_write(dev->state, w->offset,
+							   w->data.data, size);
+	}
 	send_completion(dev, w->tag, st, NULL, 0);
 }
 

@@ -80,7 +80,12 @@ struct pf_model_ops {
 	int (*bar_read)(void *s, unsigned bar, uint64_t off, void *data, uint32_t size);
 	void (*bar_write)(void *s, unsigned bar, uint64_t off, const void *data,
 			  uint32_t size);
-	/* Device-specific config space, offsets 0x40-0x7f and 0x100-0xfff. */
+	/*
+	 * Device-specific config space, offsets 0x40-0x7f and (when the host
+	 * forwards it) 0x100-0xfff, naturally aligned: the framework answers
+	 * UR for the rest (spec 4.1).  Optional: without them those offsets
+	 * read 0 and ignore writes.
+	 */
 	int (*config_read)(void *s, uint32_t off, void *data, uint32_t size);
 	int (*config_write)(void *s, uint32_t off, const void *data, uint32_t size);
 	/* Back to power-on state; outstanding DMA was cancelled before. */

@@ -198,6 +198,39 @@ static void test_config_space(struct fixture *f, gconstpointer data)
 	/* Unaligned: UR, connection stays up. */
 	g_assert_cmpint(pf_host_config_read(h, 0x41, b, 4), ==,
 			PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+	/* Offsets the host never forwards (spec 4.1): UR, reads and writes. */
+	for (uint32_t off = 0; off < 0x100; off += 4) {
+		if (off >= 0x40 && off < 0x80)
+			continue;
+		g_assert_cmpint(pf_host_config_read(h, off, b, 4), ==,
+				PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+		g_assert_cmpint(pf_host_config_write(h, off, b, 4), ==,
+				PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+	}
+}
+
+/* Without CONFIG_EXT the host never forwards 0x100-0xfff: UR there. */
+static void test_config_without_ext(struct fixture *f, gconstpointer data)
+{
+	struct pf_host_opts o = { .version_major = PCIEFW_VERSION_MAJOR,
+				  .features = PCIEFW_FEATURE_MEM_BURST };
+	char err[256];
+	struct pf_host *h;
+	uint8_t b[4];
+
+	pf_host_close(f->h, true);
+	f->h = NULL;
+	for (int i = 0; i < 100 && !(h = pf_host_connect(f->ep.addr, &o, err,
+							 sizeof(err))); i++)
+		g_usleep(10000);        /* until the endpoint saw us leave */
+	g_assert_nonnull(h);
+	g_assert_cmpint(pf_host_config_read(h, 0x100, b, 4), ==,
+			PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+	g_assert_cmpint(pf_host_config_read(h, 0xffc, b, 4), ==,
+			PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+	g_assert_cmpint(pf_host_config_read(h, 0x40, b, 4), ==, 0);
+	g_assert_cmphex(pf_le_load(b, 4), ==, 0x7e57cf61);
+	f->h = h;
 }
 
 static bool msix_seen(struct pf_host *h, void *arg)
@@ -439,6 +472,7 @@ int main(int argc, char **argv)
 	ADD("/endpoint/bar2-ram-tcp", test_bar2_ram, "tcp");
 	ADD("/endpoint/bar4-io", test_bar4_io, NULL);
 	ADD("/endpoint/config-space", test_config_space, NULL);
+	ADD("/endpoint/config-without-ext", test_config_without_ext, NULL);
 	ADD("/endpoint/dma-copies", test_dma_copies, NULL);
 	ADD("/endpoint/dma-copies-tcp", test_dma_copies, "tcp");
 	ADD("/endpoint/dma-fill-and-sum", test_dma_fill_and_sum, NULL);
