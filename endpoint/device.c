@@ -411,6 +411,7 @@ void pf_dev_detach(struct pf_dev *dev)
 	if (!dev->conn)
 		return;
 	dev->conn = NULL;
+	pf_defer_reset(dev);
 	reset_device(dev, PF_RESET_DISCONNECT);
 	dev->intx_level = false;
 }
@@ -458,6 +459,10 @@ static void mem_read(struct pf_dev *dev, const Pciefw__MemRead *r)
 	if (access_ok(dev, r->bar, r->offset, r->size, false))
 		st = dev->model->ops->bar_read(dev->state, r->bar, r->offset,
 					       dev->scratch, r->size);
+	if (st == PF_CPL_DEFER) {
+		pf_defer_begin(dev, r->tag, r->size);
+		return;
+	}
 	send_completion(dev, r->tag, st, dev->scratch, r->size);
 }
 
@@ -536,6 +541,11 @@ static int unexpected(const PfMessage *m, char *err, size_t errlen)
 
 int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errlen)
 {
+	int r;
+
+	/* Behind a deferred read, requests wait their turn (spec 5.1). */
+	if (pf_defer_hold(dev, m, &r, err, errlen))
+		return r;
 	dev->n_requests++;
 	switch (m->body_case) {
 	case PCIEFW__MESSAGE__BODY_MEM_READ:

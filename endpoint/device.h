@@ -29,6 +29,11 @@ enum pf_cpl {
 	PF_CPL_OK = PCIEFW__STATUS__STATUS_SUCCESSFUL,
 	PF_CPL_UR = PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST,
 	PF_CPL_CA = PCIEFW__STATUS__STATUS_COMPLETER_ABORT,
+	/*
+	 * From bar_read of a memory BAR: the completion comes later, by
+	 * pf_complete_read() (e.g. once data fetched by DMA has arrived).
+	 */
+	PF_CPL_DEFER = 100,
 };
 
 enum pf_bar_kind {
@@ -148,6 +153,16 @@ int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 /* Posted write of guest memory; split as needed.  Ordered before anything
  * the model sends afterwards (spec 5.1).  Returns 0 or -1 (no host). */
 int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t len);
+
+/*
+ * Complete the read a bar_read callback deferred (PF_CPL_DEFER): @status,
+ * and on PF_CPL_OK the @size bytes it asked for.  At most one read is
+ * deferred at a time: the host's later requests wait behind it, in order
+ * (spec 5.1), while DMA completions keep arriving.  After a reset or a
+ * disconnect the call is ignored.
+ */
+void pf_complete_read(struct pf_dev *dev, int status, const void *data,
+		      uint32_t size);
 
 void pf_raise_msix(struct pf_dev *dev, unsigned vector);
 void pf_raise_msi(struct pf_dev *dev, unsigned vector);

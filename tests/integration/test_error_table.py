@@ -70,6 +70,18 @@ def _wrong_length_completion(ep):
     return c
 
 
+def _too_many_held(ep):
+    """testdev's FETCH read waits for its DMA read, which we never answer;
+    the requests sent behind it are held, up to the limit of 5.3."""
+    c = _ready(ep)
+    c.send(message("mem_write", (1, 0), (2, 0x58), (3, (0x1000).to_bytes(8, "little")))
+           + _mem_read(tag=1, offset=0x60))
+    c.until("dma_read")
+    wr = message("mem_write", (1, 0), (2, 4), (3, bytes(4)))
+    c.send(wr * 257)
+    return c
+
+
 def _second_host(ep):
     first = _ready(ep)
     c = pfwire.Conn(ep.address)
@@ -117,6 +129,7 @@ DRIVERS = {
         message("completion", (1, 1), (3, b"\x00" * (PAYLOAD + 1)))),
     "long-text": _after_handshake(message("goodbye", (1, 0), (2, "t" * 1025))),
     "second-host": _second_host,
+    "too-many-held-requests": _too_many_held,
 }
 
 
