@@ -696,6 +696,30 @@ def test_side_effects_served_while_waiting(harness):
         qt.writeq(RAM_A, 0x1122334455667788 + seq)
 
 
+def test_fetch_completes_after_its_dma_read(harness):
+    """The deadlock-freedom test of spec 5.3: FETCH's completion waits for
+    the data of the DMA read it issues, so the read returns only because
+    QEMU serves that DMA read while the vCPU waits for the completion."""
+    _, q, d = start(harness)
+    qt = d.qt
+    bar0 = d.bars[0].addr
+    for i in range(16):
+        value = 0xF00D0000 | i << 8 | i
+        qt.writel(RAM_A + 0x40 * i, value)
+        qt.writeq(bar0 + REG_FETCH_ADDR, RAM_A + 0x40 * i)
+        assert qt.readl(bar0 + REG_FETCH) == value
+    # The value is read at the time of the access, not cached.
+    qt.writel(RAM_A, 0x12345678)
+    qt.writeq(bar0 + REG_FETCH_ADDR, RAM_A)
+    assert qt.readl(bar0 + REG_FETCH) == 0x12345678
+    # Bus mastering off: the DMA read is refused, and so is the register.
+    d.enable(CMD_IO | CMD_MEM)
+    assert qt.readl(bar0 + REG_FETCH) == 0xFFFFFFFF
+    d.enable(CMD_IO | CMD_MEM | CMD_MASTER)
+    assert qt.readl(bar0 + REG_FETCH) == 0x12345678
+    assert d.reg(REG_ID) == ID and q.alive()
+
+
 # ---------------------------------------------------------------------------
 # Interrupts
 
