@@ -59,7 +59,11 @@ static void usage(FILE *f)
 "  -h, --help              show this help\n"
 "\n"
 "Each line: record number, seconds since the first record, direction\n"
-"(H>E: host to endpoint, E>H: endpoint to host), the message.\n"
+"(H>E: host to endpoint, E>H: endpoint to host), the message.  A line\n"
+"'--- session: ...' marks where a connection begins; 'MALFORMED n bytes:'\n"
+"shows input the recorder could not take as a message (they are shown\n"
+"unless --kind, --bar or --addr select messages).  --stats counts both;\n"
+"its percentiles are nearest-rank.\n"
 "Exit status: 0, or 1 if the file is unreadable, truncated or corrupt.\n");
 }
 
