@@ -193,3 +193,20 @@ def test_busy_refusal_reaches_a_host_that_said_hello(endpoint_binary, transport)
     finally:
         ep.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.parametrize("when", ["instead-of-hello", "after-handshake"])
+@pytest.mark.parametrize("kind", ["goodbye", "error"])
+def test_goodbye_or_error_gets_no_answer(endpoint, when, kind):
+    """Spec 7.2: a receiver of Goodbye or Error, even as the first message,
+    handles nothing after it, answers nothing and closes."""
+    c = pfwire.Conn(endpoint.address)
+    if when == "after-handshake":
+        c.handshake()
+    bye = message(kind, (1, 0), (2, "test leaving"))
+    c.send(bye + _mem_read(tag=5))              # the read must not be served
+    got = c.rest()
+    c.close()
+    expected = ["hello"] if when == "instead-of-hello" else []
+    assert [m[0] for m in got] == expected, got
+    assert endpoint.alive()
