@@ -1,15 +1,19 @@
 """The table of docs/protocol.md 7.1, from each violation to its ErrorCode,
-checked against a real pciefw-endpoint: the test reads the table from the
-spec and sends every case the endpoint can receive, byte by byte (pfwire,
+checked against the real receivers: the test reads the table from the spec
+and sends every case a pciefw-endpoint can receive, byte by byte (pfwire,
 written from the spec alone), then checks the Error it gets back and that
-the endpoint closes the connection cleanly after it.  A case in the table
+the endpoint closes the connection cleanly after it; and it sends every
+case a host can receive to the real QEMU device from a fake endpoint.  A case in the table
 with no driver here, or a driver with no row, fails the test: the document
 and the code stay in step."""
 
 import os
 import re
 import shutil
+import socket
+import struct
 import tempfile
+import threading
 
 import pytest
 
@@ -210,3 +214,130 @@ def test_goodbye_or_error_gets_no_answer(endpoint, when, kind):
     expected = ["hello"] if when == "instead-of-hello" else []
     assert [m[0] for m in got] == expected, got
     assert endpoint.alive()
+
+
+# ---------------------------------------------------------------------------
+# The host side: the same table, with the real QEMU device as the receiver
+# and a fake endpoint (pfwire) sending each violation a host can receive.
+
+
+def _description():
+    """testdev-like: 1234:fe01, BAR0 mem32 4 KiB, INTA#."""
+    bar0 = pfwire.field(1, 0) + pfwire.field(2, 0) + pfwire.field(4, 4096)
+    return message("device_description", (1, 0x1234), (2, 0xFE01), (5, 0xFF0000),
+                   (7, bar0), (14, 1))
+
+
+class _FakeEndpoint(threading.Thread):
+    """Accepts QEMU on @path, sends @prelude, answers Resets, sends @after
+    once the first Reset is answered (or answers the first ConfigRead with
+    @wrong_read), and records what QEMU sends until it closes."""
+
+    def __init__(self, path, prelude, after=b"", wrong_read=None):
+        super().__init__(daemon=True)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        self.prelude, self.after, self.wrong_read = prelude, after, wrong_read
+        self.got = []
+        self.start()
+
+    def run(self):
+        self.srv.settimeout(30)
+        try:
+            conn, _ = self.srv.accept()
+        except OSError:
+            return
+        conn.settimeout(30)
+        buf, sent_after = b"", False
+        conn.sendall(self.prelude)
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                buf += data
+                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack_from("<I", buf)[0]:
+                    n = struct.unpack_from("<I", buf)[0]
+                    kind, f = pfwire.decode(buf[4:4 + n])
+                    buf = buf[4 + n:]
+                    self.got.append((kind, f))
+                    if kind == "reset":
+                        conn.sendall(message("completion", (1, f.get(1, 0))))
+                        if not sent_after:
+                            conn.sendall(self.after)
+                            sent_after = True
+                    elif kind == "config_read":
+                        data = self.wrong_read if self.wrong_read is not None else bytes(4)
+                        conn.sendall(message("completion", (1, f.get(1, 0)), (3, data)))
+        except OSError:
+            pass
+        conn.close()
+        self.srv.close()
+
+
+def _hello_then(violation):
+    return pfwire.hello(max_payload=PAYLOAD) + _description(), violation
+
+
+QEMU_CASES = {
+    # before the handshake completes: QEMU refuses the device and exits
+    "oversized-handshake-frame": (b"\x01\x10\x00\x00" + bytes(16), None),
+    "first-not-hello": (message("msix", (1, 1)), None),
+    "bad-magic": (pfwire.hello(magic=0x12345678), None),
+    "version-major": (pfwire.hello(major=2), None),
+    "payload-below-8": (pfwire.hello(max_payload=4), None),
+    "long-peer-name": (pfwire.hello(name="n" * 65), None),
+    "bad-description": (pfwire.hello() + message(
+        "device_description", (1, 0x1234), (2, 0xFE01),
+        (7, pfwire.field(1, 0) + pfwire.field(2, 9) + pfwire.field(4, 4096))), None),
+    # after it: QEMU carries on without its endpoint
+    "zero-length-frame": _hello_then(b"\x00\x00\x00\x00"),
+    "undecodable": _hello_then(pfwire.frame(b"\xff" * 6)),
+    "unknown-kind": _hello_then(pfwire.frame(b"\x9a\x06\x00")),
+    "oversized-frame": _hello_then(b"\x41\x10\x00\x00" + bytes(16)),
+    "second-hello": _hello_then(pfwire.hello()),
+    "request-from-endpoint": _hello_then(_mem_read()),
+    "completion-status-9": _hello_then(message("completion", (1, 1), (2, 9))),
+    "completion-status-timeout": _hello_then(message("completion", (1, 1), (2, 4))),
+    "completion-error-with-data": _hello_then(
+        message("completion", (1, 1), (2, 1), (3, bytes(4)))),
+    "completion-wrong-length": _hello_then(None),
+    "unknown-tag": _hello_then(message("completion", (1, 0xDEADBEEF))),
+    "dma-read-above-max-payload": _hello_then(
+        message("dma_read", (1, 1), (2, 0x1000), (3, PAYLOAD + 1))),
+    "completion-above-max-payload": _hello_then(
+        message("completion", (1, 1), (3, bytes(PAYLOAD + 1)))),
+    "long-text": _hello_then(message("goodbye", (1, 0), (2, "t" * 1025))),
+}
+
+
+def test_every_host_case_has_a_driver():
+    table = spec_table()
+    host_cases = {c for c, (recv, _) in table.items() if recv != "endpoint"}
+    assert host_cases == set(QEMU_CASES), host_cases ^ set(QEMU_CASES)
+
+
+@pytest.mark.parametrize("case", sorted(QEMU_CASES))
+def test_qemu_sends_the_code_of_the_table(harness, case):
+    _, code = spec_table()[case]
+    prelude, after = QEMU_CASES[case]
+    path = harness.path("fake.sock")
+    dev = f"pciefw,path={path},bus=pcie.0,addr=0x4"
+    if after is None and case != "completion-wrong-length":
+        peer = _FakeEndpoint(path, prelude)
+        rc, out = harness.run_qemu(["-M", "q35", "-device", dev])
+        assert rc != 0, out                  # the device was refused
+    else:
+        peer = _FakeEndpoint(path, prelude, after or b"",
+                             wrong_read=b"\x01\x02" if after is None else None)
+        q = harness.qemu(["-M", "q35", "-device", dev])
+        if after is None:                    # a read for the wrong completion
+            q.qtest.outl(0xCF8, 0x80000000 | 4 << 11 | 0x40)       # 00:04.0
+            assert q.qtest.inl(0xCFC) == 0xFFFFFFFF
+    peer.join(30)
+    assert not peer.is_alive(), f"{case}: QEMU did not close the connection"
+    kinds = [k for k, _ in peer.got]
+    assert kinds and kinds[0] == "hello" and kinds[-1] == "error", (case, kinds)
+    fields = peer.got[-1][1]
+    assert pfwire.ERROR_CODES[fields.get(1, 0)] == code, (case, fields)
