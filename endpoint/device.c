@@ -324,7 +324,7 @@ static int handle_completion(struct pf_dev *dev, const Pciefw__Completion *c,
 			return PF_OK;
 		}
 		snprintf(err, errlen, "completion with unknown tag %u", c->tag);
-		return PF_ERR_INVALID;
+		return PF_ERR_UNKNOWN_TAG;
 	}
 	uint32_t idx = c->tag - op->first_tag;
 	uint32_t off = idx * chunk;
@@ -411,6 +411,7 @@ void pf_dev_detach(struct pf_dev *dev)
 	if (!dev->conn)
 		return;
 	dev->conn = NULL;
+	pf_defer_reset(dev);
 	reset_device(dev, PF_RESET_DISCONNECT);
 	dev->intx_level = false;
 }
@@ -438,9 +439,17 @@ static bool access_ok(const struct pf_dev *dev, unsigned bar, uint64_t off,
 	return dev->session.features & PCIEFW_FEATURE_MEM_BURST;
 }
 
-static bool config_ok(uint32_t off, uint32_t size)
+/*
+ * The host forwards only the device-specific region and, with CONFIG_EXT,
+ * extended config space (spec 4.1); anything else completes with UR.
+ */
+static bool config_ok(const struct pf_dev *dev, uint32_t off, uint32_t size)
 {
-	return size <= 4 && natural(off, size);
+	bool forwarded = (off >= PCIEFW_CONFIG_DEV_START && off < PCIEFW_CONFIG_DEV_END) ||
+			 (off >= PCIEFW_CONFIG_EXT_START &&
+			  (dev->session.features & PCIEFW_FEATURE_CONFIG_EXT));
+
+	return forwarded && size <= 4 && natural(off, size);
 }
 
 static void mem_read(struct pf_dev *dev, const Pciefw__MemRead *r)
@@ -450,6 +459,10 @@ static void mem_read(struct pf_dev *dev, const Pciefw__MemRead *r)
 	if (access_ok(dev, r->bar, r->offset, r->size, false))
 		st = dev->model->ops->bar_read(dev->state, r->bar, r->offset,
 					       dev->scratch, r->size);
+	if (st == PF_CPL_DEFER) {
+		pf_defer_begin(dev, r->tag, r->size);
+		return;
+	}
 	send_completion(dev, r->tag, st, dev->scratch, r->size);
 }
 
@@ -490,13 +503,18 @@ static void io_write(struct pf_dev *dev, const Pciefw__IoWrite *w)
 	send_completion(dev, w->tag, st, NULL, 0);
 }
 
+/* A model without config callbacks has no registers there: reads 0 (4.1). */
 static void config_read(struct pf_dev *dev, const Pciefw__ConfigRead *r)
 {
 	int st = PF_CPL_UR;
 
-	if (config_ok(r->offset, r->size) && dev->model->ops->config_read)
-		st = dev->model->ops->config_read(dev->state, r->offset,
-						  dev->scratch, r->size);
+	if (config_ok(dev, r->offset, r->size)) {
+		memset(dev->scratch, 0, r->size);
+		st = PF_CPL_OK;
+		if (dev->model->ops->config_read)
+			st = dev->model->ops->config_read(dev->state, r->offset,
+							  dev->scratch, r->size);
+	}
 	send_completion(dev, r->tag, st, dev->scratch, r->size);
 }
 
@@ -505,9 +523,12 @@ static void config_write(struct pf_dev *dev, const Pciefw__ConfigWrite *w)
 	int st = PF_CPL_UR;
 	uint32_t size = (uint32_t)w->data.len;
 
-	if (config_ok(w->offset, size) && dev->model->ops->config_write)
-		st = dev->model->ops->config_write(dev->state, w->offset,
-						   w->data.data, size);
+	if (config_ok(dev, w->offset, size)) {
+		st = PF_CPL_OK;
+		if (dev->model->ops->config_write)
+			st = dev->model->ops->config_write(dev->state, w->offset,
+							   w->data.data, size);
+	}
 	send_completion(dev, w->tag, st, NULL, 0);
 }
 
@@ -515,11 +536,16 @@ static int unexpected(const PfMessage *m, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "unexpected %s from the host",
 		 pf_msg_kind_name(m->body_case));
-	return PF_ERR_INVALID;
+	return PF_ERR_UNEXPECTED;
 }
 
 int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errlen)
 {
+	int r;
+
+	/* Behind a deferred read, requests wait their turn (spec 5.1). */
+	if (pf_defer_hold(dev, m, &r, err, errlen))
+		return r;
 	dev->n_requests++;
 	switch (m->body_case) {
 	case PCIEFW__MESSAGE__BODY_MEM_READ:

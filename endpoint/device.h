@@ -29,6 +29,11 @@ enum pf_cpl {
 	PF_CPL_OK = PCIEFW__STATUS__STATUS_SUCCESSFUL,
 	PF_CPL_UR = PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST,
 	PF_CPL_CA = PCIEFW__STATUS__STATUS_COMPLETER_ABORT,
+	/*
+	 * From bar_read of a memory BAR: the completion comes later, by
+	 * pf_complete_read() (e.g. once data fetched by DMA has arrived).
+	 */
+	PF_CPL_DEFER = 100,
 };
 
 enum pf_bar_kind {
@@ -80,7 +85,12 @@ struct pf_model_ops {
 	int (*bar_read)(void *s, unsigned bar, uint64_t off, void *data, uint32_t size);
 	void (*bar_write)(void *s, unsigned bar, uint64_t off, const void *data,
 			  uint32_t size);
-	/* Device-specific config space, offsets 0x40-0x7f and 0x100-0xfff. */
+	/*
+	 * Device-specific config space, offsets 0x40-0x7f and (when the host
+	 * forwards it) 0x100-0xfff, naturally aligned: the framework answers
+	 * UR for the rest (spec 4.1).  Optional: without them those offsets
+	 * read 0 and ignore writes.
+	 */
 	int (*config_read)(void *s, uint32_t off, void *data, uint32_t size);
 	int (*config_write)(void *s, uint32_t off, const void *data, uint32_t size);
 	/* Back to power-on state; outstanding DMA was cancelled before. */
@@ -143,6 +153,16 @@ int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 /* Posted write of guest memory; split as needed.  Ordered before anything
  * the model sends afterwards (spec 5.1).  Returns 0 or -1 (no host). */
 int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t len);
+
+/*
+ * Complete the read a bar_read callback deferred (PF_CPL_DEFER): @status,
+ * and on PF_CPL_OK the @size bytes it asked for.  At most one read is
+ * deferred at a time: the host's later requests wait behind it, in order
+ * (spec 5.1), while DMA completions keep arriving.  After a reset or a
+ * disconnect the call is ignored.
+ */
+void pf_complete_read(struct pf_dev *dev, int status, const void *data,
+		      uint32_t size);
 
 void pf_raise_msix(struct pf_dev *dev, unsigned vector);
 void pf_raise_msi(struct pf_dev *dev, unsigned vector);

@@ -19,6 +19,20 @@ struct dma_op;
 
 #define PF_MAX_MODEL_OPTS 32
 #define PF_CANCELLED_RANGES 64
+/* Host requests held while a deferred read is outstanding (spec 5.3). */
+#define PF_MAX_HELD_MSGS 256u
+#define PF_MAX_HELD_BYTES (2u << 20)
+
+struct pf_held;
+
+/* A read the model completes later, and the requests held behind it. */
+struct pf_deferred {
+	bool active;
+	uint32_t tag, size;
+	struct pf_held *head, *tail;
+	unsigned n_held;
+	size_t held_bytes;
+};
 
 struct pf_dev {
 	const struct pf_model *model;
@@ -42,6 +56,8 @@ struct pf_dev {
 	struct { uint32_t lo, hi; } cancelled[PF_CANCELLED_RANGES];
 	unsigned n_cancelled;
 
+	struct pf_deferred deferred;    /* defer.c */
+
 	/* Counters, for logs and tests. */
 	uint64_t n_requests, n_dma_reads, n_dma_writes, n_irqs;
 };
@@ -60,10 +76,21 @@ void pf_dev_detach(struct pf_dev *dev);
 
 /*
  * Handle one validated message from the host.  Returns PF_OK, or a
- * negative code with @err set when the host broke the protocol and the
- * connection must be closed.
+ * negative PF_ERR_* with @err set when the host broke the protocol and the
+ * connection must be closed; pf_error_code() names its ErrorCode.
  */
 int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errlen);
+
+/*
+ * Deferred reads (defer.c).  pf_defer_hold() takes @m if a deferred read
+ * is outstanding and @m is a host request, setting *@r (PF_OK, or
+ * PF_ERR_LIMIT with @err when too much is held); returns whether it did.
+ */
+bool pf_defer_hold(struct pf_dev *dev, const PfMessage *m, int *r,
+		   char *err, size_t errlen);
+void pf_defer_begin(struct pf_dev *dev, uint32_t tag, uint32_t size);
+/* Forget the deferred read and everything held (the host is gone). */
+void pf_defer_reset(struct pf_dev *dev);
 
 /* Transport services used by device.c (server.c). */
 struct pf_buf *pf_conn_out_begin(struct pf_conn *c, size_t *mark);

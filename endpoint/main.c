@@ -215,8 +215,10 @@ int main(int argc, char **argv)
 	cfg.hello.max_payload = (uint32_t)max_payload;
 	if (trace_path) {
 		cfg.trace = pf_trace_create(trace_path, "pciefw-endpoint", err, sizeof(err));
-		if (!cfg.trace)
+		if (!cfg.trace) {
+			pf_dev_destroy(dev);
 			return fail("%s", err);
+		}
 		pf_trace_set_limit(cfg.trace, trace_limit, (unsigned)trace_files);
 	}
 	server = pf_server_new(loop, &cfg);

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "busy.h"
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
@@ -174,8 +175,7 @@ static int on_hello(struct pf_conn *c, const PfMessage *m)
 	int r = pf_hello_negotiate(&c->srv->cfg.hello, m, &s, err, sizeof(err));
 
 	if (r) {
-		queue_error(c, r == PF_ERR_VERSION ? PCIEFW__ERROR_CODE__ERROR_VERSION :
-			    PCIEFW__ERROR_CODE__ERROR_PROTOCOL, err);
+		queue_error(c, pf_error_code(r), err);
 		conn_fail(c, "handshake refused: %s", err);
 		return r;
 	}
@@ -188,6 +188,20 @@ static int on_hello(struct pf_conn *c, const PfMessage *m)
 	return send_description(c);
 }
 
+/* Record a frame that is not a valid message, length prefix included. */
+static void trace_malformed_frame(struct pf_conn *c, const uint8_t *body,
+				  size_t len)
+{
+	uint8_t raw[PF_TRACE_MAX_MALFORMED];
+	size_t n = len < sizeof(raw) - PF_FRAME_HEADER ?
+		   len : sizeof(raw) - PF_FRAME_HEADER;
+
+	pf_frame_put_header(raw, (uint32_t)len);
+	memcpy(raw + PF_FRAME_HEADER, body, n);
+	pf_trace_write_malformed(c->srv->cfg.trace, pf_now_ns(),
+				 PF_DIR_TO_ENDPOINT, raw, PF_FRAME_HEADER + n);
+}
+
 static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 {
 	PfMessage *m;
@@ -196,18 +210,23 @@ static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 		       c->srv->cfg.dev->session.max_payload : PCIEFW_MAX_PAYLOAD;
 	int r;
 
-	if (c->srv->cfg.trace)
-		pf_trace_write(c->srv->cfg.trace, pf_now_ns(), PF_DIR_TO_ENDPOINT,
-			       body, len);
 	r = pf_codec_decode(&c->codec, body, len, &m, err, sizeof(err));
 	if (!r)
 		r = pf_msg_validate(m, max, err, sizeof(err));
+	if (c->srv->cfg.trace && r)
+		trace_malformed_frame(c, body, len);
+	else if (c->srv->cfg.trace)
+		pf_trace_write(c->srv->cfg.trace, pf_now_ns(), PF_DIR_TO_ENDPOINT,
+			       body, len);
 	if (r) {
-		queue_error(c, PCIEFW__ERROR_CODE__ERROR_BAD_FRAME, err);
+		queue_error(c, pf_error_code(r), err);
 		conn_fail(c, "protocol error: %s", err);
 		return;
 	}
-	if (c->state == CONN_HELLO) {
+	/* Goodbye and Error are allowed in every state (spec 7.2). */
+	if (c->state == CONN_HELLO &&
+	    m->body_case != PCIEFW__MESSAGE__BODY_GOODBYE &&
+	    m->body_case != PCIEFW__MESSAGE__BODY_ERROR) {
 		on_hello(c, m);
 		return;
 	}
@@ -221,15 +240,13 @@ static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 		return;
 	case PCIEFW__MESSAGE__BODY_HELLO:
 		snprintf(err, sizeof(err), "second hello");
-		r = PF_ERR_INVALID;
+		r = PF_ERR_UNEXPECTED;
 		break;
 	default:
 		r = pf_dev_handle(c->srv->cfg.dev, m, err, sizeof(err));
 	}
 	if (r) {
-		queue_error(c, r == PF_ERR_INVALID && strstr(err, "tag") ?
-			    PCIEFW__ERROR_CODE__ERROR_UNKNOWN_TAG :
-			    PCIEFW__ERROR_CODE__ERROR_UNEXPECTED, err);
+		queue_error(c, pf_error_code(r), err);
 		conn_fail(c, "protocol error: %s", err);
 	}
 }
@@ -246,7 +263,12 @@ static void feed(struct pf_conn *c, const uint8_t *p, size_t len)
 		if (r == PF_AGAIN)
 			return;
 		if (r < 0) {
-			queue_error(c, PCIEFW__ERROR_CODE__ERROR_BAD_FRAME, pf_strerror(r));
+			/* The refused length prefix and what came with it. */
+			if (c->srv->cfg.trace)
+				pf_trace_write_malformed(c->srv->cfg.trace, pf_now_ns(),
+							 PF_DIR_TO_ENDPOINT, p - used,
+							 len + used);
+			queue_error(c, pf_error_code(r), pf_strerror(r));
 			conn_fail(c, "framing error: %s", pf_strerror(r));
 			return;
 		}
@@ -331,18 +353,12 @@ static void conn_close(struct pf_conn *c)
 /* One host per device: tell a second one why, then hang up (spec 2.4). */
 static void refuse_busy(struct pf_server *srv, int fd)
 {
-	struct pf_buf b;
 	char text[200];
 
-	pf_buf_init(&b);
 	snprintf(text, sizeof(text),
 		 "device %s is busy: it already serves a host (%s)",
 		 srv->cfg.dev->model->name, srv->conn->name);
-	pf_put_error(&b, PCIEFW__ERROR_CODE__ERROR_BUSY, text);
-	send(fd, pf_buf_peek(&b), pf_buf_used(&b), MSG_NOSIGNAL | MSG_DONTWAIT);
-	pf_buf_free(&b);
-	close(fd);
-	pf_warn("refused a second host: %s", text);
+	pf_busy_refuse(srv->loop, fd, text);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -366,9 +382,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		 * that end before judging the newcomer.
 		 */
 		conn_read(srv->conn, HANGUP_READS, true);
-		if (srv->conn->dead)
-			conn_close(srv->conn);
 	}
+	if (srv->conn && srv->conn->dead)
+		conn_close(srv->conn);
 	if (srv->conn) {
 		refuse_busy(srv, fd);
 		return;
@@ -393,6 +409,15 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	srv->conn = c;
 	pf_info("%s: accepted on %s", c->name,
 		l->addr.kind == PF_ADDR_UNIX ? "unix socket" : "tcp");
+	if (srv->cfg.trace) {
+		char text[160];
+
+		/* One trace file spans connections: mark where each begins. */
+		snprintf(text, sizeof(text), "session %llu: host connected (%s, on %s)",
+			 (unsigned long long)srv->n_connections, c->name,
+			 l->addr.kind == PF_ADDR_UNIX ? "unix socket" : "tcp");
+		pf_trace_write_session(srv->cfg.trace, pf_now_ns(), text);
+	}
 	/* Both sides send hello first (spec 2.1). */
 	pf_put_hello(pf_conn_out_begin(c, &mark), &srv->cfg.hello);
 	pf_conn_out_end(c, mark);
@@ -456,6 +481,7 @@ void pf_server_shutdown(struct pf_server *srv, const char *why)
 		snprintf(c->why, sizeof(c->why), "%s", why);
 		conn_close(c);
 	}
+	pf_busy_shutdown(srv->loop);
 	for (unsigned i = 0; i < srv->n_listeners; i++) {
 		struct listener *l = &srv->listeners[i];
 

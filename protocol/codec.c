@@ -105,6 +105,22 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return PF_ERR_INVALID;
 }
 
+/* Like fail(), for a size above a limit of spec 1.3: ERROR_LIMIT. */
+static int over_limit(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int over_limit(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return PF_ERR_LIMIT;
+}
+
 int pf_codec_decode(struct pf_codec *c, const uint8_t *frame, size_t len,
 		    PfMessage **out, char *err, size_t errlen)
 {
@@ -163,7 +179,7 @@ static int check_mem_size(uint64_t offset, uint64_t size, uint32_t max_payload,
 	if (size == 0)
 		return fail(err, errlen, "zero-length memory access");
 	if (size > max_payload)
-		return fail(err, errlen, "%llu-byte access exceeds max payload %u",
+		return over_limit(err, errlen, "%llu-byte access exceeds max payload %u",
 			    (unsigned long long)size, max_payload);
 	if (offset + (size - 1) < offset)
 		return fail(err, errlen, "access wraps around the address space");
@@ -276,7 +292,7 @@ static int check_description(const Pciefw__DeviceDescription *d,
 static int check_text(const char *s, size_t max, char *err, size_t errlen)
 {
 	if (s && strlen(s) > max)
-		return fail(err, errlen, "text field longer than %zu bytes", max);
+		return over_limit(err, errlen, "text field longer than %zu bytes", max);
 	return PF_OK;
 }
 
@@ -310,11 +326,17 @@ int pf_msg_validate(const PfMessage *m, uint32_t max_payload,
 		       check_small("IO write", m->io_write->offset,
 				   m->io_write->data.len, err, errlen);
 	case PCIEFW__MESSAGE__BODY_COMPLETION:
+		/* STATUS_TIMEOUT is a requester's own verdict, never sent (3.5). */
+		if (m->completion->status == PCIEFW__STATUS__STATUS_TIMEOUT)
+			return fail(err, errlen,
+				    "completion status STATUS_TIMEOUT is never sent");
 		if ((unsigned)m->completion->status > PCIEFW__STATUS__STATUS_TIMEOUT)
 			return fail(err, errlen, "unknown completion status %d",
 				    m->completion->status);
 		if (m->completion->data.len > max_payload)
-			return fail(err, errlen, "completion data above max payload");
+			return over_limit(err, errlen,
+					  "%zu bytes of completion data exceed max payload %u",
+					  m->completion->data.len, max_payload);
 		if (m->completion->status && m->completion->data.len)
 			return fail(err, errlen, "error completion carries data");
 		return PF_OK;
@@ -341,6 +363,31 @@ int pf_msg_validate(const PfMessage *m, uint32_t max_payload,
 		return check_text(m->error->text, PCIEFW_MAX_TEXT, err, errlen);
 	default:
 		return fail(err, errlen, "message of unknown kind %d", m->body_case);
+	}
+}
+
+Pciefw__ErrorCode pf_error_code(int status)
+{
+	switch (status) {
+	case PF_ERR_ZERO_LENGTH:
+	case PF_ERR_DECODE:
+	case PF_ERR_TRUNCATED:
+		return PCIEFW__ERROR_CODE__ERROR_BAD_FRAME;
+	case PF_ERR_OVERSIZE:
+	case PF_ERR_LIMIT:
+		return PCIEFW__ERROR_CODE__ERROR_LIMIT;
+	case PF_ERR_INVALID:
+	case PF_ERR_BAD_MAGIC:
+	case PF_ERR_NO_HELLO:
+		return PCIEFW__ERROR_CODE__ERROR_PROTOCOL;
+	case PF_ERR_VERSION:
+		return PCIEFW__ERROR_CODE__ERROR_VERSION;
+	case PF_ERR_UNKNOWN_TAG:
+		return PCIEFW__ERROR_CODE__ERROR_UNKNOWN_TAG;
+	case PF_ERR_UNEXPECTED:
+		return PCIEFW__ERROR_CODE__ERROR_UNEXPECTED;
+	default:
+		return PCIEFW__ERROR_CODE__ERROR_INTERNAL;
 	}
 }
 

@@ -44,10 +44,17 @@ int pf_codec_encode(const PfMessage *m, struct pf_buf *out);
 
 /*
  * Check the rules of spec 3 for @m; @max_payload bounds data fields.
- * Returns PF_OK or PF_ERR_INVALID with a reason in @err.
+ * Returns PF_OK, PF_ERR_INVALID (a structural rule of spec 3.3 broken) or
+ * PF_ERR_LIMIT (a size above a limit of spec 1.3), with a reason in @err.
  */
 int pf_msg_validate(const PfMessage *m, uint32_t max_payload,
 		    char *err, size_t errlen);
+
+/*
+ * The ErrorCode a receiver sends for a protocol error reported by a
+ * libpciefw call as @status (a negative PF_ERR_*): the table of spec 7.1.
+ */
+Pciefw__ErrorCode pf_error_code(int status);
 
 /* "mem_read", "completion", ...: the oneof field names of pciefw.proto. */
 const char *pf_msg_kind_name(Pciefw__Message__BodyCase kind);

@@ -472,8 +472,12 @@ static int handshake(struct pf_host *h)
 	r = next_message(h, &m);
 	if (r)
 		return wr ? wr : r;
+	/* A refusal (busy, spec 2.4) comes instead of the endpoint's hello. */
 	if (m->body_case == PCIEFW__MESSAGE__BODY_ERROR)
 		return host_fail(h, PF_ERR_PEER, "endpoint refused: %s", m->error->text);
+	if (m->body_case == PCIEFW__MESSAGE__BODY_GOODBYE)
+		return host_fail(h, PF_ERR_PEER, "endpoint said goodbye: %s",
+				 m->goodbye->text);
 	r = pf_hello_negotiate(&h->hello, m, &h->session, err, sizeof(err));
 	if (r)
 		return host_fail(h, r, "%s", err);

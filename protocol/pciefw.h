@@ -33,6 +33,10 @@
 #define PCIEFW_MAX_NAME          64u
 #define PCIEFW_MAX_TEXT          1024u
 #define PCIEFW_CONFIG_SPACE      4096u
+/* Config offsets the host forwards (spec 4.1): [START, END) and ext. */
+#define PCIEFW_CONFIG_DEV_START     0x40u
+#define PCIEFW_CONFIG_DEV_END       0x80u
+#define PCIEFW_CONFIG_EXT_START     0x100u
 #define PCIEFW_NUM_BARS          6u
 #define PCIEFW_MAX_MSIX_VECTORS  2048u
 
@@ -59,6 +63,9 @@ enum pf_status {
 	PF_ERR_NOMEM = -13,
 	PF_ERR_TIMEOUT = -14,
 	PF_ERR_PEER = -15,       /* peer sent Error or Goodbye */
+	PF_ERR_LIMIT = -16,      /* decodes, but exceeds a limit of spec 1.3 */
+	PF_ERR_UNKNOWN_TAG = -17, /* completion for no outstanding request */
+	PF_ERR_UNEXPECTED = -18, /* message not allowed in this state/direction */
 };
 
 const char *pf_strerror(int status);

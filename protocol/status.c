@@ -22,6 +22,9 @@ const char *pf_strerror(int status)
 	case PF_ERR_NOMEM: return "out of memory";
 	case PF_ERR_TIMEOUT: return "timed out";
 	case PF_ERR_PEER: return "peer reported an error";
+	case PF_ERR_LIMIT: return "message exceeds a protocol limit";
+	case PF_ERR_UNKNOWN_TAG: return "completion with an unknown tag";
+	case PF_ERR_UNEXPECTED: return "unexpected message";
 	default: return "unknown error";
 	}
 }

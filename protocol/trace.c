@@ -30,7 +30,8 @@ struct pf_trace_writer {
 	char *vbuf;
 	char *path;
 	char *recorder;
-	uint64_t written;       /* bytes in the current file */
+	uint64_t written;       /* bytes in the current file, headers included */
+	uint64_t records;       /* records in the current file */
 	uint64_t max_bytes;     /* 0: no limit */
 	unsigned keep;          /* rotated files kept */
 };
@@ -40,6 +41,7 @@ struct pf_trace_reader {
 	uint8_t *block;
 	size_t cap;
 	uint64_t index;
+	bool all_types;
 	/* Per interface of the current section: resolution, or 0 if absent. */
 	uint32_t n_ifaces;
 	uint64_t ticks_per_sec[MAX_IFACES];
@@ -96,7 +98,7 @@ static int write_block(FILE *f, uint32_t type, const uint8_t *body, size_t len)
 	return PF_OK;
 }
 
-static int write_headers(FILE *f, const char *recorder)
+static int write_headers(FILE *f, const char *recorder, uint64_t *written)
 {
 	uint8_t b[512];
 	size_t n = 0;
@@ -119,6 +121,7 @@ static int write_headers(FILE *f, const char *recorder)
 	n += put_option(b + n, OPT_END, NULL, 0);
 	if (write_block(f, BT_SHB, b, n))
 		return PF_ERR_IO;
+	*written += 12 + n;
 	/* Interface Description Block. */
 	u16 = PF_TRACE_LINKTYPE;
 	memcpy(b, &u16, 2);
@@ -128,6 +131,7 @@ static int write_headers(FILE *f, const char *recorder)
 	n += put_option(b + n, OPT_IF_NAME, "pciefw", 6);
 	n += put_option(b + n, OPT_IF_TSRES, &tsres, 1);
 	n += put_option(b + n, OPT_END, NULL, 0);
+	*written += 12 + n;
 	return write_block(f, BT_IDB, b, n);
 }
 
@@ -154,7 +158,7 @@ struct pf_trace_writer *pf_trace_create(const char *path, const char *recorder,
 	if (w->vbuf)
 		setvbuf(w->f, w->vbuf, _IOFBF, 1 << 20);
 	if (!w->path || !w->recorder ||
-	    write_headers(w->f, recorder ? recorder : "pciefw")) {
+	    write_headers(w->f, recorder ? recorder : "pciefw", &w->written)) {
 		snprintf(err, errlen, "cannot write trace '%s': %s", path,
 			 strerror(errno));
 		pf_trace_close(w);
@@ -199,7 +203,8 @@ static int rotate(struct pf_trace_writer *w)
 	if (w->vbuf)
 		setvbuf(w->f, w->vbuf, _IOFBF, 1 << 20);
 	w->written = 0;
-	if (write_headers(w->f, w->recorder))
+	w->records = 0;
+	if (write_headers(w->f, w->recorder, &w->written))
 		r = PF_ERR_IO;
 out:
 	free(from);
@@ -207,23 +212,32 @@ out:
 	return r;
 }
 
-int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
-		   const uint8_t *body, size_t body_len)
+/*
+ * One Enhanced Packet Block: pseudo-header, then (MESSAGE) a length prefix
+ * for @data, then @data.
+ */
+static int write_record(struct pf_trace_writer *w, uint64_t ts_ns,
+			enum pf_dir dir, enum pf_trace_type type,
+			const uint8_t *data, size_t len)
 {
+	size_t prefix = type == PF_REC_MESSAGE ? PF_FRAME_HEADER : 0;
 	uint8_t hdr[28 + PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER];
-	size_t cap = PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER + body_len;
+	size_t hlen = 28 + PF_TRACE_PSEUDO_LEN + prefix;
+	size_t cap = PF_TRACE_PSEUDO_LEN + prefix + len;
 	size_t padded = pad4(cap);
 	uint32_t total = (uint32_t)(8 + 20 + padded + 4);
 	static const uint8_t zeros[4];
 
-	if (body_len > PF_TRACE_MAX_BLOCK - 64)
+	if (len > PF_TRACE_MAX_BLOCK - 64)
 		return PF_ERR_OVERSIZE;
 	if (!w->f)
 		return PF_ERR_IO;
-	if (w->max_bytes && w->written + total > w->max_bytes && w->written > 512 &&
+	/* Rotate before the limit is crossed; one record per file at least. */
+	if (w->max_bytes && w->written + total > w->max_bytes && w->records &&
 	    rotate(w))
 		return PF_ERR_IO;
 	w->written += total;
+	w->records++;
 	put32(hdr, BT_EPB);
 	put32(hdr + 4, total);
 	put32(hdr + 8, 0);                          /* interface 0 */
@@ -233,14 +247,38 @@ int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
 	put32(hdr + 24, (uint32_t)cap);
 	hdr[28] = PF_TRACE_PSEUDO_VERSION;
 	hdr[29] = (uint8_t)dir;
-	hdr[30] = hdr[31] = 0;
-	pf_frame_put_header(hdr + 32, (uint32_t)body_len);
-	if (fwrite(hdr, 1, sizeof(hdr), w->f) != sizeof(hdr) ||
-	    fwrite(body, 1, body_len, w->f) != body_len ||
+	hdr[30] = (uint8_t)type;
+	hdr[31] = 0;
+	if (prefix)
+		pf_frame_put_header(hdr + 32, (uint32_t)len);
+	if (fwrite(hdr, 1, hlen, w->f) != hlen ||
+	    fwrite(data, 1, len, w->f) != len ||
 	    fwrite(zeros, 1, padded - cap, w->f) != padded - cap ||
 	    fwrite(&total, 1, 4, w->f) != 4)
 		return PF_ERR_IO;
 	return PF_OK;
+}
+
+int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
+		   const uint8_t *body, size_t body_len)
+{
+	return write_record(w, ts_ns, dir, PF_REC_MESSAGE, body, body_len);
+}
+
+int pf_trace_write_session(struct pf_trace_writer *w, uint64_t ts_ns,
+			   const char *text)
+{
+	size_t len = strlen(text);
+
+	return write_record(w, ts_ns, PF_DIR_TO_ENDPOINT, PF_REC_SESSION,
+			    (const uint8_t *)text, len < 1024 ? len : 1024);
+}
+
+int pf_trace_write_malformed(struct pf_trace_writer *w, uint64_t ts_ns,
+			     enum pf_dir dir, const uint8_t *raw, size_t len)
+{
+	return write_record(w, ts_ns, dir, PF_REC_MALFORMED, raw,
+			    len < PF_TRACE_MAX_MALFORMED ? len : PF_TRACE_MAX_MALFORMED);
 }
 
 int pf_trace_flush(struct pf_trace_writer *w)
@@ -420,12 +458,15 @@ static int parse_epb(struct pf_trace_reader *r, uint32_t len,
 		return reader_fail(err, errlen, PF_ERR_CORRUPT,
 				   "packet longer than its block", r->index);
 	data = b + 28;
-	if (cap < PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER ||
-	    data[0] != PF_TRACE_PSEUDO_VERSION || data[1] > PF_DIR_TO_HOST)
+	if (cap < PF_TRACE_PSEUDO_LEN || data[0] != PF_TRACE_PSEUDO_VERSION ||
+	    data[1] > PF_DIR_TO_HOST || data[2] > PF_REC_MALFORMED)
 		return reader_fail(err, errlen, PF_ERR_CORRUPT,
 				   "bad pciefw record header", r->index);
-	if (pf_frame_get_header(data + PF_TRACE_PSEUDO_LEN) !=
-	    cap - PF_TRACE_PSEUDO_LEN - PF_FRAME_HEADER)
+	rec->type = (enum pf_trace_type)data[2];
+	if (rec->type == PF_REC_MESSAGE &&
+	    (cap < PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER ||
+	     pf_frame_get_header(data + PF_TRACE_PSEUDO_LEN) !=
+	     cap - PF_TRACE_PSEUDO_LEN - PF_FRAME_HEADER))
 		return reader_fail(err, errlen, PF_ERR_CORRUPT,
 				   "frame length disagrees with the record",
 				   r->index);
@@ -433,8 +474,13 @@ static int parse_epb(struct pf_trace_reader *r, uint32_t len,
 	rec->ts_ns = ticks_to_ns((uint64_t)get32(b + 12) << 32 | get32(b + 16),
 				 r->ticks_per_sec[iface]);
 	rec->dir = (enum pf_dir)data[1];
-	rec->body = data + PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER;
-	rec->body_len = cap - PF_TRACE_PSEUDO_LEN - PF_FRAME_HEADER;
+	if (rec->type == PF_REC_MESSAGE) {
+		rec->body = data + PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER;
+		rec->body_len = cap - PF_TRACE_PSEUDO_LEN - PF_FRAME_HEADER;
+	} else {
+		rec->body = data + PF_TRACE_PSEUDO_LEN;
+		rec->body_len = cap - PF_TRACE_PSEUDO_LEN;
+	}
 	return PF_OK;
 }
 
@@ -488,13 +534,21 @@ int pf_trace_next(struct pf_trace_reader *r, struct pf_trace_record *rec,
 			ret = parse_idb(r, len, err, errlen);
 			break;
 		case BT_EPB:
-			return parse_epb(r, len, rec, err, errlen);
+			ret = parse_epb(r, len, rec, err, errlen);
+			if (ret || rec->type == PF_REC_MESSAGE || r->all_types)
+				return ret;
+			break;
 		default:
 			ret = PF_OK;   /* statistics, comments, ...: skipped */
 		}
 		if (ret)
 			return ret;
 	}
+}
+
+void pf_trace_want_all(struct pf_trace_reader *r)
+{
+	r->all_types = true;
 }
 
 void pf_trace_close_reader(struct pf_trace_reader *r)

@@ -1,8 +1,10 @@
 /*
  * Trace files (spec 6): captured message streams as pcapng, one Enhanced
- * Packet Block per frame, link type LINKTYPE_USER0 (147).  Packet data is
- * a 4-byte pseudo-header (version, direction, 2 reserved bytes) followed
- * by the frame exactly as on the wire, length prefix included.
+ * Packet Block per record, link type LINKTYPE_USER0 (147).  Packet data is
+ * a 4-byte pseudo-header (version, direction, record type, reserved)
+ * followed by the frame exactly as on the wire, length prefix included
+ * (message records), the session's description (session records), or the
+ * raw bytes that could not be taken as a message (malformed records).
  */
 #ifndef PCIEFW_TRACE_H
 #define PCIEFW_TRACE_H
@@ -20,6 +22,13 @@
 /* Largest block the reader accepts: bounds memory on hostile files. */
 #define PF_TRACE_MAX_BLOCK       (PCIEFW_MAX_FRAME(PCIEFW_MAX_PAYLOAD) + 4096)
 
+/* Pseudo-header byte 2 (spec 6). */
+enum pf_trace_type {
+	PF_REC_MESSAGE = 0,       /* a frame as on the wire */
+	PF_REC_SESSION = 1,       /* a connection starts: text describing it */
+	PF_REC_MALFORMED = 2,     /* received bytes that broke framing or a rule */
+};
+
 /* Absolute direction, the same whichever end recorded it. */
 enum pf_dir {
 	PF_DIR_TO_ENDPOINT = 0,   /* host (QEMU side) to endpoint */
@@ -35,9 +44,10 @@ struct pf_trace_writer;
 struct pf_trace_writer *pf_trace_create(const char *path, const char *recorder,
 					char *err, size_t errlen);
 /*
- * Bound the capture: once the file would exceed @max_bytes, it is renamed
- * FILE.1 (FILE.1 to FILE.2, ... up to FILE.@keep, the oldest dropped) and a
- * new FILE is started, headers included.  @max_bytes 0: unbounded.
+ * Bound the capture: before a record would take the file above @max_bytes
+ * (headers included), it is renamed FILE.1 (FILE.1 to FILE.2, ... up to
+ * FILE.@keep, the oldest dropped) and a new FILE is started.  Only a file
+ * holding one record larger than the limit exceeds it.  0: unbounded.
  */
 void pf_trace_set_limit(struct pf_trace_writer *w, uint64_t max_bytes,
 			unsigned keep);
@@ -47,15 +57,29 @@ void pf_trace_set_limit(struct pf_trace_writer *w, uint64_t max_bytes,
  */
 int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
 		   const uint8_t *body, size_t body_len);
+/* A session record: a connection starts; @text says which (spec 6). */
+int pf_trace_write_session(struct pf_trace_writer *w, uint64_t ts_ns,
+			   const char *text);
+/*
+ * A malformed record: @raw bytes received in direction @dir that were not
+ * a valid message (a whole frame, length prefix included, or the bytes of
+ * a frame header that broke framing).  Longer input is cut to
+ * PF_TRACE_MAX_MALFORMED bytes.
+ */
+int pf_trace_write_malformed(struct pf_trace_writer *w, uint64_t ts_ns,
+			     enum pf_dir dir, const uint8_t *raw, size_t len);
+#define PF_TRACE_MAX_MALFORMED   4096u
 int pf_trace_flush(struct pf_trace_writer *w);
 /* Flush and close; returns 0 or PF_ERR_IO. */
 int pf_trace_close(struct pf_trace_writer *w);
 
 struct pf_trace_record {
-	uint64_t index;          /* 0-based record number */
+	uint64_t index;          /* 0-based record number, all types counted */
 	uint64_t ts_ns;          /* nanoseconds since the epoch */
 	enum pf_dir dir;
-	const uint8_t *body;     /* Message bytes, without the length prefix */
+	enum pf_trace_type type;
+	const uint8_t *body;     /* MESSAGE: Message bytes, without the length
+				  * prefix; else the record's bytes as written */
 	size_t body_len;
 };
 
@@ -67,13 +91,17 @@ struct pf_trace_reader;
  */
 struct pf_trace_reader *pf_trace_open(const char *path, char *err, size_t errlen);
 /*
- * Next record.  PF_OK (record valid until the next call), PF_EOF at a clean
- * end, PF_ERR_TRUNCATED when the file ends inside a block (every earlier
- * record was good), PF_ERR_CORRUPT or PF_ERR_FORMAT with @err set.
+ * Next message record (session and malformed records are skipped unless
+ * pf_trace_want_all() was called).  PF_OK (record valid until the next
+ * call), PF_EOF at a clean end, PF_ERR_TRUNCATED when the file ends inside
+ * a block (every earlier record was good), PF_ERR_CORRUPT or PF_ERR_FORMAT
+ * with @err set.
  */
 int pf_trace_next(struct pf_trace_reader *r, struct pf_trace_record *rec,
 		  char *err, size_t errlen);
 void pf_trace_close_reader(struct pf_trace_reader *r);
+/* Make pf_trace_next() return records of every type. */
+void pf_trace_want_all(struct pf_trace_reader *r);
 
 /* Wall-clock time in nanoseconds, for record timestamps. */
 uint64_t pf_now_ns(void);

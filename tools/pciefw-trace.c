@@ -12,6 +12,7 @@
 
 #include "codec.h"
 #include "format.h"
+#include "percentile.h"
 #include "trace.h"
 
 #define MAX_KINDS 32
@@ -37,7 +38,7 @@ struct stats {
 	/* Outstanding non-posted requests, by direction and tag. */
 	struct { uint32_t tag; uint64_t ts; int kind; bool used; } pending[2][PENDING_SLOTS];
 	struct latency lat[MAX_KINDS];
-	uint64_t first_ts, last_ts, records;
+	uint64_t first_ts, last_ts, records, sessions, malformed;
 };
 
 static void usage(FILE *f)
@@ -58,7 +59,11 @@ static void usage(FILE *f)
 "  -h, --help              show this help\n"
 "\n"
 "Each line: record number, seconds since the first record, direction\n"
-"(H>E: host to endpoint, E>H: endpoint to host), the message.\n"
+"(H>E: host to endpoint, E>H: endpoint to host), the message.  A line\n"
+"'--- session: ...' marks where a connection begins; 'MALFORMED n bytes:'\n"
+"shows input the recorder could not take as a message (they are shown\n"
+"unless --kind, --bar or --addr select messages).  --stats counts both;\n"
+"its percentiles are nearest-rank.\n"
 "Exit status: 0, or 1 if the file is unreadable, truncated or corrupt.\n");
 }
 
@@ -141,6 +146,25 @@ static int parse_filter(int argc, char **argv, struct filter *f, bool *stats)
 	return 0;
 }
 
+/* A session or malformed record, as one line (spec 6). */
+static void print_special(const struct pf_trace_record *r, uint64_t first)
+{
+	double t = (double)(int64_t)(r->ts_ns - first) / 1e9;
+
+	if (r->type == PF_REC_SESSION) {
+		printf("#%-6llu %+12.6f ---  session: %.*s\n",
+		       (unsigned long long)r->index, t, (int)r->body_len,
+		       (const char *)r->body);
+		return;
+	}
+	printf("#%-6llu %+12.6f %s  MALFORMED %zu bytes:",
+	       (unsigned long long)r->index, t,
+	       r->dir == PF_DIR_TO_ENDPOINT ? "H>E" : "E>H", r->body_len);
+	for (size_t i = 0; i < r->body_len && i < 32; i++)
+		printf(" %02x", r->body[i]);
+	printf("%s\n", r->body_len > 32 ? " ..." : "");
+}
+
 static bool matches(const struct filter *f, const struct pf_trace_record *r,
 		    const PfMessage *m)
 {
@@ -200,7 +224,8 @@ static void account(struct stats *s, const struct pf_trace_record *r,
 		    s->pending[other][slot].tag == m->completion->tag) {
 			int kind = s->pending[other][slot].kind;
 
-			lat_add(&s->lat[kind], (r->ts_ns - s->pending[other][slot].ts) / 1e3);
+			lat_add(&s->lat[kind],
+				(double)(int64_t)(r->ts_ns - s->pending[other][slot].ts) / 1e3);
 			if (kind == PCIEFW__MESSAGE__BODY_DMA_READ)
 				s->dma_read_bytes += m->completion->data.len;
 			if (kind == PCIEFW__MESSAGE__BODY_MEM_READ)
@@ -222,17 +247,19 @@ static void account(struct stats *s, const struct pf_trace_record *r,
 	}
 }
 
-static int cmp_double(const void *a, const void *b)
+/* Tags start afresh in each session: forget the previous one's requests. */
+static void new_session(struct stats *s)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
+	s->sessions++;
+	memset(s->pending, 0, sizeof(s->pending));
 }
 
 static void print_stats(struct stats *s)
 {
-	printf("%llu records over %.6f s\n\n", (unsigned long long)s->records,
+	printf("%llu records over %.6f s\n", (unsigned long long)s->records,
 	       s->records ? (s->last_ts - s->first_ts) / 1e9 : 0.0);
+	printf("sessions %llu, malformed records %llu\n\n",
+	       (unsigned long long)s->sessions, (unsigned long long)s->malformed);
 	printf("%-20s %12s %12s\n", "kind", "host>endpt", "endpt>host");
 	for (int k = 1; k < MAX_KINDS; k++)
 		if (s->count[0][k] || s->count[1][k])
@@ -252,10 +279,11 @@ static void print_stats(struct stats *s)
 
 		if (!l->n)
 			continue;
-		qsort(l->us, l->n, sizeof(double), cmp_double);
+		pf_sort_doubles(l->us, l->n);
 		printf("%-20s %8zu %10.1f %10.1f %10.1f %10.1f\n", pf_msg_kind_name(k),
-		       l->n, l->us[l->n / 2], l->us[(size_t)(0.9 * (l->n - 1))],
-		       l->us[(size_t)(0.99 * (l->n - 1))], l->us[l->n - 1]);
+		       l->n, pf_percentile(l->us, l->n, 50),
+		       pf_percentile(l->us, l->n, 90), pf_percentile(l->us, l->n, 99),
+		       l->us[l->n - 1]);
 		free(l->us);
 	}
 }
@@ -282,12 +310,25 @@ int main(int argc, char **argv)
 	}
 	s = calloc(1, sizeof(*s));
 	pf_codec_init(&codec);
+	pf_trace_want_all(r);
 	while ((ret = pf_trace_next(r, &rec, err, sizeof(err))) == PF_OK) {
 		PfMessage *m = NULL;
 		char why[256];
 
 		if (rec.index == 0)
 			first = rec.ts_ns;
+		if (rec.type != PF_REC_MESSAGE) {
+			if (want_stats && rec.type == PF_REC_SESSION)
+				new_session(s);
+			else if (want_stats)
+				s->malformed++;
+			/* Shown unless a filter asks for particular messages. */
+			if (!want_stats && !f.any_kind && f.bar < 0 && !f.have_range &&
+			    (f.dir < 0 || rec.type == PF_REC_SESSION ||
+			     (int)rec.dir == f.dir))
+				print_special(&rec, first);
+			continue;
+		}
 		if (pf_codec_decode(&codec, rec.body, rec.body_len, &m, why, sizeof(why))) {
 			bad++;
 			if (!want_stats && !f.any_kind)

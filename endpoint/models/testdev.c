@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "device.h"
+#include "log.h"
 
 #define TESTDEV_ID          0x7e57de01u
 #define TESTDEV_IO_ID       0x7e5710deu
@@ -38,7 +39,9 @@ enum {
 	REG_SCRATCH64 = 0x40,
 	REG_SIDE_EFFECTS = 0x48,
 	REG_DMA_SUM = 0x50,
-	REGS_END = 0x54,
+	REG_FETCH_ADDR = 0x58,
+	REG_FETCH = 0x60,
+	REGS_END = 0x64,
 };
 
 #define DMA_CMD_START   (1u << 0)
@@ -200,6 +203,29 @@ static uint64_t side_effects(struct testdev *t)
 	return t->side_effects;
 }
 
+static void fetch_done(void *opaque, enum pf_dma_result res,
+		       const void *data, uint32_t len)
+{
+	struct testdev *t = opaque;
+
+	if (res == PF_DMA_CANCELLED)
+		return;          /* the framework dropped the read with the host */
+	pf_complete_read(t->dev, res == PF_DMA_OK ? PF_CPL_OK : PF_CPL_CA, data, len);
+}
+
+/*
+ * FETCH: the read completes only once the 4 bytes it DMA-reads at
+ * FETCH_ADDR have arrived, as a device that fetches a descriptor before
+ * answering.  The host must serve the DMA read while it waits (spec 5.3).
+ */
+static int fetch(struct testdev *t)
+{
+	if (pf_dma_read(t->dev, pf_le_load(t->regs + REG_FETCH_ADDR, 8), 4,
+			fetch_done, t) < 0)
+		return PF_CPL_CA;
+	return PF_CPL_DEFER;
+}
+
 static void regs_write(struct testdev *t, uint64_t off, const void *data,
 		       uint32_t size)
 {
@@ -214,6 +240,7 @@ static void regs_write(struct testdev *t, uint64_t off, const void *data,
 	case REG_SIDE_EFFECTS:
 	case REG_SIDE_EFFECTS + 4:
 	case REG_DMA_SUM:
+	case REG_FETCH:
 		return;
 	case REG_DMA_CMD:
 		if (v & DMA_CMD_START)
@@ -245,6 +272,10 @@ static int testdev_bar_read(void *s, unsigned bar, uint64_t off, void *data,
 
 	switch (bar) {
 	case BAR_REGS:
+		if (size > 8)
+			return PF_CPL_UR;      /* a register file: no bursts */
+		if (off == REG_FETCH && size == 4)
+			return fetch(t);
 		pf_le_store(t->regs + REG_RESET_COUNT, 4, t->reset_count);
 		if (off == REG_SIDE_EFFECTS && size >= 4)
 			pf_le_store(t->regs + REG_SIDE_EFFECTS, 8, side_effects(t));
@@ -271,6 +302,12 @@ static void testdev_bar_write(void *s, unsigned bar, uint64_t off,
 
 	switch (bar) {
 	case BAR_REGS:
+		if (size > 8) {
+			pf_dev_log(t->dev, PF_LOG_WARN,
+				   "dropping a %u-byte burst to BAR0+0x%llx", size,
+				   (unsigned long long)off);
+			break;
+		}
 		regs_write(t, off, data, size);
 		break;
 	case BAR_RAM:

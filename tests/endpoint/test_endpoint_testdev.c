@@ -16,6 +16,7 @@ enum {
 	R_DMA_DST = 0x18, R_DMA_LEN = 0x20, R_DMA_CMD = 0x24, R_DMA_STATUS = 0x28,
 	R_DMA_IRQ = 0x2c, R_DB_MSIX = 0x30, R_DB_MSI = 0x34, R_INTX = 0x38,
 	R_RESET_COUNT = 0x3c, R_SCRATCH64 = 0x40, R_SIDE = 0x48, R_DMA_SUM = 0x50,
+	R_FETCH_ADDR = 0x58, R_FETCH = 0x60,
 };
 
 static const char *const testdev_args[] = { "--device", "testdev", NULL };
@@ -121,6 +122,48 @@ static void test_bar0_registers(struct fixture *f, gconstpointer data)
 	g_assert_cmphex(rd32(h, 0, 0x800), ==, 0);
 	g_assert_cmpint(pf_host_mem_read(h, 1, 0, b, 4), ==,
 			PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+	/* A register file takes no bursts (docs/testdev.md): UR, or dropped. */
+	uint8_t burst[16];
+
+	memset(burst, 0x77, sizeof(burst));
+	g_assert_cmpint(pf_host_mem_read(h, 0, 0, burst, 16), ==,
+			PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+	g_assert_cmpint(pf_host_mem_write(h, 0, R_SCRATCH, burst, 16), ==, 0);
+	g_assert_cmphex(rd32(h, 0, R_SCRATCH), ==, 0xa5a5f011);
+	g_assert_cmphex(rd32(h, 0, R_DMA_SRC), ==, 0);
+}
+
+/*
+ * FETCH completes only after the data of its own DMA read has arrived: the
+ * host library serves that read while it waits (spec 5.3).
+ */
+static void test_fetch(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	struct pf_guest_mem *m = pf_host_mem(h);
+	uint8_t b[4];
+
+	for (uint32_t i = 0; i < 100; i++) {
+		uint32_t v = 0x600d0000u + i;
+
+		pf_le_store(m->data + 0x4000 + 4 * i, 4, v);
+		wr64(h, 0, R_FETCH_ADDR, GUEST_BASE + 0x4000 + 4 * i);
+		g_assert_cmphex(rd32(h, 0, R_FETCH), ==, v);
+	}
+	g_assert_cmpuint(pf_host_stats(h)->dma_reads, ==, 100);
+	/* Other sizes at FETCH do not fetch. */
+	g_assert_cmpint(pf_host_mem_read(h, 0, R_FETCH, b, 2), ==, 0);
+	g_assert_cmpuint(pf_host_stats(h)->dma_reads, ==, 100);
+	/* A refused DMA read: the register refuses too (CA, all ones). */
+	m->bus_master = false;
+	g_assert_cmpint(pf_host_mem_read(h, 0, R_FETCH, b, 4), ==,
+			PCIEFW__STATUS__STATUS_COMPLETER_ABORT);
+	m->bus_master = true;
+	wr64(h, 0, R_FETCH_ADDR, 0x10);                    /* no memory there */
+	g_assert_cmpint(pf_host_mem_read(h, 0, R_FETCH, b, 4), ==,
+			PCIEFW__STATUS__STATUS_COMPLETER_ABORT);
+	/* And the device goes on as before. */
+	g_assert_cmphex(rd32(h, 0, R_ID), ==, 0x7e57de01);
 }
 
 static void test_bar2_ram(struct fixture *f, gconstpointer data)
@@ -198,6 +241,39 @@ static void test_config_space(struct fixture *f, gconstpointer data)
 	/* Unaligned: UR, connection stays up. */
 	g_assert_cmpint(pf_host_config_read(h, 0x41, b, 4), ==,
 			PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+	/* Offsets the host never forwards (spec 4.1): UR, reads and writes. */
+	for (uint32_t off = 0; off < 0x100; off += 4) {
+		if (off >= 0x40 && off < 0x80)
+			continue;
+		g_assert_cmpint(pf_host_config_read(h, off, b, 4), ==,
+				PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+		g_assert_cmpint(pf_host_config_write(h, off, b, 4), ==,
+				PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+	}
+}
+
+/* Without CONFIG_EXT the host never forwards 0x100-0xfff: UR there. */
+static void test_config_without_ext(struct fixture *f, gconstpointer data)
+{
+	struct pf_host_opts o = { .version_major = PCIEFW_VERSION_MAJOR,
+				  .features = PCIEFW_FEATURE_MEM_BURST };
+	char err[256];
+	struct pf_host *h;
+	uint8_t b[4];
+
+	pf_host_close(f->h, true);
+	f->h = NULL;
+	for (int i = 0; i < 100 && !(h = pf_host_connect(f->ep.addr, &o, err,
+							 sizeof(err))); i++)
+		g_usleep(10000);        /* until the endpoint saw us leave */
+	g_assert_nonnull(h);
+	g_assert_cmpint(pf_host_config_read(h, 0x100, b, 4), ==,
+			PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+	g_assert_cmpint(pf_host_config_read(h, 0xffc, b, 4), ==,
+			PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST);
+	g_assert_cmpint(pf_host_config_read(h, 0x40, b, 4), ==, 0);
+	g_assert_cmphex(pf_le_load(b, 4), ==, 0x7e57cf61);
+	f->h = h;
 }
 
 static bool msix_seen(struct pf_host *h, void *arg)
@@ -464,6 +540,7 @@ int main(int argc, char **argv)
 	ADD("/endpoint/bar2-ram-tcp", test_bar2_ram, "tcp");
 	ADD("/endpoint/bar4-io", test_bar4_io, NULL);
 	ADD("/endpoint/config-space", test_config_space, NULL);
+	ADD("/endpoint/config-without-ext", test_config_without_ext, NULL);
 	ADD("/endpoint/dma-copies", test_dma_copies, NULL);
 	ADD("/endpoint/dma-copies-tcp", test_dma_copies, "tcp");
 	ADD("/endpoint/dma-fill-and-sum", test_dma_fill_and_sum, NULL);
@@ -472,5 +549,6 @@ int main(int argc, char **argv)
 	ADD("/endpoint/reset", test_reset, NULL);
 	ADD("/endpoint/busy", test_busy, NULL);
 	ADD("/endpoint/no-deadlock-no-reordering", test_no_deadlock_no_reordering, NULL);
+	ADD("/endpoint/fetch-waits-for-its-dma-read", test_fetch, NULL);
 	return g_test_run();
 }

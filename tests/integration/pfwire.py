@@ -1,10 +1,8 @@
-"""The pciefw wire format, written by hand from protocol/pciefw.proto, for
-test peers that must say what no real endpoint says (hostile or broken
-endpoints) and read what QEMU answers.
-
-A frame is a little-endian u32 length followed by one protobuf `Message`
-(docs/protocol.md 1.2); the Message's oneof field number names its kind.
-"""
+"""A minimal pciefw wire codec written from docs/protocol.md and
+protocol/pciefw.proto alone (no C code), for tests that play a host or an
+endpoint byte by byte: frames, protobuf fields, the message kinds; and
+ScriptedEndpoint, an endpoint that says what no real endpoint says (hostile
+or broken peers) and records what QEMU answers."""
 
 import socket
 import struct
@@ -13,18 +11,26 @@ import time
 
 MAGIC = 0x21574650
 
-# Message oneof field numbers (protocol/pciefw.proto)
-HELLO, CONFIG_READ, CONFIG_WRITE, MEM_READ, MEM_WRITE = 1, 2, 3, 4, 5
-IO_READ, IO_WRITE, COMPLETION, DMA_READ, DMA_WRITE = 6, 7, 8, 9, 10
-INTX, MSI, MSIX, DEVICE_DESCRIPTION, RESET, GOODBYE, ERROR = (
-    11, 12, 13, 14, 15, 16, 17)
-
-# Status and error codes
+# Message oneof field numbers (pciefw.proto)
+KINDS = {
+    "hello": 1, "config_read": 2, "config_write": 3, "mem_read": 4,
+    "mem_write": 5, "io_read": 6, "io_write": 7, "completion": 8,
+    "dma_read": 9, "dma_write": 10, "intx": 11, "msi": 12, "msix": 13,
+    "device_description": 14, "reset": 15, "goodbye": 16, "error": 17,
+}
+KIND_NAMES = {v: k for k, v in KINDS.items()}
+(HELLO, CONFIG_READ, CONFIG_WRITE, MEM_READ, MEM_WRITE, IO_READ, IO_WRITE,
+ COMPLETION, DMA_READ, DMA_WRITE, INTX, MSI, MSIX, DEVICE_DESCRIPTION, RESET,
+ GOODBYE, ERROR) = range(1, 18)
+# Completion status
 SC, UR, CA, CRS = 0, 1, 2, 3
-ERROR_LIMIT = 6
+ERROR_CODES = ["ERROR_PROTOCOL", "ERROR_VERSION", "ERROR_UNEXPECTED",
+               "ERROR_BAD_FRAME", "ERROR_BUSY", "ERROR_UNKNOWN_TAG",
+               "ERROR_LIMIT", "ERROR_INTERNAL"]
 
 
 def varint(v):
+    v &= (1 << 64) - 1
     out = b""
     while True:
         b = v & 0x7F
@@ -35,120 +41,205 @@ def varint(v):
             return out + bytes([b])
 
 
+def field(num, value):
+    """One protobuf field: int -> varint, bytes/str -> length-delimited,
+    ("fixed32", v) -> fixed32."""
+    if isinstance(value, tuple) and value[0] == "fixed32":
+        return varint(num << 3 | 5) + struct.pack("<I", value[1])
+    if isinstance(value, str):
+        value = value.encode()
+    if isinstance(value, (bytes, bytearray)):
+        return varint(num << 3 | 2) + varint(len(value)) + bytes(value)
+    return varint(num << 3) + varint(value)
+
+
+def message(kind, *fields):
+    """A framed Message of @kind with (number, value) @fields."""
+    body = b"".join(field(n, v) for n, v in fields)
+    m = field(KINDS[kind] if isinstance(kind, str) else kind, body)
+    return frame(m)
+
+
+def frame(body):
+    return struct.pack("<I", len(body)) + body
+
+
+def hello(major=1, minor=0, features=3, name="pfwire", max_payload=4096,
+          magic=MAGIC):
+    return message("hello", (1, ("fixed32", magic)), (2, major), (3, minor),
+                   (4, features), (5, name), (6, max_payload))
+
+
+def read_varint(buf, off):
+    v = shift = 0
+    while True:
+        b = buf[off]
+        off += 1
+        v |= (b & 0x7F) << shift
+        if b < 0x80:
+            return v, off
+        shift += 7
+
+
+def parse_fields(buf):
+    """{field number: value} (the last occurrence wins)."""
+    out, off = {}, 0
+    while off < len(buf):
+        key, off = read_varint(buf, off)
+        num, wire = key >> 3, key & 7
+        if wire == 0:
+            out[num], off = read_varint(buf, off)
+        elif wire == 2:
+            n, off = read_varint(buf, off)
+            out[num], off = buf[off:off + n], off + n
+        elif wire == 5:
+            out[num], off = struct.unpack_from("<I", buf, off)[0], off + 4
+        elif wire == 1:
+            out[num], off = struct.unpack_from("<Q", buf, off)[0], off + 8
+        else:
+            raise ValueError(f"wire type {wire}")
+    return out
+
+
+def decode(body):
+    """(kind name, {field: value}) of one Message body."""
+    top = parse_fields(body)
+    (num, sub), = top.items()
+    return KIND_NAMES.get(num, f"kind{num}"), parse_fields(sub)
+
+
+class Conn:
+    """A raw connection: send bytes, read whole frames, see how it ends."""
+
+    def __init__(self, address, timeout=10.0):
+        if address.startswith("unix:"):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(address[5:])
+        else:
+            host, port = address[4:].rsplit(":", 1)
+            self.sock = socket.create_connection((host, int(port)))
+        self.sock.settimeout(timeout)
+        self.buf = b""
+        self.eof = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def next(self):
+        """The next message as (kind, fields), or None at a clean EOF.
+        ConnectionResetError propagates: a peer must not reset us."""
+        while True:
+            if len(self.buf) >= 4:
+                n = struct.unpack_from("<I", self.buf)[0]
+                if len(self.buf) >= 4 + n:
+                    body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+                    return decode(body)
+            data = self.sock.recv(65536)
+            if not data:
+                self.eof = True
+                assert not self.buf, f"EOF inside a frame: {self.buf!r}"
+                return None
+            self.buf += data
+
+    def until(self, kind):
+        """Messages up to and including the first of @kind."""
+        seen = []
+        while True:
+            m = self.next()
+            assert m is not None, f"EOF before {kind}; got {seen}"
+            seen.append(m)
+            if m[0] == kind:
+                return seen
+
+    def rest(self):
+        """Every message until the peer closes."""
+        out = []
+        while True:
+            m = self.next()
+            if m is None:
+                return out
+            out.append(m)
+
+    def handshake(self, **kw):
+        """Hello both ways and the endpoint's DeviceDescription."""
+        self.send(hello(**kw))
+        kinds = [m[0] for m in self.until("device_description")]
+        assert kinds == ["hello", "device_description"], kinds
+
+    def close(self):
+        self.sock.close()
+
+
+# ---------------------------------------------------------------------------
+# Endpoint-side messages
+
 def field_varint(num, v):
-    return varint(num << 3) + varint(v)
+    return field(num, int(v))
 
 
 def field_bytes(num, payload):
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
-
-
-def frame(kind, body):
-    """One frame carrying a Message whose oneof @kind holds @body."""
-    m = field_bytes(kind, body)
-    return struct.pack("<I", len(m)) + m
-
-
-def hello(major=1, minor=0, max_payload=65536, features=0, name="test peer"):
-    h = (b"\x0d" + struct.pack("<I", MAGIC) + field_varint(2, major)
-         + field_varint(3, minor) + field_varint(4, features)
-         + field_bytes(5, name.encode()) + field_varint(6, max_payload))
-    return frame(HELLO, h)
+    return field(num, bytes(payload))
 
 
 def bar(index, size, kind=0, prefetchable=False):
-    return field_bytes(7, field_varint(1, index) + field_varint(2, kind)
-                       + field_varint(3, int(prefetchable))
-                       + field_varint(4, size))
+    """One DeviceDescription.bars entry (kind: 0 mem32, 1 mem64, 2 IO)."""
+    return field(7, field(1, index) + field(2, kind)
+                 + field(3, int(prefetchable)) + field(4, size))
 
 
 def description(vendor=0x1234, device=0xFE01, class_code=0xFF0000,
                 bars=None, intx_pin=1, extra=b""):
-    """DeviceDescription; default: BAR0 mem32 4 KiB, INTA#."""
+    """DeviceDescription; default: BAR0 mem32 4 KiB, INTA#; @extra: more
+    encoded fields."""
     if bars is None:
         bars = bar(0, 4096)
-    d = (field_varint(1, vendor) + field_varint(2, device)
-         + field_varint(5, class_code) + bars
-         + field_varint(14, intx_pin) + extra)
-    return frame(DEVICE_DESCRIPTION, d)
+    d = (field(1, vendor) + field(2, device) + field(5, class_code) + bars
+         + field(14, intx_pin) + extra)
+    return frame(field(DEVICE_DESCRIPTION, d))
 
 
 def completion(tag, status=SC, data=b""):
-    return frame(COMPLETION, field_varint(1, tag) + field_varint(2, status)
-                 + (field_bytes(3, data) if data else b""))
+    fields = [(1, tag), (2, status)] + ([(3, bytes(data))] if data else [])
+    return message(COMPLETION, *fields)
 
 
 def dma_read(tag, address, size):
-    return frame(DMA_READ, field_varint(1, tag) + field_varint(2, address)
-                 + field_varint(3, size))
+    return message(DMA_READ, (1, tag), (2, address), (3, size))
 
 
 def dma_write(address, data):
-    return frame(DMA_WRITE, field_varint(1, address) + field_bytes(2, data))
+    return message(DMA_WRITE, (1, address), (2, bytes(data)))
 
 
 def intx(asserted):
-    return frame(INTX, field_varint(1, int(asserted)))
+    return message(INTX, (1, int(asserted)))
 
 
 def msix(vector):
-    return frame(MSIX, field_varint(1, vector))
+    return message(MSIX, (1, vector))
 
 
 def goodbye(reason=0, text="test peer leaves"):
-    return frame(GOODBYE, field_varint(1, reason) + field_bytes(2, text.encode()))
-
-
-def parse_fields(buf):
-    """{field number: [values]} of one protobuf message (varints as int,
-    fixed32/64 as int, length-delimited as bytes)."""
-    out, i = {}, 0
-    while i < len(buf):
-        key, i = _read_varint(buf, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = _read_varint(buf, i)
-        elif wt == 1:
-            v, i = struct.unpack_from("<Q", buf, i)[0], i + 8
-        elif wt == 5:
-            v, i = struct.unpack_from("<I", buf, i)[0], i + 4
-        elif wt == 2:
-            n, i = _read_varint(buf, i)
-            v, i = buf[i:i + n], i + n
-        else:
-            raise ValueError(f"wire type {wt}")
-        out.setdefault(num, []).append(v)
-    return out
-
-
-def _read_varint(buf, i):
-    v = shift = 0
-    while True:
-        b = buf[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, i
+    return message(GOODBYE, (1, reason), (2, text))
 
 
 class Msg:
     """A decoded Message: its kind (oneof field number) and body fields."""
 
-    def __init__(self, payload):
-        top = parse_fields(payload)
-        (self.kind, bodies), = top.items()
-        self.fields = parse_fields(bodies[0])
+    def __init__(self, body):
+        top = parse_fields(body)
+        (self.kind, sub), = top.items()
+        self.fields = parse_fields(sub)
 
     def get(self, num, default=0):
-        return self.fields.get(num, [default])[0]
+        return self.fields.get(num, default)
 
     def __repr__(self):
-        return f"Msg(kind={self.kind}, fields={self.fields})"
+        return f"Msg({KIND_NAMES.get(self.kind, self.kind)}, {self.fields})"
 
 
 def split_frames(buf):
-    """(complete frame payloads, rest of @buf)."""
+    """(complete frame bodies, rest of @buf)."""
     out = []
     while len(buf) >= 4:
         n = struct.unpack_from("<I", buf)[0]
@@ -163,17 +254,17 @@ class ScriptedEndpoint(threading.Thread):
     """A test endpoint on a UNIX socket: it greets with @greeting (Hello and
     DeviceDescription by default), answers QEMU's requests the way a device
     with nothing behind its registers would (reads of zeros, resets and
-    I/O writes completed), records every message, and sends whatever the
-    test hands to send().  With @serve False it neither reads nor answers
-    after the greeting, like a peer that stopped reading its socket."""
+    I/O and config writes completed), records every message, and sends
+    whatever the test hands to send().  Setting @reading False makes it
+    stop reading its socket, like a peer that hangs."""
 
-    def __init__(self, path, greeting=None, serve=True, accept_timeout=30):
+    def __init__(self, path, greeting=None, accept_timeout=30):
         super().__init__(daemon=True)
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.srv.bind(path)
         self.srv.listen(1)
-        self.greeting = hello() + description() if greeting is None else greeting
-        self.serve = serve
+        self.greeting = greeting if greeting is not None else \
+            hello(features=0, max_payload=65536) + description()
         self.reading = True
         self.accept_timeout = accept_timeout
         self.conn = None
@@ -196,8 +287,6 @@ class ScriptedEndpoint(threading.Thread):
             self.conn = conn
             self._cv.notify_all()
         conn.sendall(self.greeting)
-        if not self.serve:
-            return
         buf = b""
         conn.settimeout(0.2)
         while not self._stopping:
@@ -232,11 +321,6 @@ class ScriptedEndpoint(threading.Thread):
             reply = completion(m.get(1), SC)
         if reply:
             self.send(reply)
-
-    def wait_connected(self, timeout=30):
-        with self._cv:
-            if not self._cv.wait_for(lambda: self.conn is not None, timeout):
-                raise TimeoutError("QEMU did not connect")
 
     def send(self, data):
         with self._send_lock:

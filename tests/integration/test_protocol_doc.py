@@ -41,3 +41,15 @@ def test_enum_values_are_specified():
     for value in re.findall(r"^\s*(STATUS_\w+|BAR_\w+|RESET_\w+|ERROR_\w+) = \d+;",
                             text, re.M):
         assert value in doc, value
+
+
+def test_error_table_uses_every_code():
+    """Section 7.1 maps violations to codes: every code a peer can be sent
+    for its own fault appears there, and the table names no other code."""
+    text = open(os.path.join(REPO, "protocol", "pciefw.proto")).read()
+    codes = set(re.findall(r"^\s*(ERROR_\w+) = \d+;", text, re.M))
+    doc = open(os.path.join(REPO, "docs", "protocol.md")).read()
+    table = doc[doc.index("### 7.1"):doc.index("### 7.2")]
+    used = set(re.findall(r"\| `(ERROR_\w+)` \|$", table, re.M))
+    assert used <= codes, used - codes
+    assert codes - used == {"ERROR_INTERNAL"}, codes - used

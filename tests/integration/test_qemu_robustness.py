@@ -173,7 +173,8 @@ def test_refused_reconnect_leaves_nothing_applied(harness):
     path = ep.listen[len("unix:"):]
     os.unlink(path)
     impostor = harness.track(ScriptedEndpoint(
-        path, pfwire.hello() + pfwire.description(device=0xBEEF)
+        path, pfwire.hello(features=0, max_payload=65536)
+        + pfwire.description(device=0xBEEF)
         + pfwire.intx(True) + pfwire.dma_write(RAM_A, b"\x99" * 64)))
     wait_for(lambda: "different device" in q.output(), timeout=30,
              what="the refusal")

@@ -46,8 +46,9 @@ def run(args, timeout=120, **kw):
                           text=True, timeout=timeout, **kw)
 
 
-def frames(path):
-    """[(direction, frame bytes)] of a trace, with a minimal pcapng reader."""
+def records(path):
+    """[(record number, direction, record type, bytes after the pseudo-
+    header)] of every record of a trace, with a minimal pcapng reader."""
     data = open(path, "rb").read()
     out, off = [], 0
     while off + 12 <= len(data):
@@ -55,9 +56,36 @@ def frames(path):
         if btype == 6:
             caplen = struct.unpack_from("<I", data, off + 20)[0]
             pkt = data[off + 28:off + 28 + caplen]
-            out.append((pkt[1], pkt[4:]))
+            out.append((len(out), pkt[1], pkt[2], pkt[4:]))
         off += blen
     return out
+
+
+def frames(path):
+    """[(direction, frame bytes)] of a trace's message records (spec 6:
+    session and malformed records are not messages)."""
+    return [(d, f) for _, d, t, f in records(path) if t == 0]
+
+
+def records_before(data, end):
+    """How many Enhanced Packet Blocks (records of any type) precede @end."""
+    off = n = 0
+    while off < end:
+        btype, blen = struct.unpack_from("<II", data, off)
+        n += btype == 6
+        off += blen
+    return n
+
+
+def first_message_block(data):
+    """Offset of the first Enhanced Packet Block that holds a message."""
+    off = 0
+    while off + 12 <= len(data):
+        btype, blen = struct.unpack_from("<II", data, off)
+        if btype == 6 and data[off + 30] == 0:
+            return off
+        off += blen
+    raise AssertionError("no message record")
 
 
 def trace_lines(endpoint_binary, path, *args):
@@ -471,17 +499,19 @@ def test_bad_trace_files(testdev_recording, harness, endpoint_binary, tmp_path):
     idb = struct.unpack_from("<I", data, shb + 4)[0]
     other_link = bytearray(data)
     struct.pack_into("<H", other_link, shb + 8, 1)           # LINKTYPE_ETHERNET
+    msg = first_message_block(data)
     bad_body = bytearray(data)
-    bad_body[shb + idb + 36:shb + idb + 40] = b"\xff" * 4    # first message
+    bad_body[msg + 36:msg + 40] = b"\xff" * 4                # first message
     cases = {
         "empty": (b"", "is empty, not a pciefw trace"),
         "text": (b"not a trace at all\n", "is not a pcapng file"),
         "truncated": (data[:len(data) // 2], "truncated trace: trace ends inside a block"),
-        "corrupt": (data[:200] + b"\xff" * 8 + data[208:], "corrupt trace: "),
+        "corrupt": (data[:msg + 4] + b"\xff" * 4 + data[msg + 8:], "corrupt trace: "),
         "ethernet": (bytes(other_link), "not a pciefw trace: capture is not a pciefw "
                      "trace (wrong link type)"),
         "headers-only": (data[:shb + idb], "the trace holds no messages"),
-        "undecodable": (bytes(bad_body), "record 0 is not a pciefw message (corrupt trace)"),
+        "undecodable": (bytes(bad_body), f"record {records_before(data, msg)} is "
+                        "not a pciefw message (corrupt trace)"),
     }
     ep = harness.endpoint(name="target")
     for name, (content, message) in cases.items():
@@ -671,7 +701,9 @@ def _varint(buf, i):
 def first_tcp_rx(trace):
     """Record number of the first TCP segment from slirp the NIC delivered
     (a DmaWrite of a frame from 10.0.2.2 with IP protocol 6)."""
-    for idx, (d, frame) in enumerate(frames(trace)):
+    for idx, d, rtype, frame in records(trace):
+        if rtype != 0:
+            continue
         msg = pb_fields(frame[4:])
         if d == 1 and 10 in msg:                      # Message.dma_write
             data = pb_fields(msg[10]).get(2, b"")
@@ -760,7 +792,9 @@ def test_nic_session_replay(harness, tmp_path, endpoint_binary):
     for trace in (ep_trace, q_trace):
         r = against_fresh_nic("dhcp", "--until", str(dhcp_done), trace=trace)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert re.search(rf"replayed {dhcp_done + 1} of {dhcp_done + 1} records \(a "
+        # Messages up to that record number (a session record is not one).
+        n = sum(1 for i, _, _ in trace_lines(endpoint_binary, trace) if i <= dhcp_done)
+        assert re.search(rf"replayed {n} of {n} records \(a "
                          r"prefix of the trace\) .*: 0 divergences$", r.stdout), r.stdout
     # And the ping, with interrupts matched per vector.
     for trace in (ep_trace, q_trace):

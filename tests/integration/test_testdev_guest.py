@@ -1,6 +1,8 @@
 """testdev seen from a real guest (docs/testdev.md): the Debian kernel
 enumerates the pciefw device behind a q35 root port, lspci shows what the
-endpoint declared, and devmem accesses reach the endpoint."""
+endpoint declared, devmem accesses reach the endpoint, and a read of FETCH,
+whose completion waits for the DMA read it issues, returns what the guest
+wrote to its memory (the deadlock-freedom test of spec 5.3)."""
 
 import re
 import subprocess
@@ -22,17 +24,33 @@ echo "PCIEFW-INV: $(devmem $((bar0 + 8)) 32)"
 bar2=$(awk 'NR == 3 { print $1 }' $dev/resource)
 devmem $((bar2 + 0x100)) 32 0xcafe0001
 echo "PCIEFW-RAM: $(devmem $((bar2 + 0x100)) 32)"
+# FETCH: bus mastering on (command register: IO, memory, bus master), a
+# value in the page the kernel command line reserved (so /dev/mem may
+# write it), FETCH_ADDR pointing at it, then a read of FETCH.
+printf '\007' | dd of=$dev/config bs=1 seek=4 count=1 conv=notrunc 2>/dev/null
+page=FETCH_PAGE
+for v in 0xC0FFEE42 0x5EED1234; do
+	devmem $page 32 $v
+	echo "PCIEFW-MEM: $(devmem $page 32)"
+	devmem $((bar0 + 0x58)) 32 $page
+	devmem $((bar0 + 0x5c)) 32 0
+	echo "PCIEFW-FETCH: $(devmem $((bar0 + 0x60)) 32)"
+done
 """
+# Reserved by memmap= below: RAM the kernel leaves alone, at a known address.
+FETCH_PAGE = 0x10000000
 
 
 def test_lspci_and_devmem(harness, tmp_path, endpoint_binary):
     trace = harness.path("guest.pcapng")
     ep = harness.endpoint(args=["--trace", trace])
-    initrd = guestlib.make_initramfs(tmp_path, SCRIPT)
+    initrd = guestlib.make_initramfs(
+        tmp_path, SCRIPT.replace("FETCH_PAGE", hex(FETCH_PAGE)))
     path = ep.address[len("unix:"):]
     res = guestlib.boot_guest(harness.qemu_binary, initrd, [
         "-device", "pcie-root-port,id=rp0,slot=1",
-        "-device", f"pciefw,bus=rp0,path={path}"], timeout=120)
+        "-device", f"pciefw,bus=rp0,path={path}"], timeout=120,
+        append_extra=f"memmap=4K${FETCH_PAGE:#x}")
     con = res.console
     assert res.status == 0, res.describe()
     # Identity and BARs exactly as testdev's DeviceDescription says.
@@ -53,6 +71,9 @@ def test_lspci_and_devmem(harness, tmp_path, endpoint_binary):
     assert "PCIEFW-ID: 0x7E57DE01" in con, con
     assert "PCIEFW-INV: 0xEDCBA987" in con, con
     assert "PCIEFW-RAM: 0xCAFE0001" in con, con
+    # FETCH returned what the guest had just written to its memory.
+    assert re.findall(r"PCIEFW-MEM: (0x\w+)", con) == ["0xC0FFEE42", "0x5EED1234"], con
+    assert re.findall(r"PCIEFW-FETCH: (0x\w+)", con) == ["0xC0FFEE42", "0x5EED1234"], con
     # ...and the endpoint saw them, as its trace shows.
     assert ep.stop() == 0
     tool = endpoint_binary.replace("endpoint/pciefw-endpoint", "tools/pciefw-trace")
@@ -60,3 +81,7 @@ def test_lspci_and_devmem(harness, tmp_path, endpoint_binary):
                          text=True, check=True).stdout
     assert "mem_write bar=0 offset=0x4 data=78563412" in out, out
     assert "mem_write bar=2 offset=0x100 data=0100feca" in out, out
+    out = subprocess.run([tool, "--kind", "dma_read,completion", trace],
+                         stdout=subprocess.PIPE, text=True, check=True).stdout
+    assert out.count(f"dma_read tag=") == 2, out
+    assert f"address={FETCH_PAGE:#x} size=4" in out, out

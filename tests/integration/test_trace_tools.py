@@ -4,9 +4,12 @@
 import os
 import re
 import shutil
+import struct
 import subprocess
 
 import pytest
+
+import pfwire
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DISSECTOR = os.path.join(REPO, "tools", "wireshark", "pciefw.lua")
@@ -46,9 +49,11 @@ def test_print_filter_and_stats(recorded, endpoint_binary):
     r = run([trace_tool, recorded])
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith("#0") and "E>H  hello magic=0x21574650" in lines[0]
-    assert "H>E  hello" in lines[1]
-    assert "device_description id=1234:fe01" in lines[2]
+    # A session record marks where the connection begins (spec 6).
+    assert lines[0].startswith("#0") and "---  session: session 1: host connected" in lines[0]
+    assert "E>H  hello magic=0x21574650" in lines[1]
+    assert "H>E  hello" in lines[2]
+    assert "device_description id=1234:fe01" in lines[3]
     assert any("mem_write bar=0 offset=0x4 data=" in l for l in lines)
     assert lines[-1].endswith('goodbye reason=0 text="host closing"')
 
@@ -70,11 +75,14 @@ def test_print_filter_and_stats(recorded, endpoint_binary):
 def test_bad_trace_files(recorded, endpoint_binary, tmp_path):
     trace_tool = tool(endpoint_binary, "pciefw-trace")
     data = open(recorded, "rb").read()
+    # The first packet block after the section and interface headers.
+    shb = struct.unpack_from("<I", data, 4)[0]
+    epb = shb + struct.unpack_from("<I", data, shb + 4)[0]
     cases = {
         "empty": (b"", "is empty"),
         "text": (b"not a trace at all\n", "not a pcapng file"),
         "truncated": (data[:len(data) // 2], "ends inside a block"),
-        "corrupt": (data[:200] + b"\xff" * 8 + data[208:], "(at record"),
+        "corrupt": (data[:epb + 4] + b"\xff" * 4 + data[epb + 8:], "(at record"),
     }
     for name, (content, message) in cases.items():
         path = tmp_path / name
@@ -101,7 +109,8 @@ def test_tshark_dissector(recorded):
     assert "Kind: dma_read" in r.stdout and "Kind: msix" in r.stdout
     r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", recorded])
     summary = r.stdout.splitlines()
-    assert "endpoint → host" in summary[0] and "hello" in summary[0]
+    assert "--- session: session 1" in summary[0], summary[0]
+    assert "endpoint → host" in summary[1] and "hello" in summary[1]
     assert any("mem_read tag=" in l for l in summary)
 
 
@@ -118,11 +127,80 @@ def test_trace_rotation(harness, endpoint_binary):
     assert not os.path.exists(trace + ".3")          # only --trace-files kept
     trace_tool = tool(endpoint_binary, "pciefw-trace")
     for f in files:
-        # Each piece is a whole trace of its own, no bigger than the limit
-        # plus one record (a 64 KiB DMA completion here).
-        assert os.path.getsize(f) <= (64 << 10) + (65 << 10), f
+        # Each piece is a whole trace of its own, within the limit unless
+        # it holds a single record larger than the limit (a 64 KiB DMA
+        # completion here).
         r = run([trace_tool, f])
         assert r.returncode == 0 and r.stdout, (f, r.stderr)
+        records = len(r.stdout.splitlines())
+        assert os.path.getsize(f) <= 64 << 10 or records == 1, (f, records)
+
+
+def test_trace_rotation_never_overshoots(harness, endpoint_binary):
+    """Small records and the smallest limit: no piece is above 4096 bytes."""
+    trace = harness.path("small.pcapng")
+    ep = harness.endpoint(args=["--trace", trace, "--trace-limit", "4096",
+                                "--trace-files", "1000"])
+    c = pfwire.Conn(ep.address)
+    c.handshake()
+    for i in range(300):
+        c.send(pfwire.message("mem_write", (1, 0), (2, 4), (3, bytes(4))))
+        c.send(pfwire.message("mem_read", (1, i + 1), (2, 0), (3, 0), (4, 4)))
+        assert c.until("completion")[-1][1][1] == i + 1
+    c.close()
+    assert ep.stop() == 0
+    pieces = [f for f in os.listdir(harness.workdir) if f.startswith("small.pcapng")]
+    assert len(pieces) > 5, pieces
+    trace_tool = tool(endpoint_binary, "pciefw-trace")
+    for f in pieces:
+        path = os.path.join(harness.workdir, f)
+        assert os.path.getsize(path) <= 4096, (f, os.path.getsize(path))
+        r = run([trace_tool, path])
+        assert r.returncode == 0 and r.stdout, (f, r.stderr)
+
+
+def test_sessions_and_malformed_input(harness, endpoint_binary):
+    """One trace over three connections: each begins with a session record;
+    malformed input is recorded, raw and marked, before the Error reply."""
+    trace = harness.path("multi.pcapng")
+    ep = harness.endpoint(args=["--trace", trace])
+    c = pfwire.Conn(ep.address)
+    c.handshake()
+    c.send(pfwire.message("mem_read", (1, 1), (2, 0), (3, 0), (4, 4)))
+    assert c.until("completion")[-1][0] == "completion"
+    c.close()
+    c = pfwire.Conn(ep.address)                        # undecodable body
+    c.handshake()
+    c.send(b"\x06\x00\x00\x00\xff\xff\xff\xff\xff\xff")
+    assert [m[0] for m in c.rest()] == ["error"]
+    c.close()
+    c = pfwire.Conn(ep.address)                        # zero-length frame
+    c.send(pfwire.hello() + b"\x00\x00\x00\x00\x01\x02")
+    assert [m[0] for m in c.rest()][-1] == "error"
+    c.close()
+    assert ep.stop() == 0
+    trace_tool = tool(endpoint_binary, "pciefw-trace")
+    r = run([trace_tool, trace])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    sessions = [l for l in lines if "---  session: " in l]
+    assert len(sessions) == 3, r.stdout
+    assert "session 1: host connected" in sessions[0]
+    assert "session 3: host connected" in sessions[2]
+    assert lines[0].startswith("#0 ") and "session 1" in lines[0], lines[0]
+    bad = [i for i, l in enumerate(lines) if "MALFORMED" in l]
+    assert len(bad) == 2, r.stdout
+    assert "H>E  MALFORMED 10 bytes: 06 00 00 00 ff ff ff ff ff ff" in lines[bad[0]]
+    assert "H>E  MALFORMED 6 bytes: 00 00 00 00 01 02" in lines[bad[1]]
+    for i in bad:                                      # then the Error reply
+        assert "E>H  error code=" in lines[i + 1], lines[i + 1]
+    r = run([trace_tool, "--stats", trace])
+    assert "sessions 3, malformed records 2" in r.stdout, r.stdout
+    if shutil.which("tshark"):
+        r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", trace])
+        assert r.returncode == 0 and "Lua Error" not in r.stdout + r.stderr
+        assert r.stdout.count("--- session: session ") == 3, r.stdout
+        assert r.stdout.count("MALFORMED") == 2, r.stdout
 
 
 def test_bad_trace_options(endpoint_binary):

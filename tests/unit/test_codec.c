@@ -109,14 +109,14 @@ static void test_validate_rules(void)
 	pf_put_mem_read(&b, 1, 0, 0, 0);
 	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_ERR_INVALID);
 	pf_put_mem_read(&b, 1, 0, 0, 65);
-	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_ERR_INVALID);
+	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_ERR_LIMIT);
 	g_assert_nonnull(strstr(err, "max payload"));
 	pf_put_mem_read(&b, 1, 0, 0, 64);
 	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_OK);
 	pf_put_mem_read(&b, 1, 0, UINT64_MAX, 2);
 	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_ERR_INVALID);
 	pf_put_mem_write(&b, 0, 0, d, 16);
-	g_assert_cmpint(validate_one(&b, 8, err, sizeof(err)), ==, PF_ERR_INVALID);
+	g_assert_cmpint(validate_one(&b, 8, err, sizeof(err)), ==, PF_ERR_LIMIT);
 	pf_put_io_read(&b, 1, 4, 0, 8);
 	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_ERR_INVALID);
 	pf_put_io_write(&b, 1, 4, 0, d, 3);
@@ -133,8 +133,41 @@ static void test_validate_rules(void)
 	pf_put_reset(&b, 1, (Pciefw__ResetKind)7);
 	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_ERR_INVALID);
 	pf_put_dma_read(&b, 1, 0, 65);
+	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_ERR_LIMIT);
+	/* STATUS_TIMEOUT is a requester's verdict, never a wire status (3.5). */
+	pf_put_completion(&b, 1, PCIEFW__STATUS__STATUS_TIMEOUT, NULL, 0);
 	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_ERR_INVALID);
+	g_assert_nonnull(strstr(err, "STATUS_TIMEOUT"));
+	pf_put_completion(&b, 1, PCIEFW__STATUS__STATUS_SUCCESSFUL, d, 16);
+	g_assert_cmpint(validate_one(&b, 8, err, sizeof(err)), ==, PF_ERR_LIMIT);
 	pf_buf_free(&b);
+}
+
+/* Each kind of failure maps to the ErrorCode of the table in spec 7.1. */
+static void test_error_codes(void)
+{
+	g_assert_cmpint(pf_error_code(PF_ERR_ZERO_LENGTH), ==,
+			PCIEFW__ERROR_CODE__ERROR_BAD_FRAME);
+	g_assert_cmpint(pf_error_code(PF_ERR_DECODE), ==,
+			PCIEFW__ERROR_CODE__ERROR_BAD_FRAME);
+	g_assert_cmpint(pf_error_code(PF_ERR_OVERSIZE), ==,
+			PCIEFW__ERROR_CODE__ERROR_LIMIT);
+	g_assert_cmpint(pf_error_code(PF_ERR_LIMIT), ==,
+			PCIEFW__ERROR_CODE__ERROR_LIMIT);
+	g_assert_cmpint(pf_error_code(PF_ERR_INVALID), ==,
+			PCIEFW__ERROR_CODE__ERROR_PROTOCOL);
+	g_assert_cmpint(pf_error_code(PF_ERR_NO_HELLO), ==,
+			PCIEFW__ERROR_CODE__ERROR_PROTOCOL);
+	g_assert_cmpint(pf_error_code(PF_ERR_BAD_MAGIC), ==,
+			PCIEFW__ERROR_CODE__ERROR_PROTOCOL);
+	g_assert_cmpint(pf_error_code(PF_ERR_VERSION), ==,
+			PCIEFW__ERROR_CODE__ERROR_VERSION);
+	g_assert_cmpint(pf_error_code(PF_ERR_UNKNOWN_TAG), ==,
+			PCIEFW__ERROR_CODE__ERROR_UNKNOWN_TAG);
+	g_assert_cmpint(pf_error_code(PF_ERR_UNEXPECTED), ==,
+			PCIEFW__ERROR_CODE__ERROR_UNEXPECTED);
+	g_assert_cmpint(pf_error_code(PF_ERR_NOMEM), ==,
+			PCIEFW__ERROR_CODE__ERROR_INTERNAL);
 }
 
 static void put_desc(struct pf_buf *b, uint32_t idx, Pciefw__BarKind kind,
@@ -211,6 +244,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/codec/roundtrip-every-kind", test_roundtrip_every_kind);
 	g_test_add_func("/codec/fields-survive", test_fields_survive);
 	g_test_add_func("/codec/validate-rules", test_validate_rules);
+	g_test_add_func("/codec/error-codes", test_error_codes);
 	g_test_add_func("/codec/validate-description", test_validate_description);
 	g_test_add_func("/codec/garbage-and-unknown-kind", test_garbage_and_unknown_kind);
 	return g_test_run();

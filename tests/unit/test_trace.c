@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "frame.h"
+#include "msg.h"
 #include "msgs.h"
 #include "trace.h"
 
@@ -222,6 +223,113 @@ static void test_random_garbage_files(void)
 	g_free(p);
 }
 
+/* Session and malformed records: kept apart from messages (spec 6). */
+static void test_session_and_malformed(void)
+{
+	char *p = path_of("kinds.pcapng"), err[256];
+	static const uint8_t junk[] = { 0, 0, 0, 0x40, 0xde, 0xad };
+	struct pf_trace_writer *w = pf_trace_create(p, "unit-test", err, sizeof(err));
+	struct pf_trace_reader *r;
+	struct pf_trace_record rec;
+	struct pf_buf b;
+
+	g_assert_nonnull(w);
+	pf_buf_init(&b);
+	pf_put_msix(&b, 3);
+	g_assert_cmpint(pf_trace_write_session(w, 10, "session 1: test"), ==, 0);
+	g_assert_cmpint(pf_trace_write(w, 11, PF_DIR_TO_HOST, b.data + 4, b.len - 4), ==, 0);
+	g_assert_cmpint(pf_trace_write_malformed(w, 12, PF_DIR_TO_ENDPOINT, junk,
+						 sizeof(junk)), ==, 0);
+	g_assert_cmpint(pf_trace_write_session(w, 13, "session 2: again"), ==, 0);
+	g_assert_cmpint(pf_trace_close(w), ==, 0);
+
+	/* By default a reader returns the messages only. */
+	r = pf_trace_open(p, err, sizeof(err));
+	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_OK);
+	g_assert_cmpint(rec.type, ==, PF_REC_MESSAGE);
+	g_assert_cmpuint(rec.index, ==, 1);
+	g_assert_cmpmem(rec.body, rec.body_len, b.data + 4, b.len - 4);
+	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_EOF);
+	pf_trace_close_reader(r);
+
+	r = pf_trace_open(p, err, sizeof(err));
+	pf_trace_want_all(r);
+	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_OK);
+	g_assert_cmpint(rec.type, ==, PF_REC_SESSION);
+	g_assert_cmpmem(rec.body, rec.body_len, "session 1: test", 15);
+	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_OK);
+	g_assert_cmpint(rec.type, ==, PF_REC_MESSAGE);
+	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_OK);
+	g_assert_cmpint(rec.type, ==, PF_REC_MALFORMED);
+	g_assert_cmpint(rec.dir, ==, PF_DIR_TO_ENDPOINT);
+	g_assert_cmpuint(rec.ts_ns, ==, 12);
+	g_assert_cmpmem(rec.body, rec.body_len, junk, sizeof(junk));
+	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_OK);
+	g_assert_cmpint(rec.type, ==, PF_REC_SESSION);
+	g_assert_cmpuint(rec.index, ==, 3);
+	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_EOF);
+	pf_trace_close_reader(r);
+	pf_buf_free(&b);
+	g_free(p);
+}
+
+static goffset file_size(const char *p)
+{
+	GStatBuf st;
+
+	g_assert_cmpint(g_stat(p, &st), ==, 0);
+	return st.st_size;
+}
+
+/* Rotated pieces never exceed the limit, whatever the record sizes. */
+static void test_rotation_limit(void)
+{
+	char *p = path_of("rot.pcapng"), err[256];
+	struct pf_trace_writer *w = pf_trace_create(p, "unit-test", err, sizeof(err));
+	uint8_t data[3000];
+	GRand *rnd = g_rand_new_with_seed(7);
+	struct pf_buf b;
+	int pieces = 0;
+
+	g_assert_nonnull(w);
+	memset(data, 0x5a, sizeof(data));
+	pf_buf_init(&b);
+	pf_trace_set_limit(w, 4096, 1000);
+	for (int i = 0; i < 400; i++) {
+		pf_buf_clear(&b);
+		pf_put_dma_write(&b, 0x1000, data, (uint32_t)g_rand_int_range(rnd, 1, 1500));
+		g_assert_cmpint(pf_trace_write(w, (uint64_t)i, PF_DIR_TO_HOST,
+					       b.data + 4, b.len - 4), ==, 0);
+	}
+	/* A record larger than the limit gets a piece of its own. */
+	pf_buf_clear(&b);
+	pf_put_dma_write(&b, 0x1000, data, sizeof(data));
+	for (int i = 0; i < 2; i++)
+		g_assert_cmpint(pf_trace_write(w, 999, PF_DIR_TO_HOST, b.data + 4,
+					       b.len - 4), ==, 0);
+	g_assert_cmpint(pf_trace_close(w), ==, 0);
+	for (unsigned i = 0;; i++) {
+		char *q = i ? g_strdup_printf("%s.%u", p, i) : g_strdup(p);
+		int count;
+
+		if (!g_file_test(q, G_FILE_TEST_EXISTS)) {
+			g_free(q);
+			break;
+		}
+		g_assert_cmpint(read_all(q, &count, err, sizeof(err)), ==, PF_EOF);
+		g_assert_cmpint(count, >=, 1);
+		if (count > 1 && file_size(q) > 4096)
+			g_error("%s: %d records in %lld bytes, limit 4096", q, count,
+				(long long)file_size(q));
+		pieces++;
+		g_free(q);
+	}
+	g_assert_cmpint(pieces, >, 50);
+	g_rand_free(rnd);
+	pf_buf_free(&b);
+	g_free(p);
+}
+
 int main(int argc, char **argv)
 {
 	int r;
@@ -233,6 +341,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/trace/corrupt", test_corrupt);
 	g_test_add_func("/trace/wrong-files", test_wrong_files);
 	g_test_add_func("/trace/random-garbage-files", test_random_garbage_files);
+	g_test_add_func("/trace/session-and-malformed", test_session_and_malformed);
+	g_test_add_func("/trace/rotation-limit", test_rotation_limit);
 	r = g_test_run();
 	GDir *d = g_dir_open(tmpdir, 0, NULL);
 	const char *name;

@@ -3,8 +3,11 @@
 --   tshark -X lua_script:tools/wireshark/pciefw.lua -r trace.pcapng -V
 --
 -- Records are pcapng Enhanced Packet Blocks of link type USER0 (147):
--- a 4-byte pseudo-header (version, direction, 2 reserved), then the frame:
--- a 4-byte little-endian length and a protobuf-encoded pciefw.Message.
+-- a 4-byte pseudo-header (version, direction, record type, reserved), then
+-- for a message record (type 0) the frame: a 4-byte little-endian length
+-- and a protobuf-encoded pciefw.Message; for a session record (type 1) the
+-- text that describes the connection starting there; for a malformed
+-- record (type 2) the raw bytes received that were not a valid message.
 -- The protobuf decoding below follows protocol/pciefw.proto; keep the
 -- field numbers in step with it.
 
@@ -61,16 +64,27 @@ local MESSAGES = {
 local f_version = ProtoField.uint8("pciefw.record_version", "Record version")
 local f_dir = ProtoField.uint8("pciefw.direction", "Direction", base.DEC,
                                { [0] = "host to endpoint", [1] = "endpoint to host" })
+local f_rtype = ProtoField.uint8("pciefw.record_type", "Record type", base.DEC,
+                                 { [0] = "message", [1] = "session start",
+                                   [2] = "malformed input" })
+local f_session = ProtoField.string("pciefw.session", "Session")
+local f_raw = ProtoField.bytes("pciefw.raw", "Raw bytes received")
 local f_len = ProtoField.uint32("pciefw.length", "Frame length")
 local f_kind = ProtoField.string("pciefw.kind", "Kind")
 local f_field = ProtoField.string("pciefw.field", "Field")
 local f_tag = ProtoField.uint32("pciefw.tag", "Tag")
 local f_data = ProtoField.bytes("pciefw.data", "Data")
-p.fields = { f_version, f_dir, f_len, f_kind, f_field, f_tag, f_data }
+p.fields = { f_version, f_dir, f_rtype, f_session, f_raw, f_len, f_kind, f_field,
+             f_tag, f_data }
 
 local e_malformed = ProtoExpert.new("pciefw.malformed", "Malformed pciefw message",
                                     expert.group.MALFORMED, expert.severity.ERROR)
-p.experts = { e_malformed }
+local e_recorded = ProtoExpert.new("pciefw.malformed_input",
+                                   "Malformed input recorded by the receiver",
+                                   expert.group.MALFORMED, expert.severity.WARN)
+local e_session = ProtoExpert.new("pciefw.session_start", "A new session starts",
+                                  expert.group.SEQUENCE, expert.severity.NOTE)
+p.experts = { e_malformed, e_recorded, e_session }
 
 -- Varint at @off: value (UInt64), next offset; nil if it runs off the end.
 local function varint(tvb, off, stop)
@@ -147,12 +161,32 @@ end
 
 function p.dissector(tvb, pinfo, tree)
   local total = tvb:len()
-  if total < 8 then return 0 end
+  if total < 4 then return 0 end
   pinfo.cols.protocol = "pciefw"
   local t = tree:add(p, tvb(), "pciefw")
   t:add(f_version, tvb(0, 1))
   local dir = tvb(1, 1):uint()
   t:add(f_dir, tvb(1, 1))
+  local rtype = tvb(2, 1):uint()
+  t:add(f_rtype, tvb(2, 1))
+  if rtype == 1 then
+    local text = total > 4 and tvb(4, total - 4):string() or ""
+    t:add(f_session, tvb(4, total - 4), text)
+    t:add_proto_expert_info(e_session, text)
+    pinfo.cols.src = "-"
+    pinfo.cols.dst = "-"
+    pinfo.cols.info = "--- session: " .. text
+    return total
+  end
+  pinfo.cols.src = dir == 0 and "host" or "endpoint"
+  pinfo.cols.dst = dir == 0 and "endpoint" or "host"
+  if rtype == 2 then
+    if total > 4 then t:add(f_raw, tvb(4, total - 4)) end
+    t:add_proto_expert_info(e_recorded, (total - 4) .. " bytes that were not a valid message")
+    pinfo.cols.info = "MALFORMED " .. (total - 4) .. " bytes"
+    return total
+  end
+  if total < 8 then return 0 end
   local len = tvb(4, 4):le_uint()
   t:add_le(f_len, tvb(4, 4))
   if 8 + len > total then
@@ -177,8 +211,6 @@ function p.dissector(tvb, pinfo, tree)
   if msg and not decode(tvb, t, start, start + mlen:tonumber(), msg[2], summary) then
     t:add_proto_expert_info(e_malformed, "bad " .. kind .. " fields")
   end
-  pinfo.cols.src = dir == 0 and "host" or "endpoint"
-  pinfo.cols.dst = dir == 0 and "endpoint" or "host"
   pinfo.cols.info = kind .. " " .. table.concat(summary, " ")
   return total
 end

@@ -167,6 +167,7 @@ struct PCIeFwState {
     bool resetting;             /* DMA and interrupts refused */
     bool intx_level;
     struct pf_trace_writer *trace;
+    unsigned int sessions;      /* connections made, for trace records */
     QEMUTimer *reconnect_timer;
 
     /* The one outstanding non-posted request (accesses hold the BQL). */
@@ -748,12 +749,12 @@ static void pciefw_handle_hello(PCIeFwState *s, const PfMessage *m)
     r = pf_hello_negotiate(&s->hello, m, &s->session, err, sizeof(err));
     if (r != PF_OK) {
         if (r == PF_ERR_VERSION) {
-            pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_VERSION,
+            pciefw_protocol_error(s, pf_error_code(r),
                                   "handshake failed: %s; use an endpoint "
                                   "that speaks protocol %u.x", err,
                                   PCIEFW_VERSION_MAJOR);
         } else {
-            pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
+            pciefw_protocol_error(s, pf_error_code(r),
                                   "handshake failed: %s", err);
         }
         return;
@@ -905,17 +906,23 @@ static void pciefw_handle_frame(PCIeFwState *s, const uint8_t *frame,
     char err[256];
     int r;
 
-    if (s->trace) {
-        pf_trace_write(s->trace, pf_now_ns(), PF_DIR_TO_HOST, frame, len);
-    }
     r = pf_codec_decode(&s->codec, frame, len, &m, err, sizeof(err));
     if (r == PF_OK) {
         r = pf_msg_validate(m, max_payload, err, sizeof(err));
     }
+    if (s->trace && r == PF_OK) {
+        pf_trace_write(s->trace, pf_now_ns(), PF_DIR_TO_HOST, frame, len);
+    } else if (s->trace) {
+        /* Spec 6: the frame as received, length prefix included. */
+        g_autofree uint8_t *raw = g_malloc(PF_FRAME_HEADER + len);
+
+        pf_frame_put_header(raw, len);
+        memcpy(raw + PF_FRAME_HEADER, frame, len);
+        pf_trace_write_malformed(s->trace, pf_now_ns(), PF_DIR_TO_HOST, raw,
+                                 PF_FRAME_HEADER + len);
+    }
     if (r != PF_OK) {
-        pciefw_protocol_error(s, r == PF_ERR_DECODE ?
-                              PCIEFW__ERROR_CODE__ERROR_BAD_FRAME :
-                              PCIEFW__ERROR_CODE__ERROR_PROTOCOL, "%s", err);
+        pciefw_protocol_error(s, pf_error_code(r), "%s", err);
         return;
     }
     trace_pciefw_recv(pf_msg_kind_name(m->body_case), len);
@@ -975,7 +982,13 @@ static void pciefw_read_input(PCIeFwState *s, int max_reads)
             if (r == PF_OK) {
                 pciefw_dispatch_frame(s, frame, len);
             } else if (r != PF_AGAIN) {
-                pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_BAD_FRAME,
+                if (s->trace) {
+                    pf_trace_write_malformed(s->trace, pf_now_ns(),
+                                             PF_DIR_TO_HOST,
+                                             s->rxbuf + off - used,
+                                             n - off + used);
+                }
+                pciefw_protocol_error(s, pf_error_code(r),
                                       "bad frame: %s", pf_strerror(r));
                 return;
             }
@@ -1148,6 +1161,13 @@ static void pciefw_connected(PCIeFwState *s)
         socket_set_nodelay(s->fd);
     }
     s->state = PCIEFW_WAIT_HELLO;
+    if (s->trace) {
+        g_autofree char *text = g_strdup_printf(
+            "session %u: connected to %s", ++s->sessions, s->peer);
+
+        /* Spec 6: one file spans reconnections; mark where each begins. */
+        pf_trace_write_session(s->trace, pf_now_ns(), text);
+    }
     pf_buf_clear(&s->out);
     pf_frame_decoder_init(&s->dec, PCIEFW_HANDSHAKE_FRAME);
     mark = pciefw_mark(s);
