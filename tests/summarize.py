@@ -58,7 +58,8 @@ def junit_counts(path):
     return passed, failed, skipped, failures
 
 
-RESULT_FILES = {"gcc": "gcc.json", "asan": "asan.json", "pytest": "pytest.xml"}
+RESULT_FILES = {"gcc": "gcc.json", "asan": "asan.json", "pytest": "pytest.xml",
+                "pytest-asan": "pytest-asan.xml"}
 
 
 def group_counts(path):
@@ -69,7 +70,7 @@ def group_counts(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--expect", default="gcc asan pytest",
+    ap.add_argument("--expect", default="gcc asan pytest pytest-asan",
                     help="result groups every directory must hold")
     ap.add_argument("--runner-status", type=int, default=0,
                     help="non-zero if a test runner reported failure")
@@ -99,7 +100,7 @@ def main():
                 continue
             if p + f + s == 0:
                 problems.append(f"{path}: no test ran in group {group}")
-            print(f"  {group:8} {p:4} passed, {f} failed, {s} skipped")
+            print(f"  {group:11} {p:4} passed, {f} failed, {s} skipped")
             total = [total[0] + p, total[1] + f, total[2] + s]
             all_failures += [f"{d.name}: {n}" if len(args.dirs) > 1 else n
                              for n in failures]

@@ -114,7 +114,8 @@ class Endpoint:
         return self.proc.pid
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -194,12 +195,30 @@ class Harness:
         return proc.returncode, out.decode(errors="replace")
 
     def stop_all(self):
+        """Stop everything we started; then fail if an endpoint reported a
+        sanitizer error (the ASan+UBSan build logs them and may go on)."""
+        reports = []
         for p in reversed(self._procs):
             try:
                 p.stop()
             except Exception:
                 pass
+            if isinstance(p, Endpoint):
+                reports += sanitizer_reports(p.output())
         self._procs.clear()
+        if reports:
+            raise AssertionError("endpoint sanitizer report:\n" + "\n".join(reports))
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "ERROR: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_reports(log):
+    """The lines of @log that report a sanitizer finding (with context)."""
+    lines = log.splitlines()
+    return ["\n".join(lines[i:i + 12]) for i, l in enumerate(lines)
+            if any(m in l for m in SANITIZER_MARKS)]
 
 
 @pytest.fixture

@@ -266,6 +266,7 @@ class ScriptedEndpoint(threading.Thread):
         self.greeting = greeting if greeting is not None else \
             hello(features=0, max_payload=65536) + description()
         self.reading = True
+        self.answer_reads_with = None    # MemRead data, if not zeros
         self.accept_timeout = accept_timeout
         self.conn = None
         self.received = []
@@ -316,7 +317,9 @@ class ScriptedEndpoint(threading.Thread):
         if m.kind in (CONFIG_READ, IO_READ):
             reply = completion(m.get(1), SC, bytes(m.get(3)))
         elif m.kind == MEM_READ:
-            reply = completion(m.get(1), SC, bytes(m.get(4)))
+            reply = completion(m.get(1), SC, self.answer_reads_with
+                               if self.answer_reads_with is not None
+                               else bytes(m.get(4)))
         elif m.kind in (RESET, IO_WRITE, CONFIG_WRITE):
             reply = completion(m.get(1), SC)
         if reply:

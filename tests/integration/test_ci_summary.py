@@ -66,23 +66,25 @@ def _complete(d):
     _meson_json(d / "gcc.json", [("a", "OK"), ("b", "OK")])
     _meson_json(d / "asan.json", [("a", "OK")])
     _junit(d / "pytest.xml", [("t1", False), ("t2", False)])
+    _junit(d / "pytest-asan.xml", [("t1", False)])
 
 
 def test_summary_of_a_complete_run(tmp_path):
     _complete(tmp_path)
     rc, out, _ = _summarize(tmp_path)
-    assert rc == 0 and out[-1] == "5 passed, 0 failed", out
+    assert rc == 0 and out[-1] == "6 passed, 0 failed", out
 
 
 def test_summary_counts_failures(tmp_path):
     _complete(tmp_path)
     _junit(tmp_path / "pytest.xml", [("t1", False), ("t2", True)])
     rc, out, _ = _summarize(tmp_path)
-    assert rc == 1 and out[-1] == "4 passed, 1 failed", out
+    assert rc == 1 and out[-1] == "5 passed, 1 failed", out
     assert "  FAILED: t::t2" in out
 
 
-@pytest.mark.parametrize("gone", ["gcc.json", "asan.json", "pytest.xml"])
+@pytest.mark.parametrize("gone", ["gcc.json", "asan.json", "pytest.xml",
+                                  "pytest-asan.xml"])
 def test_summary_refuses_a_missing_group(tmp_path, gone):
     _complete(tmp_path)
     os.unlink(tmp_path / gone)
@@ -102,7 +104,7 @@ def test_summary_refuses_a_group_that_ran_nothing(tmp_path):
 def test_summary_agrees_with_a_failed_runner(tmp_path):
     _complete(tmp_path)
     rc, out, _ = _summarize("--runner-status", 1, tmp_path)
-    assert rc == 1 and out[-1] == "5 passed, 1 failed", out
+    assert rc == 1 and out[-1] == "6 passed, 1 failed", out
 
 
 def test_summary_sums_repeated_runs(tmp_path):
@@ -111,4 +113,4 @@ def test_summary_sums_repeated_runs(tmp_path):
         d.mkdir()
         _complete(d)
     rc, out, _ = _summarize(*dirs)
-    assert rc == 0 and out[-1] == "15 passed, 0 failed", out
+    assert rc == 0 and out[-1] == "18 passed, 0 failed", out

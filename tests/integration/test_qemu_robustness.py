@@ -13,6 +13,8 @@ import os
 import signal
 import time
 
+import pytest
+
 import pfwire
 from pfwire import ScriptedEndpoint
 from test_qemu_device import (ALL_ONES, RAM_A, RAM_B, TOPOLOGIES,
@@ -24,7 +26,8 @@ MMCONFIG_BASE = 0xB0000000
 MCH_PCIEXBAR = 0x60
 
 
-def _scripted(harness, greeting=None, topo="q35-rootbus", dev_opts=""):
+def _scripted(harness, greeting=None, topo="q35-rootbus", dev_opts="",
+              extra=()):
     """A scripted endpoint and QEMU with the device on q35's root bus."""
     path = harness.path("peer.sock")
     peer = harness.track(ScriptedEndpoint(path, greeting))
@@ -34,7 +37,7 @@ def _scripted(harness, greeting=None, topo="q35-rootbus", dev_opts=""):
         dev += f",addr={t['addr']}"
     if dev_opts:
         dev += "," + dev_opts
-    q = harness.qemu(t["machine"] + t["extra"] + ["-device", dev])
+    q = harness.qemu(t["machine"] + t["extra"] + list(extra) + ["-device", dev])
     return peer, q, DeviceUnderTest(q, t)
 
 
@@ -253,3 +256,120 @@ def test_no_dma_or_interrupt_during_function_reset(harness):
     assert qt.read(RAM_B, 16) == b"\x11" * 16
     assert not any(qt.irq_level.values()), qt.irq_events
     assert q.alive()
+
+
+# ---------------------------------------------------------------------------
+# A hostile endpoint mid-session (issue 12): QEMU neither crashes nor hangs,
+# touches no memory outside the guest's, reports each fault once, and the
+# guest keeps running.
+
+NOWHERE = 0x100000000000            # no memory, no device
+OTHER_BAR = 0xC1000000              # QEMU's pci-testdev, BAR0 (MMIO)
+
+
+def _qemu_answers(q):
+    t0 = time.monotonic()
+    q.qmp.cmd("query-status")
+    return time.monotonic() - t0 < 5
+
+
+def _warnings(q, text):
+    return [l for l in q.output().splitlines() if text in l]
+
+
+def test_dma_outside_memory_is_refused_and_reported_once(harness):
+    peer, q, d = _scripted(harness)
+    qt = d.qt
+    qt.memset(RAM_A, 16, 0x5C)
+    peer.send(b"".join(pfwire.dma_read(0x3000 + i, NOWHERE + 4096 * i, 64)
+                       for i in range(500)))
+    peer.send(b"".join(pfwire.dma_write(NOWHERE + 64 * i, b"\xEE" * 64)
+                       for i in range(500)))
+    peer.send(pfwire.dma_read(0x4000, RAM_A, 16))
+    assert _completion(peer, 0x4000).get(3) == b"\x5C" * 16
+    cpl = [m for m in peer.received if m.kind == pfwire.COMPLETION
+           and 0x3000 <= m.get(1) < 0x3000 + 500]
+    assert len(cpl) == 500 and all(m.get(2) == pfwire.CA for m in cpl)
+    assert len(_warnings(q, "outside memory and devices")) == 1, q.output()
+    assert qt.readl(d.bars[0].addr) == 0                # still in session
+    assert _qemu_answers(q)
+
+
+def test_dma_to_another_devices_mmio(harness):
+    """Peer to peer is what DMA may do: served, nothing breaks."""
+    peer, q, d = _scripted(harness, extra=["-device", "pci-testdev,addr=0x5"])
+    d.pci.write((0, 5, 0), 0x10, OTHER_BAR)
+    d.pci.write((0, 5, 0), 0x04, 0x2, 2)                 # memory decoding on
+    peer.send(pfwire.dma_read(0x5000, OTHER_BAR, 4))
+    c = _completion(peer, 0x5000)
+    assert c.get(2) == pfwire.SC and len(c.get(3)) == 4
+    assert d.qt.readl(OTHER_BAR) == int.from_bytes(c.get(3), "little")
+    assert q.alive() and _qemu_answers(q)
+
+
+def test_interrupt_faults_are_ignored_and_reported_once(harness):
+    greeting = pfwire.hello(features=0, max_payload=65536) + pfwire.description(
+        intx_pin=0, extra=pfwire.field_varint(8, 2) + pfwire.field_varint(9, 4)
+        + pfwire.field_varint(10, 0) + pfwire.field_varint(11, 0x800)
+        + pfwire.field_varint(12, 0) + pfwire.field_varint(13, 0xC00))
+    peer, q, d = _scripted(harness, greeting)
+    qt = d.qt
+    qt.irq_intercept_in("ioapic")
+    d.setup_msix(0, 0x03000000, 0x1234)
+    flood = b"".join(pfwire.msix(100 + i) + pfwire.message(pfwire.MSI, (1, 7))
+                     + pfwire.intx(i & 1) for i in range(1000))
+    peer.send(flood)
+    peer.send(pfwire.dma_read(0x6000, RAM_A, 4))        # all handled before
+    _completion(peer, 0x6000)
+    assert len(_warnings(q, "MSI-X vector")) == 1, q.output()
+    assert len(_warnings(q, "no interrupt pin")) == 1, q.output()
+    assert len(_warnings(q, "warning")) == 2, q.output()  # MSI: same kind
+    assert not any(qt.irq_level.values()), qt.irq_events
+    # A valid vector still works.
+    qt.writel(0x03000000, 0)
+    peer.send(pfwire.msix(0))
+    wait_for(lambda: qt.readl(0x03000000) == 0x1234, what="MSI-X vector 0")
+    assert _qemu_answers(q)
+
+
+@pytest.mark.parametrize("case", ["unknown-tag", "second-completion",
+                                  "wrong-size", "absurd-length"])
+def test_session_ending_faults(harness, case):
+    """Faults that end the session: one line, the device is gone, the
+    guest and the monitor carry on."""
+    peer, q, d = _scripted(harness)
+    qt = d.qt
+    if case == "unknown-tag":
+        peer.send(pfwire.completion(0x7777, pfwire.SC))
+    elif case == "second-completion":
+        assert qt.readl(d.bars[0].addr) == 0
+        read = peer.wait_for(lambda m: m.kind == pfwire.MEM_READ, what="MemRead")
+        peer.send(pfwire.completion(read.get(1), pfwire.SC, b"\0" * 4))
+    elif case == "wrong-size":
+        peer.answer_reads_with = b"\1\2"
+    elif case == "absurd-length":
+        peer.send(pfwire.dma_read(0x8000, RAM_A, 0xFFFFFFFF))
+    if case == "wrong-size":
+        assert qt.readl(d.bars[0].addr) == ALL_ONES[4]
+    else:
+        assert peer.wait_closed(30)
+    assert qt.readl(d.bars[0].addr) == ALL_ONES[4]
+    errs = [l for l in q.output().splitlines() if "pciefw" in l]
+    assert len(errs) == 1 and "protocol error" in errs[0], errs
+    assert q.alive() and _qemu_answers(q)
+
+
+def test_dma_write_flood(harness):
+    """20000 DmaWrites of 64 KiB (1.25 GiB): applied in order, the monitor
+    answers throughout, the last write wins."""
+    peer, q, d = _scripted(harness)
+    qt = d.qt
+    chunk = bytes(range(256)) * 256
+    batch = b"".join(pfwire.dma_write(RAM_A + 65536 * (i % 16), chunk)
+                     for i in range(1000))
+    for _ in range(20):
+        peer.send(batch)
+        assert _qemu_answers(q)
+    peer.send(pfwire.dma_write(RAM_A, b"last") + pfwire.dma_read(0x9000, RAM_A, 4))
+    assert _completion(peer, 0x9000).get(3) == b"last"
+    assert qt.read(RAM_A + 65536, 16) == chunk[:16]

@@ -81,6 +81,16 @@ OBJECT_DECLARE_TYPE(PCIeFwState, PCIeFwClass, PCIEFW)
  * Reconnecting to a known device adds RESETTING (the function-level reset
  * of a returning endpoint) before UP.  Only UP serves the guest.
  */
+/*
+ * Faults of the endpoint that do not end the session (it keeps working,
+ * the message is ignored): each kind is reported once per connection.
+ */
+typedef enum PCIeFwFault {
+    PCIEFW_FAULT_VECTOR = 1 << 0,       /* interrupt vector out of range */
+    PCIEFW_FAULT_INTX = 1 << 1,         /* INTx from a function without a pin */
+    PCIEFW_FAULT_DMA = 1 << 2,          /* DMA outside memory and devices */
+} PCIeFwFault;
+
 typedef enum PCIeFwLinkState {
     PCIEFW_DOWN,
     PCIEFW_CONNECTING,
@@ -166,6 +176,7 @@ struct PCIeFwState {
     bool dispatching;           /* handling the endpoint's messages */
     bool resetting;             /* DMA and interrupts refused */
     bool intx_level;
+    unsigned int faults_reported;   /* PCIeFwFault bits, this connection */
     struct pf_trace_writer *trace;
     unsigned int sessions;      /* connections made, for trace records */
     QEMUTimer *reconnect_timer;
@@ -201,6 +212,27 @@ static void pciefw_set_intx(PCIeFwState *s, bool level)
     if (s->intx_level != level) {
         s->intx_level = level;
         pci_set_irq(PCI_DEVICE(s), level);
+    }
+}
+
+/*
+ * The endpoint did something a device must not do, but the session goes
+ * on: say so once per connection (a flood of the same fault is one line).
+ */
+static void G_GNUC_PRINTF(3, 4)
+pciefw_fault(PCIeFwState *s, PCIeFwFault kind, const char *fmt, ...)
+{
+    g_autofree char *what = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    trace_pciefw_fault(what);
+    if (!(s->faults_reported & kind)) {
+        s->faults_reported |= kind;
+        warn_report("pciefw: endpoint %s: %s (ignored; further faults of "
+                    "this kind are not reported)", s->peer, what);
     }
 }
 
@@ -605,6 +637,9 @@ static void pciefw_handle_dma_read(PCIeFwState *s, const Pciefw__DmaRead *r)
     } else {
         data = g_malloc(size);
         if (pci_dma_read(PCI_DEVICE(s), address, data, size) != MEMTX_OK) {
+            pciefw_fault(s, PCIEFW_FAULT_DMA, "DMA read of 0x%" PRIx64
+                         " (%u bytes) outside memory and devices", address,
+                         size);
             status = PCIEFW__STATUS__STATUS_COMPLETER_ABORT;
         }
     }
@@ -638,42 +673,94 @@ static void pciefw_handle_dma_write(PCIeFwState *s, const Pciefw__DmaWrite *w)
         trace_pciefw_dma_refused("write", w->address, w->data.len, refusal);
         return;
     }
-    pci_dma_write(PCI_DEVICE(s), w->address, w->data.data, w->data.len);
+    if (pci_dma_write(PCI_DEVICE(s), w->address, w->data.data,
+                      w->data.len) != MEMTX_OK) {
+        pciefw_fault(s, PCIEFW_FAULT_DMA, "DMA write to 0x%" PRIx64
+                     " (%zu bytes) outside memory and devices", w->address,
+                     w->data.len);
+    }
+}
+
+/*
+ * Interrupts: each message's fate -- delivered, left pending, or dropped
+ * and why -- goes to the trace (docs/protocol.md 3.2).
+ */
+static const char *pciefw_irq_blocked(PCIeFwState *s)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+
+    if (s->resetting) {
+        return "dropped: the function is being reset";
+    }
+    if (!(pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER)) {
+        return "dropped: bus mastering is off";
+    }
+    return NULL;
 }
 
 static void pciefw_handle_intx(PCIeFwState *s, bool asserted)
 {
-    trace_pciefw_intx(asserted);
-    if (s->desc.intx_pin && !s->resetting) {
+    PCIDevice *pdev = PCI_DEVICE(s);
+    const char *outcome = "delivered";
+
+    if (!s->desc.intx_pin) {
+        pciefw_fault(s, PCIEFW_FAULT_INTX, "INTx from a function that "
+                     "declared no interrupt pin");
+        outcome = "dropped: no interrupt pin";
+    } else if (s->resetting) {
+        outcome = "dropped: the function is being reset";
+    } else {
         pciefw_set_intx(s, asserted);
+        if (asserted && pci_get_word(pdev->config + PCI_COMMAND) &
+                        PCI_COMMAND_INTX_DISABLE) {
+            outcome = "pending: INTx Disable is set";
+        }
     }
+    trace_pciefw_intx(asserted, outcome);
 }
 
 static void pciefw_handle_msi(PCIeFwState *s, uint32_t vector)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    bool enabled = s->desc.msi_vectors && msi_enabled(pdev) && !s->resetting;
+    const char *outcome = pciefw_irq_blocked(s);
     unsigned int allocated;
 
-    trace_pciefw_msi(vector, enabled);
-    if (!enabled || vector >= s->desc.msi_vectors) {
-        return;
+    if (vector >= s->desc.msi_vectors) {
+        pciefw_fault(s, PCIEFW_FAULT_VECTOR, "MSI vector %u, of %u declared",
+                     vector, s->desc.msi_vectors);
+        outcome = "dropped: vector out of range";
+    } else if (!outcome && !msi_enabled(pdev)) {
+        outcome = "dropped: MSI is disabled";
     }
-    /* Fewer vectors enabled than requested: they alias (PCI 3.0 6.8.3.4). */
-    allocated = msi_nr_vectors_allocated(pdev);
-    msi_notify(pdev, vector & (allocated - 1));
+    if (!outcome) {
+        /* Fewer vectors enabled than requested alias (PCI 3.0 6.8.3.4). */
+        allocated = msi_nr_vectors_allocated(pdev);
+        vector &= allocated - 1;
+        outcome = msi_is_masked(pdev, vector) ? "pending: vector masked"
+                                              : "delivered";
+        msi_notify(pdev, vector);
+    }
+    trace_pciefw_msi(vector, outcome);
 }
 
 static void pciefw_handle_msix(PCIeFwState *s, uint32_t vector)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
-    bool enabled = s->desc.msix_vectors && msix_enabled(pdev) &&
-                   !s->resetting;
+    const char *outcome = pciefw_irq_blocked(s);
 
-    trace_pciefw_msix(vector, enabled);
-    if (enabled && vector < s->desc.msix_vectors) {
+    if (vector >= s->desc.msix_vectors) {
+        pciefw_fault(s, PCIEFW_FAULT_VECTOR, "MSI-X vector %u, of %u declared",
+                     vector, s->desc.msix_vectors);
+        outcome = "dropped: vector out of range";
+    } else if (!outcome && !msix_enabled(pdev)) {
+        outcome = "dropped: MSI-X is disabled";
+    }
+    if (!outcome) {
+        outcome = msix_is_masked(pdev, vector) ? "pending: vector masked"
+                                               : "delivered";
         msix_notify(pdev, vector);
     }
+    trace_pciefw_msix(vector, outcome);
 }
 
 static void pciefw_revived(PCIeFwState *s);
@@ -1161,6 +1248,7 @@ static void pciefw_connected(PCIeFwState *s)
         socket_set_nodelay(s->fd);
     }
     s->state = PCIEFW_WAIT_HELLO;
+    s->faults_reported = 0;
     if (s->trace) {
         g_autofree char *text = g_strdup_printf(
             "session %u: connected to %s", ++s->sessions, s->peer);

@@ -1,0 +1,326 @@
+#!/usr/bin/python3
+"""Mutation testing: does the suite fail when behaviour breaks?
+
+  tests/mutate.py [--list] [--only NAME]... [--keep] [--timeout S]
+
+Each mutant below is one small, meaningful change to the endpoint, the
+protocol library or the QEMU device (a dropped check, a wrong order, a
+halved counter).  For each, the script applies it to a scratch copy of the
+work tree (tracked and new files, never the tree itself), builds what it
+touches, runs the tests that should notice, and reports whether they did:
+"killed" (a test failed), "SURVIVED" (every test passed: a gap in the
+suite, or an equivalent mutant, which the list says with why), or
+"stillborn" (it did not build).  The last line is the score.
+
+Endpoint and library mutants build in the scratch copy's own build/ (gcc);
+mutants of the QEMU device and of the protocol library (which QEMU compiles
+in) are built by qemu-pciefw/build-qemu.sh into the shared QEMU tree, which
+is rebuilt from the real work tree at the end.
+Run it on a quiet machine or give --timeout room: tests run as in the suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PY = "/usr/bin/python3"
+
+
+@dataclass
+class Mutant:
+    name: str
+    path: str            # file, relative to the repository
+    old: str             # text that occurs exactly once in it
+    new: str
+    tests: list          # ("meson", test name) or ("pytest", node or -k args)
+    why: str = ""        # what behaviour it breaks
+    equivalent: str = ""  # if it cannot be killed: why not
+
+    @property
+    def in_qemu(self):
+        """QEMU compiles the device and the protocol library it shares."""
+        return self.path.startswith(("qemu-pciefw/", "protocol/"))
+
+    @property
+    def in_endpoint(self):
+        return not self.path.startswith("qemu-pciefw/")
+
+
+def meson(name):
+    return ("meson", name)
+
+
+def pytest(*args):
+    return ("pytest",) + args
+
+
+MUTANTS = [
+    # --- the six of issue 13's audit ---
+    Mutant("testdev-inv-returns-scratch", "endpoint/models/testdev.c",
+           "set_reg32(t, REG_INV, ~reg32(t, REG_SCRATCH));",
+           "set_reg32(t, REG_INV, reg32(t, REG_SCRATCH));",
+           [meson("endpoint-testdev")], "INV must be ~SCRATCH"),
+    Mutant("testdev-msix-before-dma-data", "endpoint/models/testdev.c",
+           "\t} else {\n\t\tpf_dma_write(t->dev, t->dma_dst, data, len);\n\t}\n"
+           "\tdma_finish(t, DMA_ST_DONE);",
+           "\t} else {\n\t\tdma_finish(t, DMA_ST_DONE);\n"
+           "\t\tpf_dma_write(t->dev, t->dma_dst, data, len);\n\t\treturn;\n\t}\n"
+           "\tdma_finish(t, DMA_ST_DONE);",
+           [meson("endpoint-testdev")],
+           "spec 5.1: DMA data lands before the interrupt that reports it"),
+    Mutant("codec-overlapping-bars-accepted", "protocol/codec.c",
+           "\t\tif (used & slots)\n",
+           "\t\tif (0 && (used & slots))\n",
+           [pytest("tests/integration/test_qemu_device.py", "-k",
+                   "description_rules")],
+           "spec 4.2: BARs may not overlap slots", ),
+    # --- our own: protocol library ---
+    Mutant("codec-msix-offset-unaligned-accepted", "protocol/codec.c",
+           "if ((d->msix_table_offset & 7) || (d->msix_pba_offset & 7))",
+           "if (0 && ((d->msix_table_offset & 7) || (d->msix_pba_offset & 7)))",
+           [pytest("tests/integration/test_qemu_device.py", "-k",
+                   "description_rules")], "spec 4.2: MSI-X table 8-aligned"),
+    Mutant("codec-intx-pin-5-accepted", "protocol/codec.c",
+           "if (d->intx_pin > 4)", "if (d->intx_pin > 5)",
+           [pytest("tests/integration/test_qemu_device.py", "-k",
+                   "description_rules")], "spec 4.2: INTx pin 0..4"),
+    Mutant("codec-config-offset-4096-accepted", "protocol/codec.c",
+           "if (offset >= PCIEFW_CONFIG_SPACE)",
+           "if (offset > PCIEFW_CONFIG_SPACE)",
+           [meson("codec"), pytest("tests/integration/test_error_table.py")],
+           "spec 1.3: config offsets 0..4095"),
+    # --- our own: endpoint ---
+    Mutant("server-busy-without-reading-the-old-host", "endpoint/server.c",
+           "\t\tconn_read(srv->conn, HANGUP_READS, true);\n",
+           "\t\tconn_read(srv->conn, 1, false);\n",
+           [meson("endpoint-bad-input")],
+           "spec 2.4: only a live host makes the device busy"),
+    Mutant("testdev-reset-not-counted", "endpoint/models/testdev.c",
+           "pf_le_store(t->regs + REG_RESET_COUNT, 4, t->reset_count);",
+           "pf_le_store(t->regs + REG_RESET_COUNT, 4, 1);",
+           [meson("endpoint-testdev"),
+            pytest("tests/integration/test_qemu_device.py", "-k", "reset")],
+           "testdev.md: RESET_COUNT counts guest-visible resets"),
+    Mutant("testdev-dma-fill-ignores-scratch", "endpoint/models/testdev.c",
+           "memset(fill, t->regs[REG_SCRATCH], len);",
+           "memset(fill, 0, len);",
+           [pytest("tests/integration/test_qemu_device.py", "-k", "dma_fill")],
+           "testdev.md: FILL writes the SCRATCH byte"),
+    # --- our own: the QEMU device ---
+    Mutant("qemu-intx-left-asserted-on-drop", "qemu-pciefw/hw/pciefw/pciefw.c",
+           "    if (s->desc.intx_pin) {\n        pciefw_set_intx(s, false);\n"
+           "    }\n    if (s->trace) {\n        pf_trace_flush(s->trace);",
+           "    if (s->trace) {\n        pf_trace_flush(s->trace);",
+           [pytest("tests/integration/test_qemu_robustness.py", "-k",
+                   "refused_reconnect")],
+           "spec 7: a dropped connection never leaves INTx asserted"),
+    Mutant("qemu-no-reentrancy-guard", "qemu-pciefw/hw/pciefw/pciefw.c",
+           "    guard->engaged_in_io = true;\n    s->dispatching = true;",
+           "    s->dispatching = false;",
+           [pytest("tests/integration/test_qemu_robustness.py", "-k",
+                   "own_bar or device_itself")],
+           "spec 3.2: DMA never reaches the function itself"),
+    Mutant("qemu-dma-into-mmconfig", "qemu-pciefw/hw/pciefw/pciefw.c",
+           "    if (pciefw_dma_hits_config(pdev, addr, len, is_write)) {",
+           "    if (0 && pciefw_dma_hits_config(pdev, addr, len, is_write)) {",
+           [pytest("tests/integration/test_qemu_robustness.py", "-k",
+                   "config_space")],
+           "spec 3.2: DMA never reaches the configuration-space window"),
+    Mutant("qemu-dma-without-bus-master", "qemu-pciefw/hw/pciefw/pciefw.c",
+           "    if (!(pci_get_word(pdev->config + PCI_COMMAND) & "
+           "PCI_COMMAND_MASTER)) {\n        return \"bus mastering is off\";",
+           "    if (0) {\n        return \"bus mastering is off\";",
+           [pytest("tests/integration/test_qemu_device.py", "-k",
+                   "without_bus_master")],
+           "spec 3.2: Bus Master Enable clear refuses DMA"),
+    Mutant("qemu-unread-output-unbounded", "qemu-pciefw/hw/pciefw/pciefw.c",
+           "if (s->fd >= 0 && pf_buf_used(&s->out) > PCIEFW_TX_LIMIT) {",
+           "if (0) {",
+           [pytest("tests/integration/test_qemu_robustness.py", "-k",
+                   "never_reads")],
+           "spec 7.2: unread output beyond 32 MiB fails the connection"),
+    Mutant("qemu-dma-during-reset", "qemu-pciefw/hw/pciefw/pciefw.c",
+           "    if (s->resetting) {\n        return \"the function is being reset\";",
+           "    if (0) {\n        return \"the function is being reset\";",
+           [pytest("tests/integration/test_qemu_robustness.py", "-k",
+                   "function_reset")],
+           "spec 3.2: no DMA while a reset is forwarded"),
+    Mutant("qemu-completion-size-unchecked", "qemu-pciefw/hw/pciefw/pciefw.c",
+           "    if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && s->wait_size &&\n"
+           "        c->data.len != s->wait_size) {",
+           "    if (0) {",
+           [pytest("tests/integration/test_error_table.py")],
+           "spec 3.4: a completion carries exactly the bytes read"),
+]
+
+
+def run(cmd, cwd, env=None, timeout=None, log=None):
+    """(exit status or 'timeout', output tail)."""
+    try:
+        r = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, errors="replace")
+    except subprocess.TimeoutExpired:
+        return "timeout", ""
+    if log:
+        with open(log, "a") as f:
+            f.write(f"$ {' '.join(map(str, cmd))}\n{r.stdout}\n")
+    return r.returncode, r.stdout[-2000:]
+
+
+def copy_tree(dest):
+    """Tracked and new (not ignored) files of the work tree."""
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"],
+                           cwd=REPO, stdout=subprocess.PIPE, check=True).stdout
+    for rel in filter(None, files.decode().split("\0")):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+
+
+class Scratch:
+    def __init__(self, keep):
+        self.dir = Path(tempfile.mkdtemp(prefix="pfmut-", dir="/tmp"))
+        self.keep = keep
+        self.log = self.dir / "mutate.log"
+        copy_tree(self.dir)
+        self.env = dict(os.environ, PATH="/usr/bin:/bin:/usr/sbin:/sbin:"
+                        + os.environ.get("PATH", ""))
+        self.env["PCIEFW_ENDPOINT"] = str(self.dir / "build" / "endpoint"
+                                          / "pciefw-endpoint")
+        self.qemu = None
+
+    def setup(self):
+        rc, out = run(["meson", "setup", "build"], self.dir, self.env,
+                      log=self.log)
+        if rc != 0:
+            raise SystemExit(f"mutate: meson setup failed:\n{out}")
+        rc, out = self.build()
+        if rc != 0:
+            raise SystemExit(f"mutate: the unmutated tree does not build:\n{out}")
+        self.env.update(guest_env(self.env))
+
+    def build(self):
+        return run(["ninja", "-C", "build"], self.dir, self.env, log=self.log)
+
+    def build_qemu(self, tree):
+        rc, out = run([str(tree / "qemu-pciefw" / "build-qemu.sh"), "--print-binary"],
+                      tree, self.env, log=self.log)
+        if rc == 0:
+            self.qemu = out.strip().splitlines()[-1]
+            self.env["PCIEFW_QEMU"] = self.qemu
+        return rc, out
+
+    def test(self, spec, timeout):
+        if spec[0] == "meson":
+            cmd = ["meson", "test", "-C", "build", "--no-rebuild", spec[1]]
+        else:
+            cmd = [PY, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"] + list(spec[1:])
+        return run(cmd, self.dir, self.env, timeout, self.log)
+
+    def close(self):
+        if self.keep:
+            print(f"mutate: scratch tree kept in {self.dir}")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def guest_env(env):
+    """The guest kernel and image the integration tests use."""
+    r = subprocess.run([str(REPO / "tests" / "guest" / "build-guest.sh"), "--print-env"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+                       text=True)
+    out = {}
+    for line in r.stdout.splitlines():
+        if "=" in line:
+            k, v = line.replace("export ", "").split("=", 1)
+            out[k.strip()] = v.strip().strip("'\"")
+    return out
+
+
+def try_mutant(scratch, m, timeout):
+    path = scratch.dir / m.path
+    original = path.read_text()
+    if original.count(m.old) != 1:
+        return "stale", f"the text to mutate occurs {original.count(m.old)} times in {m.path}"
+    path.write_text(original.replace(m.old, m.new))
+    try:
+        for build, wanted in ((scratch.build, m.in_endpoint),
+                              (lambda: scratch.build_qemu(scratch.dir), m.in_qemu)):
+            rc, out = build() if wanted else (0, "")
+            if rc != 0:
+                return "stillborn", out
+        for spec in m.tests:
+            rc, out = scratch.test(spec, timeout)
+            if rc != 0:
+                what = spec[1] if spec[0] == "meson" else " ".join(spec[1:])
+                return "killed", f"{what}" + (" (timeout)" if rc == "timeout" else "")
+        return "SURVIVED", ""
+    finally:
+        path.write_text(original)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="run only this mutant (repeatable; a prefix matches)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch tree")
+    ap.add_argument("--timeout", type=int, default=900,
+                    help="seconds per test command (default 900)")
+    args = ap.parse_args()
+    chosen = [m for m in MUTANTS
+              if not args.only or any(m.name.startswith(o) for o in args.only)]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:42} {m.path}: {m.why}")
+        return 0
+    if not chosen:
+        ap.error("no mutant matches --only")
+
+    # A stopped run still restores QEMU and removes its scratch tree.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    scratch = Scratch(args.keep)
+    results = []
+    try:
+        scratch.setup()
+        rc, out = scratch.build_qemu(scratch.dir)
+        if rc != 0:
+            raise SystemExit(f"mutate: QEMU does not build unmutated:\n{out}")
+        # Endpoint and library mutants first, then QEMU's (one rebuild each).
+        for m in sorted(chosen, key=lambda m: m.in_qemu):
+            t0 = time.monotonic()
+            verdict, detail = try_mutant(scratch, m, args.timeout)
+            if verdict == "SURVIVED" and m.equivalent:
+                verdict, detail = "equivalent", m.equivalent
+            results.append((m, verdict))
+            print(f"{m.name:42} {verdict:10} {time.monotonic() - t0:5.0f}s  "
+                  f"{detail if verdict != 'stillborn' else detail[-300:]}",
+                  flush=True)
+    finally:
+        if any(m.in_qemu for m in chosen):
+            print("mutate: rebuilding QEMU from the work tree", flush=True)
+            scratch.build_qemu(REPO)
+        scratch.close()
+    counted = [v for _, v in results if v in ("killed", "SURVIVED")]
+    killed = counted.count("killed")
+    bad = [m.name for m, v in results if v in ("SURVIVED", "stale", "stillborn")]
+    print(f"mutation score: {killed}/{len(counted)} killed"
+          + (f"; not killed: {', '.join(bad)}" if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
