@@ -172,6 +172,17 @@ static void test_bar2_ram(struct fixture *f, gconstpointer data)
 	uint32_t max = pf_host_session(h)->max_payload;
 	uint8_t *w = g_malloc(max), *r = g_malloc(max);
 	static const uint32_t sizes[] = { 1, 2, 4, 8, 16, 100, 4096 };
+	const Pciefw__DeviceDescription *d = pf_host_description(h);
+	const Pciefw__Bar *bar2 = NULL;
+
+	/* What the description says of BAR2 (docs/testdev.md). */
+	for (size_t i = 0; i < d->n_bars; i++)
+		if (d->bars[i]->index == 2)
+			bar2 = d->bars[i];
+	g_assert_nonnull(bar2);
+	g_assert_cmpint(bar2->kind, ==, PCIEFW__BAR_KIND__BAR_MEM64);
+	g_assert_true(bar2->prefetchable);
+	g_assert_cmpuint(bar2->size, ==, 1u << 20);
 
 	for (size_t i = 0; i < G_N_ELEMENTS(sizes); i++) {
 		uint64_t off = (1u << 20) - 4096 * (i + 1);

@@ -482,8 +482,27 @@ def test_garbage_mid_session(harness):
     assert q.alive()
 
 
-class _RefuseAndClose(_FakePeer):
-    """Sends Error{ERROR_BUSY} and closes at once, reading nothing."""
+class _Refuse(_FakePeer):
+    """Refuses QEMU with Error{ERROR_BUSY} in one of three orders:
+    after-hello: reads QEMU's Hello first, then sends the Error and closes;
+    unread: sends the Error and closes at once, reading nothing (QEMU's
+    Hello may meet a closed socket); error-first: sends the Error, then
+    reads QEMU's Hello, then closes."""
+
+    def __init__(self, path, payload, order):
+        self.order = order
+        self.saw_hello = False
+        super().__init__(path, payload)
+
+    def _read_hello(self, conn):
+        conn.settimeout(10)
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack_from("<I", buf)[0]:
+            data = conn.recv(4096)
+            if not data:
+                return
+            buf += data
+        self.saw_hello = buf[4:5] == b"\x0a"           # Message.hello
 
     def run(self):
         self.srv.settimeout(20)
@@ -491,23 +510,28 @@ class _RefuseAndClose(_FakePeer):
             conn, _ = self.srv.accept()
         except OSError:
             return
+        if self.order == "after-hello":
+            self._read_hello(conn)
         conn.sendall(self.payload)
+        if self.order == "error-first":
+            self._read_hello(conn)
         conn.close()
         self.srv.close()
 
 
-@pytest.mark.parametrize("attempt", range(3))
-def test_refusal_reason_reported(harness, attempt):
-    """Whether QEMU's hello is sent before or after the peer closes, the
-    peer's reason reaches the user."""
+@pytest.mark.parametrize("order", ["after-hello", "unread", "error-first"])
+def test_refusal_reason_reported(harness, order):
+    """Whatever the order of QEMU's Hello and the peer's Error and close,
+    the peer's reason reaches the user."""
     err = b"\x08\x04\x12\x09busy test"                 # code 4, text
     m = _field(17, err)
     path = harness.path("refuse.sock")
-    t = _RefuseAndClose(path, struct.pack("<I", len(m)) + m)
+    t = _Refuse(path, struct.pack("<I", len(m)) + m, order)
     rc, out = harness.run_qemu(["-M", "q35", "-device", f"pciefw,path={path}"])
     t.join(15)
     assert rc != 0
     assert "ERROR_BUSY: busy test" in out, out
+    assert t.saw_hello == (order != "unread")
 
 
 def test_garbage_peer_refused(harness):
