@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import guestlib
+from procs import stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,12 +94,10 @@ def run(qemu, tmp, n, results, Endpoint, build):
             for rec in results(res.console, bench="access", target=name):
                 print(json.dumps(rec), flush=True)
             if server:
-                server.terminate()
-                server.wait()
+                stop_process(server)
     finally:
         for p in procs:
             if hasattr(p, "stop"):
                 p.stop()
-            elif p.poll() is None:
-                p.terminate()
-                p.wait()
+            else:
+                stop_process(p)

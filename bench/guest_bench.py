@@ -21,39 +21,25 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 import guestlib  # noqa: E402
+import procs  # noqa: E402
 from nicnet import UDHCPC, driver_module  # noqa: E402
 
 BUILD = Path(os.environ.get("PCIEFW_BUILD", REPO / "build"))
 ENDPOINT = BUILD / "endpoint" / "pciefw-endpoint"
+LOGDIR = None       # the run's temporary directory (main)
 
 
-class Endpoint:
-    """A pciefw-endpoint we started; stopped by PID."""
-
-    def __init__(self, device, listen):
-        self.proc = subprocess.Popen([str(ENDPOINT), "--listen", listen, "--device",
-                                      device, "--log-level", "warn"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("listening on "):
-            self.stop()
-            raise RuntimeError(f"endpoint {device} did not start")
-        self.address = line.split(" ", 2)[2].strip()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+def Endpoint(device, listen):
+    """A pciefw-endpoint for one benchmark (procs.Endpoint: stopped by PID,
+    its warnings logged in the run's temporary directory)."""
+    name = "ep-" + "".join(c if c.isalnum() else "-" for c in listen)
+    return procs.Endpoint(str(ENDPOINT), str(LOGDIR), listen, device,
+                          ["--log-level", "warn"], name=name)
 
 
 class Peer(threading.Thread):
@@ -155,8 +141,10 @@ def main():
     args = ap.parse_args()
     if not args.qemu:
         ap.error("--qemu or PCIEFW_QEMU is required (./dev bench sets it)")
+    global LOGDIR
     tmp = Path(subprocess.check_output(["mktemp", "-d", "/tmp/pfb-XXXXXX"],
                                        text=True).strip())
+    LOGDIR = tmp
     try:
         if args.what in ("nic", "all"):
             bench_nic(args.qemu, tmp, args.mib, args.rr)

@@ -15,10 +15,11 @@ import base64
 import json
 import os
 import select
-import signal
 import socket
 import subprocess
 import time
+
+from procs import stop_process
 
 
 class QTestError(Exception):
@@ -274,13 +275,7 @@ class Qemu:
                 self.proc.wait(timeout=5)
             except Exception:
                 pass
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc)
         for c in (self.qtest, self.qmp):
             if c:
                 c.close()

@@ -10,7 +10,7 @@ import tempfile
 import pytest
 
 import pfwire
-from conftest import Endpoint
+from procs import Endpoint
 from pfwire import message
 
 FETCH_ADDR, FETCH, SCRATCH, INV, RESET_COUNT = 0x58, 0x60, 0x04, 0x08, 0x3C

@@ -18,7 +18,7 @@ import threading
 import pytest
 
 import pfwire
-from conftest import Endpoint
+from procs import Endpoint
 from pfwire import message
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
