@@ -32,6 +32,7 @@
 #include <linux/dma-mapping.h>
 #include <linux/etherdevice.h>
 #include <linux/ethtool.h>
+#include <linux/if_vlan.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/io-64-nonatomic-lo-hi.h>
@@ -103,8 +104,13 @@ enum pfn_irq_mode {
 #define PFN_RING_MAX		4096
 #define PFN_RING_DEFAULT	256
 
-/* nic.md 2: MAX_FRAME is 64..9018; the MTU range keeps mtu + 14 inside it */
-#define PFN_MAX_MTU		9000
+/*
+ * nic.md 2 and 5: MAX_FRAME (64..9018) counts the Ethernet header and one
+ * 802.1Q tag, so a VLAN on top of us carries full-size frames: it is
+ * programmed to mtu + 18, and the MTU range keeps that inside 9018.
+ */
+#define PFN_MAX_FRAME		9018
+#define PFN_MAX_MTU		(PFN_MAX_FRAME - VLAN_ETH_HLEN)
 
 /* nic.md 3.1: RX descriptor */
 struct pfn_rx_desc {
@@ -922,7 +928,8 @@ static int pfn_up(struct pfn_priv *priv)
 	if (err)
 		return err;
 
-	priv->max_frame = ndev->mtu + ETH_HLEN;
+	/* nic.md 5: room for one 802.1Q tag (no NETIF_F_VLAN_CHALLENGED) */
+	priv->max_frame = ndev->mtu + VLAN_ETH_HLEN;
 	priv->rx_buf_len = priv->max_frame;
 	priv->copybreak = min(copybreak, priv->rx_buf_len);
 

@@ -10,6 +10,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import guestlib
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DRIVER_KO = "/lib/modules/extra/pciefw_nic.ko"
@@ -30,6 +32,36 @@ def driver_module() -> str:
 
 def guest_files() -> dict[str, str]:
     return {driver_module(): DRIVER_KO, str(HERE / "guest_files" / "udhcpc.sh"): UDHCPC}
+
+
+def kernel_modules(*names: str) -> tuple[dict[str, str], list[str]]:
+    """Modules of the guest kernel that the base image lacks (e.g. 8021q),
+    with their dependencies: ({host .ko: guest path}, guest paths in load
+    order). They come from the unpacked kernel package (GUEST_KERNEL_TREE)."""
+    env = guestlib.build_guest_env()
+    root = Path(env["GUEST_KERNEL_TREE"]) / "lib" / "modules" / env["GUEST_KVER"] / "kernel"
+    files, order = {}, []
+
+    def add(name):
+        name = name.replace("-", "_")
+        found = [p for p in root.rglob("*.ko")
+                 if p.stem.replace("-", "_") == name]
+        if len(found) != 1:
+            raise RuntimeError(f"guest kernel module {name}: found {found}")
+        dest = f"/lib/modules/extra/{name}.ko"
+        if dest in order:
+            return
+        deps = subprocess.run(["modinfo", "-F", "depends", str(found[0])], check=True,
+                              stdout=subprocess.PIPE, text=True).stdout.strip()
+        for dep in filter(None, deps.split(",")):
+            add(dep)
+        if dest not in order:
+            files[str(found[0])] = dest
+            order.append(dest)
+
+    for n in names:
+        add(n)
+    return files, order
 
 
 def nic_device_args(endpoint_address: str) -> list[str]:
