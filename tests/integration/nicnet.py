@@ -64,11 +64,13 @@ def kernel_modules(*names: str) -> tuple[dict[str, str], list[str]]:
     return files, order
 
 
-def nic_device_args(endpoint_address: str) -> list[str]:
-    """QEMU arguments: the pciefw device behind a PCIe root port."""
+def nic_device_args(endpoint_address: str, props: str = "") -> list[str]:
+    """QEMU arguments: the pciefw device behind a PCIe root port; ``props``
+    adds device properties (e.g. "reconnect=1")."""
     path = endpoint_address[len("unix:"):]
+    extra = f",{props}" if props else ""
     return ["-device", "pcie-root-port,id=rp0,slot=1",
-            "-device", f"pciefw,bus=rp0,path={path}"]
+            "-device", f"pciefw,bus=rp0,path={path}{extra}"]
 
 
 class _Peer:
