@@ -983,11 +983,8 @@ static int pfn_up(struct pfn_priv *priv)
 	int err;
 
 	err = pfn_reset_hw(priv);
-	if (err) {
-		if (err == -ENODEV)
-			set_bit(PFN_FLAG_GONE, &priv->flags);
+	if (err)
 		return err;
-	}
 	/* The device answers: forget it was gone, and any pending reset. */
 	clear_bit(PFN_FLAG_GONE, &priv->flags);
 	clear_bit(PFN_FLAG_RESET, &priv->flags);
@@ -1081,9 +1078,13 @@ static void pfn_restart(struct pfn_priv *priv)
 	 */
 	netif_trans_update(ndev);
 	err = pfn_up(priv);
+	if (err == -ENODEV) {
+		/* Says so once, then waits for the device to answer. */
+		pfn_mark_gone(priv);
+		return;
+	}
 	if (err) {
-		/* A gone device has said so once already. */
-		if (err != -ENODEV && !priv->restart_failed)
+		if (!priv->restart_failed)
 			netdev_err(ndev, "restart failed (%d), retrying\n", err);
 		priv->restart_failed = true;
 		return;
