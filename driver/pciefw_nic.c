@@ -20,8 +20,13 @@
  *    frames handed over by the stack (netdev_xmit_more()).
  *
  * Register reads remain on slow paths only: probe, open/close, the LINK
- * cause (STATUS), ethtool statistics, and in the fallback modes one read per
- * interrupt (ICR with INTx, IMS with MSI; see pfn_intr_msi()).
+ * cause (STATUS), ethtool statistics, the service work's STATUS read once a
+ * second, and in the fallback modes one read per interrupt (ICR with INTx,
+ * IMS with MSI; see pfn_intr_msi()).
+ *
+ * A read of all ones means the endpoint is gone (nic.md 8): the driver
+ * drops the carrier, frees what the device held, and re-initialises it
+ * when it answers again (pfn_service_work()).
  *
  * One NAPI instance serves both rings: the RX and TX vectors both schedule
  * it and each poll cleans TX completions, then up to budget RX frames.
@@ -32,6 +37,7 @@
 #include <linux/dma-mapping.h>
 #include <linux/etherdevice.h>
 #include <linux/ethtool.h>
+#include <linux/if_vlan.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/io-64-nonatomic-lo-hi.h>
@@ -103,8 +109,19 @@ enum pfn_irq_mode {
 #define PFN_RING_MAX		4096
 #define PFN_RING_DEFAULT	256
 
-/* nic.md 2: MAX_FRAME is 64..9018; the MTU range keeps mtu + 14 inside it */
-#define PFN_MAX_MTU		9000
+/*
+ * nic.md 2 and 5: MAX_FRAME (64..9018) counts the Ethernet header and one
+ * 802.1Q tag, so a VLAN on top of us carries full-size frames: it is
+ * programmed to mtu + 18, and the MTU range keeps that inside 9018.
+ */
+#define PFN_MAX_FRAME		9018
+#define PFN_MAX_MTU		(PFN_MAX_FRAME - VLAN_ETH_HLEN)
+
+/*
+ * How often the service work checks that the device still answers and,
+ * when it does not (or a reset failed), tries to bring it back.
+ */
+#define PFN_SERVICE_INTERVAL	HZ
 
 /* nic.md 3.1: RX descriptor */
 struct pfn_rx_desc {
@@ -189,6 +206,8 @@ struct pfn_xmit_stats {
 /* priv->flags bits */
 enum {
 	PFN_FLAG_UP,		/* interrupts, NAPI and link work may re-arm */
+	PFN_FLAG_GONE,		/* reads returned all ones: the device is gone */
+	PFN_FLAG_RESET,		/* the TX timeout asked for a reset */
 };
 
 struct pfn_priv {
@@ -207,14 +226,15 @@ struct pfn_priv {
 	unsigned int rx_buf_len;
 	unsigned int copybreak;
 
-	/* configuration, changed under RTNL */
+	/* configuration and state, changed under RTNL */
 	bool hw_up;
+	bool restart_failed;		/* logged once until a restart works */
 	u32 rx_ring_size;
 	u32 tx_ring_size;
 	u32 itr;
 
 	struct work_struct link_work;
-	struct work_struct reset_work;
+	struct delayed_work service_work;
 
 	struct pfn_napi_stats nstats;
 	struct pfn_xmit_stats xstats;
@@ -245,11 +265,36 @@ static const char * const pfn_irq_mode_names[] = {
 /* ---- device control (slow path) ---------------------------------------- */
 
 /*
+ * nic.md 2: CTRL, STATUS, ICR and IMS have bits that always read 0, so all
+ * ones from them means no device answered: the endpoint is gone and the
+ * host bridge completes reads with all ones (nic.md 8).
+ */
+static bool pfn_is_gone(u32 val)
+{
+	return val == ~0U;
+}
+
+/*
+ * Any context. The device stopped answering: drop the carrier, say so once,
+ * and let the service work tear down and wait for the device to come back.
+ */
+static void pfn_mark_gone(struct pfn_priv *priv)
+{
+	if (test_and_set_bit(PFN_FLAG_GONE, &priv->flags))
+		return;
+	netif_carrier_off(priv->ndev);
+	netdev_err(priv->ndev,
+		   "device not responding (reads return all ones): stopped, will re-initialise it when it is back\n");
+	mod_delayed_work(system_wq, &priv->service_work, 0);
+}
+
+/*
  * nic.md 6: CTRL.RST returns the device to its power-on state and cancels
  * DMA in flight; CTRL reads back without RST. The read also flushes the
  * posted RST write, and by protocol 5.1 every DMA write the endpoint sent
  * before answering it has reached memory: once this returns, the device no
- * longer touches the rings or the buffers.
+ * longer touches the rings or the buffers. A gone device (all ones) cannot
+ * DMA either; that is -ENODEV, left to the caller to report.
  */
 static int pfn_reset_hw(struct pfn_priv *priv)
 {
@@ -258,21 +303,28 @@ static int pfn_reset_hw(struct pfn_priv *priv)
 
 	writel(PFN_CTRL_RST, priv->regs + PFN_REG_CTRL);
 	err = readl_poll_timeout(priv->regs + PFN_REG_CTRL, ctrl,
-				 !(ctrl & PFN_CTRL_RST), 10, 10000);
+				 !(ctrl & PFN_CTRL_RST) || pfn_is_gone(ctrl),
+				 10, 10000);
+	if (pfn_is_gone(ctrl))
+		return -ENODEV;
 	if (err)
 		dev_err(&priv->pdev->dev, "reset timed out (CTRL %#x)\n", ctrl);
 	return err;
 }
 
-/* nic.md 2 and 5: STATUS.LINK_UP */
-static void pfn_update_link(struct pfn_priv *priv)
+/* nic.md 2 and 5: STATUS.LINK_UP. Returns false if the device is gone. */
+static bool pfn_update_link(struct pfn_priv *priv)
 {
 	struct net_device *ndev = priv->ndev;
 	u32 status = readl(priv->regs + PFN_REG_STATUS);
-	bool up = status != ~0U && (status & PFN_STATUS_LINK_UP);
+	bool up = status & PFN_STATUS_LINK_UP;
 
+	if (pfn_is_gone(status)) {
+		pfn_mark_gone(priv);
+		return false;
+	}
 	if (up == netif_carrier_ok(ndev))
-		return;
+		return true;
 	if (up) {
 		netif_carrier_on(ndev);
 		netdev_info(ndev, "link up\n");
@@ -280,15 +332,15 @@ static void pfn_update_link(struct pfn_priv *priv)
 		netif_carrier_off(ndev);
 		netdev_info(ndev, "link down\n");
 	}
+	return true;
 }
 
 static void pfn_link_work(struct work_struct *work)
 {
 	struct pfn_priv *priv = container_of(work, struct pfn_priv, link_work);
 
-	if (!test_bit(PFN_FLAG_UP, &priv->flags))
+	if (!test_bit(PFN_FLAG_UP, &priv->flags) || !pfn_update_link(priv))
 		return;
-	pfn_update_link(priv);
 	/*
 	 * nic.md 4: LINK masked itself when it was raised. Re-enable it after
 	 * reading STATUS: a change in between raises LINK again at once.
@@ -707,8 +759,11 @@ static irqreturn_t pfn_intr_msi(int irq, void *data)
 	struct pfn_priv *priv = data;
 	u32 ims = readl(priv->regs + PFN_REG_IMS);
 
-	if (unlikely(ims == ~0U))	/* device gone */
+	if (unlikely(pfn_is_gone(ims))) {
+		if (test_bit(PFN_FLAG_UP, &priv->flags))
+			pfn_mark_gone(priv);
 		return IRQ_NONE;
+	}
 	if (!(ims & PFN_INT_LINK) && test_bit(PFN_FLAG_UP, &priv->flags))
 		schedule_work(&priv->link_work);
 	napi_schedule_irqoff(&priv->napi);
@@ -725,7 +780,12 @@ static irqreturn_t pfn_intr_intx(int irq, void *data)
 	struct pfn_priv *priv = data;
 	u32 icr = readl(priv->regs + PFN_REG_ICR);
 
-	if (unlikely(icr == ~0U) || !(icr & PFN_INT_ALL))
+	if (unlikely(pfn_is_gone(icr))) {
+		if (test_bit(PFN_FLAG_UP, &priv->flags))
+			pfn_mark_gone(priv);
+		return IRQ_NONE;
+	}
+	if (!(icr & PFN_INT_ALL))
 		return IRQ_NONE;
 	if ((icr & PFN_INT_LINK) && test_bit(PFN_FLAG_UP, &priv->flags))
 		schedule_work(&priv->link_work);
@@ -912,7 +972,11 @@ static void pfn_configure_hw(struct pfn_priv *priv)
 	writel(priv->tx.size, regs + PFN_REG_TX_SIZE);
 }
 
-/* Called under RTNL. Undoes everything it did on failure. */
+/*
+ * Called under RTNL. Undoes everything it did on failure. Leaves the TX
+ * queue to the caller: started by ndo_open, woken by the restart paths
+ * (the qdisc may hold frames queued while the device was down).
+ */
 static int pfn_up(struct pfn_priv *priv)
 {
 	struct net_device *ndev = priv->ndev;
@@ -921,8 +985,12 @@ static int pfn_up(struct pfn_priv *priv)
 	err = pfn_reset_hw(priv);
 	if (err)
 		return err;
+	/* The device answers: forget it was gone, and any pending reset. */
+	clear_bit(PFN_FLAG_GONE, &priv->flags);
+	clear_bit(PFN_FLAG_RESET, &priv->flags);
 
-	priv->max_frame = ndev->mtu + ETH_HLEN;
+	/* nic.md 5: room for one 802.1Q tag (no NETIF_F_VLAN_CHALLENGED) */
+	priv->max_frame = ndev->mtu + VLAN_ETH_HLEN;
 	priv->rx_buf_len = priv->max_frame;
 	priv->copybreak = min(copybreak, priv->rx_buf_len);
 
@@ -947,9 +1015,11 @@ static int pfn_up(struct pfn_priv *priv)
 	writel(PFN_CTRL_RX_EN | PFN_CTRL_TX_EN, priv->regs + PFN_REG_CTRL);
 	pfn_rx_doorbell(priv);		/* size - 1 buffers to the device */
 	writel(PFN_INT_ALL, priv->regs + PFN_REG_IMS);
-	/* After enabling LINK, so that a change after this read is raised. */
+	/*
+	 * After enabling LINK, so that a change after this read is raised.
+	 * A device gone already is left to the service work.
+	 */
 	pfn_update_link(priv);
-	netif_start_queue(ndev);
 	return 0;
 
 err_napi:
@@ -992,6 +1062,105 @@ static void pfn_down(struct pfn_priv *priv)
 }
 
 /*
+ * Called under RTNL with the device down and the interface running. On
+ * failure the service work tries again every PFN_SERVICE_INTERVAL: the
+ * interface never stays down for good while it is meant to be up.
+ */
+static void pfn_restart(struct pfn_priv *priv)
+{
+	struct net_device *ndev = priv->ndev;
+	int err;
+
+	/*
+	 * The queue has been stopped since the device went down: without
+	 * this, the stack's watchdog could count that as a TX timeout in the
+	 * moment between the carrier coming back and the wake below.
+	 */
+	netif_trans_update(ndev);
+	err = pfn_up(priv);
+	if (err == -ENODEV) {
+		/* Says so once, then waits for the device to answer. */
+		pfn_mark_gone(priv);
+		return;
+	}
+	if (err) {
+		if (!priv->restart_failed)
+			netdev_err(ndev, "restart failed (%d), retrying\n", err);
+		priv->restart_failed = true;
+		return;
+	}
+	if (priv->restart_failed)
+		netdev_info(ndev, "restarted\n");
+	priv->restart_failed = false;
+	/* Frames the qdisc queued while we were down go out now. */
+	netif_wake_queue(ndev);
+}
+
+/*
+ * Called under RTNL with the device up: is it still there, and did the TX
+ * timeout ask for a reset? One register read per run.
+ */
+static void pfn_service_up(struct pfn_priv *priv)
+{
+	struct net_device *ndev = priv->ndev;
+
+	if (!test_bit(PFN_FLAG_GONE, &priv->flags) &&
+	    pfn_is_gone(readl(priv->regs + PFN_REG_STATUS)))
+		pfn_mark_gone(priv);
+	if (test_bit(PFN_FLAG_GONE, &priv->flags)) {
+		/* nic.md 8: nothing is left with the device; free it all. */
+		pfn_down(priv);
+		return;
+	}
+	if (test_and_clear_bit(PFN_FLAG_RESET, &priv->flags)) {
+		netdev_info(ndev, "resetting after TX timeout\n");
+		pfn_down(priv);
+		pfn_restart(priv);
+	}
+}
+
+/*
+ * Called under RTNL with the device down and the interface running: the
+ * device was gone or a restart failed. One read of CTRL per run tells
+ * whether it answers again; then it is re-initialised from scratch.
+ */
+static void pfn_service_down(struct pfn_priv *priv)
+{
+	bool was_gone = test_bit(PFN_FLAG_GONE, &priv->flags);
+
+	if (pfn_is_gone(readl(priv->regs + PFN_REG_CTRL)))
+		return;
+	pfn_restart(priv);
+	if (was_gone && priv->hw_up)
+		netdev_info(priv->ndev, "device is back: re-initialised\n");
+}
+
+/*
+ * Runs every PFN_SERVICE_INTERVAL while the interface is up and present,
+ * and at once when the device is found gone or the TX timeout fires.
+ * Stops by itself once the interface is down or detached (ndo_open
+ * starts it again); remove and shutdown cancel it.
+ */
+static void pfn_service_work(struct work_struct *work)
+{
+	struct pfn_priv *priv = container_of(to_delayed_work(work),
+					     struct pfn_priv, service_work);
+	struct net_device *ndev = priv->ndev;
+
+	rtnl_lock();
+	if (!netif_running(ndev) || !netif_device_present(ndev)) {
+		rtnl_unlock();
+		return;
+	}
+	if (priv->hw_up)
+		pfn_service_up(priv);
+	else
+		pfn_service_down(priv);
+	rtnl_unlock();
+	schedule_delayed_work(&priv->service_work, PFN_SERVICE_INTERVAL);
+}
+
+/*
  * Apply a new MTU or ring sizes, restarting the device if it runs. If the
  * restart fails, fall back to the old values. Called under RTNL.
  */
@@ -1013,36 +1182,36 @@ static int pfn_reconfigure(struct pfn_priv *priv, unsigned int mtu,
 		return 0;
 
 	err = pfn_up(priv);
-	if (!err)
+	if (!err) {
+		netif_wake_queue(ndev);
 		return 0;
+	}
 
 	netdev_err(ndev, "restart failed (%d), reverting\n", err);
 	WRITE_ONCE(ndev->mtu, old_mtu);
 	priv->rx_ring_size = old_rx;
 	priv->tx_ring_size = old_tx;
-	if (pfn_up(priv))
-		netdev_err(ndev, "restart failed, interface stays down\n");
+	pfn_restart(priv);
 	return err;
-}
-
-static void pfn_reset_work(struct work_struct *work)
-{
-	struct pfn_priv *priv = container_of(work, struct pfn_priv, reset_work);
-
-	rtnl_lock();
-	if (netif_running(priv->ndev)) {
-		pfn_down(priv);
-		if (pfn_up(priv))
-			netdev_err(priv->ndev, "reset failed, interface stays down\n");
-	}
-	rtnl_unlock();
 }
 
 /* ---- net_device_ops -------------------------------------------------------- */
 
 static int pfn_open(struct net_device *ndev)
 {
-	return pfn_up(netdev_priv(ndev));
+	struct pfn_priv *priv = netdev_priv(ndev);
+	int err;
+
+	priv->restart_failed = false;
+	err = pfn_up(priv);
+	if (err) {
+		if (err == -ENODEV)
+			netdev_err(ndev, "device not responding (reads return all ones)\n");
+		return err;
+	}
+	netif_start_queue(ndev);
+	schedule_delayed_work(&priv->service_work, PFN_SERVICE_INTERVAL);
+	return 0;
 }
 
 static int pfn_stop(struct net_device *ndev)
@@ -1060,17 +1229,22 @@ static int pfn_change_mtu(struct net_device *ndev, int new_mtu)
 			       priv->tx_ring_size);
 }
 
-/* Runs in the watchdog timer: log, and restart from process context. */
+/* Runs in the watchdog timer: log, and reset from the service work. */
 static void pfn_tx_timeout(struct net_device *ndev, unsigned int txqueue)
 {
 	struct pfn_priv *priv = netdev_priv(ndev);
+	u32 head = readl(priv->regs + PFN_REG_TX_HEAD);
 
+	if (pfn_is_gone(head)) {
+		pfn_mark_gone(priv);
+		return;
+	}
 	netdev_warn(ndev, "TX timeout: next_to_clean %u next_to_use %u TX_HEAD %u TX_TAIL %u\n",
 		    READ_ONCE(priv->tx.next_to_clean),
-		    READ_ONCE(priv->tx.next_to_use),
-		    readl(priv->regs + PFN_REG_TX_HEAD),
+		    READ_ONCE(priv->tx.next_to_use), head,
 		    readl(priv->regs + PFN_REG_TX_TAIL));
-	schedule_work(&priv->reset_work);
+	set_bit(PFN_FLAG_RESET, &priv->flags);
+	mod_delayed_work(system_wq, &priv->service_work, 0);
 }
 
 static void pfn_get_stats64(struct net_device *ndev,
@@ -1374,7 +1548,6 @@ static int pfn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	err = pcim_iomap_regions(pdev, BIT(0), PFN_DRV_NAME);
 	if (err)
 		return err;
-	pci_set_master(pdev);
 	err = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64));
 	if (err)
 		return err;
@@ -1394,13 +1567,20 @@ static int pfn_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	u64_stats_init(&priv->nstats.syncp);
 	u64_stats_init(&priv->xstats.syncp);
 	INIT_WORK(&priv->link_work, pfn_link_work);
-	INIT_WORK(&priv->reset_work, pfn_reset_work);
+	INIT_DELAYED_WORK(&priv->service_work, pfn_service_work);
 	pci_set_drvdata(pdev, priv);
 
-	/* Whatever a previous owner left running stops here (nic.md 6). */
+	/*
+	 * Whatever a previous owner left running stops here (nic.md 6),
+	 * before bus mastering lets its DMA reach memory again.
+	 */
 	err = pfn_reset_hw(priv);
-	if (err)
+	if (err) {
+		if (err == -ENODEV)
+			dev_err(dev, "device not responding (reads return all ones)\n");
 		return err;
+	}
+	pci_set_master(pdev);
 	pfn_read_mac(priv);
 
 	err = pfn_setup_irq_vectors(priv, want);
@@ -1440,14 +1620,18 @@ static void pfn_remove(struct pci_dev *pdev)
 	struct pfn_priv *priv = pci_get_drvdata(pdev);
 
 	unregister_netdev(priv->ndev);	/* calls ndo_stop if running */
-	cancel_work_sync(&priv->reset_work);
+	cancel_delayed_work_sync(&priv->service_work);
 	cancel_work_sync(&priv->link_work);
 	netif_napi_del(&priv->napi);
 	pfn_reset_hw(priv);
 	pci_free_irq_vectors(pdev);
 }
 
-/* Quiesce DMA for reboot and kexec. */
+/*
+ * Quiesce DMA for reboot and kexec. Once detached, the service work does
+ * nothing (a TX-timeout reset must not bring the device back); cancelling
+ * it outside RTNL also waits for a run that was waiting for the lock.
+ */
 static void pfn_shutdown(struct pci_dev *pdev)
 {
 	struct pfn_priv *priv = pci_get_drvdata(pdev);
@@ -1456,6 +1640,7 @@ static void pfn_shutdown(struct pci_dev *pdev)
 	netif_device_detach(priv->ndev);
 	pfn_down(priv);
 	rtnl_unlock();
+	cancel_delayed_work_sync(&priv->service_work);
 	pfn_reset_hw(priv);
 	pci_clear_master(pdev);
 }

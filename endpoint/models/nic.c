@@ -42,7 +42,7 @@ enum {
 #define RING_MAX     4096u
 #define FRAME_MIN    64u
 #define FRAME_MAX    9018u
-#define FRAME_DEFAULT 1514u
+#define FRAME_DEFAULT 1518u    /* 1500-byte payload, header, one 802.1Q tag (nic 5) */
 #define ITR_MAX      100000u
 
 enum irq_mode { MODE_INTX, MODE_MSI, MODE_MSIX };

@@ -10,6 +10,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import guestlib
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DRIVER_KO = "/lib/modules/extra/pciefw_nic.ko"
@@ -32,11 +34,43 @@ def guest_files() -> dict[str, str]:
     return {driver_module(): DRIVER_KO, str(HERE / "guest_files" / "udhcpc.sh"): UDHCPC}
 
 
-def nic_device_args(endpoint_address: str) -> list[str]:
-    """QEMU arguments: the pciefw device behind a PCIe root port."""
+def kernel_modules(*names: str) -> tuple[dict[str, str], list[str]]:
+    """Modules of the guest kernel that the base image lacks (e.g. 8021q),
+    with their dependencies: ({host .ko: guest path}, guest paths in load
+    order). They come from the unpacked kernel package (GUEST_KERNEL_TREE)."""
+    env = guestlib.build_guest_env()
+    root = Path(env["GUEST_KERNEL_TREE"]) / "lib" / "modules" / env["GUEST_KVER"] / "kernel"
+    files, order = {}, []
+
+    def add(name):
+        name = name.replace("-", "_")
+        found = [p for p in root.rglob("*.ko")
+                 if p.stem.replace("-", "_") == name]
+        if len(found) != 1:
+            raise RuntimeError(f"guest kernel module {name}: found {found}")
+        dest = f"/lib/modules/extra/{name}.ko"
+        if dest in order:
+            return
+        deps = subprocess.run(["modinfo", "-F", "depends", str(found[0])], check=True,
+                              stdout=subprocess.PIPE, text=True).stdout.strip()
+        for dep in filter(None, deps.split(",")):
+            add(dep)
+        if dest not in order:
+            files[str(found[0])] = dest
+            order.append(dest)
+
+    for n in names:
+        add(n)
+    return files, order
+
+
+def nic_device_args(endpoint_address: str, props: str = "") -> list[str]:
+    """QEMU arguments: the pciefw device behind a PCIe root port; ``props``
+    adds device properties (e.g. "reconnect=1")."""
     path = endpoint_address[len("unix:"):]
+    extra = f",{props}" if props else ""
     return ["-device", "pcie-root-port,id=rp0,slot=1",
-            "-device", f"pciefw,bus=rp0,path={path}"]
+            "-device", f"pciefw,bus=rp0,path={path}{extra}"]
 
 
 class _Peer:
