@@ -4,8 +4,7 @@
 # vfio-user column of the access-latency benchmark.  Prints the sample's path.
 set -euo pipefail
 export PATH=/usr/bin:$PATH
-qemu=${PCIEFW_QEMU:?PCIEFW_QEMU must point at the QEMU we build}
-src=${QEMU_SRC:-$(cd "$(dirname "$qemu")/.." && pwd)}/subprojects/libvfio-user
+src=$("$(dirname "$0")/../qemu-pciefw/build-qemu.sh" --print-source)/subprojects/libvfio-user
 [ -f "$src/meson.build" ] || { echo "build-vfio-user.sh: no libvfio-user in $src" >&2; exit 1; }
 out=${PCIEFW_CACHE:-$HOME/.cache/pciefw}/libvfio-user
 if [ ! -f "$out/build.ninja" ]; then

@@ -3,6 +3,8 @@
 #
 #   qemu-pciefw/build-qemu.sh                 fetch, patch, configure, build
 #   qemu-pciefw/build-qemu.sh --print-binary  same, then print the binary path
+#   qemu-pciefw/build-qemu.sh --print-source  print the QEMU source tree
+#                                             (fetched if missing)
 #
 # Environment:
 #   PCIEFW_CACHE  cache root (default ~/.cache/pciefw); the tree goes to
@@ -15,10 +17,12 @@
 #
 # The device (qemu-pciefw/hw/pciefw/) and the protocol library (protocol/)
 # are copied into the tree as hw/pciefw/; a file is copied only when its
-# content changed, so ninja recompiles only what changed.  A stamp keyed on
-# the QEMU version and a hash of every input makes a second run with nothing
-# changed return at once.  Progress goes to stderr; stdout carries only the
-# binary path (with --print-binary).
+# content changed, so ninja recompiles only what changed.  The binary is
+# then kept in $PCIEFW_CACHE/qemu-10.2.2/bin/HASH/, keyed on the QEMU version
+# and a hash of every input: a run whose inputs were built before returns at
+# once, and a binary in use is never overwritten by a build from another
+# checkout (builds of the shared tree take a lock).  Progress goes to
+# stderr; stdout carries only the path asked for.
 set -euo pipefail
 
 QEMU_VERSION=10.2.2
@@ -88,17 +92,20 @@ CONFIG_CXL_MEM_DEVICE=y
 "
 
 PRINT_BINARY=0
+PRINT_SOURCE=0
+KEEP_BINARIES=4
 
 log() { printf 'build-qemu: %s\n' "$*" >&2; }
 die() { printf 'build-qemu: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-	sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '2,25s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 for arg in "$@"; do
 	case $arg in
 	--print-binary) PRINT_BINARY=1 ;;
+	--print-source) PRINT_SOURCE=1 ;;
 	-h|--help) usage; exit 0 ;;
 	*) usage >&2; die "unknown argument '$arg'" ;;
 	esac
@@ -127,7 +134,8 @@ inputs_hash() {
 		echo "qemu $QEMU_VERSION"
 		printf '%s\n' "${CONFIGURE_ARGS[@]}"
 		printf '%s' "$DEVICES_MAK"
-		sha256sum "${BASH_SOURCE[0]}"
+		# Contents only, not where this checkout lives.
+		sha256sum <"${BASH_SOURCE[0]}"
 		(cd "$DEVICE_DIR" && find . -type f | LC_ALL=C sort | xargs sha256sum)
 		(cd "$PROTO_DIR" && sha256sum "${PROTO_FILES[@]}" pciefw.proto)
 		echo "src $SRC build $BUILD"
@@ -249,27 +257,46 @@ build() {
 	grep -E 'hw/pciefw/.*warning' "$BUILD/.pciefw-ninja.log" >&2 || true
 }
 
+# Keep the binary built from inputs $1 where no later build overwrites it.
+keep_binary() {
+	local dir=$BASE/bin/$1 old
+	mkdir -p "$dir"
+	cp "$BUILD/$BINARY_NAME" "$dir/$BINARY_NAME.tmp.$$"
+	mv -f "$dir/$BINARY_NAME.tmp.$$" "$dir/$BINARY_NAME"
+	# The most recent few stay; older ones go.
+	for old in $(ls -1td "$BASE"/bin/*/ 2>/dev/null | tail -n +$((KEEP_BINARIES + 1))); do
+		rm -rf "$old"
+	done
+}
+
 main() {
-	local stamp=$BUILD/.pciefw-stamp hash
+	local hash kept
+	if [ "$PRINT_SOURCE" -eq 1 ]; then
+		fetch_source
+		printf '%s\n' "$SRC"
+		return
+	fi
 	hash=$(inputs_hash)
-	if [ -x "$BUILD/$BINARY_NAME" ] && [ -f "$stamp" ] &&
-	   [ "$(cat "$stamp")" = "$hash" ]; then
-		link_firmware
-		log "up to date: $BUILD/$BINARY_NAME"
+	kept=$BASE/bin/$hash/$BINARY_NAME
+	if [ -x "$kept" ]; then
+		log "up to date: $kept"
 	else
+		mkdir -p "$BASE"
+		exec 9>"$BASE/.build.lock"
+		flock 9
 		fetch_source
 		install_device
 		configure_tree
 		build
 		link_firmware
-		# The hash of the inputs as they were when copied in: a file
-		# edited during the build makes the next run build again.
-		printf '%s\n' "$hash" >"$stamp"
-		log "built $BUILD/$BINARY_NAME"
+		# The inputs as they were when copied in: a file edited during the
+		# build gives another hash, and the next run builds again.
+		keep_binary "$hash"
+		exec 9>&-
+		log "built $kept"
 	fi
 	if [ "$PRINT_BINARY" -eq 1 ]; then
-		printf '%s\n' "$BUILD/$BINARY_NAME"
+		printf '%s\n' "$kept"
 	fi
 }
-
 main

@@ -23,8 +23,10 @@ def test_driver_checkpatch():
 
 
 def test_qemu_device_checkpatch(qemu_binary):
-    src = os.path.dirname(os.path.dirname(qemu_binary))
-    checkpatch = os.path.join(src, "scripts", "checkpatch.pl")
+    r = run([os.path.join(REPO, "qemu-pciefw", "build-qemu.sh"), "--print-source"])
+    assert r.returncode == 0, r.stdout
+    checkpatch = os.path.join(r.stdout.strip().splitlines()[-1], "scripts",
+                              "checkpatch.pl")
     r = run([checkpatch, "--no-tree", "-f",
              os.path.join(REPO, "qemu-pciefw", "hw", "pciefw", "pciefw.c")])
     assert r.returncode == 0, r.stdout
