@@ -1,0 +1,28 @@
+#!/usr/bin/python3
+"""Boot the guest of ./dev try (scripts/try.sh) with the device on
+TMP/ep.sock: attached to the terminal when interactive, otherwise to
+completion, printing its console and exiting with the script's status.
+
+usage: try_guest.py TMP INTERACTIVE(0|1) [HOST:GUEST...]
+"""
+import os
+import sys
+
+sys.path.insert(0, "tests/integration")
+import guestlib  # noqa: E402
+
+tmp, interactive = sys.argv[1], sys.argv[2] == "1"
+files = dict(f.split(":", 1) for f in sys.argv[3:])
+initrd = guestlib.make_initramfs(tmp, open(os.path.join(tmp, "test.sh")).read(), files)
+args = ["-device", "pcie-root-port,id=rp0,slot=1",
+        "-device", "pciefw,bus=rp0,path=%s/ep.sock" % tmp]
+if interactive:
+    cmd = guestlib.qemu_command(os.environ["PCIEFW_QEMU"], initrd, args)
+    cmd[cmd.index("stdio")] = "mon:stdio"
+    os.execv(cmd[0], cmd)
+res = guestlib.boot_guest(os.environ["PCIEFW_QEMU"], initrd, args, timeout=300)
+print(res.console)
+if res.status is None:
+    print("try: the guest did not finish: " + res.describe(), file=sys.stderr)
+    sys.exit(1)
+sys.exit(res.status)
