@@ -213,26 +213,31 @@ void pf_complete_read(struct pf_dev *dev, int status, const void *data,
 
 /*
  * Interrupts (spec 3.2).  The model names a vector; the host owns what the
- * guest programmed and applies it, as QEMU's pciefw device does:
+ * guest programmed and applies it, as QEMU's pciefw device does, first
+ * matching row:
  *
- *   MSI / MSI-X enabled, vector unmasked      delivered
- *   enabled, vector (or MSI-X function) masked  pending bit set, delivered
- *                                               when the guest unmasks
- *   MSI / MSI-X disabled (Enable bit clear)   dropped, nothing pending
- *   Bus Master Enable clear                   dropped (the message is a
- *                                               memory write, as in PCIe)
- *   INTx with Interrupt Disable set           level recorded (Status.INTx)
- *                                               but not signalled until
- *                                               Interrupt Disable clears
- *   during a forwarded reset                  dropped
+ *   the function is being reset (a forwarded Reset)   dropped
+ *   MSI/MSI-X: Bus Master Enable clear                dropped (the message
+ *                                                     is a memory write)
+ *   MSI/MSI-X: the capability's Enable bit clear      dropped, not pending
+ *   MSI/MSI-X: vector (or MSI-X function) masked      pending bit set,
+ *                                                     delivered on unmask
+ *   MSI/MSI-X otherwise                               delivered
+ *   INTx: the level is recorded (Status.INTx); the pin is signalled while
+ *   the command register's Interrupt Disable is clear
+ *
+ * QEMU's trace events pciefw_msi/pciefw_msix/pciefw_intx say which row
+ * applied to each message (./dev try writes them to build/try/qemu.log).
  *
  * A model cannot ask which of these applies: MSI/MSI-X enable, masks and
- * the command register are in the config space the host emulates and
- * never forwards (spec 4.1), and the protocol carries no message saying
- * they changed, as a real function's interrupt logic lives in the same
- * chip and needs none.  So a model raises what its register state says
- * and lets the host decide; a driver that enables MSI-X gets them.  To
- * see what happened to each, read the guest (docs/models.md).
+ * the command register live in the config space the host emulates and
+ * never forwards (spec 4.1), and protocol 1.0 has no message carrying
+ * them.  One would not help much: an answer would be stale by the time
+ * the model's interrupt reaches the host (the guest may mask or disable
+ * in between), while the host decides at delivery time, which is where
+ * PCIe decides too.  So a model raises what its own registers say and
+ * lets the host apply the guest's state.  docs/models.md shows how to
+ * check in the guest that a vector arrived.
  *
  * Dropped by the endpoint with a warning in its log: a vector at or
  * above the number declared in the identity.  Dropped silently: any

@@ -12,26 +12,31 @@ export PATH=/usr/bin:$PATH
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 usage() {
 	cat <<'EOF_USAGE'
-usage: ./dev try MODEL[,NAME=VALUE...] [--script FILE] [-- ENDPOINT-ARGS...]
+usage: ./dev try MODEL[,NAME=VALUE...] [--script FILE] [--append ARGS]
+                [-- ENDPOINT-ARGS...]
 
   MODEL[,NAME=VALUE...]  a model and its options, as pciefw-endpoint --device
                          takes them (build/endpoint/pciefw-endpoint --list-devices)
   --script FILE          run FILE (a /bin/sh script) in the guest instead of a
                          shell, print the console, exit with FILE's status
+  --append ARGS          more guest kernel arguments, e.g. 'memmap=4K$0x10000000'
+                         (RAM the kernel leaves alone, which devmem may use)
   -- ENDPOINT-ARGS       more pciefw-endpoint options, e.g. -- --log-level debug
 
 In the guest: lspci, setpci, devmem; $BDF is the device's address, $BAR0..
 $BAR5 its BARs' bus addresses (memory decoding enabled), and
 /lib/modules/extra/pciefw_irqtest.ko counts its MSI/MSI-X interrupts
-(docs/models.md).  The endpoint's log and trace stay in build/try/.
+(docs/models.md).  The endpoint's log and trace, and QEMU's log of what
+became of each interrupt, stay in build/try/.
 EOF_USAGE
 }
 
-device= script=
+device= script= append=
 ep_args=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--script) script=${2:?--script needs a file}; shift ;;
+	--append) append=${2?--append needs kernel arguments}; shift ;;
 	-h | --help) usage; exit 0 ;;
 	--) shift; ep_args=("$@"); break ;;
 	-*) usage >&2; exit 2 ;;
@@ -55,7 +60,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$out"
-rm -f "$out/trace.pcapng" "$out/endpoint.log"
+rm -f "$out/trace.pcapng" "$out/endpoint.log" "$out/qemu.log"
 
 # The interrupt-counting module; a model can be tried without it.
 files=()
@@ -115,7 +120,9 @@ GUEST
 
 say "booting the guest (Debian kernel under TCG, a few seconds)"
 status=0
-/usr/bin/python3 scripts/try_guest.py "$tmp" "$interactive" "${files[@]}" || status=$?
+PCIEFW_TRY_APPEND=$append /usr/bin/python3 scripts/try_guest.py "$tmp" \
+	"$out/qemu.log" "$interactive" "${files[@]}" || status=$?
 say "endpoint log: $out/endpoint.log"
+say "QEMU's interrupt log (each interrupt delivered, pending or dropped): $out/qemu.log"
 say "trace: $out/trace.pcapng (build/tools/pciefw-trace $out/trace.pcapng)"
 exit $status
