@@ -5,8 +5,16 @@
  * callbacks of struct pf_model_ops, and registers itself with
  * PF_MODEL_REGISTER().  The framework answers the host's requests by
  * calling those callbacks and gives the model DMA into guest memory and
- * interrupts.  See endpoint/models/testdev.c for a complete example and
- * docs/protocol.md for the rules behind each call.
+ * interrupts.  docs/models.md walks through writing one; the small models
+ * in endpoint/models/examples/ are the ones to copy, endpoint/models/
+ * testdev.c uses every service.  docs/protocol.md has the rules behind
+ * each call.
+ *
+ * Life cycle: create() once at startup (options are checked there); then
+ * for each host that connects, the host's accesses and Reset messages,
+ * and, when it goes away, reset(PF_RESET_DISCONNECT); destroy() at exit.
+ * No reset() runs when a host connects: the state is power-on state
+ * already (from create() or from the last host's disconnect reset).
  *
  * Everything runs on one libev loop thread: callbacks never run
  * concurrently, and a model must never block (spec 5.2).
@@ -18,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"           /* PF_LOG_* levels for pf_dev_log() */
 #include "msg.h"           /* pf_le_load/pf_le_store for register values */
 #include "pciefw.pb-c.h"
 
@@ -62,7 +71,11 @@ struct pf_identity {
 	uint32_t msix_table_offset, msix_pba_offset;
 };
 
-/* A model option, given as --device MODEL,NAME=VALUE or -O NAME=VALUE. */
+/*
+ * A model option, given as --device MODEL,NAME=VALUE or -O NAME=VALUE.
+ * Unknown names are refused before create() runs; values are strings,
+ * parsed in create() with pf_opt_u64()/pf_opt_bool()/pf_opt_mac() below.
+ */
 struct pf_model_option {
 	const char *name;
 	const char *help;
@@ -79,22 +92,44 @@ enum pf_reset_kind {
  * Callbacks.  @s is the model's state from create().  BAR and config
  * callbacks see only accesses the framework has checked against the
  * identity: a declared BAR, inside its size, 1/2/4/8 bytes naturally
- * aligned or (memory BARs) a burst.  Data is little-endian bytes.
+ * aligned (IO: 1/2/4) or (memory BARs, when the host negotiated
+ * PCIEFW_FEATURE_MEM_BURST) a burst of up to max payload bytes.  Anything
+ * else never reaches the model: reads complete UR, posted writes are
+ * dropped with a warning (spec 3.3).  Data is little-endian bytes.
+ * Accesses to the MSI-X table and PBA are the host's and never arrive.
  */
 struct pf_model_ops {
+	/*
+	 * Required (the framework calls it unchecked).  Fill @data with @size
+	 * bytes and return PF_CPL_OK, or PF_CPL_UR/PF_CPL_CA (the guest reads
+	 * all ones), or PF_CPL_DEFER (memory BARs only, see
+	 * pf_complete_read()).  @data is zeroed by nobody: fill all of it.
+	 */
 	int (*bar_read)(void *s, unsigned bar, uint64_t off, void *data, uint32_t size);
+	/*
+	 * Required.  Memory writes are posted: nothing the model does here
+	 * reaches the guest as an error.  IO writes complete OK after it.
+	 */
 	void (*bar_write)(void *s, unsigned bar, uint64_t off, const void *data,
 			  uint32_t size);
 	/*
 	 * Device-specific config space, offsets 0x40-0x7f and (when the host
 	 * forwards it) 0x100-0xfff, naturally aligned: the framework answers
 	 * UR for the rest (spec 4.1).  Optional: without them those offsets
-	 * read 0 and ignore writes.
+	 * read 0 and ignore writes.  Each may be NULL on its own.
 	 */
 	int (*config_read)(void *s, uint32_t off, void *data, uint32_t size);
 	int (*config_write)(void *s, uint32_t off, const void *data, uint32_t size);
-	/* Back to power-on state; outstanding DMA was cancelled before. */
+	/*
+	 * Required.  Back to power-on state.  Called for the host's Reset
+	 * (PF_RESET_SYSTEM at machine reset, PF_RESET_FUNCTION for an FLR)
+	 * before its completion is sent, and with PF_RESET_DISCONNECT when
+	 * the host goes away.  Before the call the framework has cancelled
+	 * outstanding DMA reads (their callbacks ran with PF_DMA_CANCELLED)
+	 * and any deferred read; after it, it deasserts INTx if asserted.
+	 */
 	void (*reset)(void *s, enum pf_reset_kind kind);
+	/* Optional (NULL: nothing is freed).  At exit, after the host left. */
 	void (*destroy)(void *s);
 };
 
@@ -125,6 +160,18 @@ const struct pf_model *pf_model_first(void);
 
 /* The value of option @name (its default if not given). */
 const char *pf_dev_option(struct pf_dev *dev, const char *name);
+/*
+ * Typed options, for create(): parse option @name into @out.  On a bad
+ * value they call pf_dev_error() ("invalid NAME: why") and return -1, so
+ * create() can just return NULL.  Syntax (endpoint/options.h):
+ * pf_opt_u64: decimal or 0x hex, optional K/M/G suffix (binary), within
+ * [@min, @max], overflow refused; pf_opt_bool: on/off, yes/no, true/false,
+ * 1/0; pf_opt_mac: unicast xx:xx:xx:xx:xx:xx.
+ */
+int pf_opt_u64(struct pf_dev *dev, const char *name, uint64_t min,
+	       uint64_t max, uint64_t *out);
+int pf_opt_bool(struct pf_dev *dev, const char *name, bool *out);
+int pf_opt_mac(struct pf_dev *dev, const char *name, uint8_t mac[6]);
 /* Report a create() failure. */
 void pf_dev_error(struct pf_dev *dev, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -164,11 +211,49 @@ int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t l
 void pf_complete_read(struct pf_dev *dev, int status, const void *data,
 		      uint32_t size);
 
+/*
+ * Interrupts (spec 3.2).  The model names a vector; the host owns what the
+ * guest programmed and applies it, as QEMU's pciefw device does, first
+ * matching row:
+ *
+ *   the function is being reset (a forwarded Reset)   dropped
+ *   MSI/MSI-X: Bus Master Enable clear                dropped (the message
+ *                                                     is a memory write)
+ *   MSI/MSI-X: the capability's Enable bit clear      dropped, not pending
+ *   MSI/MSI-X: vector (or MSI-X function) masked      pending bit set,
+ *                                                     delivered on unmask
+ *   MSI/MSI-X otherwise                               delivered
+ *   INTx: the level is recorded (Status.INTx); the pin is signalled while
+ *   the command register's Interrupt Disable is clear
+ *
+ * QEMU's trace events pciefw_msi/pciefw_msix/pciefw_intx say which row
+ * applied to each message (./dev try writes them to build/try/qemu.log).
+ *
+ * A model cannot ask which of these applies: MSI/MSI-X enable, masks and
+ * the command register live in the config space the host emulates and
+ * never forwards (spec 4.1), and protocol 1.0 has no message carrying
+ * them.  One would not help much: an answer would be stale by the time
+ * the model's interrupt reaches the host (the guest may mask or disable
+ * in between), while the host decides at delivery time, which is where
+ * PCIe decides too.  So a model raises what its own registers say and
+ * lets the host apply the guest's state.  docs/models.md shows how to
+ * check in the guest that a vector arrived.
+ *
+ * Dropped by the endpoint with a warning in its log: a vector at or
+ * above the number declared in the identity.  Dropped silently: any
+ * interrupt while no host is connected.  pf_set_intx() is a level: it
+ * sends only changes, and does nothing without a declared intx_pin.
+ */
 void pf_raise_msix(struct pf_dev *dev, unsigned vector);
 void pf_raise_msi(struct pf_dev *dev, unsigned vector);
 void pf_set_intx(struct pf_dev *dev, bool level);
 
-/* Logging, with the device name as prefix. */
+/*
+ * Logging to the endpoint's stderr, prefixed with the time, level and
+ * model name.  @level is PF_LOG_ERROR, PF_LOG_WARN, PF_LOG_INFO or
+ * PF_LOG_DEBUG; the endpoint shows INFO and above unless run with
+ * --log-level debug.
+ */
 void pf_dev_log(struct pf_dev *dev, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

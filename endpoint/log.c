@@ -31,15 +31,19 @@ int pf_log_enabled(enum pf_log_level level)
 void pf_vlog(enum pf_log_level level, const char *fmt, va_list ap)
 {
 	struct timespec ts;
-	char msg[1024];
+	struct tm tm;
+	char msg[1024], when[32];
 
 	if (!pf_log_enabled(level))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
+	/* UTC, so lines compare with QEMU's and other machines' logs. */
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	/* One fprintf per line keeps lines whole when stderr is shared. */
-	fprintf(stderr, "%s[%lld.%06ld] %s: %s\n", log_prog,
-		(long long)ts.tv_sec, ts.tv_nsec / 1000, level_names[level], msg);
+	fprintf(stderr, "%s[%s.%06ldZ] %s: %s\n", log_prog, when,
+		ts.tv_nsec / 1000, level_names[level], msg);
 }
 
 void pf_log(enum pf_log_level level, const char *fmt, ...)

@@ -624,20 +624,6 @@ static void nic_link(void *opaque, bool up)
 	raise_cause(n, CAUSE_LINK);
 }
 
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	unsigned b[6];
-	char end;
-
-	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
-		   &b[4], &b[5], &end) != 6)
-		return -1;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
-	/* A multicast address cannot be a station address. */
-	return mac[0] & 1 ? -1 : 0;
-}
-
 static void nic_destroy(void *s)
 {
 	struct nic *n = s;
@@ -658,9 +644,7 @@ static void *nic_create(struct pf_dev *dev, struct pf_identity *id)
 	if (!n)
 		return NULL;
 	n->dev = dev;
-	if (parse_mac(pf_dev_option(dev, "mac"), n->mac)) {
-		pf_dev_error(dev, "invalid mac '%s' (expected a unicast xx:xx:xx:xx:xx:xx)",
-			     pf_dev_option(dev, "mac"));
+	if (pf_opt_mac(dev, "mac", n->mac)) {
 		free(n);
 		return NULL;
 	}

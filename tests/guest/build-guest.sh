@@ -2,7 +2,8 @@
 # Build (or refresh) the cached guest image used by the QEMU-level tests:
 #   - Debian's current 6.1 kernel, as vmlinuz and as an uncompressed ELF
 #     vmlinux (PVH entry: boots in ~2 s under TCG instead of ~5 s);
-#   - a base initramfs tree (busybox, lspci, a few NIC driver modules, /init)
+#   - a base initramfs tree (busybox, lspci, setpci, a few NIC driver
+#     modules, /init)
 #     and the same tree packed as base.cpio.gz for tests/guest/mkinitramfs.sh.
 #
 # Usage: build-guest.sh [--print-env]
@@ -110,11 +111,21 @@ resolve_module() {
 	printf '%s %s\n' "$name" "$path"
 }
 
-# The host files copied into the image: busybox, lspci and the shared
-# libraries lspci needs (ldd lists the dynamic loader by its absolute path).
+# The host files copied into the image: busybox, lspci, setpci and the
+# shared libraries they need (ldd lists the dynamic loader by its absolute
+# path).
 host_inputs() {
-	printf '%s\n' /bin/busybox "$(command -v lspci)" /usr/share/misc/pci.ids
-	ldd "$(command -v lspci)" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'
+	printf '%s\n' /bin/busybox "$(command -v lspci)" "$(command -v setpci)" \
+		/usr/share/misc/pci.ids
+	pciutils_libs
+}
+
+# The shared libraries of lspci and setpci, each once.
+pciutils_libs() {
+	local tool
+	for tool in lspci setpci; do
+		ldd "$(command -v $tool)"
+	done | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u
 }
 
 # Everything that should trigger a rebuild when it changes.
@@ -140,13 +151,17 @@ install_busybox() {
 	done
 }
 
+# lspci and setpci (pciutils), for looking at devices and writing their
+# config space (e.g. enabling MSI by hand, docs/models.md).
 install_lspci() {
-	local root=$1 f lspci
-	lspci=$(command -v lspci)
-	# Replaces busybox's lspci applet if it has one.
-	rm -f "$root/usr/bin/lspci" "$root/bin/lspci" "$root/sbin/lspci"
-	install -D -m 0755 "$lspci" "$root/usr/bin/lspci"
-	for f in $(ldd "$lspci" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+	local root=$1 f tool path
+	for tool in lspci setpci; do
+		path=$(command -v $tool) || die "$tool not found (apt-get install pciutils)"
+		# Replaces busybox's applet of that name if it has one.
+		rm -f "$root/usr/bin/$tool" "$root/bin/$tool" "$root/sbin/$tool"
+		install -D -m 0755 "$path" "$root/usr/bin/$tool"
+	done
+	for f in $(pciutils_libs); do
 		# Same absolute path in the guest as on the host, dereferenced.
 		install -D -m 0755 "$(readlink -f "$f")" "$root$f"
 	done
