@@ -49,10 +49,15 @@ static void show(struct pf_codec *codec, const struct pf_trace_record *rec,
 	check(rec->dir <= PF_DIR_TO_HOST && rec->type <= PF_REC_MALFORMED);
 	check(rec->body_len < file_size);
 	if (rec->type != PF_REC_MESSAGE) {
+		/* Session text as it is; malformed bytes, the first 32 in hex. */
+		char hex[3 * 32 + 1] = "";
+		size_t h = 0;
+
 		snprintf(line, sizeof(line), "%.*s", (int)rec->body_len,
 			 (const char *)rec->body);
 		for (size_t i = 0; i < rec->body_len && i < 32; i++)
-			snprintf(line, sizeof(line), " %02x", rec->body[i]);
+			h += (size_t)snprintf(hex + h, sizeof(hex) - h, " %02x",
+					      rec->body[i]);
 		return;
 	}
 	if (pf_codec_decode(codec, rec->body, rec->body_len, &m, why, sizeof(why)))
