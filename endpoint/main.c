@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device_spec.h"
 #include "endpoint.h"
 #include "log.h"
 #include "server.h"
@@ -70,18 +71,6 @@ static int fail(const char *fmt, const char *arg)
 	return 2;
 }
 
-/* Split "MODEL,a=1,b=2" into the model name and its options. */
-static char *split_device(char *spec, char **opts, size_t *n_opts)
-{
-	char *save = NULL;
-	char *model = strtok_r(spec, ",", &save);
-	char *o;
-
-	while ((o = strtok_r(NULL, ",", &save)) && *n_opts < MAX_OPTS)
-		opts[(*n_opts)++] = o;
-	return model;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -100,7 +89,7 @@ int main(int argc, char **argv)
 	};
 	const char *listen[8];
 	size_t n_listen = 0, n_opts = 0;
-	char *opts[MAX_OPTS + 1], *device = NULL;
+	char *opts[MAX_OPTS], *device = NULL;
 	const char *trace_path = NULL;
 	unsigned long max_payload = PCIEFW_DEFAULT_PAYLOAD;
 	unsigned long long trace_limit = 0;
@@ -193,20 +182,14 @@ int main(int argc, char **argv)
 	pf_log_init("pciefw-endpoint", (enum pf_log_level)level);
 	signal(SIGPIPE, SIG_IGN);
 
-	/* --device options come first so that -O can override them. */
-	char *all_opts[2 * MAX_OPTS + 1];
-	size_t n_all = 0;
-	char *model_name = split_device(device, all_opts, &n_all);
-	if (!model_name)
-		return fail("%s", "empty --device");
-	for (size_t i = 0; i < n_opts && n_all < 2 * MAX_OPTS; i++)
-		all_opts[n_all++] = opts[i];
-	const struct pf_model *model = pf_model_find(model_name);
-	if (!model)
-		return fail("unknown device model '%s' (see --list-devices)", model_name);
+	struct pf_device_spec spec;
+	if (pf_device_spec_parse(device, opts, n_opts, &spec, err, sizeof(err)))
+		return fail("%s", err);
+	const struct pf_model *model = spec.model;
 
 	struct ev_loop *loop = EV_DEFAULT;
-	struct pf_dev *dev = pf_dev_create(model, loop, all_opts, n_all, err, sizeof(err));
+	struct pf_dev *dev = pf_dev_create(model, loop, spec.opts, spec.n_opts, err,
+					   sizeof(err));
 	if (!dev)
 		return fail("%s", err);
 

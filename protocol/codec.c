@@ -217,7 +217,8 @@ static int check_config(uint32_t offset, uint64_t size, char *err, size_t errlen
 static int check_description(const Pciefw__DeviceDescription *d,
 			     char *err, size_t errlen)
 {
-	uint32_t used = 0;
+	/* Slots taken (a mem64 BAR takes two), and indexes that are a BAR. */
+	uint32_t used = 0, declared = 0;
 
 	if (d->vendor_id > 0xffff || d->device_id > 0xffff ||
 	    d->subsystem_vendor_id > 0xffff || d->subsystem_id > 0xffff)
@@ -275,13 +276,14 @@ static int check_description(const Pciefw__DeviceDescription *d,
 		if (used & slots)
 			return fail(err, errlen, "BAR%u overlaps another BAR", b->index);
 		used |= slots;
+		declared |= 1u << b->index;
 	}
 	if (d->msix_vectors) {
 		if (check_bar(d->msix_table_bar, err, errlen) ||
 		    check_bar(d->msix_pba_bar, err, errlen))
 			return PF_ERR_INVALID;
-		if (!(used & (1u << d->msix_table_bar)) ||
-		    !(used & (1u << d->msix_pba_bar)))
+		if (!(declared & (1u << d->msix_table_bar)) ||
+		    !(declared & (1u << d->msix_pba_bar)))
 			return fail(err, errlen, "MSI-X table or PBA in an undeclared BAR");
 		if ((d->msix_table_offset & 7) || (d->msix_pba_offset & 7))
 			return fail(err, errlen, "MSI-X table/PBA offsets must be 8-aligned");

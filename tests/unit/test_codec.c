@@ -215,6 +215,41 @@ static void test_validate_description(void)
 	pf_buf_free(&b);
 }
 
+/*
+ * The MSI-X table must be in a declared BAR, not in the upper half of a
+ * 64-bit one: that slot has no BAR of its own for the host to put it in
+ * (found by fuzz-description; tests/fuzz/corpus-description/regress-*).
+ */
+static void test_msix_in_upper_half_of_mem64(void)
+{
+	struct pf_buf b;
+	char err[256];
+
+	pf_buf_init(&b);
+	put_desc(&b, 0, PCIEFW__BAR_KIND__BAR_MEM64, 4096, false, 8);
+	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_OK);
+	for (uint32_t table = 0; table < 2; table++) {
+		Pciefw__DeviceDescription d = PCIEFW__DEVICE_DESCRIPTION__INIT;
+		Pciefw__Bar bar = PCIEFW__BAR__INIT, *bp = &bar;
+
+		d.vendor_id = 0x1234;
+		bar.index = 0;
+		bar.kind = PCIEFW__BAR_KIND__BAR_MEM64;
+		bar.size = 4096;
+		d.bars = &bp;
+		d.n_bars = 1;
+		d.msix_vectors = 8;
+		d.msix_table_bar = table;
+		d.msix_pba_bar = !table;
+		d.msix_pba_offset = 0x800;
+		pf_put_description(&b, &d);
+		g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==,
+				PF_ERR_INVALID);
+		g_assert_nonnull(strstr(err, "undeclared BAR"));
+	}
+	pf_buf_free(&b);
+}
+
 static void test_garbage_and_unknown_kind(void)
 {
 	struct pf_codec c;
@@ -246,6 +281,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/codec/validate-rules", test_validate_rules);
 	g_test_add_func("/codec/error-codes", test_error_codes);
 	g_test_add_func("/codec/validate-description", test_validate_description);
+	g_test_add_func("/codec/msix-in-upper-half-of-mem64",
+			test_msix_in_upper_half_of_mem64);
 	g_test_add_func("/codec/garbage-and-unknown-kind", test_garbage_and_unknown_kind);
 	return g_test_run();
 }
