@@ -306,6 +306,163 @@ static void test_reset_and_intx(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 1);
 }
 
+/* ---- Ring registers changed with work in flight (nic 2) ---- */
+
+/* The endpoint is alive and its log has no sanitizer report. */
+static void assert_endpoint_sound(struct fixture *f)
+{
+	char *log = endpoint_log(&f->ep);
+
+	g_assert_true(endpoint_alive(&f->ep));
+	if (strstr(log, "AddressSanitizer") || strstr(log, "runtime error"))
+		g_error("endpoint reported memory errors:\n%s", log);
+	g_free(log);
+}
+
+/* TX descriptors [0, count) pointing at valid 60-byte frames. */
+static void fill_tx_ring(struct pf_host *h, uint64_t ring, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		uint8_t *d = gmem(h, ring + i * 16);
+
+		memset(d, 0, 16);
+		pf_le_store(d, 8, TX_BUFS + (i % RING) * BUF_SIZE);
+		pf_le_store(d + 8, 2, 60);
+		pf_le_store(d + 10, 2, 1);          /* EOP */
+	}
+}
+
+static void tx_ring_at(struct pf_host *h, uint64_t ring, uint32_t size)
+{
+	wr32(h, 0, TX_BASE_LO, (uint32_t)ring);
+	wr32(h, 0, TX_BASE_HI, (uint32_t)(ring >> 32));
+	wr32(h, 0, TX_SIZE, size);
+}
+
+/*
+ * The review's trigger, all posted writes: a 4096-entry ring, a doorbell
+ * for 4095 descriptors, then TX_SIZE 8 before the descriptor fetch
+ * completes.  The old code copied the fetch into the 8-entry buffer.
+ */
+static void test_tx_shrink_during_fetch(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+
+	fill_tx_ring(h, TX_RING, 4096);
+	tx_ring_at(h, TX_RING, 4096);
+	wr32(h, 0, CTRL, 4);
+	wr32(h, 0, TX_TAIL, 4095);
+	wr32(h, 0, TX_SIZE, 8);
+	for (int i = 0; i < 4; i++)
+		rd32(h, 0, STATUS);     /* serves the fetch and whatever follows */
+	assert_endpoint_sound(f);
+	/* The abandoned batch sent nothing and wrote nothing back. */
+	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 0);
+	g_assert_cmpuint(nic_stat(h, ST_TX_ERRORS), ==, 0);
+	g_assert_cmphex(pf_le_load(gmem(h, TX_RING) + 12, 2), ==, 0);
+	g_assert_cmpuint(rd32(h, 0, TX_HEAD), ==, 0);
+	g_assert_cmpuint(rd32(h, 0, TX_SIZE), ==, 8);
+}
+
+/* Shrunk after the descriptors arrived, while the frame reads are out. */
+static void test_tx_shrink_during_frame_reads(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+
+	fill_tx_ring(h, TX_RING, 512);
+	tx_ring_at(h, TX_RING, 512);
+	wr32(h, 0, CTRL, 4);
+	wr32(h, 0, TX_TAIL, 500);
+	rd32(h, 0, STATUS);             /* the descriptor fetch is served */
+	wr32(h, 0, TX_SIZE, 8);         /* 500 frame reads are outstanding */
+	for (int i = 0; i < 4; i++)
+		rd32(h, 0, STATUS);
+	assert_endpoint_sound(f);
+	g_assert_cmphex(pf_le_load(gmem(h, TX_RING) + 12, 2), ==, 0);
+	g_assert_cmpuint(rd32(h, 0, TX_HEAD), ==, 0);
+	/* The ring works in its new geometry. */
+	fill_tx_ring(h, TX_RING, 8);
+	wr32(h, 0, IRQ_MODE, 2);
+	wr32(h, 0, IMS, 2);
+	wr32(h, 0, TX_TAIL, 3);
+	wait_msix(h, 1, 1);
+	g_assert_cmpuint(rd32(h, 0, TX_HEAD), ==, 3);
+	g_assert_cmphex(pf_le_load(gmem(h, TX_RING + 32) + 12, 2), ==, 1);
+	assert_endpoint_sound(f);
+}
+
+/* A new TX_BASE: batches of the old ring never write into the new one. */
+static void test_tx_rebase_in_flight(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint64_t other = TX_RING + 0x8000;
+
+	fill_tx_ring(h, TX_RING, RING);
+	fill_tx_ring(h, other, RING);
+	tx_ring_at(h, TX_RING, RING);
+	wr32(h, 0, CTRL, 4);
+	wr32(h, 0, TX_TAIL, 4);
+	wr32(h, 0, TX_BASE_LO, (uint32_t)other);
+	for (int i = 0; i < 4; i++)
+		rd32(h, 0, STATUS);
+	assert_endpoint_sound(f);
+	for (uint32_t i = 0; i < RING; i++)
+		g_assert_cmphex(pf_le_load(gmem(h, other + i * 16) + 12, 2), ==, 0);
+	g_assert_cmpuint(rd32(h, 0, TX_HEAD), ==, 0);
+	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 0);
+}
+
+/*
+ * TX_TAIL moved back over descriptors being sent is ignored: each frame
+ * leaves once, in one batch sequence (nic 3).
+ */
+static void test_tx_tail_backwards(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+
+	fill_tx_ring(h, TX_RING, RING);
+	tx_ring_at(h, TX_RING, RING);
+	wr32(h, 0, IRQ_MODE, 2);
+	wr32(h, 0, CTRL, 4);
+	wr32(h, 0, TX_TAIL, 10);
+	wr32(h, 0, TX_TAIL, 2);
+	for (int i = 0; i < 50 && rd32(h, 0, TX_HEAD) != 10; i++)
+		pf_host_poll(h, 10);
+	for (int i = 0; i < 4; i++)
+		rd32(h, 0, STATUS);
+	assert_endpoint_sound(f);
+	g_assert_cmpuint(rd32(h, 0, TX_HEAD), ==, 10);
+	g_assert_cmpuint(rd32(h, 0, TX_TAIL), ==, 10);
+	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 10);
+	g_assert_cmpuint(nic_stat(h, ST_TX_ERRORS), ==, 0);
+}
+
+/*
+ * RX_SIZE changed while the descriptor fetch is out: the driver gave the
+ * new ring nothing, so an arriving frame finds no descriptor.
+ */
+static void test_rx_resize_during_fetch(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint8_t frame[2048] = { 0 };
+
+	init_rx_ring(h);
+	bring_up_keep(h, 0);
+	wr32(h, 0, RX_SIZE, 4096);
+	wr32(h, 0, RX_TAIL, 4095);
+	wr32(h, 0, RX_SIZE, 8);
+	rd32(h, 0, STATUS);
+	rd32(h, 0, STATUS);
+	send_frame(f, frame, arp_request(frame));
+	wait_msix(h, 1, 1);
+	for (int i = 0; i < 100 && nic_stat(h, ST_RX_DROPPED) == 0; i++)
+		pf_host_poll(h, 10);
+	assert_endpoint_sound(f);
+	g_assert_cmpuint(nic_stat(h, ST_RX_DROPPED), ==, 1);
+	g_assert_cmpuint(nic_stat(h, ST_RX_PACKETS), ==, 0);
+	g_assert_cmpuint(pf_le_load(gmem(h, RX_RING) + 12, 2), ==, 0);
+}
+
 /* Two endpoints wired back to back with the dgram backend (nic 7). */
 static void test_dgram_pair(void)
 {
@@ -378,6 +535,11 @@ int main(int argc, char **argv)
 	ADD("/nic/bad-rx-descriptor", test_bad_rx_descriptor);
 	ADD("/nic/bad-tx-descriptors", test_bad_tx_descriptors);
 	ADD("/nic/reset-and-intx", test_reset_and_intx);
+	ADD("/nic/tx-shrink-during-fetch", test_tx_shrink_during_fetch);
+	ADD("/nic/tx-shrink-during-frame-reads", test_tx_shrink_during_frame_reads);
+	ADD("/nic/tx-rebase-in-flight", test_tx_rebase_in_flight);
+	ADD("/nic/tx-tail-backwards", test_tx_tail_backwards);
+	ADD("/nic/rx-resize-during-fetch", test_rx_resize_during_fetch);
 	g_test_add_func("/nic/dgram-pair", test_dgram_pair);
 	g_test_add_func("/nic/bad-options", test_bad_options);
 	return g_test_run();
