@@ -18,7 +18,8 @@ struct pf_conn;
 struct dma_op;
 
 #define PF_MAX_MODEL_OPTS 32
-#define PF_CANCELLED_RANGES 64
+/* Tag windows of reads cancelled by resets (one per reset, merged). */
+#define PF_CANCEL_WINDOWS 16
 
 struct pf_dev {
 	const struct pf_model *model;
@@ -35,15 +36,17 @@ struct pf_dev {
 	uint8_t *scratch;               /* read data, max payload bytes */
 	bool intx_level;
 
-	/* Outstanding DMA reads, oldest first (spec 5.2). */
+	/* Outstanding DMA reads, oldest first (spec 5.2), and their sum. */
 	struct dma_op *dma_head, *dma_tail;
+	uint32_t dma_reads_out;
+	uint64_t dma_bytes_out;
 	uint32_t next_tag;
-	/* Tags of reads cancelled by a reset, whose completions may still come. */
-	struct { uint32_t lo, hi; } cancelled[PF_CANCELLED_RANGES];
+	/* Tags of reads cancelled by resets, whose completions may still come. */
+	struct { uint32_t lo, hi; } cancelled[PF_CANCEL_WINDOWS];
 	unsigned n_cancelled;
 
 	/* Counters, for logs and tests. */
-	uint64_t n_requests, n_dma_reads, n_dma_writes, n_irqs;
+	uint64_t n_requests, n_dma_reads, n_dma_writes, n_irqs, n_dma_refused;
 };
 
 /* Build an instance of @model with "name=value" options. */
@@ -67,6 +70,8 @@ int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errl
 
 /* Transport services used by device.c (server.c). */
 struct pf_buf *pf_conn_out_begin(struct pf_conn *c, size_t *mark);
+/* Bytes queued for the host and not yet sent. */
+size_t pf_conn_out_queued(const struct pf_conn *c);
 void pf_conn_out_end(struct pf_conn *c, size_t mark);
 
 #endif /* PCIEFW_ENDPOINT_H */
