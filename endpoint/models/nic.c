@@ -214,22 +214,30 @@ static bool ring_ready(const struct ring *r)
 	return r->size && r->base;
 }
 
-/* Read descriptors [first, first + count) of @r, in at most two pieces. */
-static void fetch_descs(struct nic *n, struct ring *r, uint32_t first,
-			uint32_t count, pf_dma_done_fn *done)
+/*
+ * Read descriptors [first, first + count) of @r, in at most two pieces.
+ * Returns how many are being read: fewer if the framework refused a read
+ * (DMA limits, device.h); the rest are fetched by a later doorbell.
+ */
+static uint32_t fetch_descs(struct nic *n, struct ring *r, uint32_t first,
+			    uint32_t count, pf_dma_done_fn *done)
 {
-	while (count) {
-		uint32_t run = r->size - first < count ? r->size - first : count;
+	uint32_t issued = 0;
+
+	while (issued < count) {
+		uint32_t left = count - issued;
+		uint32_t run = r->size - first < left ? r->size - first : left;
 		struct dma_ctx *c = ctx_new(n, r, first, run);
 
 		if (!c || pf_dma_read(n->dev, desc_addr(r, first), run * DESC_SIZE,
 				      done, c) < 0) {
 			free(c);
-			return;
+			break;
 		}
 		first = (first + run) % r->size;
-		count -= run;
+		issued += run;
 	}
+	return issued;
 }
 
 /* ---- RX (nic 3.1) ---- */
@@ -286,8 +294,8 @@ static void rx_tail_write(struct nic *n, uint32_t tail)
 	n->rx.tail = tail;
 	count = (tail - n->rx_fetched) & (n->rx.size - 1);
 	if (count)
-		fetch_descs(n, &n->rx, n->rx_fetched, count, rx_descs_done);
-	n->rx_fetched = tail;
+		count = fetch_descs(n, &n->rx, n->rx_fetched, count, rx_descs_done);
+	n->rx_fetched = (n->rx_fetched + count) & (n->rx.size - 1);
 }
 
 /* Write bytes 8-15 of RX descriptor @idx back and hand it to the driver. */
@@ -464,15 +472,14 @@ static void tx_kick(struct nic *n)
 
 		if (!c)
 			return;
+		if (pf_dma_read(n->dev, desc_addr(&n->tx, first),
+				(end - first) * DESC_SIZE, tx_descs_done, c) < 0) {
+			free(c);        /* retried by the next doorbell */
+			return;
+		}
 		*b = (struct tx_batch){ first, end - first, 1 };
 		n->tx_q_len++;
 		n->tx_fetched = end % n->tx.size;
-		if (pf_dma_read(n->dev, desc_addr(&n->tx, first),
-				(end - first) * DESC_SIZE, tx_descs_done, c) < 0) {
-			free(c);
-			n->tx_q_len--;
-			return;
-		}
 	}
 }
 
