@@ -7,10 +7,15 @@
  */
 #include <errno.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "host_util.h"
@@ -374,6 +379,85 @@ static void test_fill_storm(struct fixture *f, gconstpointer data)
 	pf_host_close(h, true);
 }
 
+/*
+ * Run the endpoint with @argv; it must refuse to start (exit non-zero
+ * within 10 s).  One that starts anyway is stopped by its PID.  Returns
+ * its stderr (g_free it).
+ */
+static char *expect_refusal(const char *const *argv)
+{
+	GError *err = NULL;
+	GPid pid;
+	gint errfd, status = 0;
+	GString *text = g_string_new(NULL);
+	char buf[512];
+	ssize_t n;
+	bool exited = false;
+
+	g_assert_true(g_spawn_async_with_pipes(NULL, (gchar **)argv, NULL,
+					       G_SPAWN_DO_NOT_REAP_CHILD |
+					       G_SPAWN_STDOUT_TO_DEV_NULL,
+					       NULL, NULL, &pid, NULL, NULL, &errfd, &err));
+	for (int i = 0; i < 1000 && !exited; i++) {
+		exited = waitpid(pid, &status, WNOHANG) == pid;
+		if (!exited)
+			g_usleep(10 * 1000);
+	}
+	if (!exited) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	while ((n = read(errfd, buf, sizeof(buf))) > 0)
+		g_string_append_len(text, buf, n);
+	close(errfd);
+	g_spawn_close_pid(pid);
+	if (!exited)
+		g_error("the endpoint started: %s", text->str);
+	g_assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 0);
+	return g_string_free(text, FALSE);
+}
+
+/*
+ * Issue 11 item 11: --trace-limit's G suffix overflowed, so
+ * 17179869185G (2^64 + 1 GiB) was taken as 1 GiB.  The shared size parser
+ * (protocol/size.h) refuses it, and the endpoint does not start.
+ */
+static void test_trace_limit_overflow(void)
+{
+	static const char *const cases[] = { "17179869185G", "18014398509481985M",
+					     "0x10000000000000000", "4096K" };
+	char *dir = g_dir_make_tmp("pciefw-tl-XXXXXX", NULL);
+	char *trace = g_strdup_printf("%s/t.pcapng", dir);
+
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		const char *argv[] = { g_getenv("PCIEFW_ENDPOINT"), "--device", "testdev",
+				       "--listen", "tcp:127.0.0.1:0", "--trace", trace,
+				       "--trace-limit", cases[i], NULL };
+		char *errout = expect_refusal(argv);
+
+		if (!strstr(errout, "invalid --trace-limit"))
+			g_error("'%s': expected a refusal, got: %s", cases[i], errout);
+		g_free(errout);
+	}
+	g_unlink(trace);
+	g_rmdir(dir);
+	g_free(trace);
+	g_free(dir);
+}
+
+/* Other local users cannot connect to an endpoint's UNIX socket. */
+static void test_unix_socket_owner_only(void)
+{
+	struct endpoint_proc ep;
+	struct stat st;
+
+	endpoint_start(&ep, false, testdev_args);
+	g_assert_cmpint(stat(ep.addr + strlen("unix:"), &st), ==, 0);
+	g_assert_true(S_ISSOCK(st.st_mode));
+	g_assert_cmpuint(st.st_mode & 0777, ==, 0600);
+	g_assert_cmpint(endpoint_stop(&ep), ==, 0);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -383,6 +467,8 @@ int main(int argc, char **argv)
 	ADD("/limits/outstanding-read-cap", test_outstanding_read_cap);
 	ADD("/limits/host-never-reads", test_host_never_reads);
 	ADD("/limits/fill-storm", test_fill_storm);
+	g_test_add_func("/limits/trace-limit-overflow", test_trace_limit_overflow);
+	g_test_add_func("/limits/unix-socket-owner-only", test_unix_socket_owner_only);
 	g_test_add("/limits/dma-wrapping-2-64", struct fixture, NULL, NULL,
 		   test_dma_wrapping_2_64, teardown);
 	return g_test_run();
