@@ -339,7 +339,11 @@ static void nic_receive(void *opaque, const uint8_t *frame, size_t len)
 		return;
 	}
 	/* Frame, then write-back, then interrupt: ordered (spec 5.1). */
-	pf_dma_write(n->dev, s->addr, frame, (uint32_t)len);
+	if (pf_dma_write(n->dev, s->addr, frame, (uint32_t)len) < 0) {
+		/* Refused by the framework (wraps, or output over its limit). */
+		n->stats[RX_ERRORS]++;
+		return;
+	}
 	rx_write_back(n, idx, (uint16_t)len, DESC_DD | DESC_EOP);
 	n->stats[RX_PACKETS]++;
 	n->stats[RX_BYTES] += len;
