@@ -402,10 +402,22 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (srv->conn) {
-		/* The host may have just hung up: learn that before refusing. */
-		read_cb(loop, &srv->conn->rd, EV_READ);
-		if (srv->conn->dead)
-			conn_close(srv->conn);
+		struct pf_conn *old = srv->conn;
+		char b;
+
+		/*
+		 * The host may have just hung up: learn that before refusing.
+		 * What it sent before its EOF is handled first, and one
+		 * read_cb() may stop short of the EOF (a short read), so read
+		 * while anything is pending (bounded: the socket's buffer).
+		 */
+		for (int i = 0; i < 64 && !old->dead && !old->throttled; i++) {
+			if (recv(old->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0)
+				break;          /* nothing pending: still there */
+			read_cb(loop, &old->rd, EV_READ);
+		}
+		if (old->dead)
+			conn_close(old);
 	}
 	if (srv->conn) {
 		refuse_busy(srv, fd);

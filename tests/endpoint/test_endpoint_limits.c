@@ -451,10 +451,15 @@ static void test_unix_socket_owner_only(void)
 	struct endpoint_proc ep;
 	struct stat st;
 
+	struct pf_host *h;
+
 	endpoint_start(&ep, false, testdev_args);
 	g_assert_cmpint(stat(ep.addr + strlen("unix:"), &st), ==, 0);
 	g_assert_true(S_ISSOCK(st.st_mode));
 	g_assert_cmpuint(st.st_mode & 0777, ==, 0600);
+	h = connect_host(&ep);        /* we, its owner, can; and it is serving */
+	g_assert_cmphex(rd32(h, 0, R_ID), ==, 0x7e57de01);
+	pf_host_close(h, true);
 	g_assert_cmpint(endpoint_stop(&ep), ==, 0);
 }
 
