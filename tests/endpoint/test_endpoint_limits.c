@@ -360,9 +360,16 @@ static void test_host_never_reads(struct fixture *f, gconstpointer data)
  */
 static void test_fill_storm(struct fixture *f, gconstpointer data)
 {
-	enum { N = 40 };
-	struct pf_host *h = connect_host(&f->ep);
+	enum { N = 24 };
+	/* Hundreds of MiB go through: give the last completion time. */
+	struct pf_host_opts o = { .name = "pciefw-test", .mem_base = GUEST_BASE,
+				  .mem_size = GUEST_SIZE, .timeout_ms = 120000 };
+	char err[512];
+	struct pf_host *h = pf_host_connect(f->ep.addr, &o, err, sizeof(err));
 	long base = peak_kib(f->ep.pid);
+
+	if (!h)
+		g_error("connect: %s", err);
 
 	wr64(h, 0, R_DMA_DST, GUEST_BASE);
 	wr32(h, 0, R_DMA_LEN, 16u << 20);
