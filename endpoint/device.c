@@ -213,35 +213,12 @@ void pf_dev_describe(const struct pf_dev *dev, Pciefw__DeviceDescription *d,
 
 /* ---- DMA (spec 5.2) ---- */
 
-/*
- * Remember that tags [lo, hi) were cancelled: their completions may still
- * come and are dropped (spec 3.4).  One window per reset, however many
- * reads were in flight; when the table is full the two oldest merge.  A
- * merged window never spans half the tag space, so it stays meaningful
- * across the 32-bit wrap: older windows are forgotten instead.
- */
-static void remember_cancelled(struct pf_dev *dev, uint32_t lo, uint32_t hi)
-{
-	if (dev->n_cancelled == PF_CANCEL_WINDOWS) {
-		uint32_t span = dev->cancelled[1].hi - dev->cancelled[0].lo;
-
-		if (span < UINT32_MAX / 2)
-			dev->cancelled[1].lo = dev->cancelled[0].lo;
-		memmove(&dev->cancelled[0], &dev->cancelled[1],
-			(PF_CANCEL_WINDOWS - 1) * sizeof(dev->cancelled[0]));
-		dev->n_cancelled--;
-	}
-	dev->cancelled[dev->n_cancelled].lo = lo;
-	dev->cancelled[dev->n_cancelled].hi = hi;
-	dev->n_cancelled++;
-}
-
 static void dma_cancel_all(struct pf_dev *dev, bool remember_tags)
 {
 	struct dma_op *op = dev->dma_head;
 
 	if (op && remember_tags)
-		remember_cancelled(dev, op->first_tag, dev->next_tag);
+		pf_tag_windows_add(&dev->cancelled, op->first_tag, dev->next_tag);
 	dev->dma_head = dev->dma_tail = NULL;
 	while (op) {
 		struct dma_op *next = op->next;
@@ -347,16 +324,6 @@ int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t l
 	return 0;
 }
 
-/* Modular: a window may straddle the 32-bit wrap of tags. */
-static bool tag_was_cancelled(const struct pf_dev *dev, uint32_t tag)
-{
-	for (unsigned i = 0; i < dev->n_cancelled; i++)
-		if (tag - dev->cancelled[i].lo <
-		    dev->cancelled[i].hi - dev->cancelled[i].lo)
-			return true;
-	return false;
-}
-
 /* Hand finished reads to the model, oldest first. */
 static void dma_deliver(struct pf_dev *dev)
 {
@@ -382,7 +349,7 @@ static int handle_completion(struct pf_dev *dev, const Pciefw__Completion *c,
 		if (c->tag - op->first_tag < op->n_chunks)
 			break;
 	if (!op) {
-		if (tag_was_cancelled(dev, c->tag)) {
+		if (pf_tag_windows_has(&dev->cancelled, c->tag)) {
 			pf_debug("dropping completion of cancelled DMA tag %u", c->tag);
 			return PF_OK;
 		}
@@ -471,7 +438,7 @@ void pf_dev_attach(struct pf_dev *dev, struct pf_conn *conn,
 	dev->conn = conn;
 	dev->session = *s;
 	dev->next_tag = 1;
-	dev->n_cancelled = 0;
+	pf_tag_windows_clear(&dev->cancelled);
 	dev->intx_level = false;
 }
 

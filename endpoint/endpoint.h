@@ -13,13 +13,12 @@
 #include "codec.h"
 #include "device.h"
 #include "handshake.h"
+#include "tag_window.h"
 
 struct pf_conn;
 struct dma_op;
 
 #define PF_MAX_MODEL_OPTS 32
-/* Tag windows of reads cancelled by resets (one per reset, merged). */
-#define PF_CANCEL_WINDOWS 16
 
 struct pf_dev {
 	const struct pf_model *model;
@@ -42,8 +41,7 @@ struct pf_dev {
 	uint64_t dma_bytes_out;
 	uint32_t next_tag;
 	/* Tags of reads cancelled by resets, whose completions may still come. */
-	struct { uint32_t lo, hi; } cancelled[PF_CANCEL_WINDOWS];
-	unsigned n_cancelled;
+	struct pf_tag_windows cancelled;
 
 	/* Counters, for logs and tests. */
 	uint64_t n_requests, n_dma_reads, n_dma_writes, n_irqs, n_dma_refused;
