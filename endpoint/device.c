@@ -21,9 +21,19 @@ struct dma_op {
 	uint32_t n_done;
 	bool failed;
 	uint8_t *buf;
+	uint8_t *chunk_done;    /* bitmap: which chunks have completed */
 	pf_dma_done_fn *done;
 	void *opaque;
 };
+
+static void dma_op_free(struct pf_dev *dev, struct dma_op *op)
+{
+	dev->dma_reads_out--;
+	dev->dma_bytes_out -= op->len;
+	free(op->chunk_done);
+	free(op->buf);
+	free(op);
+}
 
 /* ---- Sending ---- */
 
@@ -207,22 +217,22 @@ static void dma_cancel_all(struct pf_dev *dev, bool remember_tags)
 {
 	struct dma_op *op = dev->dma_head;
 
+	if (op && remember_tags)
+		pf_tag_windows_add(&dev->cancelled, op->first_tag, dev->next_tag);
 	dev->dma_head = dev->dma_tail = NULL;
 	while (op) {
 		struct dma_op *next = op->next;
 
-		if (remember_tags) {
-			unsigned i = dev->n_cancelled % PF_CANCELLED_RANGES;
-
-			dev->cancelled[i].lo = op->first_tag;
-			dev->cancelled[i].hi = op->first_tag + op->n_chunks;
-			dev->n_cancelled++;
-		}
 		op->done(op->opaque, PF_DMA_CANCELLED, NULL, 0);
-		free(op->buf);
-		free(op);
+		dma_op_free(dev, op);
 		op = next;
 	}
+}
+
+/* Is [addr, addr + len) a range of the 64-bit bus address space? */
+static bool dma_range_ok(uint64_t addr, uint32_t len)
+{
+	return len == 0 || addr <= UINT64_MAX - (len - 1);
 }
 
 int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
@@ -233,12 +243,31 @@ int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 
 	if (!dev->conn || len == 0)
 		return -1;
+	if (!dma_range_ok(addr, len)) {
+		pf_dev_log(dev, PF_LOG_WARN,
+			   "refusing a %u-byte DMA read at 0x%llx: wraps past 2^64",
+			   len, (unsigned long long)addr);
+		return -1;
+	}
+	if (dev->dma_reads_out >= PF_DMA_MAX_READS ||
+	    len > PF_DMA_MAX_BYTES - dev->dma_bytes_out ||
+	    pf_conn_out_queued(dev->conn) > PF_OUT_QUEUE_LIMIT) {
+		pf_debug("DMA read of %u bytes refused: %u reads, %llu bytes outstanding",
+			 len, dev->dma_reads_out,
+			 (unsigned long long)dev->dma_bytes_out);
+		dev->n_dma_refused++;
+		return -1;
+	}
 	chunk = dev->session.max_payload;
 	op = calloc(1, sizeof(*op));
 	if (!op)
 		return -1;
+	op->n_chunks = (len + chunk - 1) / chunk;
 	op->buf = malloc(len);
-	if (!op->buf) {
+	op->chunk_done = calloc((op->n_chunks + 7) / 8, 1);
+	if (!op->buf || !op->chunk_done) {
+		free(op->buf);
+		free(op->chunk_done);
 		free(op);
 		return -1;
 	}
@@ -247,8 +276,9 @@ int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 	op->done = done;
 	op->opaque = opaque;
 	op->first_tag = dev->next_tag;
-	op->n_chunks = (len + chunk - 1) / chunk;
 	dev->next_tag += op->n_chunks;
+	dev->dma_reads_out++;
+	dev->dma_bytes_out += len;
 	if (dev->dma_tail)
 		dev->dma_tail->next = op;
 	else
@@ -270,6 +300,19 @@ int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t l
 
 	if (!dev->conn)
 		return -1;
+	if (!dma_range_ok(addr, len)) {
+		pf_dev_log(dev, PF_LOG_WARN,
+			   "refusing a %u-byte DMA write at 0x%llx: wraps past 2^64",
+			   len, (unsigned long long)addr);
+		return -1;
+	}
+	if (len > PF_OUT_QUEUE_LIMIT - pf_conn_out_queued(dev->conn) ||
+	    pf_conn_out_queued(dev->conn) > PF_OUT_QUEUE_LIMIT) {
+		pf_debug("DMA write of %u bytes refused: %zu bytes of output queued",
+			 len, pf_conn_out_queued(dev->conn));
+		dev->n_dma_refused++;
+		return -1;
+	}
 	chunk = dev->session.max_payload;
 	for (uint32_t off = 0; off < len; off += chunk) {
 		uint32_t n = len - off < chunk ? len - off : chunk;
@@ -279,18 +322,6 @@ int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t l
 	}
 	dev->n_dma_writes++;
 	return 0;
-}
-
-static bool tag_was_cancelled(const struct pf_dev *dev, uint32_t tag)
-{
-	unsigned n = dev->n_cancelled < PF_CANCELLED_RANGES ?
-		     dev->n_cancelled : PF_CANCELLED_RANGES;
-
-	for (unsigned i = 0; i < n; i++)
-		if (tag - dev->cancelled[i].lo <
-		    dev->cancelled[i].hi - dev->cancelled[i].lo)
-			return true;
-	return false;
 }
 
 /* Hand finished reads to the model, oldest first. */
@@ -304,8 +335,7 @@ static void dma_deliver(struct pf_dev *dev)
 			dev->dma_tail = NULL;
 		op->done(op->opaque, op->failed ? PF_DMA_FAILED : PF_DMA_OK,
 			 op->failed ? NULL : op->buf, op->failed ? 0 : op->len);
-		free(op->buf);
-		free(op);
+		dma_op_free(dev, op);
 	}
 }
 
@@ -319,7 +349,7 @@ static int handle_completion(struct pf_dev *dev, const Pciefw__Completion *c,
 		if (c->tag - op->first_tag < op->n_chunks)
 			break;
 	if (!op) {
-		if (tag_was_cancelled(dev, c->tag)) {
+		if (pf_tag_windows_has(&dev->cancelled, c->tag)) {
 			pf_debug("dropping completion of cancelled DMA tag %u", c->tag);
 			return PF_OK;
 		}
@@ -330,6 +360,12 @@ static int handle_completion(struct pf_dev *dev, const Pciefw__Completion *c,
 	uint32_t off = idx * chunk;
 	uint32_t want = op->len - off < chunk ? op->len - off : chunk;
 
+	/* Each chunk completes once: a second completion is not ours. */
+	if (op->chunk_done[idx / 8] & (1u << (idx % 8))) {
+		snprintf(err, errlen, "duplicate completion for DMA tag %u", c->tag);
+		return PF_ERR_INVALID;
+	}
+	op->chunk_done[idx / 8] |= (uint8_t)(1u << (idx % 8));
 	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL) {
 		if (c->data.len != want) {
 			snprintf(err, errlen,
@@ -402,7 +438,7 @@ void pf_dev_attach(struct pf_dev *dev, struct pf_conn *conn,
 	dev->conn = conn;
 	dev->session = *s;
 	dev->next_tag = 1;
-	dev->n_cancelled = 0;
+	pf_tag_windows_clear(&dev->cancelled);
 	dev->intx_level = false;
 }
 

@@ -189,16 +189,37 @@ typedef void pf_dma_done_fn(void *opaque, enum pf_dma_result res,
 			    const void *data, uint32_t len);
 
 /*
+ * Limits on outstanding DMA reads (docs/protocol.md 1.3): at most this many
+ * reads, of at most this many bytes together, wait for the host at once.
+ */
+#define PF_DMA_MAX_READS 8192
+#define PF_DMA_MAX_BYTES (64u << 20)
+
+/*
+ * Output queued for the host (docs/protocol.md 1.3).  Above
+ * PF_OUT_QUEUE_MAX the endpoint stops reading the host's requests until
+ * the host has read enough; so one request's output starts below it.  A
+ * DMA read or write that would take the queue above PF_OUT_QUEUE_LIMIT
+ * fails: that bounds what one request may make a model produce.
+ */
+#define PF_OUT_QUEUE_MAX   (4u << 20)
+#define PF_OUT_QUEUE_LIMIT (PF_OUT_QUEUE_MAX + (32u << 20))
+
+/*
  * Read @len bytes of guest memory at bus address @addr.  Never blocks:
  * @done runs later from the loop (never from inside this call) with the
  * whole buffer; reads longer than the negotiated payload are split.
  * Requests issued by one model complete in the order they were issued.
- * Returns 0, or -1 if no host is connected (@done is not called).
+ * Returns 0, or -1 (@done is not called) if no host is connected, if the
+ * range wraps past 2^64, or if the read would exceed PF_DMA_MAX_READS or
+ * PF_DMA_MAX_BYTES: the model treats that like a refused DMA.
  */
 int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 		pf_dma_done_fn *done, void *opaque);
 /* Posted write of guest memory; split as needed.  Ordered before anything
- * the model sends afterwards (spec 5.1).  Returns 0 or -1 (no host). */
+ * the model sends afterwards (spec 5.1).  Returns 0, or -1 if no host is
+ * connected, the range wraps past 2^64, or the write would take queued
+ * output above PF_OUT_QUEUE_LIMIT (nothing is sent). */
 int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t len);
 
 /*

@@ -13,12 +13,12 @@
 #include "codec.h"
 #include "device.h"
 #include "handshake.h"
+#include "tag_window.h"
 
 struct pf_conn;
 struct dma_op;
 
 #define PF_MAX_MODEL_OPTS 32
-#define PF_CANCELLED_RANGES 64
 /* Host requests held while a deferred read is outstanding (spec 5.3). */
 #define PF_MAX_HELD_MSGS 256u
 #define PF_MAX_HELD_BYTES (2u << 20)
@@ -49,17 +49,18 @@ struct pf_dev {
 	uint8_t *scratch;               /* read data, max payload bytes */
 	bool intx_level;
 
-	/* Outstanding DMA reads, oldest first (spec 5.2). */
+	/* Outstanding DMA reads, oldest first (spec 5.2), and their sum. */
 	struct dma_op *dma_head, *dma_tail;
+	uint32_t dma_reads_out;
+	uint64_t dma_bytes_out;
 	uint32_t next_tag;
-	/* Tags of reads cancelled by a reset, whose completions may still come. */
-	struct { uint32_t lo, hi; } cancelled[PF_CANCELLED_RANGES];
-	unsigned n_cancelled;
+	/* Tags of reads cancelled by resets, whose completions may still come. */
+	struct pf_tag_windows cancelled;
 
 	struct pf_deferred deferred;    /* defer.c */
 
 	/* Counters, for logs and tests. */
-	uint64_t n_requests, n_dma_reads, n_dma_writes, n_irqs;
+	uint64_t n_requests, n_dma_reads, n_dma_writes, n_irqs, n_dma_refused;
 };
 
 /* Build an instance of @model with "name=value" options. */
@@ -94,6 +95,8 @@ void pf_defer_reset(struct pf_dev *dev);
 
 /* Transport services used by device.c (server.c). */
 struct pf_buf *pf_conn_out_begin(struct pf_conn *c, size_t *mark);
+/* Bytes queued for the host and not yet sent. */
+size_t pf_conn_out_queued(const struct pf_conn *c);
 void pf_conn_out_end(struct pf_conn *c, size_t mark);
 
 #endif /* PCIEFW_ENDPOINT_H */

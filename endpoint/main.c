@@ -14,6 +14,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "server.h"
+#include "size.h"
 
 #define DEFAULT_LISTEN "tcp:127.0.0.1:7420"
 #define MAX_OPTS PF_MAX_MODEL_OPTS
@@ -127,19 +128,12 @@ int main(int argc, char **argv)
 			trace_path = optarg;
 			break;
 		case 'T': {
-			char *end;
+			uint64_t v;
 
-			errno = 0;
-			trace_limit = strtoull(optarg, &end, 0);
-			if (errno || optarg[0] == '-' || end == optarg ||
-			    (*end && strcmp(end, "k") && strcmp(end, "M") && strcmp(end, "G")))
-				trace_limit = 0;
-			else if (trace_limit < (1ull << 40))
-				trace_limit <<= *end == 'k' ? 10 : *end == 'M' ? 20 :
-						*end == 'G' ? 30 : 0;
-			if (trace_limit < 4096 || trace_limit > (1ull << 50))
+			if (pf_parse_size(optarg, &v) || v < 4096 || v > (1ull << 50))
 				return fail("invalid --trace-limit '%s' (bytes, at least 4096; "
 					    "suffix k, M or G)", optarg);
+			trace_limit = v;
 			break;
 		}
 		case 'F': {

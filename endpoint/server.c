@@ -37,6 +37,12 @@ struct pf_conn {
 	struct pf_frame_decoder dec;
 	struct pf_codec codec;
 	struct pf_buf out;
+	/*
+	 * Over PF_OUT_QUEUE_MAX of output the host's input is not read
+	 * (docs/protocol.md 1.3): what was read but not handled waits here.
+	 */
+	struct pf_buf held;
+	bool throttled;
 	bool in_dispatch;
 	bool dead;
 	char why[300];              /* why it is closing, for the log */
@@ -98,6 +104,11 @@ static void conn_flush(struct pf_conn *c)
 	if (r < 0)
 		conn_fail(c, "write failed: %s", strerror(errno));
 	ev_io_stop(c->srv->loop, &c->wr);
+}
+
+size_t pf_conn_out_queued(const struct pf_conn *c)
+{
+	return pf_buf_used(&c->out);
 }
 
 struct pf_buf *pf_conn_out_begin(struct pf_conn *c, size_t *mark)
@@ -256,7 +267,16 @@ static void feed(struct pf_conn *c, const uint8_t *p, size_t len)
 	while (len && !c->dead) {
 		const uint8_t *body;
 		size_t used, blen;
-		int r = pf_frame_decoder_push(&c->dec, p, len, &used, &body, &blen);
+		int r;
+
+		if (pf_buf_used(&c->out) > PF_OUT_QUEUE_MAX) {
+			/* Hold the rest until the host has read its answers. */
+			c->throttled = true;
+			if (pf_buf_append(&c->held, p, len) < 0)
+				conn_fail(c, "out of memory holding input");
+			return;
+		}
+		r = pf_frame_decoder_push(&c->dec, p, len, &used, &body, &blen);
 
 		p += used;
 		len -= used;
@@ -277,6 +297,31 @@ static void feed(struct pf_conn *c, const uint8_t *p, size_t len)
 }
 
 /*
+ * Throttled: send what is queued and, once under the cap, handle the held
+ * input and read again.  Over the cap the write watcher brings us back.
+ */
+static void conn_pump(struct pf_conn *c)
+{
+	while (!c->dead && c->throttled) {
+		struct pf_buf in = c->held;
+
+		conn_flush(c);
+		if (c->dead || pf_buf_used(&c->out) > PF_OUT_QUEUE_MAX)
+			return;
+		c->throttled = false;
+		pf_buf_init(&c->held);
+		c->in_dispatch = true;
+		feed(c, pf_buf_peek(&in), pf_buf_used(&in));
+		c->in_dispatch = false;
+		pf_buf_free(&in);
+	}
+	if (c->dead)
+		return;
+	conn_flush(c);
+	ev_io_start(c->srv->loop, &c->rd);
+}
+
+/*
  * Read and handle up to @max_reads chunks.  With @to_eof false a short read
  * ends the round (the socket is most likely empty: save a syscall); with
  * it true reading goes on until the socket says EAGAIN, so a host that has
@@ -287,7 +332,7 @@ static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 	static uint8_t buf[READ_CHUNK];
 
 	c->in_dispatch = true;
-	for (int i = 0; i < max_reads && !c->dead; i++) {
+	for (int i = 0; i < max_reads && !c->dead && !c->throttled; i++) {
 		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
 
 		if (n > 0) {
@@ -308,6 +353,11 @@ static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 			conn_fail(c, "read failed: %s", strerror(errno));
 	}
 	c->in_dispatch = false;
+	if (c->throttled) {
+		ev_io_stop(c->srv->loop, &c->rd);
+		conn_pump(c);
+		return;
+	}
 	conn_flush(c);
 }
 
@@ -318,7 +368,11 @@ static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	conn_flush(w->data);
+	struct pf_conn *c = w->data;
+
+	conn_flush(c);
+	if (c->throttled)
+		conn_pump(c);
 }
 
 static void reaper_cb(struct ev_loop *loop, ev_idle *w, int revents)
@@ -341,6 +395,7 @@ static void conn_close(struct pf_conn *c)
 	pf_frame_decoder_free(&c->dec);
 	pf_codec_free(&c->codec);
 	pf_buf_free(&c->out);
+	pf_buf_free(&c->held);
 	if (srv->conn == c)
 		srv->conn = NULL;
 	if (srv->cfg.trace)
@@ -402,6 +457,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	pf_frame_decoder_init(&c->dec, PCIEFW_HANDSHAKE_FRAME);
 	pf_codec_init(&c->codec);
 	pf_buf_init(&c->out);
+	pf_buf_init(&c->held);
 	ev_io_init(&c->rd, read_cb, fd, EV_READ);
 	ev_io_init(&c->wr, write_cb, fd, EV_WRITE);
 	ev_idle_init(&c->reaper, reaper_cb);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int pf_addr_parse(const char *s, struct pf_addr *a, char *err, size_t errlen)
@@ -135,8 +136,15 @@ int pf_listen(const struct pf_addr *a, char *err, size_t errlen)
 		unix_sockaddr(a, &sun);
 		/* A stale socket file from a killed run would block bind(). */
 		unlink(a->path);
-		if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-		    listen(fd, 8) < 0) {
+		/*
+		 * Owner only (0600): whoever connects drives the device and
+		 * its DMA, so other local users must not (README, Security).
+		 */
+		mode_t mask = umask(0177);
+		int r = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+
+		umask(mask);
+		if (r < 0 || listen(fd, 8) < 0) {
 			snprintf(err, errlen, "cannot listen on unix:%s: %s",
 				 a->path, strerror(errno));
 			close(fd);

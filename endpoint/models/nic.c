@@ -55,6 +55,11 @@ struct ring {
 	uint32_t size;
 	uint32_t head;          /* next descriptor the device uses */
 	uint32_t tail;          /* first descriptor the device may not use */
+	/*
+	 * Bumped by every geometry change (BASE, SIZE) and reset: DMA issued
+	 * for an older generation finds its ring gone and drops its result.
+	 */
+	uint32_t gen;
 };
 
 #define TX_BATCHES 64
@@ -77,8 +82,6 @@ struct nic {
 	bool intx;
 	struct ring rx, tx;
 	uint64_t stats[N_STATS];
-	/* Reset makes callbacks of DMA issued before it stale. */
-	uint32_t generation;
 
 	/*
 	 * RX: descriptors up to rx_fetched are being read; those in
@@ -99,26 +102,33 @@ struct nic {
 	bool irq_pending[N_VECTORS];
 };
 
-/* Context of one DMA read: which device state it belongs to. */
+/* Context of one DMA read: which ring, in which geometry, it belongs to. */
 struct dma_ctx {
 	struct nic *n;
-	uint32_t generation;
+	struct ring *ring;
+	uint32_t gen;
 	uint32_t first, count;   /* descriptors, or the TX slot of a frame */
 };
 
-static struct dma_ctx *ctx_new(struct nic *n, uint32_t first, uint32_t count)
+static struct dma_ctx *ctx_new(struct nic *n, struct ring *r, uint32_t first,
+			       uint32_t count)
 {
 	struct dma_ctx *c = malloc(sizeof(*c));
 
 	if (c)
-		*c = (struct dma_ctx){ n, n->generation, first, count };
+		*c = (struct dma_ctx){ n, r, r->gen, first, count };
 	return c;
 }
 
-/* Free @c; true if its result still matters. */
+/*
+ * Free @c; true if its result still matters: not cancelled, the ring has
+ * not changed since the read was issued, and the slots are inside it.
+ */
 static bool ctx_end(struct dma_ctx *c, enum pf_dma_result res)
 {
-	bool live = res != PF_DMA_CANCELLED && c->generation == c->n->generation;
+	const struct ring *r = c->ring;
+	bool live = res != PF_DMA_CANCELLED && c->gen == r->gen &&
+		    r->size && c->first < r->size && c->count <= r->size - c->first;
 
 	free(c);
 	return live;
@@ -204,22 +214,30 @@ static bool ring_ready(const struct ring *r)
 	return r->size && r->base;
 }
 
-/* Read descriptors [first, first + count) of @r, in at most two pieces. */
-static void fetch_descs(struct nic *n, struct ring *r, uint32_t first,
-			uint32_t count, pf_dma_done_fn *done)
+/*
+ * Read descriptors [first, first + count) of @r, in at most two pieces.
+ * Returns how many are being read: fewer if the framework refused a read
+ * (DMA limits, device.h); the rest are fetched by a later doorbell.
+ */
+static uint32_t fetch_descs(struct nic *n, struct ring *r, uint32_t first,
+			    uint32_t count, pf_dma_done_fn *done)
 {
-	while (count) {
-		uint32_t run = r->size - first < count ? r->size - first : count;
-		struct dma_ctx *c = ctx_new(n, first, run);
+	uint32_t issued = 0;
+
+	while (issued < count) {
+		uint32_t left = count - issued;
+		uint32_t run = r->size - first < left ? r->size - first : left;
+		struct dma_ctx *c = ctx_new(n, r, first, run);
 
 		if (!c || pf_dma_read(n->dev, desc_addr(r, first), run * DESC_SIZE,
 				      done, c) < 0) {
 			free(c);
-			return;
+			break;
 		}
 		first = (first + run) % r->size;
-		count -= run;
+		issued += run;
 	}
+	return issued;
 }
 
 /* ---- RX (nic 3.1) ---- */
@@ -233,14 +251,14 @@ static void rx_descs_done(void *opaque, enum pf_dma_result res,
 
 	if (!ctx_end(c, res))
 		return;
-	if (res != PF_DMA_OK) {
+	if (res != PF_DMA_OK || len != count * DESC_SIZE) {
 		pf_dev_log(n->dev, PF_LOG_WARN, "RX ring unreadable at 0x%llx",
 			   (unsigned long long)desc_addr(&n->rx, first));
 		return;
 	}
 	for (uint32_t i = 0; i < count; i++) {
 		const uint8_t *d = (const uint8_t *)data + i * DESC_SIZE;
-		struct rx_slot *s = &n->rx_slots[(first + i) % n->rx.size];
+		struct rx_slot *s = &n->rx_slots[first + i];
 
 		s->addr = pf_le_load(d, 8);
 		s->buf_len = (uint16_t)pf_le_load(d + 8, 2);
@@ -249,17 +267,35 @@ static void rx_descs_done(void *opaque, enum pf_dma_result res,
 	n->rx_valid = (first + count) % n->rx.size;
 }
 
+/* Descriptors from @r's head to @idx, modulo the ring size. */
+static uint32_t ahead_of_head(const struct ring *r, uint32_t idx)
+{
+	return (idx - r->head) & (r->size - 1);
+}
+
+/*
+ * A doorbell may only give descriptors: a tail behind those the device
+ * already fetched would take back descriptors in flight (nic 3).
+ */
+static bool tail_ok(const struct ring *r, uint32_t fetched, uint32_t tail)
+{
+	return ring_ready(r) && tail < r->size &&
+	       ahead_of_head(r, tail) >= ahead_of_head(r, fetched);
+}
+
 static void rx_tail_write(struct nic *n, uint32_t tail)
 {
 	uint32_t count;
 
-	if (!ring_ready(&n->rx) || tail >= n->rx.size)
+	if (!tail_ok(&n->rx, n->rx_fetched, tail)) {
+		pf_dev_log(n->dev, PF_LOG_DEBUG, "ignoring RX_TAIL %u", tail);
 		return;
+	}
 	n->rx.tail = tail;
 	count = (tail - n->rx_fetched) & (n->rx.size - 1);
 	if (count)
-		fetch_descs(n, &n->rx, n->rx_fetched, count, rx_descs_done);
-	n->rx_fetched = tail;
+		count = fetch_descs(n, &n->rx, n->rx_fetched, count, rx_descs_done);
+	n->rx_fetched = (n->rx_fetched + count) & (n->rx.size - 1);
 }
 
 /* Write bytes 8-15 of RX descriptor @idx back and hand it to the driver. */
@@ -303,7 +339,11 @@ static void nic_receive(void *opaque, const uint8_t *frame, size_t len)
 		return;
 	}
 	/* Frame, then write-back, then interrupt: ordered (spec 5.1). */
-	pf_dma_write(n->dev, s->addr, frame, (uint32_t)len);
+	if (pf_dma_write(n->dev, s->addr, frame, (uint32_t)len) < 0) {
+		/* Refused by the framework (wraps, or output over its limit). */
+		n->stats[RX_ERRORS]++;
+		return;
+	}
 	rx_write_back(n, idx, (uint16_t)len, DESC_DD | DESC_EOP);
 	n->stats[RX_PACKETS]++;
 	n->stats[RX_BYTES] += len;
@@ -331,6 +371,8 @@ static struct tx_batch *tx_batch_of(struct nic *n, uint32_t slot)
 
 static void tx_set_status(struct nic *n, uint32_t slot, uint16_t status)
 {
+	if (slot >= n->tx.size)
+		return;
 	pf_le_store(n->tx_descs + slot * DESC_SIZE + 12, 2, status);
 }
 
@@ -389,8 +431,11 @@ static void tx_descs_done(void *opaque, enum pf_dma_result res,
 	uint32_t first = c->first, count = c->count;
 	struct tx_batch *b;
 
-	if (!ctx_end(c, res) || !(b = tx_batch_of(n, first)))
+	if (!ctx_end(c, res) || !(b = tx_batch_of(n, first)) ||
+	    b->first != first || b->count != count)
 		return;
+	if (res == PF_DMA_OK && len != count * DESC_SIZE)
+		res = PF_DMA_FAILED;
 	if (res == PF_DMA_OK)
 		memcpy(n->tx_descs + first * DESC_SIZE, data, count * DESC_SIZE);
 	else
@@ -404,7 +449,7 @@ static void tx_descs_done(void *opaque, enum pf_dma_result res,
 
 		if (res != PF_DMA_OK || flen == 0 || flen > n->max_frame ||
 		    !(pf_le_load(d + 10, 2) & TX_FLAG_EOP) ||
-		    !(fc = ctx_new(n, slot, 1)) ||
+		    !(fc = ctx_new(n, &n->tx, slot, 1)) ||
 		    pf_dma_read(n->dev, addr, flen, tx_frame_done, fc) < 0) {
 			free(fc);
 			n->stats[TX_ERRORS]++;
@@ -427,36 +472,54 @@ static void tx_kick(struct nic *n)
 		/* A batch never wraps: a wrapped doorbell makes two batches. */
 		uint32_t end = n->tx.tail > first ? n->tx.tail : n->tx.size;
 		struct tx_batch *b = &n->tx_q[(n->tx_q_head + n->tx_q_len) % TX_BATCHES];
-		struct dma_ctx *c = ctx_new(n, first, end - first);
+		struct dma_ctx *c = ctx_new(n, &n->tx, first, end - first);
 
 		if (!c)
 			return;
+		if (pf_dma_read(n->dev, desc_addr(&n->tx, first),
+				(end - first) * DESC_SIZE, tx_descs_done, c) < 0) {
+			free(c);        /* retried by the next doorbell */
+			return;
+		}
 		*b = (struct tx_batch){ first, end - first, 1 };
 		n->tx_q_len++;
 		n->tx_fetched = end % n->tx.size;
-		if (pf_dma_read(n->dev, desc_addr(&n->tx, first),
-				(end - first) * DESC_SIZE, tx_descs_done, c) < 0) {
-			free(c);
-			n->tx_q_len--;
-			return;
-		}
 	}
 }
 
 /* ---- Registers (nic 2) ---- */
 
+/*
+ * The RX ring's geometry changed: forget everything fetched or in flight
+ * for the old one (nic 2).  Reads still outstanding see a newer generation
+ * when they complete and drop their result.
+ */
+static void rx_restart(struct nic *n)
+{
+	n->rx.gen++;
+	n->rx.head = n->rx.tail = 0;
+	n->rx_fetched = n->rx_valid = 0;
+}
+
+/* The same for TX: batches in flight are abandoned, never written back. */
+static void tx_restart(struct nic *n)
+{
+	n->tx.gen++;
+	n->tx.head = n->tx.tail = 0;
+	n->tx_fetched = 0;
+	n->tx_q_head = n->tx_q_len = 0;
+}
+
 static void power_on(struct nic *n)
 {
 	struct ev_loop *loop = pf_dev_loop(n->dev);
 
-	n->generation++;
 	n->ctrl = n->icr = n->ims = n->itr = n->irq_mode = 0;
 	n->max_frame = FRAME_DEFAULT;
-	memset(&n->rx, 0, sizeof(n->rx));
-	memset(&n->tx, 0, sizeof(n->tx));
-	n->rx_fetched = n->rx_valid = 0;
-	n->tx_q_head = n->tx_q_len = 0;
-	n->tx_fetched = 0;
+	n->rx.base = n->tx.base = 0;
+	n->rx.size = n->tx.size = 0;
+	rx_restart(n);
+	tx_restart(n);
 	for (int v = 0; v < N_VECTORS; v++) {
 		ev_timer_stop(loop, &n->itr_timer[v]);
 		n->irq_pending[v] = false;
@@ -467,13 +530,9 @@ static void power_on(struct nic *n)
 	n->intx = false;
 }
 
-static int set_ring_size(struct ring *r, uint32_t v)
+static bool ring_size_ok(uint32_t v)
 {
-	if (v < RING_MIN || v > RING_MAX || (v & (v - 1)))
-		return -1;
-	r->size = v;
-	r->head = r->tail = 0;
-	return 0;
+	return v >= RING_MIN && v <= RING_MAX && !(v & (v - 1));
 }
 
 static uint32_t reg_read(struct nic *n, uint32_t off)
@@ -539,48 +598,48 @@ static void reg_write(struct nic *n, uint32_t off, uint32_t v)
 		return;
 	case REG_RX_BASE_LO:
 		n->rx.base = (n->rx.base & ~0xffffffffull) | (v & ~0xfu);
-		n->rx.head = n->rx.tail = n->rx_fetched = n->rx_valid = 0;
+		rx_restart(n);
 		return;
 	case REG_RX_BASE_HI:
 		n->rx.base = (n->rx.base & 0xffffffffull) | (uint64_t)v << 32;
-		n->rx.head = n->rx.tail = n->rx_fetched = n->rx_valid = 0;
+		rx_restart(n);
 		return;
 	case REG_RX_SIZE:
-		if (!set_ring_size(&n->rx, v)) {
+		if (ring_size_ok(v)) {
 			struct rx_slot *s = realloc(n->rx_slots, v * sizeof(*s));
 
 			if (s)
 				n->rx_slots = s;
-			else
-				n->rx.size = 0;
-			n->rx_fetched = n->rx_valid = 0;
+			n->rx.size = s ? v : 0;
+			rx_restart(n);
 		}
 		return;
 	case REG_RX_TAIL: rx_tail_write(n, v); return;
 	case REG_TX_BASE_LO:
 		n->tx.base = (n->tx.base & ~0xffffffffull) | (v & ~0xfu);
-		n->tx.head = n->tx.tail = n->tx_fetched = 0;
+		tx_restart(n);
 		return;
 	case REG_TX_BASE_HI:
 		n->tx.base = (n->tx.base & 0xffffffffull) | (uint64_t)v << 32;
-		n->tx.head = n->tx.tail = n->tx_fetched = 0;
+		tx_restart(n);
 		return;
 	case REG_TX_SIZE:
-		if (!set_ring_size(&n->tx, v)) {
+		if (ring_size_ok(v)) {
 			uint8_t *d = realloc(n->tx_descs, v * DESC_SIZE);
 
 			if (d)
 				n->tx_descs = d;
-			else
-				n->tx.size = 0;
-			n->tx_fetched = 0;
+			n->tx.size = d ? v : 0;
+			tx_restart(n);
 		}
 		return;
 	case REG_TX_TAIL:
-		if (ring_ready(&n->tx) && v < n->tx.size) {
-			n->tx.tail = v;
-			tx_kick(n);
+		if (!tail_ok(&n->tx, n->tx_fetched, v)) {
+			pf_dev_log(n->dev, PF_LOG_DEBUG, "ignoring TX_TAIL %u", v);
+			return;
 		}
+		n->tx.tail = v;
+		tx_kick(n);
 		return;
 	}
 }
@@ -684,6 +743,7 @@ static const struct pf_model_option nic_options[] = {
 	{ "mac", "station MAC address", "52:54:00:12:34:56" },
 	{ "backend", "packet backend: slirp, tap, dgram or stream", "slirp" },
 	{ "hostfwd", "slirp: forwards, e.g. tcp::8080-:80 (several with ;)", "" },
+	{ "host-loopback", "slirp: on lets the guest reach the host's 127.0.0.1 as 10.0.2.2", "off" },
 	{ "ifname", "tap: interface name", "" },
 	{ "local", "dgram: local address, udp:HOST:PORT or unix:PATH", "" },
 	{ "remote", "dgram: peer address, udp:HOST:PORT or unix:PATH", "" },

@@ -1,6 +1,7 @@
 /*
  * User-mode networking with libslirp (docs/nic.md section 7): DHCP, DNS,
- * the host's loopback as 10.0.2.2, and host port forwarding.
+ * host port forwarding, and (host-loopback=on only) the host's loopback as
+ * 10.0.2.2.
  *
  * libslirp wants a poll loop; we give it one on libev: before the loop
  * sleeps (ev_prepare) slirp lists its descriptors and we watch them, after
@@ -19,7 +20,11 @@
 #include "device.h"
 #include "log.h"
 
-#define MAX_FDS 256
+/*
+ * slirp's descriptors grow in steps of this; every one is polled, however
+ * many connections the guest opens (RLIMIT_NOFILE bounds them).
+ */
+#define FDS_STEP 64
 
 struct slirp_timer {
 	ev_timer w;
@@ -34,11 +39,37 @@ struct slirp_net {
 	ev_prepare prepare;
 	ev_check check;
 	ev_timer wake;              /* slirp's own timeout */
-	struct pollfd fds[MAX_FDS];
-	int n_fds;
-	ev_io watch[MAX_FDS];
+	struct pollfd *fds;
+	int n_fds, cap;
+	ev_io **watch;              /* libev holds their addresses: never moved */
 	int n_watch;
 };
+
+/* Room for one more descriptor; false when memory is out. */
+static bool grow_fds(struct slirp_net *sn)
+{
+	int cap = sn->cap + FDS_STEP;
+	struct pollfd *fds;
+	ev_io **watch;
+
+	fds = realloc(sn->fds, (size_t)cap * sizeof(*fds));
+	if (!fds)
+		return false;
+	sn->fds = fds;
+	watch = realloc(sn->watch, (size_t)cap * sizeof(*watch));
+	if (!watch)
+		return false;
+	sn->watch = watch;
+	for (int i = sn->cap; i < cap; i++) {
+		watch[i] = calloc(1, sizeof(ev_io));
+		if (!watch[i]) {
+			sn->cap = i;
+			return i > sn->n_fds;
+		}
+	}
+	sn->cap = cap;
+	return true;
+}
 
 static ssize_t send_packet(const void *buf, size_t len, void *opaque)
 {
@@ -122,8 +153,10 @@ static int add_poll(int fd, int events, void *opaque)
 	struct slirp_net *sn = opaque;
 	struct pollfd *p;
 
-	if (sn->n_fds == MAX_FDS)
+	if (sn->n_fds == sn->cap && !grow_fds(sn)) {
+		pf_warn("slirp: out of memory polling %d descriptors", sn->n_fds);
 		return -1;
+	}
 	p = &sn->fds[sn->n_fds];
 	p->fd = fd;
 	p->events = (events & SLIRP_POLL_IN ? POLLIN : 0) |
@@ -165,7 +198,7 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	for (i = 0; i < sn->n_fds; i++) {
 		int ev = (sn->fds[i].events & (POLLIN | POLLPRI) ? EV_READ : 0) |
 			 (sn->fds[i].events & POLLOUT ? EV_WRITE : 0);
-		ev_io *io = &sn->watch[i];
+		ev_io *io = sn->watch[i];
 
 		if (i < sn->n_watch && io->fd == sn->fds[i].fd &&
 		    (io->events & (EV_READ | EV_WRITE)) == ev)
@@ -177,7 +210,7 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 			ev_io_start(loop, io);
 	}
 	for (; i < sn->n_watch; i++)
-		ev_io_stop(loop, &sn->watch[i]);
+		ev_io_stop(loop, sn->watch[i]);
 	sn->n_watch = sn->n_fds;
 	ev_timer_stop(loop, &sn->wake);
 	if (timeout != UINT32_MAX) {
@@ -244,9 +277,20 @@ static struct pf_net *slirp_create(struct ev_loop *loop, struct pf_dev *dev,
 	struct slirp_net *sn = calloc(1, sizeof(*sn));
 	SlirpConfig cfg = { .version = 1 };
 	const char *hostfwd = pf_dev_option(dev, "hostfwd");
+	const char *loopback = pf_dev_option(dev, "host-loopback");
 
 	if (!sn)
 		return NULL;
+	if (strcmp(loopback, "on") && strcmp(loopback, "off")) {
+		snprintf(err, errlen, "host-loopback='%s': expected on or off", loopback);
+		free(sn);
+		return NULL;
+	}
+	/*
+	 * Off by default: the guest must not reach what listens on the host's
+	 * 127.0.0.1 (other endpoints, other VMs' consoles) as 10.0.2.2.
+	 */
+	cfg.disable_host_loopback = strcmp(loopback, "on") != 0;
 	sn->net.loop = loop;
 	cfg.in_enabled = true;
 	inet_aton("10.0.2.0", &cfg.vnetwork);
@@ -288,7 +332,11 @@ static void slirp_destroy(struct pf_net *n)
 	struct slirp_net *sn = (struct slirp_net *)n;
 
 	for (int i = 0; i < sn->n_watch; i++)
-		ev_io_stop(n->loop, &sn->watch[i]);
+		ev_io_stop(n->loop, sn->watch[i]);
+	for (int i = 0; i < sn->cap; i++)
+		free(sn->watch[i]);
+	free(sn->watch);
+	free(sn->fds);
 	ev_prepare_stop(n->loop, &sn->prepare);
 	ev_check_stop(n->loop, &sn->check);
 	ev_timer_stop(n->loop, &sn->wake);

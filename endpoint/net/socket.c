@@ -15,17 +15,25 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "buf.h"
 #include "device.h"
 #include "log.h"
+#include "pciefw.h"
 #include "transport.h"
 
 #define MAX_FRAME 65536
+/*
+ * stream: frames waiting for the peer to read.  Beyond this they are
+ * dropped, as a NIC drops what it cannot put on the wire: the endpoint's
+ * loop never waits for a peer (docs/protocol.md 5.2).
+ */
+#define STREAM_QUEUE_MAX (256 * 1024)
 
 struct sock_net {
 	struct pf_net net;
 	int fd;              /* dgram socket, or the stream connection */
 	int listen_fd;       /* stream: listening socket, or -1 */
-	ev_io rd, acc;
+	ev_io rd, wr, acc;
 	ev_timer retry;
 	struct sockaddr_storage remote;
 	socklen_t remote_len;
@@ -33,6 +41,8 @@ struct sock_net {
 	bool is_stream;
 	uint8_t buf[4 + MAX_FRAME];
 	size_t have;
+	struct pf_buf out;   /* stream: queued for the peer */
+	uint64_t dropped;    /* stream: frames dropped with the queue full */
 };
 
 /* "udp:HOST:PORT" or "unix:PATH" into a sockaddr. */
@@ -140,7 +150,9 @@ static void sock_destroy(struct pf_net *n)
 	struct sock_net *s = (struct sock_net *)n;
 
 	ev_io_stop(n->loop, &s->rd);
+	ev_io_stop(n->loop, &s->wr);
 	ev_io_stop(n->loop, &s->acc);
+	pf_buf_free(&s->out);
 	ev_timer_stop(n->loop, &s->retry);
 	if (s->fd >= 0)
 		close(s->fd);
@@ -157,9 +169,11 @@ static void stream_drop(struct sock_net *s, const char *why)
 {
 	pf_info("stream backend: peer %s; link down", why);
 	ev_io_stop(s->net.loop, &s->rd);
+	ev_io_stop(s->net.loop, &s->wr);
 	close(s->fd);
 	s->fd = -1;
 	s->have = 0;
+	pf_buf_clear(&s->out);
 	pf_net_set_link(&s->net, false);
 	if (s->listen_fd < 0) {
 		ev_timer_set(&s->retry, 1.0, 0);
@@ -196,14 +210,36 @@ static void stream_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+/* Send what the peer takes now; wait for writability for the rest. */
+static void stream_flush(struct sock_net *s)
+{
+	int r = pf_buf_send(s->fd, &s->out);
+
+	if (r == PF_AGAIN) {
+		ev_io_start(s->net.loop, &s->wr);
+		return;
+	}
+	ev_io_stop(s->net.loop, &s->wr);
+	if (r < 0)
+		stream_drop(s, "write failed");
+}
+
+static void stream_write_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	stream_flush(w->data);
+}
+
 static void stream_attach(struct sock_net *s, int fd)
 {
 	s->fd = fd;
 	s->have = 0;
+	pf_buf_clear(&s->out);
 	pf_tune_socket(fd);
 	pf_set_nonblock(fd, 1);
 	ev_io_init(&s->rd, stream_read_cb, fd, EV_READ);
 	s->rd.data = s;
+	ev_io_init(&s->wr, stream_write_cb, fd, EV_WRITE);
+	s->wr.data = s;
 	ev_io_start(s->net.loop, &s->rd);
 	pf_net_set_link(&s->net, true);
 }
@@ -284,9 +320,18 @@ static void stream_send(struct pf_net *n, const uint8_t *frame, size_t len)
 
 	if (s->fd < 0)
 		return;
-	/* Blocking briefly keeps frames whole; the peer is a VM reading fast. */
-	if (pf_write_all(s->fd, &be, 4) || pf_write_all(s->fd, frame, len))
-		stream_drop(s, "write failed");
+	/* Whole frames only: a frame that does not fit is dropped whole. */
+	if (pf_buf_used(&s->out) + 4 + len > STREAM_QUEUE_MAX) {
+		if (s->dropped++ % 1000 == 0)
+			pf_warn("stream backend: peer not reading; %llu frame(s) dropped",
+				(unsigned long long)s->dropped);
+		return;
+	}
+	if (pf_buf_append(&s->out, &be, 4) || pf_buf_append(&s->out, frame, len)) {
+		stream_drop(s, "out of memory");
+		return;
+	}
+	stream_flush(s);
 }
 
 const struct pf_net_ops pf_net_dgram_ops = {

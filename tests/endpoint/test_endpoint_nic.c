@@ -7,9 +7,14 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "host_util.h"
 #include "msg.h"
+#include "pciefw.h"
+#include "raw_host.h"
+#include "transport.h"
 
 enum {
 	CTRL = 0x000, STATUS = 0x004, MAC_LO = 0x008, MAC_HI = 0x00c, ICR = 0x010,
@@ -306,6 +311,207 @@ static void test_reset_and_intx(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 1);
 }
 
+/* ---- Ring registers changed with work in flight (nic 2) ---- */
+
+/* The endpoint is alive and its log has no sanitizer report. */
+static void assert_endpoint_sound(struct fixture *f)
+{
+	char *log = endpoint_log(&f->ep);
+
+	g_assert_true(endpoint_alive(&f->ep));
+	if (strstr(log, "AddressSanitizer") || strstr(log, "runtime error"))
+		g_error("endpoint reported memory errors:\n%s", log);
+	g_free(log);
+}
+
+/* TX descriptors [0, count) pointing at valid 60-byte frames. */
+static void fill_tx_ring(struct pf_host *h, uint64_t ring, uint32_t count)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		uint8_t *d = gmem(h, ring + i * 16);
+
+		memset(d, 0, 16);
+		pf_le_store(d, 8, TX_BUFS + (i % RING) * BUF_SIZE);
+		pf_le_store(d + 8, 2, 60);
+		pf_le_store(d + 10, 2, 1);          /* EOP */
+	}
+}
+
+static void tx_ring_at(struct pf_host *h, uint64_t ring, uint32_t size)
+{
+	wr32(h, 0, TX_BASE_LO, (uint32_t)ring);
+	wr32(h, 0, TX_BASE_HI, (uint32_t)(ring >> 32));
+	wr32(h, 0, TX_SIZE, size);
+}
+
+/*
+ * The review's trigger, all posted writes: a 4096-entry ring, a doorbell
+ * for 4095 descriptors, then TX_SIZE 8 before the descriptor fetch
+ * completes.  The old code copied the fetch into the 8-entry buffer.
+ */
+static void test_tx_shrink_during_fetch(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+
+	fill_tx_ring(h, TX_RING, 4096);
+	tx_ring_at(h, TX_RING, 4096);
+	wr32(h, 0, CTRL, 4);
+	wr32(h, 0, TX_TAIL, 4095);
+	wr32(h, 0, TX_SIZE, 8);
+	for (int i = 0; i < 4; i++)
+		rd32(h, 0, STATUS);     /* serves the fetch and whatever follows */
+	assert_endpoint_sound(f);
+	/* The abandoned batch sent nothing and wrote nothing back. */
+	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 0);
+	g_assert_cmpuint(nic_stat(h, ST_TX_ERRORS), ==, 0);
+	g_assert_cmphex(pf_le_load(gmem(h, TX_RING) + 12, 2), ==, 0);
+	g_assert_cmpuint(rd32(h, 0, TX_HEAD), ==, 0);
+	g_assert_cmpuint(rd32(h, 0, TX_SIZE), ==, 8);
+}
+
+static void raw_w32(struct pf_buf *b, uint32_t off, uint32_t v)
+{
+	uint8_t d[4];
+
+	pf_le_store(d, 4, v);
+	g_assert_cmpint(pf_put_mem_write(b, 0, off, d, 4), ==, 0);
+}
+
+/*
+ * Shrunk after the descriptors arrived, while the frame reads are out: the
+ * old code wrote their status into the 8-entry copy of the ring, and wrote
+ * heap bytes back to the guest.  A raw host answers the DMA itself, so the
+ * frame reads are certainly outstanding when TX_SIZE changes.
+ */
+static void test_tx_shrink_during_frame_reads(struct fixture *f, gconstpointer data)
+{
+	enum { N = 500 };
+	static uint8_t descs[N * 16], frame[60];
+	static uint32_t tags[N];
+	struct raw_host r;
+	struct pf_buf b;
+	PfMessage *m;
+	bool wrote = false;
+
+	pf_host_close(f->h, true);
+	raw_host_open(&r, f->ep.addr, PCIEFW_DEFAULT_PAYLOAD);
+	pf_buf_init(&b);
+	raw_w32(&b, TX_BASE_LO, (uint32_t)TX_RING);
+	raw_w32(&b, TX_BASE_HI, (uint32_t)(TX_RING >> 32));
+	raw_w32(&b, TX_SIZE, 512);
+	raw_w32(&b, CTRL, 4);
+	raw_w32(&b, TX_TAIL, N);
+	raw_host_send(&r, &b);
+	m = raw_host_expect(&r, PCIEFW__MESSAGE__BODY_DMA_READ, 10000);
+	g_assert_nonnull(m);
+	g_assert_cmpuint(m->dma_read->size, ==, sizeof(descs));
+	for (uint32_t i = 0; i < N; i++) {
+		pf_le_store(descs + i * 16, 8, TX_BUFS + i * 64);
+		pf_le_store(descs + i * 16 + 8, 2, sizeof(frame));
+		pf_le_store(descs + i * 16 + 10, 2, 1);          /* EOP */
+	}
+	pf_put_completion(&b, m->dma_read->tag, PCIEFW__STATUS__STATUS_SUCCESSFUL,
+			  descs, sizeof(descs));
+	raw_host_send(&r, &b);
+	for (unsigned i = 0; i < N; i++) {
+		m = raw_host_expect(&r, PCIEFW__MESSAGE__BODY_DMA_READ, 10000);
+		g_assert_nonnull(m);
+		tags[i] = m->dma_read->tag;
+	}
+	/* All 500 frame reads are out.  Shrink, then answer them. */
+	raw_w32(&b, TX_SIZE, 8);
+	for (unsigned i = 0; i < N; i++)
+		pf_put_completion(&b, tags[i], PCIEFW__STATUS__STATUS_SUCCESSFUL,
+				  frame, sizeof(frame));
+	pf_put_mem_read(&b, 1, 0, TX_HEAD, 4);
+	raw_host_send(&r, &b);
+	while ((m = raw_host_next(&r, 10000)) &&
+	       m->body_case != PCIEFW__MESSAGE__BODY_COMPLETION) {
+		g_assert_cmpint(m->body_case, !=, PCIEFW__MESSAGE__BODY_ERROR);
+		wrote |= m->body_case == PCIEFW__MESSAGE__BODY_DMA_WRITE;
+	}
+	g_assert_nonnull(m);                        /* it answered, alive */
+	g_assert_cmpuint(m->completion->tag, ==, 1);
+	g_assert_cmpuint(pf_le_load(m->completion->data.data, 4), ==, 0);
+	g_assert_false(wrote);                      /* no write-back at all */
+	raw_host_close(&r);
+	pf_buf_free(&b);
+	f->h = connect_host(&f->ep);
+	assert_endpoint_sound(f);
+}
+
+/* A new TX_BASE: batches of the old ring never write into the new one. */
+static void test_tx_rebase_in_flight(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint64_t other = TX_RING + 0x8000;
+
+	fill_tx_ring(h, TX_RING, RING);
+	fill_tx_ring(h, other, RING);
+	tx_ring_at(h, TX_RING, RING);
+	wr32(h, 0, CTRL, 4);
+	wr32(h, 0, TX_TAIL, 4);
+	wr32(h, 0, TX_BASE_LO, (uint32_t)other);
+	for (int i = 0; i < 4; i++)
+		rd32(h, 0, STATUS);
+	assert_endpoint_sound(f);
+	for (uint32_t i = 0; i < RING; i++)
+		g_assert_cmphex(pf_le_load(gmem(h, other + i * 16) + 12, 2), ==, 0);
+	g_assert_cmpuint(rd32(h, 0, TX_HEAD), ==, 0);
+	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 0);
+}
+
+/*
+ * TX_TAIL moved back over descriptors being sent is ignored: each frame
+ * leaves once, in one batch sequence (nic 3).
+ */
+static void test_tx_tail_backwards(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+
+	fill_tx_ring(h, TX_RING, RING);
+	tx_ring_at(h, TX_RING, RING);
+	wr32(h, 0, IRQ_MODE, 2);
+	wr32(h, 0, CTRL, 4);
+	wr32(h, 0, TX_TAIL, 10);
+	wr32(h, 0, TX_TAIL, 2);
+	for (int i = 0; i < 50 && rd32(h, 0, TX_HEAD) != 10; i++)
+		pf_host_poll(h, 10);
+	for (int i = 0; i < 4; i++)
+		rd32(h, 0, STATUS);
+	assert_endpoint_sound(f);
+	g_assert_cmpuint(rd32(h, 0, TX_HEAD), ==, 10);
+	g_assert_cmpuint(rd32(h, 0, TX_TAIL), ==, 10);
+	g_assert_cmpuint(nic_stat(h, ST_TX_PACKETS), ==, 10);
+	g_assert_cmpuint(nic_stat(h, ST_TX_ERRORS), ==, 0);
+}
+
+/*
+ * RX_SIZE changed while the descriptor fetch is out: the driver gave the
+ * new ring nothing, so an arriving frame finds no descriptor.
+ */
+static void test_rx_resize_during_fetch(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint8_t frame[2048] = { 0 };
+
+	init_rx_ring(h);
+	bring_up_keep(h, 0);
+	wr32(h, 0, RX_SIZE, 4096);
+	wr32(h, 0, RX_TAIL, 4095);
+	wr32(h, 0, RX_SIZE, 8);
+	rd32(h, 0, STATUS);
+	rd32(h, 0, STATUS);
+	send_frame(f, frame, arp_request(frame));
+	wait_msix(h, 1, 1);
+	for (int i = 0; i < 100 && nic_stat(h, ST_RX_DROPPED) == 0; i++)
+		pf_host_poll(h, 10);
+	assert_endpoint_sound(f);
+	g_assert_cmpuint(nic_stat(h, ST_RX_DROPPED), ==, 1);
+	g_assert_cmpuint(nic_stat(h, ST_RX_PACKETS), ==, 0);
+	g_assert_cmpuint(pf_le_load(gmem(h, RX_RING) + 12, 2), ==, 0);
+}
+
 /* Two endpoints wired back to back with the dgram backend (nic 7). */
 static void test_dgram_pair(void)
 {
@@ -480,6 +686,71 @@ static void test_itr_moderates(struct fixture *f, gconstpointer data)
 	g_assert_cmpuint(irqs, <=, elapsed_us / itr_us + 2);
 }
 
+
+/*
+ * The stream backend's peer connects and never reads (issue 11 item 8).
+ * Sending used to block the endpoint's loop in poll(): after a few dozen
+ * frames it answered nothing.  Now frames beyond a bounded queue are
+ * dropped, and register reads keep being answered throughout.
+ */
+static void test_stream_peer_not_reading(void)
+{
+	char *dir = g_dir_make_tmp("pciefw-stream-XXXXXX", NULL);
+	char *path = g_strdup_printf("%s/peer", dir);
+	char *opts = g_strdup_printf("nic,mac=52:54:00:aa:bb:01,backend=stream,"
+				     "connect=unix:%s", path);
+	char *addr = g_strdup_printf("unix:%s", path);
+	struct pf_addr a;
+	char err[256], *log;
+	struct fixture f;
+	uint8_t frame[2048] = { 0 };
+	int lfd, peer;
+
+	g_assert_cmpint(pf_addr_parse(addr, &a, err, sizeof(err)), ==, 0);
+	g_free(addr);
+	lfd = pf_listen(&a, err, sizeof(err));
+	g_assert_cmpint(lfd, >=, 0);
+	g_assert_cmpint(pf_set_nonblock(lfd, 0), ==, 0);
+	setup_opts(&f, opts);
+	peer = accept(lfd, NULL, NULL);          /* and never read from it */
+	g_assert_cmpint(peer, >=, 0);
+	for (int i = 0; i < 100 && rd32(f.h, 0, STATUS) != 1; i++)
+		pf_host_poll(f.h, 10);
+	g_assert_cmphex(rd32(f.h, 0, STATUS), ==, 1);   /* link up */
+	bring_up(f.h, 0);
+	memset(frame, 0xff, 6);
+	for (int round = 0; round < 200; round++) {
+		for (int i = 0; i < 15; i++) {
+			uint32_t slot = f.tx_next;
+			uint8_t *d = gmem(f.h, TX_RING + slot * 16);
+
+			memcpy(gmem(f.h, TX_BUFS + slot * BUF_SIZE), frame, 1514);
+			memset(d, 0, 16);
+			pf_le_store(d, 8, TX_BUFS + slot * BUF_SIZE);
+			pf_le_store(d + 8, 2, 1514);
+			pf_le_store(d + 10, 2, 1);
+			f.tx_next = (slot + 1) % RING;
+		}
+		wr32(f.h, 0, TX_TAIL, f.tx_next);
+		/* Each read must be answered: the loop is never stuck. */
+		for (int i = 0; i < 500 && rd32(f.h, 0, TX_HEAD) != f.tx_next; i++)
+			pf_host_poll(f.h, 10);
+		g_assert_cmpuint(rd32(f.h, 0, TX_HEAD), ==, f.tx_next);
+	}
+	g_assert_cmpuint(nic_stat(f.h, ST_TX_PACKETS), ==, 3000);
+	log = endpoint_log(&f.ep);
+	g_assert_nonnull(strstr(log, "peer not reading"));
+	g_free(log);
+	teardown(&f, NULL);
+	close(peer);
+	close(lfd);
+	g_unlink(path);
+	g_rmdir(dir);
+	g_free(opts);
+	g_free(path);
+	g_free(dir);
+}
+
 static void test_bad_options(void)
 {
 	static const char *const cases[][2] = {
@@ -518,9 +789,15 @@ int main(int argc, char **argv)
 	ADD("/nic/bad-tx-descriptors", test_bad_tx_descriptors);
 	ADD("/nic/reset-and-intx", test_reset_and_intx);
 	ADD("/nic/itr-moderates-interrupts", test_itr_moderates);
-	g_test_add_func("/nic/dgram-pair", test_dgram_pair);
 	g_test_add_func("/nic/dgram-every-frame-counted",
 			test_dgram_every_frame_counted);
+	ADD("/nic/tx-shrink-during-fetch", test_tx_shrink_during_fetch);
+	ADD("/nic/tx-shrink-during-frame-reads", test_tx_shrink_during_frame_reads);
+	ADD("/nic/tx-rebase-in-flight", test_tx_rebase_in_flight);
+	ADD("/nic/tx-tail-backwards", test_tx_tail_backwards);
+	ADD("/nic/rx-resize-during-fetch", test_rx_resize_during_fetch);
+	g_test_add_func("/nic/dgram-pair", test_dgram_pair);
+	g_test_add_func("/nic/stream-peer-not-reading", test_stream_peer_not_reading);
 	g_test_add_func("/nic/bad-options", test_bad_options);
 	return g_test_run();
 }

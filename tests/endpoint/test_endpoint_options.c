@@ -86,7 +86,7 @@ static void test_opt_overrides_device(void)
 	expect(bad, 4, 2, "empty option in -O");
 	/* Past the options and the model: it fails only at --listen. */
 	expect(ok, 4, 1, "nonexistent-pciefw-test-dir");
-	expect(wrong, 4, 2, "invalid mac '01:00:00:00:00:01'");
+	expect(wrong, 4, 2, "invalid mac: 01:00:00:00:00:01 is a multicast");
 }
 
 int main(int argc, char **argv)

@@ -72,6 +72,18 @@ def endpoint_binary():
     return path
 
 
+@pytest.fixture(scope="session")
+def asan_endpoint_binary():
+    """pciefw-endpoint built with ASan+UBSan (build-asan/, which ./dev test
+    builds), for tests where the guest attacks the endpoint's memory."""
+    path = os.environ.get("PCIEFW_ENDPOINT_ASAN") or os.path.join(
+        REPO, "build-asan", "endpoint", "pciefw-endpoint")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"no ASan endpoint at {path}: build build-asan/ as ./dev test "
+                    "does, or set PCIEFW_ENDPOINT_ASAN")
+    return path
+
+
 class Harness:
     def __init__(self, qemu_binary, endpoint_binary, workdir):
         self.qemu_binary = qemu_binary
@@ -82,10 +94,11 @@ class Harness:
     def path(self, name):
         return os.path.join(self.workdir, name)
 
-    def endpoint(self, name="endpoint", listen=None, device="testdev", args=()):
+    def endpoint(self, name="endpoint", listen=None, device="testdev", args=(),
+                 binary=None):
         listen = listen or f"unix:{self.path(name + '.sock')}"
-        ep = Endpoint(self.endpoint_binary, self.workdir, listen, device, args,
-                      name)
+        ep = Endpoint(binary or self.endpoint_binary, self.workdir, listen,
+                      device, args, name)
         self._procs.append(ep)
         return ep
 

@@ -740,7 +740,8 @@ def test_nic_session_replay(harness, tmp_path, endpoint_binary):
     replay may match or not; its divergences are all in the transfer."""
     replay = tool(endpoint_binary, "pciefw-replay")
     ep_trace, q_trace = harness.path("nic-ep.pcapng"), harness.path("nic-qemu.pcapng")
-    ep = harness.endpoint(name="nic", device=f"nic,mac={NIC_MAC}",
+    # The guest's transfer goes to PortSink on the host's 127.0.0.1.
+    ep = harness.endpoint(name="nic", device=f"nic,mac={NIC_MAC},host-loopback=on",
                           args=["--trace", ep_trace])
     sink = PortSink(0, NIC_TRANSFER)
     initrd = guestlib.make_initramfs(
@@ -779,7 +780,7 @@ def test_nic_session_replay(harness, tmp_path, endpoint_binary):
     assert mac_lo < dhcp_done < ping_done < syn_ack, (mac_lo, dhcp_done, ping_done, syn_ack)
 
     def against_fresh_nic(name, *opts, mac=NIC_MAC, trace=ep_trace):
-        nic = harness.endpoint(name=name, device=f"nic,mac={mac}")
+        nic = harness.endpoint(name=name, device=f"nic,mac={mac},host-loopback=on")
         r = run([replay, *opts, trace, nic.address])
         nic.stop()
         return r

@@ -53,7 +53,8 @@
 
 /* Stream keys: completions, the rest, and with --loose-irqs one per
  * interrupt kind and vector. */
-enum { KEY_COMPLETION, KEY_OTHER, KEY_INTX, KEY_MSI = 0x10000, KEY_MSIX = 0x20000 };
+enum { KEY_COMPLETION, KEY_OTHER, KEY_INTX, KEY_MSI = 0x10000, KEY_MSIX = 0x20000,
+       KEY_LIMIT = 0x30000 };
 
 struct stream {
 	int key;
@@ -80,6 +81,14 @@ struct ctx {
 	const char *peer;                /* "endpoint" or "host" */
 	struct stream *streams;          /* the peer's records of this session */
 	size_t n_streams;
+	/*
+	 * Lookups stay linear in the trace however many vectors it names
+	 * (a crafted trace may name 2^17): stream of each key (index + 1, 0:
+	 * none), and every record of every stream in trace order with the
+	 * first not yet come (first_pending()).
+	 */
+	uint32_t *stream_of;             /* KEY_LIMIT entries */
+	size_t *expected, n_expected, next_expected;
 	long optional;                   /* a trailing goodbye of the peer */
 	long deferred;                   /* a trailing goodbye of ours */
 	size_t end;                      /* first position not replayed */
@@ -257,10 +266,9 @@ static void stream_name(int key, char *buf, size_t len)
 
 static struct stream *find_stream(struct ctx *c, int key)
 {
-	for (size_t i = 0; i < c->n_streams; i++)
-		if (c->streams[i].key == key)
-			return &c->streams[i];
-	return NULL;
+	uint32_t i = key >= 0 && key < KEY_LIMIT ? c->stream_of[key] : 0;
+
+	return i ? &c->streams[i - 1] : NULL;
 }
 
 static bool is_handshake(const struct ctx *c, size_t pos)
@@ -269,13 +277,24 @@ static bool is_handshake(const struct ctx *c, size_t pos)
 	       (long)pos == c->ss->desc;
 }
 
+/* The stream of peer record @p, or -1 if it is not matched in one. */
+static int record_key(const struct ctx *c, size_t p)
+{
+	const struct rp_rec *r = &c->s->rec[p];
+
+	if (r->dir != c->theirs || is_handshake(c, p))
+		return -1;
+	return stream_key(r->m);
+}
+
 static int build_streams(struct ctx *c)
 {
 	const struct rp_session *ss = c->ss;
-	size_t cap = 0;
+	uint32_t *count;
 
 	c->streams = NULL;
 	c->n_streams = 0;
+	c->n_expected = c->next_expected = 0;
 	c->end = ss->end;
 	c->partial = false;
 	for (size_t p = ss->first; p < ss->end; p++) {
@@ -290,33 +309,45 @@ static int build_streams(struct ctx *c)
 	if (c->s->truncated && ss == &c->s->sess[c->s->n_sess - 1])
 		c->partial = true;
 	c->optional = -1;
+	/* Two passes: count each stream's records, then place them. */
+	c->stream_of = calloc(KEY_LIMIT, sizeof(*c->stream_of));
+	count = calloc(KEY_LIMIT, sizeof(*count));
+	c->expected = malloc((c->end - ss->first + 1) * sizeof(*c->expected));
+	c->streams = malloc((c->end - ss->first + 1) * sizeof(*c->streams));
+	if (!c->stream_of || !count || !c->expected || !c->streams) {
+		free(count);
+		return -1;
+	}
 	for (size_t p = ss->first; p < c->end; p++) {
-		const struct rp_rec *r = &c->s->rec[p];
-		int key = stream_key(r->m);
-		struct stream *st;
+		int key = record_key(c, p);
 
-		if (r->dir != c->theirs || is_handshake(c, p) || key < 0)
+		if (key < 0)
 			continue;
-		st = find_stream(c, key);
-		if (!st) {
-			if (c->n_streams == cap) {
-				size_t ncap = cap ? 2 * cap : 8;
-				void *np = realloc(c->streams, ncap * sizeof(*c->streams));
+		if (!count[key]++) {
+			struct stream *st = &c->streams[c->n_streams++];
 
-				if (!np)
-					return -1;
-				c->streams = np;
-				cap = ncap;
-			}
-			st = &c->streams[c->n_streams++];
 			memset(st, 0, sizeof(*st));
 			st->key = key;
-			/* Sized for the rest of the session: trimmed never. */
-			st->pos = malloc((c->end - p) * sizeof(size_t));
-			if (!st->pos)
-				return -1;
+			c->stream_of[key] = (uint32_t)c->n_streams;
 		}
+	}
+	for (size_t i = 0; i < c->n_streams; i++) {
+		c->streams[i].pos = malloc(count[c->streams[i].key] * sizeof(size_t));
+		if (!c->streams[i].pos) {
+			free(count);
+			return -1;
+		}
+	}
+	free(count);
+	for (size_t p = ss->first; p < c->end; p++) {
+		int key = record_key(c, p);
+		struct stream *st;
+
+		if (key < 0)
+			continue;
+		st = find_stream(c, key);
 		st->pos[st->n++] = p;
+		c->expected[c->n_expected++] = p;
 	}
 	/*
 	 * A recording that ends with a goodbye ended because that side was
@@ -341,30 +372,33 @@ static int build_streams(struct ctx *c)
 
 static void free_streams(struct ctx *c)
 {
-	for (size_t i = 0; i < c->n_streams; i++)
+	for (size_t i = 0; c->streams && i < c->n_streams; i++)
 		free(c->streams[i].pos);
 	free(c->streams);
+	free(c->stream_of);
+	free(c->expected);
 	c->streams = NULL;
-	c->n_streams = 0;
+	c->stream_of = NULL;
+	c->expected = NULL;
+	c->n_streams = c->n_expected = c->next_expected = 0;
 }
 
-/* The earliest peer record before @limit that has not come yet, or -1. */
-static long first_pending(const struct ctx *c, size_t limit)
+/*
+ * The earliest peer record before @limit that has not come yet, or -1.
+ * Streams are matched in order, so that is the earliest head of a stream:
+ * the first record of c->expected not done.  The scan only moves forward,
+ * so all calls of a session together cost O(records).
+ */
+static long first_pending(struct ctx *c, size_t limit)
 {
-	long best = -1;
-
-	for (size_t i = 0; i < c->n_streams; i++) {
-		const struct stream *st = &c->streams[i];
-
-		if (st->head < st->n) {
-			size_t p = st->pos[st->head];
-
-			if (p < limit && (long)p != c->optional &&
-			    (best < 0 || (long)p < best))
-				best = (long)p;
-		}
-	}
-	return best;
+	while (c->next_expected < c->n_expected &&
+	       (c->s->rec[c->expected[c->next_expected]].done ||
+		(long)c->expected[c->next_expected] == c->optional))
+		c->next_expected++;
+	if (c->next_expected == c->n_expected ||
+	    c->expected[c->next_expected] >= limit)
+		return -1;
+	return (long)c->expected[c->next_expected];
 }
 
 static void advance_cursor(struct ctx *c, long pos)
@@ -919,6 +953,7 @@ static int replay_session(struct ctx *c, int lfd)
 	c->cursor = (long)ss->first - 1;
 	c->closed = c->said_bye = c->peer_silent = false;
 	if (build_streams(c)) {
+		free_streams(c);
 		fprintf(stderr, "pciefw-replay: out of memory\n");
 		return RP_EXIT_FAILED;
 	}
