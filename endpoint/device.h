@@ -193,7 +193,7 @@ typedef void pf_dma_done_fn(void *opaque, enum pf_dma_result res,
  * reads, of at most this many bytes together, wait for the host at once.
  */
 #define PF_DMA_MAX_READS 8192
-#define PF_DMA_MAX_BYTES (64u << 20)
+#define PF_DMA_MAX_BYTES (16u << 20)
 
 /*
  * Output queued for the host (docs/protocol.md 1.3).  Above

@@ -4,6 +4,7 @@
 
 #include "endpoint.h"
 #include "options.h"
+#include "size.h"
 
 static int hexval(char c)
 {
@@ -16,69 +17,13 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Digits in @base up to the first non-digit; -1 on overflow or none. */
-static int parse_digits(const char **sp, unsigned base, uint64_t *out)
-{
-	const char *s = *sp;
-	uint64_t v = 0;
-	int d;
-
-	if (hexval(*s) < 0 || (unsigned)hexval(*s) >= base)
-		return -1;
-	while ((d = hexval(*s)) >= 0 && (unsigned)d < base) {
-		if (v > (UINT64_MAX - (unsigned)d) / base)
-			return -1;
-		v = v * base + (unsigned)d;
-		s++;
-	}
-	*sp = s;
-	*out = v;
-	return 0;
-}
-
-static unsigned suffix_shift(char c)
-{
-	switch (c) {
-	case 'k': case 'K': return 10;
-	case 'm': case 'M': return 20;
-	case 'g': case 'G': return 30;
-	default: return 0;
-	}
-}
-
 int pf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 		 char *err, size_t errlen)
 {
-	const char *p = s;
-	unsigned base = 10, shift;
 	uint64_t v;
 
-	if (!s || !*s) {
-		snprintf(err, errlen, "empty value, expected a number");
+	if (pf_parse_number(s, &v, err, errlen))
 		return -1;
-	}
-	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
-		base = 16;
-		p += 2;
-	}
-	if (parse_digits(&p, base, &v)) {
-		snprintf(err, errlen, "'%s' is not a number that fits 64 bits", s);
-		return -1;
-	}
-	shift = suffix_shift(*p);
-	if (shift) {
-		/* In hex, K/M/G are not digits; no ambiguity with 'B' etc. */
-		if (v > UINT64_MAX >> shift) {
-			snprintf(err, errlen, "'%s' overflows 64 bits", s);
-			return -1;
-		}
-		v <<= shift;
-		p++;
-	}
-	if (*p) {
-		snprintf(err, errlen, "'%s': unexpected '%s' (suffixes: K, M, G)", s, p);
-		return -1;
-	}
 	if (v < min || v > max) {
 		snprintf(err, errlen, "%s is outside %llu..%llu", s,
 			 (unsigned long long)min, (unsigned long long)max);

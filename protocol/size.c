@@ -1,42 +1,84 @@
-/* Command-line sizes; see size.h. */
+/* Command-line sizes and counts; see size.h. */
 #include "size.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stdio.h>
 
-static unsigned suffix_shift(const char *end)
+static int digit_value(char c)
 {
-	if (!strcmp(end, "k"))
-		return 10;
-	if (!strcmp(end, "M"))
-		return 20;
-	if (!strcmp(end, "G"))
-		return 30;
-	return 64;              /* not a suffix */
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Digits in @base up to the first non-digit; -1 on overflow or none. */
+static int parse_digits(const char **sp, unsigned base, uint64_t *out)
+{
+	const char *s = *sp;
+	uint64_t v = 0;
+	int d;
+
+	if (digit_value(*s) < 0 || (unsigned)digit_value(*s) >= base)
+		return -1;
+	while ((d = digit_value(*s)) >= 0 && (unsigned)d < base) {
+		if (v > (UINT64_MAX - (unsigned)d) / base)
+			return -1;
+		v = v * base + (unsigned)d;
+		s++;
+	}
+	*sp = s;
+	*out = v;
+	return 0;
+}
+
+static unsigned suffix_shift(char c)
+{
+	switch (c) {
+	case 'k': case 'K': return 10;
+	case 'm': case 'M': return 20;
+	case 'g': case 'G': return 30;
+	default: return 0;
+	}
+}
+
+#define FAIL(...) do {					\
+		if (err)				\
+			snprintf(err, errlen, __VA_ARGS__);	\
+		return -1;				\
+	} while (0)
+
+int pf_parse_number(const char *s, uint64_t *out, char *err, size_t errlen)
+{
+	const char *p = s;
+	unsigned base = 10, shift;
+	uint64_t v;
+
+	if (!s || !*s)
+		FAIL("empty value, expected a number");
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		base = 16;
+		p += 2;
+	}
+	if (parse_digits(&p, base, &v))
+		FAIL("'%s' is not a number that fits 64 bits", s);
+	shift = suffix_shift(*p);
+	if (shift) {
+		/* In hex, K/M/G are not digits: no ambiguity. */
+		if (v > UINT64_MAX >> shift)
+			FAIL("'%s' overflows 64 bits", s);
+		v <<= shift;
+		p++;
+	}
+	if (*p)
+		FAIL("'%s': unexpected '%s' (suffixes: K, M, G)", s, p);
+	*out = v;
+	return 0;
 }
 
 int pf_parse_size(const char *s, uint64_t *out)
 {
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	/* strtoull would take leading blanks and a minus sign. */
-	if (!s || !isdigit((unsigned char)s[0]))
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -1;
-	if (*end) {
-		shift = suffix_shift(end);
-		if (shift == 64)
-			return -1;
-	}
-	if (v > (UINT64_MAX >> shift))
-		return -1;      /* the suffix would overflow */
-	*out = (uint64_t)v << shift;
-	return 0;
+	return pf_parse_number(s, out, NULL, 0);
 }
