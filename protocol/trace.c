@@ -281,6 +281,15 @@ int pf_trace_write_malformed(struct pf_trace_writer *w, uint64_t ts_ns,
 			    len < PF_TRACE_MAX_MALFORMED ? len : PF_TRACE_MAX_MALFORMED);
 }
 
+int pf_trace_write_note(struct pf_trace_writer *w, uint64_t ts_ns,
+			enum pf_dir dir, const char *text)
+{
+	size_t len = strlen(text);
+
+	return write_record(w, ts_ns, dir, PF_REC_NOTE, (const uint8_t *)text,
+			    len < 1024 ? len : 1024);
+}
+
 int pf_trace_flush(struct pf_trace_writer *w)
 {
 	return !w->f || fflush(w->f) ? PF_ERR_IO : PF_OK;
@@ -459,7 +468,7 @@ static int parse_epb(struct pf_trace_reader *r, uint32_t len,
 				   "packet longer than its block", r->index);
 	data = b + 28;
 	if (cap < PF_TRACE_PSEUDO_LEN || data[0] != PF_TRACE_PSEUDO_VERSION ||
-	    data[1] > PF_DIR_TO_HOST || data[2] > PF_REC_MALFORMED)
+	    data[1] > PF_DIR_TO_HOST || data[2] > PF_REC_NOTE)
 		return reader_fail(err, errlen, PF_ERR_CORRUPT,
 				   "bad pciefw record header", r->index);
 	rec->type = (enum pf_trace_type)data[2];

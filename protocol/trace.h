@@ -27,6 +27,7 @@ enum pf_trace_type {
 	PF_REC_MESSAGE = 0,       /* a frame as on the wire */
 	PF_REC_SESSION = 1,       /* a connection starts: text describing it */
 	PF_REC_MALFORMED = 2,     /* received bytes that broke framing or a rule */
+	PF_REC_NOTE = 3,          /* what the recorder did with the message before */
 };
 
 /* Absolute direction, the same whichever end recorded it. */
@@ -69,6 +70,13 @@ int pf_trace_write_session(struct pf_trace_writer *w, uint64_t ts_ns,
 int pf_trace_write_malformed(struct pf_trace_writer *w, uint64_t ts_ns,
 			     enum pf_dir dir, const uint8_t *raw, size_t len);
 #define PF_TRACE_MAX_MALFORMED   4096u
+/*
+ * A note record: what the recorder made of the message record just before
+ * it, in text (e.g. "msix vector 2: pending: vector masked"); @dir is that
+ * message's.  Cut to 1024 bytes.
+ */
+int pf_trace_write_note(struct pf_trace_writer *w, uint64_t ts_ns,
+			enum pf_dir dir, const char *text);
 int pf_trace_flush(struct pf_trace_writer *w);
 /* Flush and close; returns 0 or PF_ERR_IO. */
 int pf_trace_close(struct pf_trace_writer *w);

@@ -146,11 +146,16 @@ static int parse_filter(int argc, char **argv, struct filter *f, bool *stats)
 	return 0;
 }
 
-/* A session or malformed record, as one line (spec 6). */
+/* A session, note or malformed record, as one line (spec 6). */
 static void print_special(const struct pf_trace_record *r, uint64_t first)
 {
 	double t = (double)(int64_t)(r->ts_ns - first) / 1e9;
 
+	if (r->type == PF_REC_NOTE) {
+		printf("#%-6llu %+12.6f  ^   %.*s\n", (unsigned long long)r->index,
+		       t, (int)r->body_len, (const char *)r->body);
+		return;
+	}
 	if (r->type == PF_REC_SESSION) {
 		printf("#%-6llu %+12.6f ---  session: %.*s\n",
 		       (unsigned long long)r->index, t, (int)r->body_len,
@@ -297,6 +302,7 @@ int main(int argc, char **argv)
 	struct pf_codec codec;
 	struct stats *s;
 	uint64_t first = 0, bad = 0;
+	bool shown = false;         /* the last message record was printed */
 	char err[512], line[2048];
 	int ret;
 
@@ -317,6 +323,13 @@ int main(int argc, char **argv)
 
 		if (rec.index == 0)
 			first = rec.ts_ns;
+		if (rec.type == PF_REC_NOTE) {
+			/* A note goes with the message before it. */
+			if (!want_stats && shown)
+				print_special(&rec, first);
+			continue;
+		}
+		shown = false;
 		if (rec.type != PF_REC_MESSAGE) {
 			if (want_stats && rec.type == PF_REC_SESSION)
 				new_session(s);
@@ -348,6 +361,7 @@ int main(int argc, char **argv)
 		       (double)(int64_t)(rec.ts_ns - first) / 1e9,
 		       rec.dir == PF_DIR_TO_ENDPOINT ? "H>E" : "E>H",
 		       pf_msg_format(m, line, sizeof(line)));
+		shown = true;
 	}
 	if (want_stats)
 		print_stats(s);

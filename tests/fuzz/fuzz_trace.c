@@ -46,7 +46,7 @@ static void show(struct pf_codec *codec, const struct pf_trace_record *rec,
 	uint32_t tag;
 	int bar;
 
-	check(rec->dir <= PF_DIR_TO_HOST && rec->type <= PF_REC_MALFORMED);
+	check(rec->dir <= PF_DIR_TO_HOST && rec->type <= PF_REC_NOTE);
 	check(rec->body_len < file_size);
 	if (rec->type != PF_REC_MESSAGE) {
 		/* Session text as it is; malformed bytes, the first 32 in hex. */

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import struct
 import threading
 import time
@@ -1094,6 +1095,37 @@ def test_trace_file_records_both_directions(harness):
     for _, frame in recs:
         assert struct.unpack_from("<I", frame)[0] == len(frame) - 4
     assert len(recs) >= 6, len(recs)
+
+
+def test_trace_says_what_became_of_each_interrupt(harness, endpoint_binary):
+    """QEMU's capture notes each interrupt's fate after its message, and
+    pciefw-trace shows it (docs/protocol.md 3.2, 6)."""
+    trace = harness.path("irq.pcapng")
+    ep, q, d = start(harness, dev_opts=f"trace={trace}")
+    qt = d.qt
+
+    def ring():
+        d.set_reg(REG_DOORBELL_MSIX, 3)
+        assert d.reg(REG_ID) == ID     # the MSI-X comes before this completion
+
+    ring()                                               # MSI-X disabled
+    entry = d.setup_msix(3, MSI_LAND, 0x33, masked=True)
+    ring()                                               # masked: pending
+    qt.writel(entry + 12, 0)
+    qt.writel(MSI_LAND, 0)
+    ring()                                               # delivered
+    d.enable(CMD_IO | CMD_MEM)
+    ring()                                               # no bus mastering
+    q.stop()
+    tool = os.path.join(os.path.dirname(os.path.dirname(endpoint_binary)),
+                        "tools", "pciefw-trace")
+    out = subprocess.run([tool, "--kind", "msix", trace], stdout=subprocess.PIPE,
+                         text=True, check=True).stdout
+    notes = [l.split("^", 1)[1].strip() for l in out.splitlines() if " ^ " in l]
+    assert notes == ["msix vector 3: dropped: MSI-X is disabled",
+                     "msix vector 3: pending: vector masked",
+                     "msix vector 3: delivered",
+                     "msix vector 3: dropped: bus mastering is off"], out
 
 
 def test_tcp_transport(harness):

@@ -66,15 +66,16 @@ local f_dir = ProtoField.uint8("pciefw.direction", "Direction", base.DEC,
                                { [0] = "host to endpoint", [1] = "endpoint to host" })
 local f_rtype = ProtoField.uint8("pciefw.record_type", "Record type", base.DEC,
                                  { [0] = "message", [1] = "session start",
-                                   [2] = "malformed input" })
+                                   [2] = "malformed input", [3] = "note" })
 local f_session = ProtoField.string("pciefw.session", "Session")
+local f_note = ProtoField.string("pciefw.note", "Note on the message before")
 local f_raw = ProtoField.bytes("pciefw.raw", "Raw bytes received")
 local f_len = ProtoField.uint32("pciefw.length", "Frame length")
 local f_kind = ProtoField.string("pciefw.kind", "Kind")
 local f_field = ProtoField.string("pciefw.field", "Field")
 local f_tag = ProtoField.uint32("pciefw.tag", "Tag")
 local f_data = ProtoField.bytes("pciefw.data", "Data")
-p.fields = { f_version, f_dir, f_rtype, f_session, f_raw, f_len, f_kind, f_field,
+p.fields = { f_version, f_dir, f_rtype, f_session, f_note, f_raw, f_len, f_kind, f_field,
              f_tag, f_data }
 
 local e_malformed = ProtoExpert.new("pciefw.malformed", "Malformed pciefw message",
@@ -180,6 +181,12 @@ function p.dissector(tvb, pinfo, tree)
   end
   pinfo.cols.src = dir == 0 and "host" or "endpoint"
   pinfo.cols.dst = dir == 0 and "endpoint" or "host"
+  if rtype == 3 then
+    local text = total > 4 and tvb(4, total - 4):string() or ""
+    t:add(f_note, tvb(4, total - 4), text)
+    pinfo.cols.info = "^ " .. text
+    return total
+  end
   if rtype == 2 then
     if total > 4 then t:add(f_raw, tvb(4, total - 4)) end
     t:add_proto_expert_info(e_recorded, (total - 4) .. " bytes that were not a valid message")

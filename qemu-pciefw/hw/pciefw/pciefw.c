@@ -683,8 +683,24 @@ static void pciefw_handle_dma_write(PCIeFwState *s, const Pciefw__DmaWrite *w)
 
 /*
  * Interrupts: each message's fate -- delivered, left pending, or dropped
- * and why -- goes to the trace (docs/protocol.md 3.2).
+ * and why -- goes to the trace events and, as a note record after the
+ * message, to the capture file (docs/protocol.md 3.2, 6).
  */
+static void G_GNUC_PRINTF(2, 3)
+pciefw_irq_note(PCIeFwState *s, const char *fmt, ...)
+{
+    g_autofree char *text = NULL;
+    va_list ap;
+
+    if (!s->trace) {
+        return;
+    }
+    va_start(ap, fmt);
+    text = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    pf_trace_write_note(s->trace, pf_now_ns(), PF_DIR_TO_HOST, text);
+}
+
 static const char *pciefw_irq_blocked(PCIeFwState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
@@ -717,6 +733,7 @@ static void pciefw_handle_intx(PCIeFwState *s, bool asserted)
         }
     }
     trace_pciefw_intx(asserted, outcome);
+    pciefw_irq_note(s, "intx level %d: %s", asserted, outcome);
 }
 
 static void pciefw_handle_msi(PCIeFwState *s, uint32_t vector)
@@ -741,6 +758,7 @@ static void pciefw_handle_msi(PCIeFwState *s, uint32_t vector)
         msi_notify(pdev, vector);
     }
     trace_pciefw_msi(vector, outcome);
+    pciefw_irq_note(s, "msi vector %u: %s", vector, outcome);
 }
 
 static void pciefw_handle_msix(PCIeFwState *s, uint32_t vector)
@@ -761,6 +779,7 @@ static void pciefw_handle_msix(PCIeFwState *s, uint32_t vector)
         msix_notify(pdev, vector);
     }
     trace_pciefw_msix(vector, outcome);
+    pciefw_irq_note(s, "msix vector %u: %s", vector, outcome);
 }
 
 static void pciefw_revived(PCIeFwState *s);
