@@ -132,7 +132,7 @@ int main(int argc, char **argv)
 
 			if (pf_parse_size(optarg, &v) || v < 4096 || v > (1ull << 50))
 				return fail("invalid --trace-limit '%s' (bytes, at least 4096; "
-					    "suffix k, M or G)", optarg);
+					    "suffix K, M or G)", optarg);
 			trace_limit = v;
 			break;
 		}

@@ -432,7 +432,7 @@ static char *expect_refusal(const char *const *argv)
 static void test_trace_limit_overflow(void)
 {
 	static const char *const cases[] = { "17179869185G", "18014398509481985M",
-					     "0x10000000000000000", "4096K" };
+					     "0x10000000000000000", "4096T", "4096KB" };
 	char *dir = g_dir_make_tmp("pciefw-tl-XXXXXX", NULL);
 	char *trace = g_strdup_printf("%s/t.pcapng", dir);
 
