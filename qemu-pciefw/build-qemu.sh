@@ -45,8 +45,9 @@ fi
 
 DEVICE_DIR=$HERE/hw/pciefw
 PROTO_DIR=$REPO/protocol
-PROTO_FILES=(buf.c buf.h codec.c codec.h frame.c frame.h handshake.c
-	     handshake.h msg.c msg.h status.c trace.c trace.h pciefw.h)
+PROTO_FILES=(buf.c buf.h codec.c codec.h description.c description.h frame.c
+	     frame.h handshake.c handshake.h msg.c msg.h status.c trace.c
+	     trace.h pciefw.h)
 FIRMWARE_PATH=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 DEVICES_NAME=pciefw
 

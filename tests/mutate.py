@@ -71,7 +71,8 @@ MUTANTS = [
            "set_reg32(t, REG_INV, reg32(t, REG_SCRATCH));",
            [meson("endpoint-testdev")], "INV must be ~SCRATCH"),
     Mutant("testdev-msix-before-dma-data", "endpoint/models/testdev.c",
-           "\t} else {\n\t\tpf_dma_write(t->dev, t->dma_dst, data, len);\n\t}\n"
+           "\t} else if (pf_dma_write(t->dev, t->dma_dst, data, len) < 0) {\n"
+           "\t\tdma_finish(t, DMA_ST_ERROR);\n\t\treturn;\n\t}\n"
            "\tdma_finish(t, DMA_ST_DONE);",
            "\t} else {\n\t\tdma_finish(t, DMA_ST_DONE);\n"
            "\t\tpf_dma_write(t->dev, t->dma_dst, data, len);\n\t\treturn;\n\t}\n"
@@ -124,8 +125,8 @@ MUTANTS = [
             pytest("tests/integration/test_qemu_device.py", "-k", "reset")],
            "testdev.md: RESET_COUNT counts guest-visible resets"),
     Mutant("testdev-dma-fill-ignores-scratch", "endpoint/models/testdev.c",
-           "memset(fill, t->regs[REG_SCRATCH], len);",
-           "memset(fill, 0, len);",
+           "memset(piece, t->regs[REG_SCRATCH], sizeof(piece));",
+           "memset(piece, 0, sizeof(piece));",
            [pytest("tests/integration/test_qemu_device.py", "-k", "dma_fill")],
            "testdev.md: FILL writes the SCRATCH byte"),
     # --- our own: the QEMU device ---

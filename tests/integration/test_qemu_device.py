@@ -424,11 +424,16 @@ _MEM32, _MEM64, _IO = 0, 1, 2
      "MSI-X table/PBA offsets must be 8-aligned"),
     (_D(bars=b"".join(_B(i, 4096) for i in range(6)) + _B(0, 4096)),
      "7 BARs declared"),
+    (_D(bars=_B(0, 4096, _MEM64), extra=_V(9, 1) + _V(10, 1) + _V(12, 0)
+        + _V(13, 0x800)), "MSI-X table or PBA in an undeclared BAR"),
+    (_D(extra=_V(9, 1) + _V(11, 0xFFFFFFF8) + _V(13, 0x800)),
+     "cannot add MSI-X: the MSI-X table (16 bytes at 0xfffffff8) does not fit"),
 ], ids=["vendor-0", "id-17-bits", "class-25-bits", "intx-pin-5", "msi-3",
         "msi-64", "msix-2049", "bar-index-6", "mem32-too-small",
         "mem32-too-large", "mem64-at-bar5", "io-prefetchable", "io-too-large",
         "size-not-pow2", "mem64-overlaps-next", "same-index-twice",
-        "msix-undeclared-bar", "msix-misaligned", "seven-bars"])
+        "msix-undeclared-bar", "msix-misaligned", "seven-bars",
+        "msix-in-mem64-upper-half", "msix-table-wraps-32-bits"])
 def test_description_rules_refused(harness, desc, message):
     """Each rule of docs/protocol.md 4.2, broken alone, is refused by the
     real QEMU with its reason, in one line, and no device is created."""
@@ -714,6 +719,8 @@ def test_dma_refused_without_bus_master(harness):
     d.set_reg(REG_SCRATCH, 0x33)
     d.dma(0, RAM_B, 64, cmd_extra=1 << 4)
     assert qt.read(RAM_B, 64) == b"\x22" * 64
+    # Refused by the rule, not taken for an endpoint's fault (3.2).
+    assert "outside memory" not in q.output(), q.output()
     d.enable(CMD_IO | CMD_MEM | CMD_MASTER)
     st = d.dma(RAM_A, RAM_B, 64)
     assert st & ST_DONE and not st & ST_ERROR, hex(st)

@@ -46,6 +46,7 @@
 #include "protocol/pciefw.h"
 #include "protocol/buf.h"
 #include "protocol/codec.h"
+#include "protocol/description.h"
 #include "protocol/frame.h"
 #include "protocol/handshake.h"
 #include "protocol/msg.h"
@@ -891,6 +892,14 @@ static void pciefw_send_revive_reset(PCIeFwState *s);
 static void pciefw_handle_description(PCIeFwState *s,
                                       const Pciefw__DeviceDescription *d)
 {
+    char err[256];
+
+    /* Where MSI-X goes, beyond the message's own rules (spec 4.2). */
+    if (pf_desc_check_msix(d, err, sizeof(err)) != PF_OK) {
+        pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
+                              "cannot add MSI-X: %s", err);
+        return;
+    }
     pciefw_save_desc(s, d);
     if (!s->have_desc) {
         s->state = PCIEFW_UP;
@@ -1665,21 +1674,7 @@ static bool pciefw_init_bars(PCIeFwState *s, Error **errp)
         pci_register_bar(pdev, i, type, &bar->container);
     }
 
-    if (s->desc.msix_vectors) {
-        const PCIeFwDesc *d = &s->desc;
-
-        if (d->bars[d->msix_table_bar].kind == PCIEFW__BAR_KIND__BAR_IO ||
-            d->bars[d->msix_pba_bar].kind == PCIEFW__BAR_KIND__BAR_IO) {
-            error_setg(errp, "the MSI-X table and PBA must be in memory "
-                       "BARs, not I/O BARs");
-            return false;
-        }
-        if (d->msix_table_offset > UINT32_MAX ||
-            d->msix_pba_offset > UINT32_MAX) {
-            error_setg(errp, "the MSI-X table or PBA offset is beyond 4 GiB");
-            return false;
-        }
-    }
+    /* MSI-X placement was checked with the description (description.h). */
     return true;
 }
 
