@@ -6,17 +6,6 @@
 #include "options.h"
 #include "size.h"
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int pf_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 		 char *err, size_t errlen)
 {
@@ -55,7 +44,7 @@ int pf_parse_mac(const char *s, uint8_t mac[6], char *err, size_t errlen)
 	uint8_t m[6];
 
 	for (int i = 0; p && i < 6; i++) {
-		int hi = hexval(p[0]), lo = hi < 0 ? -1 : hexval(p[1]);
+		int hi = pf_hex_digit(p[0]), lo = hi < 0 ? -1 : pf_hex_digit(p[1]);
 
 		if (lo < 0 || p[2] != (i < 5 ? ':' : '\0'))
 			goto bad;

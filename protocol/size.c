@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-static int digit_value(char c)
+int pf_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -21,9 +21,9 @@ static int parse_digits(const char **sp, unsigned base, uint64_t *out)
 	uint64_t v = 0;
 	int d;
 
-	if (digit_value(*s) < 0 || (unsigned)digit_value(*s) >= base)
+	if (pf_hex_digit(*s) < 0 || (unsigned)pf_hex_digit(*s) >= base)
 		return -1;
-	while ((d = digit_value(*s)) >= 0 && (unsigned)d < base) {
+	while ((d = pf_hex_digit(*s)) >= 0 && (unsigned)d < base) {
 		if (v > (UINT64_MAX - (unsigned)d) / base)
 			return -1;
 		v = v * base + (unsigned)d;

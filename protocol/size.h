@@ -18,6 +18,9 @@
  */
 int pf_parse_number(const char *s, uint64_t *out, char *err, size_t errlen);
 
+/* The value of hexadecimal digit @c, or -1. */
+int pf_hex_digit(char c);
+
 /* The same without the reason. */
 int pf_parse_size(const char *s, uint64_t *out);
 

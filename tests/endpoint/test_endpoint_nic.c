@@ -513,38 +513,55 @@ static void test_rx_resize_during_fetch(struct fixture *f, gconstpointer data)
 }
 
 /* Two endpoints wired back to back with the dgram backend (nic 7). */
-static void test_dgram_pair(void)
-{
-	char *dir = g_dir_make_tmp("pciefw-dgram-XXXXXX", NULL);
-	char *a = g_strdup_printf("nic,mac=52:54:00:aa:bb:01,backend=dgram,"
-				  "local=unix:%s/a,remote=unix:%s/b", dir, dir);
-	char *b = g_strdup_printf("nic,mac=52:54:00:aa:bb:02,backend=dgram,"
-				  "local=unix:%s/b,remote=unix:%s/a", dir, dir);
-	struct fixture fa, fb;
-	uint8_t frame[2048] = { 0 };
+struct dgram_pair {
+	char *dir;
+	struct fixture a, b;
+};
 
-	setup_opts(&fa, a);
-	setup_opts(&fb, b);
-	bring_up(fa.h, RING - 1);
-	bring_up(fb.h, RING - 1);
-	send_frame(&fa, frame, arp_request(frame));
-	wait_msix(fa.h, 1, 1);      /* A's host serves the frame's DMA read */
-	g_assert_cmpuint(nic_stat(fa.h, ST_TX_PACKETS), ==, 1);
-	wait_msix(fb.h, 0, 1);
-	g_assert_cmpuint(pf_le_load(gmem(fb.h, RX_RING) + 10, 2), ==, 60);
-	g_assert_cmpmem(gmem(fb.h, RX_BUFS), 60, frame, 60);
-	teardown(&fa, NULL);
-	teardown(&fb, NULL);
-	for (const char *p = "ab"; *p; p++) {
-		char *path = g_strdup_printf("%s/%c", dir, *p);
+static void dgram_pair_open(struct dgram_pair *p)
+{
+	char *a, *b;
+
+	p->dir = g_dir_make_tmp("pciefw-dgram-XXXXXX", NULL);
+	a = g_strdup_printf("nic,mac=52:54:00:aa:bb:01,backend=dgram,"
+			    "local=unix:%s/a,remote=unix:%s/b", p->dir, p->dir);
+	b = g_strdup_printf("nic,mac=52:54:00:aa:bb:02,backend=dgram,"
+			    "local=unix:%s/b,remote=unix:%s/a", p->dir, p->dir);
+	setup_opts(&p->a, a);
+	setup_opts(&p->b, b);
+	g_free(a);
+	g_free(b);
+}
+
+static void dgram_pair_close(struct dgram_pair *p)
+{
+	teardown(&p->a, NULL);
+	teardown(&p->b, NULL);
+	for (const char *c = "ab"; *c; c++) {
+		char *path = g_strdup_printf("%s/%c", p->dir, *c);
 
 		g_unlink(path);
 		g_free(path);
 	}
-	g_rmdir(dir);
-	g_free(a);
-	g_free(b);
-	g_free(dir);
+	g_rmdir(p->dir);
+	g_free(p->dir);
+}
+
+static void test_dgram_pair(void)
+{
+	struct dgram_pair p;
+	uint8_t frame[2048] = { 0 };
+
+	dgram_pair_open(&p);
+	bring_up(p.a.h, RING - 1);
+	bring_up(p.b.h, RING - 1);
+	send_frame(&p.a, frame, arp_request(frame));
+	wait_msix(p.a.h, 1, 1);     /* A's host serves the frame's DMA read */
+	g_assert_cmpuint(nic_stat(p.a.h, ST_TX_PACKETS), ==, 1);
+	wait_msix(p.b.h, 0, 1);
+	g_assert_cmpuint(pf_le_load(gmem(p.b.h, RX_RING) + 10, 2), ==, 60);
+	g_assert_cmpmem(gmem(p.b.h, RX_BUFS), 60, frame, 60);
+	dgram_pair_close(&p);
 }
 
 /* Frame @seq of an A-to-B stream: its length varies, its bytes say who it is. */
@@ -589,64 +606,48 @@ static void wait_stat(struct pf_host *h, unsigned stat, uint64_t value)
  */
 static void test_dgram_every_frame_counted(void)
 {
-	char *dir = g_dir_make_tmp("pciefw-dgram-XXXXXX", NULL);
-	char *a = g_strdup_printf("nic,mac=52:54:00:aa:bb:01,backend=dgram,"
-				  "local=unix:%s/a,remote=unix:%s/b", dir, dir);
-	char *b = g_strdup_printf("nic,mac=52:54:00:aa:bb:02,backend=dgram,"
-				  "local=unix:%s/b,remote=unix:%s/a", dir, dir);
 	static const uint8_t b_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x02 };
 	const uint32_t frames = 240, round = 8;
 	uint32_t rx_next = 0, rx_tail = RING - 1;
 	uint64_t bytes = 0;
-	struct fixture fa, fb;
+	struct dgram_pair p;
+	struct fixture *fa = &p.a, *fb = &p.b;
 	uint8_t frame[2048];
 
-	setup_opts(&fa, a);
-	setup_opts(&fb, b);
-	bring_up(fa.h, RING - 1);
-	bring_up(fb.h, rx_tail);
+	dgram_pair_open(&p);
+	bring_up(fa->h, RING - 1);
+	bring_up(fb->h, rx_tail);
 	for (uint32_t seq = 0; seq < frames; seq += round) {
 		for (uint32_t i = 0; i < round; i++) {
 			uint16_t len = numbered_frame(frame, seq + i, b_mac);
 
-			send_frame(&fa, frame, len);
+			send_frame(fa, frame, len);
 			bytes += len;
 		}
-		wait_stat(fa.h, ST_TX_PACKETS, seq + round);
-		wait_stat(fb.h, ST_RX_PACKETS, seq + round);
+		wait_stat(fa->h, ST_TX_PACKETS, seq + round);
+		wait_stat(fb->h, ST_RX_PACKETS, seq + round);
 		for (uint32_t i = 0; i < round; i++) {
-			uint8_t *d = gmem(fb.h, RX_RING + rx_next * 16);
+			uint8_t *d = gmem(fb->h, RX_RING + rx_next * 16);
 			uint16_t len = numbered_frame(frame, seq + i, b_mac);
 
 			g_assert_cmpuint(pf_le_load(d + 12, 2), ==, 3);  /* DD|EOP */
 			g_assert_cmpuint(pf_le_load(d + 10, 2), ==, len);
-			g_assert_cmpmem(gmem(fb.h, RX_BUFS + rx_next * BUF_SIZE), len,
+			g_assert_cmpmem(gmem(fb->h, RX_BUFS + rx_next * BUF_SIZE), len,
 					frame, len);
 			memset(d + 10, 0, 6);
 			rx_next = (rx_next + 1) % RING;
 		}
 		rx_tail = (rx_tail + round) % RING;
-		wr32(fb.h, 0, RX_TAIL, rx_tail);
-		rd32(fb.h, 0, STATUS);          /* B has fetched them (bring_up) */
-		rd32(fb.h, 0, STATUS);
+		wr32(fb->h, 0, RX_TAIL, rx_tail);
+		rd32(fb->h, 0, STATUS);         /* B has fetched them (bring_up) */
+		rd32(fb->h, 0, STATUS);
 	}
-	g_assert_cmpuint(nic_stat(fa.h, ST_TX_BYTES), ==, bytes);
-	g_assert_cmpuint(nic_stat(fb.h, ST_RX_BYTES), ==, bytes);
-	g_assert_cmpuint(nic_stat(fb.h, ST_RX_DROPPED), ==, 0);
-	g_assert_cmpuint(nic_stat(fb.h, ST_RX_ERRORS), ==, 0);
-	g_assert_cmpuint(nic_stat(fa.h, ST_TX_ERRORS), ==, 0);
-	teardown(&fa, NULL);
-	teardown(&fb, NULL);
-	for (const char *p = "ab"; *p; p++) {
-		char *path = g_strdup_printf("%s/%c", dir, *p);
-
-		g_unlink(path);
-		g_free(path);
-	}
-	g_rmdir(dir);
-	g_free(a);
-	g_free(b);
-	g_free(dir);
+	g_assert_cmpuint(nic_stat(fa->h, ST_TX_BYTES), ==, bytes);
+	g_assert_cmpuint(nic_stat(fb->h, ST_RX_BYTES), ==, bytes);
+	g_assert_cmpuint(nic_stat(fb->h, ST_RX_DROPPED), ==, 0);
+	g_assert_cmpuint(nic_stat(fb->h, ST_RX_ERRORS), ==, 0);
+	g_assert_cmpuint(nic_stat(fa->h, ST_TX_ERRORS), ==, 0);
+	dgram_pair_close(&p);
 }
 
 /*

@@ -5,12 +5,17 @@ only the ones we started, whether the test passed or not.
                        SIGTERM, then SIGKILL after a grace period; reaps it
   Endpoint             a pciefw-endpoint serving one device model, its
                        stderr in a log file, its address from "listening on"
+  endpoint_in_tempdir  an Endpoint on a UNIX socket in a directory of its
+                       own, stopped and removed afterwards
 """
 
+import contextlib
 import os
 import select
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 
@@ -102,3 +107,16 @@ class Endpoint:
             self.proc.stdout.close()
         self.log.close()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def endpoint_in_tempdir(binary, device="testdev", prefix="pfe-"):
+    """An Endpoint on a UNIX socket in a directory of its own (short: a
+    socket path is at most 108 bytes); stopped and removed afterwards."""
+    workdir = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    ep = Endpoint(binary, workdir, f"unix:{workdir}/ep.sock", device)
+    try:
+        yield ep
+    finally:
+        ep.stop()
+        shutil.rmtree(workdir, ignore_errors=True)

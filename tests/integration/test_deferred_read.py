@@ -4,13 +4,11 @@ against a real pciefw-endpoint: requests pipelined behind it wait their
 turn and complete in order (spec 5.1), the DMA completion is taken while
 they wait, and a reset or a departing host does not leave it hanging."""
 
-import shutil
-import tempfile
 
 import pytest
 
 import pfwire
-from procs import Endpoint
+from procs import endpoint_in_tempdir
 from pfwire import message
 
 FETCH_ADDR, FETCH, SCRATCH, INV, RESET_COUNT = 0x58, 0x60, 0x04, 0x08, 0x3C
@@ -18,13 +16,8 @@ FETCH_ADDR, FETCH, SCRATCH, INV, RESET_COUNT = 0x58, 0x60, 0x04, 0x08, 0x3C
 
 @pytest.fixture
 def endpoint(endpoint_binary):
-    workdir = tempfile.mkdtemp(prefix="pfd-", dir="/tmp")
-    ep = Endpoint(endpoint_binary, workdir, f"unix:{workdir}/ep.sock")
-    try:
+    with endpoint_in_tempdir(endpoint_binary, prefix="pfd-") as ep:
         yield ep
-    finally:
-        ep.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def write(off, value, size=4):

@@ -18,7 +18,7 @@ import threading
 import pytest
 
 import pfwire
-from procs import Endpoint
+from procs import Endpoint, endpoint_in_tempdir
 from pfwire import message
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -139,13 +139,8 @@ DRIVERS = {
 
 @pytest.fixture(scope="module")
 def endpoint(endpoint_binary):
-    workdir = tempfile.mkdtemp(prefix="pfe-", dir="/tmp")
-    ep = Endpoint(endpoint_binary, workdir, f"unix:{workdir}/ep.sock")
-    try:
+    with endpoint_in_tempdir(endpoint_binary, prefix="pfe-") as ep:
         yield ep
-    finally:
-        ep.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_every_endpoint_case_has_a_driver():
