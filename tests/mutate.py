@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,17 +178,36 @@ MUTANTS = [
 
 
 def run(cmd, cwd, env=None, timeout=None, log=None):
-    """(exit status or 'timeout', output tail)."""
+    """(exit status or 'timeout', output tail).  A command that times out,
+    or whose run is stopped, gets SIGINT (pytest then stops what its tests
+    started), then its whole process group is killed."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            errors="replace", start_new_session=True)
     try:
-        r = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, errors="replace")
-    except subprocess.TimeoutExpired:
-        return "timeout", ""
+        out, _ = proc.communicate(timeout=timeout)
+    except BaseException as e:
+        stop_group(proc)
+        if isinstance(e, subprocess.TimeoutExpired):
+            return "timeout", ""
+        raise
     if log:
         with open(log, "a") as f:
-            f.write(f"$ {' '.join(map(str, cmd))}\n{r.stdout}\n")
-    return r.returncode, r.stdout[-2000:]
+            f.write(f"$ {' '.join(map(str, cmd))}\n{out}\n")
+    return proc.returncode, out[-2000:]
+
+
+def stop_group(proc):
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.communicate()
 
 
 def copy_tree(dest):
