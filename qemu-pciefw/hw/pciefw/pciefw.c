@@ -1631,7 +1631,7 @@ static void pciefw_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
 /* ---------------------------------------------------------------------- */
 /* Realize, reset, unrealize                                               */
 
-static bool pciefw_init_bars(PCIeFwState *s, Error **errp)
+static void pciefw_init_bars(PCIeFwState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
 
@@ -1673,9 +1673,6 @@ static bool pciefw_init_bars(PCIeFwState *s, Error **errp)
         }
         pci_register_bar(pdev, i, type, &bar->container);
     }
-
-    /* MSI-X placement was checked with the description (description.h). */
-    return true;
 }
 
 static bool pciefw_init_caps(PCIeFwState *s, Error **errp)
@@ -1803,7 +1800,8 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
     pci_config_set_revision(conf, d->revision);
     pci_config_set_interrupt_pin(conf, d->intx_pin);
 
-    if (!pciefw_init_bars(s, errp) || !pciefw_init_caps(s, errp)) {
+    pciefw_init_bars(s);
+    if (!pciefw_init_caps(s, errp)) {
         error_prepend(errp, "pciefw: endpoint %s describes a device QEMU "
                       "cannot present: ", s->peer);
         goto fail_caps;
