@@ -54,6 +54,7 @@ echo "PCIEFW-READY {mtu}"
 read go
 ping -c 5 -s {payload} {peer} > /tmp/ping.txt; cat /tmp/ping.txt
 echo "PCIEFW-PING {mtu} $(grep -c '^{payload + 8} bytes from {peer}' /tmp/ping.txt)"
+read go
 """
     s += f"""for i in eth0 eth0.{VID}; do
 	for c in {' '.join(STATS)}; do
@@ -105,12 +106,15 @@ def test_vlan_full_size_frames_both_ways(harness, tmp_path):
     try:
         for g in guests:
             g.start()
-        # Both VLAN interfaces are up before either pings.
+        # Both VLAN interfaces are up before either pings, and neither
+        # changes its MTU (which restarts its device, dropping what arrives
+        # meanwhile) before both have their replies.
         for mtu, _ in SIZES:
-            for g in guests:
-                g.wait_for(rf"^PCIEFW-READY {mtu}$", timeout=300)
-            for g in guests:
-                g.send("go\n")
+            for step in (rf"^PCIEFW-READY {mtu}$", rf"^PCIEFW-PING {mtu} \d+$"):
+                for g in guests:
+                    g.wait_for(step, timeout=300)
+                for g in guests:
+                    g.send("go\n")
         for g in guests:
             g.wait_for(r"^PCIEFW-DONE$", timeout=300)
         for g in guests:
