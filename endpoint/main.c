@@ -15,6 +15,7 @@
 #include "log.h"
 #include "server.h"
 #include "size.h"
+#include "tls.h"
 
 #define DEFAULT_LISTEN "tcp:127.0.0.1:7420"
 #define MAX_OPTS PF_MAX_MODEL_OPTS
@@ -29,6 +30,10 @@ static void usage(FILE *f)
 "  -O, --opt=NAME=VALUE       set a model option (repeatable)\n"
 "  -l, --listen=ADDR          tcp:HOST:PORT or unix:PATH (repeatable);\n"
 "                             default " DEFAULT_LISTEN "; PORT 0 picks a free port\n"
+"      --tls-creds=DIR        TLS on TCP listeners, with DIR/server-cert.pem and\n"
+"                             DIR/server-key.pem (QEMU's tls-creds-x509 layout)\n"
+"      --tls-verify-peer      require hosts' client certificates, signed by\n"
+"                             DIR/ca-cert.pem\n"
 "      --max-payload=BYTES    largest data payload accepted (default %u, max %u)\n"
 "      --trace=FILE           record every message both ways (pcapng)\n"
 "      --trace-limit=BYTES    rotate the trace at this size (FILE.1, FILE.2, ...);\n"
@@ -80,6 +85,8 @@ int main(int argc, char **argv)
 		{ "opt", required_argument, NULL, 'O' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-payload", required_argument, NULL, 'p' },
+		{ "tls-creds", required_argument, NULL, 'C' },
+		{ "tls-verify-peer", no_argument, NULL, 'P' },
 		{ "trace", required_argument, NULL, 't' },
 		{ "trace-limit", required_argument, NULL, 'T' },
 		{ "trace-files", required_argument, NULL, 'F' },
@@ -92,7 +99,8 @@ int main(int argc, char **argv)
 	const char *listen[8];
 	size_t n_listen = 0, n_opts = 0;
 	char *opts[MAX_OPTS], *device = NULL;
-	const char *trace_path = NULL;
+	const char *trace_path = NULL, *tls_dir = NULL;
+	bool tls_verify_peer = false;
 	unsigned long max_payload = PCIEFW_DEFAULT_PAYLOAD;
 	unsigned long long trace_limit = 0;
 	unsigned long trace_files = 4;
@@ -127,6 +135,12 @@ int main(int argc, char **argv)
 		}
 		case 't':
 			trace_path = optarg;
+			break;
+		case 'C':
+			tls_dir = optarg;
+			break;
+		case 'P':
+			tls_verify_peer = true;
 			break;
 		case 'T': {
 			uint64_t v;
@@ -173,6 +187,8 @@ int main(int argc, char **argv)
 		return fail("unexpected argument '%s'", argv[optind]);
 	if (!device)
 		return fail("%s", "no --device given (see --list-devices)");
+	if (tls_verify_peer && !tls_dir)
+		return fail("%s", "--tls-verify-peer needs --tls-creds DIR");
 
 	pf_log_init("pciefw-endpoint", (enum pf_log_level)level);
 	signal(SIGPIPE, SIG_IGN);
@@ -189,6 +205,13 @@ int main(int argc, char **argv)
 		return fail("%s", err);
 
 	struct pf_server_config cfg = { .dev = dev };
+	if (tls_dir) {
+		cfg.tls = pf_tls_new(tls_dir, tls_verify_peer, err, sizeof(err));
+		if (!cfg.tls) {
+			pf_dev_destroy(dev);
+			return fail("%s", err);
+		}
+	}
 	pf_hello_defaults(&cfg.hello, "pciefw-endpoint " PCIEFW_VERSION);
 	cfg.hello.max_payload = (uint32_t)max_payload;
 	if (trace_path) {
@@ -223,6 +246,7 @@ int main(int argc, char **argv)
 
 	pf_dev_destroy(dev);
 	pf_server_free(server);
+	pf_tls_free(cfg.tls);
 	if (cfg.trace && pf_trace_close(cfg.trace)) {
 		pf_err("writing trace %s failed", trace_path);
 		return 1;

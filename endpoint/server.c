@@ -5,8 +5,10 @@
  */
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,8 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "stream.h"
+#include "tls.h"
 
 #define MAX_LISTENERS 8
 #define READ_CHUNK (64 * 1024)
@@ -26,11 +30,21 @@
 /* What a closing host may have left unread when a new one arrives. */
 #define HANGUP_READS 256
 
-enum conn_state { CONN_HELLO, CONN_READY };
+/* CONN_TLS: the TLS handshake; our Hello waits in the output queue. */
+enum conn_state { CONN_TLS, CONN_HELLO, CONN_READY };
 
 struct pf_conn {
 	struct pf_server *srv;
 	int fd;
+	struct pf_stream *st;       /* the socket, or TLS over it */
+	bool tls;
+	bool received;              /* the host sent something after TLS */
+	/*
+	 * Refused, with the reason queued after our Hello: closed once the
+	 * host's Hello is read (closing with it unread would reset the
+	 * connection, and the host might never read why).
+	 */
+	char refusal[300];
 	ev_io rd, wr;
 	ev_idle reaper;             /* closes a connection that failed */
 	enum conn_state state;
@@ -63,6 +77,7 @@ struct pf_server {
 	unsigned n_listeners;
 	struct pf_conn *conn;
 	uint64_t n_connections;
+	bool warned_plain_tcp;
 };
 
 static void conn_close(struct pf_conn *c);
@@ -93,9 +108,9 @@ static void conn_flush(struct pf_conn *c)
 {
 	int r;
 
-	if (c->dead)
+	if (c->dead || c->state == CONN_TLS)
 		return;
-	r = pf_buf_send(c->fd, &c->out);
+	r = pf_stream_flush(c->st, &c->out);
 	if (r == PF_AGAIN) {
 		/* Keep reading meanwhile: the deadlock rule (spec 5.3). */
 		ev_io_start(c->srv->loop, &c->wr);
@@ -156,8 +171,8 @@ static void flush_before_close(struct pf_conn *c)
 
 		if (poll(&pfd, 1, 100) <= 0)
 			break;
-		n = send(c->fd, pf_buf_peek(&c->out), pf_buf_used(&c->out),
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = c->st->ops->send(c->st, pf_buf_peek(&c->out),
+				     pf_buf_used(&c->out));
 		if (n <= 0)
 			break;
 		pf_buf_consume(&c->out, (size_t)n);
@@ -224,6 +239,10 @@ static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 	r = pf_codec_decode(&c->codec, body, len, &m, err, sizeof(err));
 	if (!r)
 		r = pf_msg_validate(m, max, err, sizeof(err));
+	if (c->refusal[0]) {
+		conn_fail(c, "refused: %s", c->refusal);
+		return;
+	}
 	if (c->srv->cfg.trace && r)
 		trace_malformed_frame(c, body, len);
 	else if (c->srv->cfg.trace)
@@ -322,6 +341,16 @@ static void conn_pump(struct pf_conn *c)
 }
 
 /*
+ * The first bytes of a connection are a TLS handshake record (type 0x16,
+ * version 3.x), which no Hello frame's length prefix can be: a clearer
+ * refusal than the framing error it would otherwise be.
+ */
+static bool speaks_tls(const uint8_t *p, size_t n)
+{
+	return n >= 3 && p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04;
+}
+
+/*
  * Read and handle up to @max_reads chunks.  With @to_eof false a short read
  * ends the round (the socket is most likely empty: save a syscall); with
  * it true reading goes on until the socket says EAGAIN, so a host that has
@@ -333,11 +362,19 @@ static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 
 	c->in_dispatch = true;
 	for (int i = 0; i < max_reads && !c->dead && !c->throttled; i++) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		ssize_t n = pf_stream_recv(c->st, buf, sizeof(buf));
 
 		if (n > 0) {
+			if (!c->received && !c->tls && speaks_tls(buf, (size_t)n)) {
+				conn_fail(c, "the host speaks TLS: start the endpoint "
+					  "with --tls-creds (or give QEMU's device no "
+					  "tls-creds)");
+				break;
+			}
+			c->received = true;
 			feed(c, buf, (size_t)n);
-			if ((size_t)n < sizeof(buf) && !to_eof)
+			if ((size_t)n < sizeof(buf) && !to_eof &&
+			    !pf_stream_pending(c->st))
 				break;
 			continue;
 		}
@@ -345,7 +382,13 @@ static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (n == 0)
+		if (n == 0 && c->refusal[0])
+			conn_fail(c, "refused: %s", c->refusal);
+		else if (n == 0 && c->tls && !c->received)
+			conn_fail(c, "host disconnected right after the TLS "
+				  "handshake (did it refuse our certificate? "
+				  "its log says why)");
+		else if (n == 0)
 			conn_fail(c, pf_frame_decoder_finish(&c->dec) == PF_EOF ?
 				  "host disconnected" :
 				  "host disconnected in the middle of a frame");
@@ -358,18 +401,70 @@ static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 		conn_pump(c);
 		return;
 	}
+	/* Decrypted input the socket's readiness no longer shows. */
+	if (!c->dead && pf_stream_pending(c->st))
+		ev_feed_event(c->srv->loop, &c->rd, EV_READ);
 	conn_flush(c);
+}
+
+/* Drive the TLS handshake; once done, our Hello goes out (spec 1.5). */
+static void conn_handshake(struct pf_conn *c)
+{
+	char err[300];
+	bool want_write;
+	int r = pf_tls_handshake(c->st, &want_write, err, sizeof(err));
+
+	if (r == PF_AGAIN) {
+		if (want_write)
+			ev_io_start(c->srv->loop, &c->wr);
+		else
+			ev_io_stop(c->srv->loop, &c->wr);
+		return;
+	}
+	ev_io_stop(c->srv->loop, &c->wr);
+	if (r == PF_ERR_NO_HELLO) {
+		/* A plain-text host reads our Hello, then why, in plain text. */
+		pf_stream_free(c->st);
+		c->st = pf_stream_socket(c->fd);
+		c->tls = false;
+		if (!c->st) {
+			conn_fail(c, "out of memory");
+			return;
+		}
+	} else if (r != PF_OK && r != PF_ERR_PEER) {
+		/* No session: nothing can be sent, the host sees the close. */
+		conn_fail(c, "refused: %s", err);
+		return;
+	}
+	c->state = CONN_HELLO;
+	if (r == PF_OK) {
+		pf_info("%s: TLS session established", c->name);
+	} else {
+		snprintf(c->refusal, sizeof(c->refusal), "%s", err);
+		queue_error(c, PCIEFW__ERROR_CODE__ERROR_PROTOCOL, err);
+	}
+	conn_flush(c);
+	conn_read(c, READS_PER_EVENT, false);
 }
 
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	conn_read(w->data, READS_PER_EVENT, false);
+	struct pf_conn *c = w->data;
+
+	if (c->state == CONN_TLS)
+		conn_handshake(c);
+	else
+		conn_read(c, READS_PER_EVENT, false);
 }
 
 static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct pf_conn *c = w->data;
 
+	if (c->state == CONN_TLS) {
+		conn_handshake(c);
+		return;
+	}
 	conn_flush(c);
 	if (c->throttled)
 		conn_pump(c);
@@ -391,6 +486,7 @@ static void conn_close(struct pf_conn *c)
 	ev_io_stop(srv->loop, &c->rd);
 	ev_io_stop(srv->loop, &c->wr);
 	ev_idle_stop(srv->loop, &c->reaper);
+	pf_stream_free(c->st);
 	close(c->fd);
 	pf_frame_decoder_free(&c->dec);
 	pf_codec_free(&c->codec);
@@ -404,6 +500,21 @@ static void conn_close(struct pf_conn *c)
 }
 
 /* ---- Accepting ---- */
+
+/* TLS is for TCP; a UNIX socket is protected by its mode (spec 1.5). */
+static struct pf_stream *open_stream(struct pf_server *srv,
+				     const struct listener *l, int fd)
+{
+	char err[200];
+	struct pf_stream *st;
+
+	if (!srv->cfg.tls || l->addr.kind != PF_ADDR_TCP)
+		return pf_stream_socket(fd);
+	st = pf_tls_stream(srv->cfg.tls, fd, err, sizeof(err));
+	if (!st)
+		pf_warn("refused a host: %s", err);
+	return st;
+}
 
 /* One host per device: tell a second one why, then hang up (spec 2.4). */
 static void refuse_busy(struct pf_server *srv, int fd)
@@ -436,7 +547,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 		 * old connection queued behind what it sent last: read up to
 		 * that end before judging the newcomer.
 		 */
-		conn_read(srv->conn, HANGUP_READS, true);
+		if (srv->conn->state != CONN_TLS)
+			conn_read(srv->conn, HANGUP_READS, true);
 	}
 	if (srv->conn && srv->conn->dead)
 		conn_close(srv->conn);
@@ -446,12 +558,15 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	pf_tune_socket(fd);
 	c = calloc(1, sizeof(*c));
-	if (!c) {
+	if (!c || !(c->st = open_stream(srv, l, fd))) {
+		free(c);
 		close(fd);
 		return;
 	}
 	c->srv = srv;
 	c->fd = fd;
+	c->tls = srv->cfg.tls && l->addr.kind == PF_ADDR_TCP;
+	c->state = c->tls ? CONN_TLS : CONN_HELLO;
 	snprintf(c->name, sizeof(c->name), "connection %llu",
 		 (unsigned long long)++srv->n_connections);
 	pf_frame_decoder_init(&c->dec, PCIEFW_HANDSHAKE_FRAME);
@@ -463,8 +578,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_idle_init(&c->reaper, reaper_cb);
 	c->rd.data = c->wr.data = c->reaper.data = c;
 	srv->conn = c;
-	pf_info("%s: accepted on %s", c->name,
-		l->addr.kind == PF_ADDR_UNIX ? "unix socket" : "tcp");
+	pf_info("%s: accepted on %s%s", c->name,
+		l->addr.kind == PF_ADDR_UNIX ? "unix socket" : "tcp",
+		c->tls ? " (TLS)" : "");
 	if (srv->cfg.trace) {
 		char text[160];
 
@@ -492,6 +608,25 @@ struct pf_server *pf_server_new(struct ev_loop *loop,
 	return srv;
 }
 
+/* Bound to a loopback address, so only this machine can connect. */
+static bool is_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)&ss)->sin_addr.s_addr)
+			>> 24) == 127;
+	if (ss.ss_family != AF_INET6)
+		return false;
+	if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		return in6->sin6_addr.s6_addr[12] == 127;
+	return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+}
+
 int pf_server_listen(struct pf_server *srv, const struct pf_addr *addr,
 		     char *err, size_t errlen)
 {
@@ -517,6 +652,13 @@ int pf_server_listen(struct pf_server *srv, const struct pf_addr *addr,
 	l->io.data = l;
 	ev_io_start(srv->loop, &l->io);
 	pf_addr_format(&bound, name, sizeof(name));
+	if (bound.kind == PF_ADDR_TCP && !srv->cfg.tls && !srv->warned_plain_tcp &&
+	    !is_loopback(fd)) {
+		srv->warned_plain_tcp = true;
+		pf_warn("listening on %s without TLS: anyone who can reach it "
+			"drives the device (and its DMA); use --tls-creds DIR "
+			"(README, Security)", name);
+	}
 	/* Tests and scripts wait for this line to learn an ephemeral port. */
 	printf("listening on %s\n", name);
 	fflush(stdout);

@@ -9,11 +9,13 @@
 #include "trace.h"
 
 struct pf_server;
+struct pf_tls;
 
 struct pf_server_config {
 	struct pf_dev *dev;
 	struct pf_hello_params hello;
 	struct pf_trace_writer *trace;  /* may be NULL */
+	struct pf_tls *tls;             /* NULL: plain connections */
 };
 
 struct pf_server *pf_server_new(struct ev_loop *loop,

@@ -241,11 +241,10 @@ sys:
 	return -1;
 }
 
-int pf_buf_send(int fd, struct pf_buf *b)
+int pf_buf_drain(struct pf_buf *b, pf_send_fn send_fn, void *ctx)
 {
 	while (!pf_buf_empty(b)) {
-		ssize_t n = send(fd, pf_buf_peek(b), pf_buf_used(b),
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send_fn(ctx, pf_buf_peek(b), pf_buf_used(b));
 
 		if (n > 0) {
 			pf_buf_consume(b, (size_t)n);
@@ -260,6 +259,16 @@ int pf_buf_send(int fd, struct pf_buf *b)
 		return PF_ERR_IO;
 	}
 	return PF_OK;
+}
+
+static ssize_t socket_send(void *ctx, const void *buf, size_t len)
+{
+	return send(*(int *)ctx, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+int pf_buf_send(int fd, struct pf_buf *b)
+{
+	return pf_buf_drain(b, socket_send, &fd);
 }
 
 int pf_write_all(int fd, const void *buf, size_t len)

@@ -6,6 +6,7 @@
 #define PCIEFW_TRANSPORT_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <sys/un.h>
 
@@ -44,6 +45,12 @@ int pf_set_nonblock(int fd, int on);
  */
 struct pf_buf;
 int pf_buf_send(int fd, struct pf_buf *b);
+/*
+ * The same over any sender that behaves like send() on a non-blocking
+ * socket (bytes sent, or -1 with errno).
+ */
+typedef ssize_t (*pf_send_fn)(void *ctx, const void *buf, size_t len);
+int pf_buf_drain(struct pf_buf *b, pf_send_fn send_fn, void *ctx);
 
 /* Write all of @len bytes, polling on EAGAIN.  Returns 0 or -1 (errno). */
 int pf_write_all(int fd, const void *buf, size_t len);

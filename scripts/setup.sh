@@ -15,6 +15,8 @@ BASE_PKGS=(
 	protobuf-c-compiler libprotobuf-c-dev libev-dev libglib2.0-dev
 	clang libclang-rt-14-dev python3-pytest
 	libslirp-dev
+	# TLS: the endpoint (GnuTLS); certtool makes the tests' certificates
+	libgnutls28-dev gnutls-bin
 	# vfio-user comparison (bench/): libvfio-user from QEMU's source
 	libjson-c-dev libcmocka-dev
 	# QEMU build

@@ -28,7 +28,10 @@ def test_qemu_device_checkpatch(qemu_binary):
     assert r.returncode == 0, r.stdout
     checkpatch = os.path.join(r.stdout.strip().splitlines()[-1], "scripts",
                               "checkpatch.pl")
-    r = run([checkpatch, "--no-tree", "-f",
-             os.path.join(REPO, "qemu-pciefw", "hw", "pciefw", "pciefw.c")])
-    assert r.returncode == 0, r.stdout
-    assert "total: 0 errors, 0 warnings" in r.stdout, r.stdout
+    device_dir = os.path.join(REPO, "qemu-pciefw", "hw", "pciefw")
+    sources = sorted(f for f in os.listdir(device_dir) if f.endswith((".c", ".h")))
+    assert "pciefw.c" in sources, sources
+    for name in sources:
+        r = run([checkpatch, "--no-tree", "-f", os.path.join(device_dir, name)])
+        assert r.returncode == 0, name + ":\n" + r.stdout
+        assert "total: 0 errors, 0 warnings" in r.stdout, name + ":\n" + r.stdout

@@ -41,7 +41,9 @@
 #include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
 #include "qom/object.h"
+#include "crypto/tlscreds.h"
 #include "trace.h"
+#include "pciefw-stream.h"
 
 #include "protocol/pciefw.h"
 #include "protocol/buf.h"
@@ -78,9 +80,11 @@ OBJECT_DECLARE_TYPE(PCIeFwState, PCIeFwClass, PCIEFW)
 #define PCIEFW_TX_LIMIT             (32 * 1024 * 1024)
 
 /*
- * A connection goes DOWN -> CONNECTING -> WAIT_HELLO -> WAIT_DESC -> UP.
- * Reconnecting to a known device adds RESETTING (the function-level reset
- * of a returning endpoint) before UP.  Only UP serves the guest.
+ * A connection goes DOWN -> CONNECTING -> WAIT_HELLO -> WAIT_DESC -> UP;
+ * with tls-creds, TLS_HANDSHAKE comes before WAIT_HELLO (our Hello waits
+ * in the output queue).  Reconnecting to a known device adds RESETTING
+ * (the function-level reset of a returning endpoint) before UP.  Only UP
+ * serves the guest.
  */
 /*
  * Faults of the endpoint that do not end the session (it keeps working,
@@ -95,6 +99,7 @@ typedef enum PCIeFwFault {
 typedef enum PCIeFwLinkState {
     PCIEFW_DOWN,
     PCIEFW_CONNECTING,
+    PCIEFW_TLS_HANDSHAKE,
     PCIEFW_WAIT_HELLO,
     PCIEFW_WAIT_DESC,
     PCIEFW_RESETTING,
@@ -150,12 +155,18 @@ struct PCIeFwState {
     uint32_t reconnect_s;
     char *trace_path;
     uint64_t trace_limit;
+    char *tls_creds;
+    char *tls_hostname;
 
     /* Connection */
     char *peer;                 /* "unix:PATH" or "tcp:HOST:PORT" */
     struct addrinfo *addrs;     /* resolved once, at realize */
     struct addrinfo *next_addr; /* the candidate being connected to */
     int fd;
+    PCIeFwStream *stream;       /* over fd: the socket itself, or TLS */
+    QCryptoTLSCreds *creds;     /* tls-creds, resolved at realize */
+    bool handshake_wants_write;
+    QEMUBH *input_bh;           /* input the stream holds, poll() cannot see */
     PCIeFwLinkState state;
     bool realizing;             /* failures go to connect_error */
     bool reconnecting;          /* a background attempt is under way */
@@ -247,6 +258,7 @@ pciefw_fault(PCIeFwState *s, PCIeFwFault kind, const char *fmt, ...)
  */
 static void pciefw_drop(PCIeFwState *s)
 {
+    g_clear_pointer(&s->stream, pciefw_stream_free);
     if (s->fd >= 0) {
         qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
         close(s->fd);
@@ -353,17 +365,23 @@ static void pciefw_send_failed(PCIeFwState *s, int err)
         s->draining = false;
     }
     if (s->fd >= 0) {
-        pciefw_disconnect(s, "send failed: %s", strerror(err));
+        pciefw_disconnect(s, "send failed: %s",
+                          pciefw_stream_strerror(s->stream, err));
     }
+}
+
+/* The stream carries messages: connected and, with TLS, established. */
+static bool pciefw_stream_up(PCIeFwState *s)
+{
+    return s->fd >= 0 && s->state > PCIEFW_TLS_HANDSHAKE;
 }
 
 /* Write what the socket takes without blocking. */
 static bool pciefw_flush(PCIeFwState *s)
 {
-    while (s->fd >= 0 && s->state != PCIEFW_CONNECTING &&
-           !pf_buf_empty(&s->out)) {
-        ssize_t n = send(s->fd, pf_buf_peek(&s->out), pf_buf_used(&s->out),
-                         MSG_NOSIGNAL);
+    while (pciefw_stream_up(s) && !pf_buf_empty(&s->out)) {
+        ssize_t n = s->stream->ops->send(s->stream, pf_buf_peek(&s->out),
+                                         pf_buf_used(&s->out));
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -395,7 +413,7 @@ pciefw_protocol_error(PCIeFwState *s, Pciefw__ErrorCode code,
     why = g_strdup_vprintf(fmt, ap);
     va_end(ap);
 
-    if (s->fd >= 0 && s->state != PCIEFW_CONNECTING) {
+    if (pciefw_stream_up(s)) {
         mark = pciefw_mark(s);
         if (pciefw_queued(s, mark, pf_put_error(&s->out, code, why), "error")) {
             s->draining = true;     /* the reason is all we still want */
@@ -408,16 +426,21 @@ pciefw_protocol_error(PCIeFwState *s, Pciefw__ErrorCode code,
 
 static void pciefw_connected(PCIeFwState *s);
 static void pciefw_connect_next(PCIeFwState *s);
+static void pciefw_handshake_step(PCIeFwState *s);
 
 /*
- * The socket is writable: a pending connect finished (or failed), or
- * queued output can move.
+ * The socket is writable: a pending connect finished (or failed), the TLS
+ * handshake can go on, or queued output can move.
  */
 static void pciefw_writable(PCIeFwState *s)
 {
     int err = 0;
     socklen_t len = sizeof(err);
 
+    if (s->state == PCIEFW_TLS_HANDSHAKE) {
+        pciefw_handshake_step(s);
+        return;
+    }
     if (s->state != PCIEFW_CONNECTING) {
         pciefw_flush(s);
         return;
@@ -435,9 +458,44 @@ static void pciefw_writable(PCIeFwState *s)
     pciefw_connected(s);
 }
 
+/* The socket is readable: the handshake goes on, or input is handled. */
+static void pciefw_readable(PCIeFwState *s, int max_reads)
+{
+    if (s->state == PCIEFW_TLS_HANDSHAKE) {
+        pciefw_handshake_step(s);
+    } else {
+        pciefw_read_input(s, max_reads);
+    }
+}
+
 static bool pciefw_want_write(PCIeFwState *s)
 {
-    return s->state == PCIEFW_CONNECTING || !pf_buf_empty(&s->out);
+    switch (s->state) {
+    case PCIEFW_CONNECTING:
+        return true;
+    case PCIEFW_TLS_HANDSHAKE:
+        return s->handshake_wants_write;
+    default:
+        return !pf_buf_empty(&s->out);
+    }
+}
+
+static bool pciefw_want_read(PCIeFwState *s)
+{
+    switch (s->state) {
+    case PCIEFW_CONNECTING:
+        return false;
+    case PCIEFW_TLS_HANDSHAKE:
+        return !s->handshake_wants_write;
+    default:
+        return true;
+    }
+}
+
+/* Input the stream took from the socket already: poll() cannot show it. */
+static bool pciefw_input_held(PCIeFwState *s)
+{
+    return pciefw_stream_up(s) && s->stream->ops->pending(s->stream);
 }
 
 /*
@@ -454,11 +512,15 @@ static bool pciefw_pump(PCIeFwState *s, bool (*done)(PCIeFwState *),
         int64_t left = deadline - qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
         struct pollfd pfd = {
             .fd = s->fd,
-            .events = (s->state == PCIEFW_CONNECTING ? 0 : POLLIN) |
+            .events = (pciefw_want_read(s) ? POLLIN : 0) |
                       (pciefw_want_write(s) ? POLLOUT : 0),
         };
         int r;
 
+        if (pciefw_input_held(s)) {
+            pciefw_read_input(s, 1);
+            continue;
+        }
         if (left <= 0) {
             pciefw_disconnect(s, "no %s within %u ms (completion timeout)",
                               what, s->timeout_ms);
@@ -473,12 +535,12 @@ static bool pciefw_pump(PCIeFwState *s, bool (*done)(PCIeFwState *),
             return false;
         }
         if (pfd.revents & (POLLOUT | POLLERR | POLLHUP) &&
-            (s->state == PCIEFW_CONNECTING || pfd.revents & POLLOUT)) {
+            (pfd.events & POLLOUT)) {
             pciefw_writable(s);
         }
-        if (s->fd >= 0 && s->state != PCIEFW_CONNECTING &&
+        if (s->fd >= 0 && pciefw_want_read(s) &&
             (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
-            pciefw_read_input(s, 1);
+            pciefw_readable(s, 1);
         }
     }
     return s->fd >= 0 && done(s);
@@ -988,6 +1050,7 @@ static void pciefw_handle_message(PCIeFwState *s, const PfMessage *m)
         }
         break;
     case PCIEFW_CONNECTING:
+    case PCIEFW_TLS_HANDSHAKE:
     case PCIEFW_DOWN:
         return;
     }
@@ -1068,7 +1131,8 @@ static void pciefw_dispatch_frame(PCIeFwState *s, const uint8_t *frame,
 static void pciefw_read_input(PCIeFwState *s, int max_reads)
 {
     while (max_reads-- > 0 && s->fd >= 0) {
-        ssize_t n = recv(s->fd, s->rxbuf, PCIEFW_RX_CHUNK, 0);
+        ssize_t n = s->stream->ops->recv(s->stream, s->rxbuf,
+                                         PCIEFW_RX_CHUNK);
         size_t off = 0;
 
         if (n < 0) {
@@ -1077,7 +1141,8 @@ static void pciefw_read_input(PCIeFwState *s, int max_reads)
                 continue;
             }
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                pciefw_disconnect(s, "receive failed: %s", strerror(errno));
+                pciefw_disconnect(s, "receive failed: %s",
+                                  pciefw_stream_strerror(s->stream, errno));
             }
             return;
         }
@@ -1118,15 +1183,27 @@ static void pciefw_fd_read(void *opaque)
 {
     PCIeFwState *s = opaque;
 
-    pciefw_read_input(s, PCIEFW_RX_BATCH);
+    pciefw_readable(s, PCIEFW_RX_BATCH);
     pciefw_flush(s);
     pciefw_update_watch(s);
+    if (pciefw_input_held(s)) {
+        qemu_bh_schedule(s->input_bh);
+    }
     /*
      * Capture is buffered; hand it to the kernel once per batch, off the
      * vCPU path, so a killed QEMU loses at most the current batch.
      */
     if (s->trace) {
         pf_trace_flush(s->trace);
+    }
+}
+
+static void pciefw_input_bh(void *opaque)
+{
+    PCIeFwState *s = opaque;
+
+    if (pciefw_input_held(s)) {
+        pciefw_fd_read(s);
     }
 }
 
@@ -1145,7 +1222,7 @@ static void pciefw_update_watch(PCIeFwState *s)
     if (s->fd < 0) {
         return;
     }
-    want_read = s->state != PCIEFW_CONNECTING;
+    want_read = pciefw_want_read(s);
     want_write = pciefw_want_write(s);
     if (want_read != s->read_watched || want_write != s->write_watched) {
         s->read_watched = want_read;
@@ -1267,6 +1344,48 @@ static void pciefw_connect_next(PCIeFwState *s)
                       s->connect_error ?: "no address to connect to");
 }
 
+/* Open the byte stream over the connected socket. */
+static bool pciefw_open_stream(PCIeFwState *s)
+{
+    Error *err = NULL;
+
+    if (!s->creds) {
+        s->stream = pciefw_stream_socket(s->fd);
+        s->state = PCIEFW_WAIT_HELLO;
+        return true;
+    }
+    s->stream = pciefw_stream_tls(s->fd, s->creds,
+                                  s->tls_hostname ?: s->raddr, &err);
+    if (!s->stream) {
+        pciefw_disconnect(s, "%s", error_get_pretty(err));
+        error_free(err);
+        return false;
+    }
+    s->state = PCIEFW_TLS_HANDSHAKE;
+    s->handshake_wants_write = true;    /* the ClientHello goes first */
+    return true;
+}
+
+/* The TLS handshake goes on; once done, our Hello goes out. */
+static void pciefw_handshake_step(PCIeFwState *s)
+{
+    Error *err = NULL;
+    int r = s->stream->ops->handshake(s->stream, &s->handshake_wants_write,
+                                      &err);
+
+    if (r < 0) {
+        pciefw_disconnect(s, "%s", error_get_pretty(err));
+        error_free(err);
+        return;
+    }
+    if (r > 0) {
+        trace_pciefw_tls_established(s->peer);
+        s->state = PCIEFW_WAIT_HELLO;
+        pciefw_flush(s);
+    }
+    pciefw_update_watch(s);
+}
+
 /* Connected: say hello; the handlers take it from there. */
 static void pciefw_connected(PCIeFwState *s)
 {
@@ -1275,7 +1394,9 @@ static void pciefw_connected(PCIeFwState *s)
     if (s->next_addr->ai_family != AF_UNIX) {
         socket_set_nodelay(s->fd);
     }
-    s->state = PCIEFW_WAIT_HELLO;
+    if (!pciefw_open_stream(s)) {
+        return;
+    }
     s->faults_reported = 0;
     if (s->trace) {
         g_autofree char *text = g_strdup_printf(
@@ -1287,10 +1408,15 @@ static void pciefw_connected(PCIeFwState *s)
     pf_buf_clear(&s->out);
     pf_frame_decoder_init(&s->dec, PCIEFW_HANDSHAKE_FRAME);
     mark = pciefw_mark(s);
-    if (pciefw_queued(s, mark, pf_put_hello(&s->out, &s->hello), "hello")) {
-        pciefw_flush(s);
-        pciefw_update_watch(s);
+    if (!pciefw_queued(s, mark, pf_put_hello(&s->out, &s->hello), "hello")) {
+        return;
     }
+    if (s->state == PCIEFW_TLS_HANDSHAKE) {
+        pciefw_handshake_step(s);
+        return;
+    }
+    pciefw_flush(s);
+    pciefw_update_watch(s);
 }
 
 static void pciefw_start_connect(PCIeFwState *s)
@@ -1717,7 +1843,12 @@ static void pciefw_close(PCIeFwState *s)
     pciefw_drop(s);
     g_clear_pointer(&s->reconnect_timer, timer_free);
     g_clear_pointer(&s->attempt_timer, timer_free);
+    g_clear_pointer(&s->input_bh, qemu_bh_delete);
     pciefw_free_addrs(s);
+    if (s->creds) {
+        object_unref(OBJECT(s->creds));
+        s->creds = NULL;
+    }
     if (s->trace) {
         pf_trace_close(s->trace);
         s->trace = NULL;
@@ -1727,6 +1858,36 @@ static void pciefw_close(PCIeFwState *s)
     g_clear_pointer(&s->rxbuf, g_free);
     g_clear_pointer(&s->connect_error, g_free);
     g_clear_pointer(&s->peer, g_free);
+}
+
+/* tls-creds names a tls-creds-x509 object for a client (docs 1.5). */
+static bool pciefw_lookup_creds(PCIeFwState *s, Error **errp)
+{
+    Object *obj = object_resolve_path_component(object_get_objects_root(),
+                                                s->tls_creds);
+    QCryptoTLSCreds *creds;
+
+    if (!obj) {
+        error_setg(errp, "pciefw: no TLS credentials object '%s' (give "
+                   "-object tls-creds-x509,id=%s,dir=DIR,endpoint=client)",
+                   s->tls_creds, s->tls_creds);
+        return false;
+    }
+    creds = (QCryptoTLSCreds *)object_dynamic_cast(obj, TYPE_QCRYPTO_TLS_CREDS);
+    if (!creds) {
+        error_setg(errp, "pciefw: object '%s' is not TLS credentials",
+                   s->tls_creds);
+        return false;
+    }
+    if (!qcrypto_tls_creds_check_endpoint(creds,
+                                          QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT,
+                                          errp)) {
+        error_prepend(errp, "pciefw: tls-creds '%s': ", s->tls_creds);
+        return false;
+    }
+    s->creds = creds;
+    object_ref(obj);
+    return true;
 }
 
 static void pciefw_realize(PCIDevice *pdev, Error **errp)
@@ -1750,6 +1911,18 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
     }
     if (s->path && !*s->path) {
         error_setg(errp, "pciefw: path must not be empty");
+        return;
+    }
+    if ((s->tls_creds || s->tls_hostname) && s->path) {
+        error_setg(errp, "pciefw: tls-creds is for TCP (raddr, rport); a "
+                   "UNIX socket is protected by its file mode");
+        return;
+    }
+    if (s->tls_hostname && !s->tls_creds) {
+        error_setg(errp, "pciefw: tls-hostname needs tls-creds");
+        return;
+    }
+    if (s->tls_creds && !pciefw_lookup_creds(s, errp)) {
         return;
     }
     if (!s->timeout_ms || s->timeout_ms > PCIEFW_MAX_TIMEOUT_MS) {
@@ -1784,6 +1957,8 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
     s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pciefw_reconnect, s);
     s->attempt_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
                                     pciefw_attempt_timeout, s);
+    s->input_bh = aio_bh_new_guarded(qemu_get_aio_context(), pciefw_input_bh,
+                                     s, &DEVICE(s)->mem_reentrancy_guard);
     if (!pciefw_resolve(s, errp) || !pciefw_connect(s, errp)) {
         goto fail;
     }
@@ -1893,6 +2068,8 @@ static const Property pciefw_properties[] = {
     DEFINE_PROP_UINT32("reconnect", PCIeFwState, reconnect_s, 0),
     DEFINE_PROP_STRING("trace", PCIeFwState, trace_path),
     DEFINE_PROP_SIZE("trace-limit", PCIeFwState, trace_limit, 0),
+    DEFINE_PROP_STRING("tls-creds", PCIeFwState, tls_creds),
+    DEFINE_PROP_STRING("tls-hostname", PCIeFwState, tls_hostname),
 };
 
 static void pciefw_class_init(ObjectClass *klass, const void *data)
@@ -1935,6 +2112,11 @@ static void pciefw_class_init(ObjectClass *klass, const void *data)
     object_class_property_set_description(klass, "trace-limit",
         "rotate the capture file at this size, keeping FILE.1 to FILE.4 "
         "(0: unbounded)");
+    object_class_property_set_description(klass, "tls-creds",
+        "id of a tls-creds-x509 object (endpoint=client): TLS to a TCP "
+        "endpoint started with --tls-creds");
+    object_class_property_set_description(klass, "tls-hostname",
+        "name the endpoint's certificate must carry (default: raddr)");
 }
 
 static const TypeInfo pciefw_types[] = {

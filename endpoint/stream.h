@@ -1,0 +1,64 @@
+/*
+ * The byte stream under a host connection: the socket itself, or TLS over
+ * it (tls.h).  The server reads and writes through these operations only,
+ * so it does not know which one it has.
+ */
+#ifndef PCIEFW_STREAM_H
+#define PCIEFW_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+struct pf_stream;
+
+struct pf_stream_ops {
+	/*
+	 * Like recv()/send() on a non-blocking socket: bytes moved, 0 at the
+	 * peer's end of stream (recv), or -1 with errno set (EAGAIN: try
+	 * again when the socket is ready).
+	 */
+	ssize_t (*recv)(struct pf_stream *st, void *buf, size_t len);
+	ssize_t (*send)(struct pf_stream *st, const void *buf, size_t len);
+	/*
+	 * Bytes already taken from the socket and not yet returned by recv:
+	 * the socket's readiness does not show them.
+	 */
+	size_t (*pending)(struct pf_stream *st);
+	/* Frees the stream; the socket is closed by its owner. */
+	void (*free)(struct pf_stream *st);
+};
+
+struct pf_stream {
+	const struct pf_stream_ops *ops;
+	int fd;
+};
+
+/* The socket itself. */
+struct pf_stream *pf_stream_socket(int fd);
+
+static inline ssize_t pf_stream_recv(struct pf_stream *st, void *buf, size_t len)
+{
+	return st->ops->recv(st, buf, len);
+}
+
+static inline size_t pf_stream_pending(struct pf_stream *st)
+{
+	return st->ops->pending(st);
+}
+
+static inline void pf_stream_free(struct pf_stream *st)
+{
+	if (st)
+		st->ops->free(st);
+}
+
+/*
+ * Send what @b holds, without blocking: PF_OK when all is sent, PF_AGAIN
+ * when the socket is full (the rest stays in @b), PF_ERR_IO with errno.
+ */
+int pf_stream_flush(struct pf_stream *st, struct pf_buf *b);
+
+#endif /* PCIEFW_STREAM_H */

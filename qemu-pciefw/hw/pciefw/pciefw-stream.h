@@ -1,0 +1,55 @@
+/*
+ * pciefw: the byte stream under the connection to the endpoint -- the
+ * socket itself, or TLS over it (docs/protocol.md 1.5).  The device reads
+ * and writes through these operations only.
+ *
+ * Copyright (c) 2025 The pciefw authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef HW_PCIEFW_STREAM_H
+#define HW_PCIEFW_STREAM_H
+
+#include "crypto/tlscreds.h"
+
+typedef struct PCIeFwStream PCIeFwStream;
+
+typedef struct PCIeFwStreamOps {
+    /*
+     * Before the first send or recv: 1 once the stream is established, 0
+     * while it is not yet (wait for the socket to become writable if
+     * *@want_write, readable otherwise), -1 with @errp set.
+     */
+    int (*handshake)(PCIeFwStream *st, bool *want_write, Error **errp);
+    /*
+     * Like send()/recv() on the non-blocking socket: bytes moved, 0 at
+     * the end of the stream (recv), or -1 with errno set (EAGAIN: wait
+     * for the socket); st->error may say more than errno.
+     */
+    ssize_t (*send)(PCIeFwStream *st, const void *buf, size_t len);
+    ssize_t (*recv)(PCIeFwStream *st, void *buf, size_t len);
+    /* Input already taken from the socket, which poll() cannot show. */
+    size_t (*pending)(PCIeFwStream *st);
+    void (*free)(PCIeFwStream *st);
+} PCIeFwStreamOps;
+
+struct PCIeFwStream {
+    const PCIeFwStreamOps *ops;
+    int fd;                     /* owned by the device, not the stream */
+    char *error;                /* why the last call failed, if known */
+};
+
+/* The connected socket itself. */
+PCIeFwStream *pciefw_stream_socket(int fd);
+
+/* A TLS client over the connected socket @fd. */
+PCIeFwStream *pciefw_stream_tls(int fd, QCryptoTLSCreds *creds,
+                                const char *hostname, Error **errp);
+
+/* Why the last send/recv failed, for a one-line report. */
+const char *pciefw_stream_strerror(PCIeFwStream *st, int err);
+
+void pciefw_stream_free(PCIeFwStream *st);
+
+#endif
