@@ -2,7 +2,8 @@
 # ./dev demo: a guest runs the pciefw NIC driver against the nic model in a
 # pciefw-endpoint (user-mode networking), through QEMU's pciefw device.
 # It shows lspci -vvv, ip addr, a ping and /proc/interrupts; on a terminal
-# it then leaves you at the guest's shell (exit or ^D powers off).
+# it then leaves you at the guest's shell (exit or ^D powers off).  The
+# endpoint's trace of the session and its log stay in build/demo/.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -11,16 +12,23 @@ export PATH=/usr/bin:$PATH
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 : "${PCIEFW_QEMU:?run through ./dev demo}"
+out=${PCIEFW_DEMO_DIR:-$top/build/demo}
 tmp=$(mktemp -d /tmp/pciefw-demo-XXXXXX)
 ep_pid=
-cleanup() {
+stop_endpoint() {
 	if [ -n "$ep_pid" ]; then
 		kill "$ep_pid" 2>/dev/null || true
 		wait "$ep_pid" 2>/dev/null || true
 	fi
+	ep_pid=
+}
+cleanup() {
+	stop_endpoint
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
+mkdir -p "$out"
+rm -f "$out/demo.pcapng" "$out/endpoint.log"
 
 say "building the NIC driver for the guest kernel"
 ko=$(driver/build.sh | tail -n1)
@@ -28,12 +36,12 @@ ko=$(driver/build.sh | tail -n1)
 mac=52:54:00:12:34:56
 say "starting pciefw-endpoint --device nic,mac=$mac (slirp user-mode networking)"
 build/endpoint/pciefw-endpoint --listen "unix:$tmp/nic.sock" \
-	--device "nic,mac=$mac" --trace "$tmp/demo.pcapng" \
-	>"$tmp/ep.out" 2>"$tmp/ep.log" &
+	--device "nic,mac=$mac" --trace "$out/demo.pcapng" \
+	>"$tmp/ep.out" 2>"$out/endpoint.log" &
 ep_pid=$!
 for _ in $(seq 100); do
 	grep -q listening "$tmp/ep.out" 2>/dev/null && break
-	kill -0 "$ep_pid" 2>/dev/null || { cat "$tmp/ep.log"; exit 1; }
+	kill -0 "$ep_pid" 2>/dev/null || { cat "$out/endpoint.log"; exit 1; }
 	sleep 0.05
 done
 
@@ -66,7 +74,15 @@ GUEST
 touch "$tmp/interactive"
 say "booting the guest (Debian kernel under TCG, a few seconds)"
 # Not a here-document: on a terminal QEMU must inherit our stdin.
-/usr/bin/python3 scripts/demo_guest.py "$tmp" "$ko" "$interactive"
-status=$?
-say "the endpoint recorded the session: $(du -h "$tmp/demo.pcapng" | cut -f1) of pcapng ($(build/tools/pciefw-trace --stats "$tmp/demo.pcapng" | head -n1))"
+status=0
+/usr/bin/python3 scripts/demo_guest.py "$tmp" "$ko" "$interactive" || status=$?
+# The endpoint closes the trace as it exits.
+stop_endpoint
+trace=${out#"$top"/}/demo.pcapng
+say "the endpoint recorded the session in $trace: $(du -h "$out/demo.pcapng" | cut -f1) of pcapng ($(build/tools/pciefw-trace --stats "$out/demo.pcapng" | head -n1))"
+cat <<EOF_OPEN
+   read it, transaction by transaction:  build/tools/pciefw-trace $trace | less
+   or in Wireshark:                      wireshark -X lua_script:tools/wireshark/pciefw.lua $trace
+   (the endpoint's log is ${out#"$top"/}/endpoint.log)
+EOF_OPEN
 exit $status
