@@ -7,15 +7,22 @@
 #ifndef PCIEFW_BUSY_H
 #define PCIEFW_BUSY_H
 
+#include <stdbool.h>
+
 struct ev_loop;
+struct pf_stream;
 
 /* Refusals waiting for their host's Hello at once; more are refused at once. */
 #define PF_BUSY_MAX_PENDING  8
 /* How long a refusal waits for the Hello before answering anyway. */
 #define PF_BUSY_WAIT_S       1.0
 
-/* Take over @fd (non-blocking, accepted) and refuse it with @text. */
-void pf_busy_refuse(struct ev_loop *loop, int fd, const char *text);
+/*
+ * Take over @fd (non-blocking, accepted) and its stream @st (TLS with @tls:
+ * the handshake comes first) and refuse it with @text.
+ */
+void pf_busy_refuse(struct ev_loop *loop, int fd, struct pf_stream *st,
+		    bool tls, const char *text);
 /* Answer and close every pending refusal now (the process is exiting). */
 void pf_busy_shutdown(struct ev_loop *loop);
 

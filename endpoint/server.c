@@ -502,13 +502,18 @@ static void conn_close(struct pf_conn *c)
 /* ---- Accepting ---- */
 
 /* TLS is for TCP; a UNIX socket is protected by its mode (spec 1.5). */
+static bool uses_tls(const struct pf_server *srv, const struct listener *l)
+{
+	return srv->cfg.tls && l->addr.kind == PF_ADDR_TCP;
+}
+
 static struct pf_stream *open_stream(struct pf_server *srv,
 				     const struct listener *l, int fd)
 {
 	char err[200];
 	struct pf_stream *st;
 
-	if (!srv->cfg.tls || l->addr.kind != PF_ADDR_TCP)
+	if (!uses_tls(srv, l))
 		return pf_stream_socket(fd);
 	st = pf_tls_stream(srv->cfg.tls, fd, err, sizeof(err));
 	if (!st)
@@ -517,14 +522,19 @@ static struct pf_stream *open_stream(struct pf_server *srv,
 }
 
 /* One host per device: tell a second one why, then hang up (spec 2.4). */
-static void refuse_busy(struct pf_server *srv, int fd)
+static void refuse_busy(struct pf_server *srv, const struct listener *l, int fd)
 {
+	struct pf_stream *st = open_stream(srv, l, fd);
 	char text[200];
 
+	if (!st) {
+		close(fd);
+		return;
+	}
 	snprintf(text, sizeof(text),
 		 "device %s is busy: it already serves a host (%s)",
 		 srv->cfg.dev->model->name, srv->conn->name);
-	pf_busy_refuse(srv->loop, fd, text);
+	pf_busy_refuse(srv->loop, fd, st, uses_tls(srv, l), text);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -553,7 +563,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	if (srv->conn && srv->conn->dead)
 		conn_close(srv->conn);
 	if (srv->conn) {
-		refuse_busy(srv, fd);
+		refuse_busy(srv, l, fd);
 		return;
 	}
 	pf_tune_socket(fd);
@@ -565,7 +575,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	c->srv = srv;
 	c->fd = fd;
-	c->tls = srv->cfg.tls && l->addr.kind == PF_ADDR_TCP;
+	c->tls = uses_tls(srv, l);
 	c->state = c->tls ? CONN_TLS : CONN_HELLO;
 	snprintf(c->name, sizeof(c->name), "connection %llu",
 		 (unsigned long long)++srv->n_connections);

@@ -192,3 +192,16 @@ def test_tls_reconnect_to_a_returning_endpoint(harness, creds):
     assert d.reg(REG_SCRATCH) == 0
     assert "TLS session established" in ep2.output(), ep2.output()
     assert "reconnected" in q.output(), q.output()
+
+
+def test_second_tls_host_is_told_the_device_is_busy(harness, creds):
+    """One host per device (spec 2.4) holds over TLS too: the second QEMU
+    reads ERROR_BUSY inside its session, and the first is still served."""
+    ep = tls_endpoint(harness, creds)
+    q = harness.qemu(qemu_args(ep, creds["qemu"]))
+    d = DeviceUnderTest(q, TOPO)
+    line = refused(harness, qemu_args(ep, creds["qemu"]))
+    assert re.search(r"endpoint reported an error \(ERROR_BUSY: device testdev is "
+                     r"busy: it already serves a host \(connection 1\)\)$", line), line
+    assert "refused a second host" in ep.output(), ep.output()
+    assert d.reg(REG_ID) == ID
