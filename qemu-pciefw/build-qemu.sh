@@ -95,6 +95,7 @@ CONFIG_CXL_MEM_DEVICE=y
 PRINT_BINARY=0
 PRINT_SOURCE=0
 KEEP_BINARIES=4
+KEEP_MINUTES=$((24 * 60))
 
 log() { printf 'build-qemu: %s\n' "$*" >&2; }
 die() { printf 'build-qemu: error: %s\n' "$*" >&2; exit 1; }
@@ -264,9 +265,13 @@ keep_binary() {
 	mkdir -p "$dir"
 	cp "$BUILD/$BINARY_NAME" "$dir/$BINARY_NAME.tmp.$$"
 	mv -f "$dir/$BINARY_NAME.tmp.$$" "$dir/$BINARY_NAME"
-	# The most recent few stay; older ones go.
+	# The most recent few stay, and any used within a day: a long test
+	# run in another checkout must not lose its binary under it (each use
+	# refreshes the directory's time, see main).  Older ones go.
 	for old in $(ls -1td "$BASE"/bin/*/ 2>/dev/null | tail -n +$((KEEP_BINARIES + 1))); do
-		rm -rf "$old"
+		if [ -z "$(find "$old" -maxdepth 0 -mmin -$((KEEP_MINUTES)))" ]; then
+			rm -rf "$old"
+		fi
 	done
 }
 
@@ -280,6 +285,7 @@ main() {
 	hash=$(inputs_hash)
 	kept=$BASE/bin/$hash/$BINARY_NAME
 	if [ -x "$kept" ]; then
+		touch "$BASE/bin/$hash"
 		log "up to date: $kept"
 	else
 		mkdir -p "$BASE"

@@ -325,9 +325,23 @@ class ScriptedEndpoint(threading.Thread):
         if reply:
             self.send(reply)
 
-    def send(self, data):
+    def send(self, data, timeout=120.0):
+        """Send all of @data.  The socket's own timeout is the reader's
+        short poll; a QEMU busy applying what came before may take far
+        longer than that to read more (a loaded machine), so only
+        @timeout seconds without any progress fail."""
+        view = memoryview(data)
         with self._send_lock:
-            self.conn.sendall(data)
+            last = time.monotonic()
+            while view:
+                try:
+                    n = self.conn.send(view)
+                except socket.timeout:
+                    if time.monotonic() - last > timeout:
+                        raise
+                    continue
+                view = view[n:]
+                last = time.monotonic()
 
     def wait_for(self, pred, timeout=30, what="message"):
         """The first received message for which @pred is true."""
