@@ -50,12 +50,21 @@ def configfs_module() -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=1)
+def epc_driver() -> str:
+    """Build driver/pciefw_epc.ko (driver/build.sh --epc) and return it."""
+    r = subprocess.run([str(guestlib.REPO / "driver" / "build.sh"), "--epc"],
+                       check=True, stdout=subprocess.PIPE, text=True)
+    return r.stdout.strip().splitlines()[-1]
+
+
 def guest_files() -> dict[str, str]:
     """Host path -> guest path of everything the endpoint tests need:
-    GUEST_DIR/{configfs,pci_endpoint,pci-epf-test,pci_endpoint_test}.ko,
-    /usr/bin/pcitest and /usr/bin/pcitest.sh."""
+    GUEST_DIR/{configfs,pci_endpoint,pci-epf-test,pci_endpoint_test,
+    pciefw_epc}.ko, /usr/bin/pcitest and /usr/bin/pcitest.sh."""
     env = epf_env()
     return {
+        epc_driver(): f"{GUEST_DIR}/pciefw_epc.ko",
         str(configfs_module()): f"{GUEST_DIR}/configfs.ko",
         env["EPF_FRAMEWORK_KO"]: f"{GUEST_DIR}/pci_endpoint.ko",
         env["EPF_TEST_KO"]: f"{GUEST_DIR}/pci-epf-test.ko",

@@ -21,6 +21,11 @@ echo "PCIEFW-FUNCTIONS: $(ls $cfs/functions)"
 echo "PCIEFW-CONTROLLERS: $(ls $cfs/controllers | wc -l)"
 echo "PCIEFW-EPF-DRIVERS: $(ls /sys/bus/pci-epf/drivers)"
 echo "PCIEFW-EPC-CLASS: $(ls -d /sys/class/pci_epc)"
+# Our EPC driver links against the framework (no device here: it only
+# registers its PCI driver).
+insmod $d/pciefw_epc.ko || exit 20
+echo "PCIEFW-EPC-DRIVER: $(ls /sys/bus/pci/drivers | grep pciefw_epc)"
+rmmod pciefw_epc || exit 21
 # A function device, as Documentation/PCI/endpoint/pci-test-howto.rst makes
 # it: pci-epf-test fills in its defaults when it binds.
 mkdir $cfs/functions/pci_epf_test/func1 || exit 14
@@ -40,8 +45,8 @@ echo "PCIEFW-DMESG-PROBLEMS: $(dmesg | grep -cE 'WARNING:|BUG:|Oops|Unknown symb
 
 
 def test_framework_modules_load(harness, tmp_path):
-    """The one-module framework and pci-epf-test load, configfs shows the
-    function driver, a function can be created and removed, everything
+    """The one-module framework, pci-epf-test and our pciefw_epc load,
+    configfs shows the function driver, a function can be created and removed, everything
     unloads again; pci_endpoint_test loads; pcitest runs (static) and
     fails cleanly without a device."""
     initrd = guestlib.make_initramfs(tmp_path, LOAD_SCRIPT, epflib.guest_files())
@@ -52,6 +57,7 @@ def test_framework_modules_load(harness, tmp_path):
     assert "PCIEFW-CONTROLLERS: 0\n" in con, con
     assert "PCIEFW-EPF-DRIVERS: pci_epf_test\n" in con, con
     assert "PCIEFW-EPC-CLASS: /sys/class/pci_epc\n" in con, con
+    assert "PCIEFW-EPC-DRIVER: pciefw_epc\n" in con, con
     assert "PCIEFW-VENDOR: 0xffff\n" in con, con
     assert "PCIEFW-PIN: 0x0001\n" in con, con
     assert "PCIEFW-HOST-DRIVER: pci-endpoint-test\n" in con, con
