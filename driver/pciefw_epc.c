@@ -328,8 +328,7 @@ static const char *pfe_start_error(u32 err)
 {
 	static const char * const why[] = {
 		[1] = "vendor ID 0 or 0xffff",
-		[2] = "a BAR size out of range",
-		[3] = "a 64-bit BAR clashes with its neighbour",
+		[2] = "a BAR's size, kind or placement",
 		[4] = "bad MSI or MSI-X vector count",
 		[5] = "MSI-X table or PBA misplaced",
 		[6] = "interrupt pin above INTD",

@@ -29,7 +29,8 @@ def test_qemu_device_checkpatch(qemu_binary):
     assert r.returncode == 0, r.stdout
     checkpatch = os.path.join(r.stdout.strip().splitlines()[-1], "scripts",
                               "checkpatch.pl")
-    r = run([checkpatch, "--no-tree", "-f",
-             os.path.join(REPO, "qemu-pciefw", "hw", "pciefw", "pciefw.c")])
-    assert r.returncode == 0, r.stdout
-    assert "total: 0 errors, 0 warnings" in r.stdout, r.stdout
+    for name in ("pciefw.c", "pciefw-epc.c"):
+        r = run([checkpatch, "--no-tree", "-f",
+                 os.path.join(REPO, "qemu-pciefw", "hw", "pciefw", name)])
+        assert r.returncode == 0, r.stdout
+        assert "total: 0 errors, 0 warnings" in r.stdout, r.stdout
