@@ -47,6 +47,10 @@ for cmd in "-b 0" "-b 1" "-b 2" "-b 3" "-b 4" "-b 5" "-i 0" "-l" "-i 1" "-m 1" \
 	"-c -s 1" "-c -s 1025"; do
 	echo "PCIEFW-PCITEST $cmd: $(pcitest $cmd 2>&1 | tr '\n' ' ')"
 done
+for cmd in "-r -s 1024000" "-w -s 1024000" "-c -s 1024001"; do
+	t0=$(date +%s)
+	echo "PCIEFW-BIG $cmd: $(pcitest $cmd 2>&1 | tr '\n' ' ') $(( $(date +%s) - t0 )) s"
+done
 echo "PCIEFW-DMESG-PROBLEMS: $(dmesg | grep -cE 'WARNING:|BUG:|Oops')"
 """
 
