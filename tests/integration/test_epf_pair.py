@@ -10,6 +10,7 @@ the kernel's pci_endpoint_test driver and pcitest, both unchanged.
 
 import re
 import signal
+import subprocess
 
 import epflib
 import guestlib
@@ -147,7 +148,9 @@ def test_link_down_and_back(harness, tmp_path):
     and reads all ones (pcitest fails, config space stays); `echo 1 >
     start`: the host's pciefw reconnects (reconnect=1) and the function
     works again, without reloading anything in either guest."""
-    ep, host = start_pair(harness, tmp_path, LINK_SCRIPT, ",reconnect=1")
+    trace = harness.path("host.pcapng")
+    ep, host = start_pair(harness, tmp_path, LINK_SCRIPT,
+                          f",reconnect=1,trace={trace}")
     up = host.wait_for(r"^PCIEFW-UP: (.*)\n", timeout=300)
     assert okay(up.group(1)), host.console
     ep.send("stop\n")
@@ -170,6 +173,23 @@ def test_link_down_and_back(harness, tmp_path):
     assert "PCIEFW-DMESG-PROBLEMS: 0\n" in res.console, res.describe()
     assert "PCIEFW-DMESG-PROBLEMS: 0\n" in ep_res.console, ep_res.describe()
     assert "link down" in ep_res.console, ep_res.describe()
+
+    # The bridge's trace opens in pciefw-trace: two sessions (the link went
+    # down once), the host's BAR accesses, the function's DMA into host
+    # memory (pcitest -r) and its interrupts.
+    host.stop()
+    r = subprocess.run([str(guestlib.REPO / "build" / "tools" / "pciefw-trace"),
+                        "--stats", trace], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    assert r.returncode == 0, r.stdout
+    r = subprocess.run([str(guestlib.REPO / "build" / "tools" / "pciefw-trace"),
+                        trace], stdout=subprocess.PIPE, text=True)
+    assert r.returncode == 0
+    text = r.stdout
+    assert len(re.findall(r"---  session: ", text)) == 2, text[:4000]
+    for d, kind in (("H>E", "mem_write"), ("H>E", "mem_read"),
+                    ("E>H", "dma_write"), ("E>H", "msi")):
+        assert re.search(rf"{d}\s+{kind} ", text), (kind, text[:4000])
 
 
 def test_endpoint_killed_and_restarted(harness, tmp_path):
