@@ -111,6 +111,12 @@ enum {
 #define EPC_RX_BATCH            16
 /* Posted window writes queued beyond this wait for the socket to drain. */
 #define EPC_TX_HIGH_WATER       (1024 * 1024)
+/*
+ * Completions a host may leave unread: beyond this the session fails with
+ * ERROR_LIMIT, so a host that sends reads and never reads the answers
+ * cannot grow QEMU's memory (as the pciefw host's own limit, spec 7.2).
+ */
+#define EPC_TX_LIMIT            (32 * 1024 * 1024)
 
 typedef struct PfEpcBar {
     uint64_t addr;
@@ -479,8 +485,19 @@ static bool epc_access_ok(PfEpcState *s, const PfEpcBar *b, uint64_t off,
 static void epc_complete(PfEpcState *s, uint32_t tag, int status,
                          const void *data, uint32_t size)
 {
-    epc_queued(s, pf_put_completion(&s->out, tag, status,
-                                    status ? NULL : data, status ? 0 : size));
+    if (!epc_queued(s, pf_put_completion(&s->out, tag, status,
+                                         status ? NULL : data,
+                                         status ? 0 : size))) {
+        return;
+    }
+    if (pf_buf_used(&s->out) > EPC_TX_HIGH_WATER) {
+        epc_flush(s);
+    }
+    if (s->fd >= 0 && pf_buf_used(&s->out) > EPC_TX_LIMIT) {
+        epc_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_LIMIT,
+                           "the host leaves more than %u MiB of completions "
+                           "unread", EPC_TX_LIMIT >> 20);
+    }
 }
 
 static void epc_bar_read(PfEpcState *s, uint32_t tag, uint32_t bar,
