@@ -29,10 +29,10 @@ def cfg_read(qt, off):
     return qt.inl(0xCFC)
 
 
-def start_epc(harness):
+def start_epc(harness, props=""):
     sock = harness.path("epc.sock")
     q = harness.qemu(["-M", "q35", "-device",
-                      f"pciefw-epc,path={sock},bus=pcie.0,addr=0x4"])
+                      f"pciefw-epc,path={sock},bus=pcie.0,addr=0x4{props}"])
     qt = q.qtest
     assert cfg_read(qt, 0) == 0xFE0C1234
     cfg_write(qt, 0x10, REGS)
@@ -147,3 +147,22 @@ def test_function_served_to_a_host(harness):
     assert [m[0] for m in conn.rest()] == ["goodbye"]
     assert qt.readl(REGS + 0x014) == 0
     assert qt.readl(REGS + 0x01C) & 2               # EVENTS.LINK_DOWN
+
+
+def test_one_host_and_a_silent_one_is_dropped(harness):
+    """spec 2.4: a second host is refused with ERROR_BUSY while one is
+    connected; epc.md 4: a host that never answers the EPC's Hello is
+    dropped after the timeout, and the next one is served."""
+    q, qt, addr = start_epc(harness, ",timeout=500")
+    program_function(qt)
+    silent = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    assert silent.next()[0] == "hello"
+    second = pfwire.Conn(addr)
+    kind, f = second.next()
+    assert kind == "error" and pfwire.ERROR_CODES[f[1]] == "ERROR_BUSY", f
+    assert second.next() is None
+    assert silent.next() is None                     # dropped after 500 ms
+    third = pfwire.Conn(addr)
+    third.handshake()
+    assert qt.readl(REGS + 0x014) == 0x3

@@ -179,6 +179,7 @@ struct PfEpcState {
     struct pf_hello_params hello;
     struct pf_session session;
     bool dispatching;           /* handling a host message */
+    QEMUTimer *hello_timer;     /* a host that never says hello goes */
 
     /* The outbound read the CPU waits for */
     uint32_t next_tag;
@@ -240,6 +241,9 @@ static void epc_drop(PfEpcState *s, const char *why)
     close(s->fd);
     s->fd = -1;
     s->state = EPC_NONE;
+    if (s->hello_timer) {
+        timer_del(s->hello_timer);
+    }
     s->waiting = false;
     pf_buf_clear(&s->out);
     pf_frame_decoder_free(&s->dec);
@@ -569,6 +573,7 @@ static void epc_send_description(PfEpcState *s)
         return;
     }
     s->state = EPC_UP;
+    timer_del(s->hello_timer);
     s->status |= EPC_STATUS_LINK_UP;
     info_report("pciefw-epc: host %s connected: function %04x:%04x",
                 s->session.peer_name, desc.d.vendor_id, desc.d.device_id);
@@ -765,8 +770,20 @@ static void epc_greet(PfEpcState *s)
         return;
     }
     s->state = EPC_WAIT_HELLO;
+    timer_mod(s->hello_timer,
+              qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->timeout_ms);
     epc_flush(s);
     epc_update_watch(s);
+}
+
+/* The host got our Hello but sent none within the timeout: free the link. */
+static void epc_hello_timeout(void *opaque)
+{
+    PfEpcState *s = opaque;
+
+    if (s->state == EPC_WAIT_HELLO) {
+        epc_drop(s, "no hello from the host within the timeout");
+    }
 }
 
 /* Spec 2.4: one host at a time; a second one is told why and closed. */
@@ -1276,7 +1293,9 @@ static void epc_realize(PCIDevice *pdev, Error **errp)
     s->rxbuf = g_malloc(EPC_RX_CHUNK);
     pf_hello_defaults(&s->hello, "qemu pciefw-epc " QEMU_VERSION);
     s->next_tag = 1;
+    s->hello_timer = timer_new_ms(QEMU_CLOCK_REALTIME, epc_hello_timeout, s);
     if (!epc_listen(s, errp)) {
+        timer_free(s->hello_timer);
         g_free(s->rxbuf);
         s->rxbuf = NULL;
         pf_codec_free(&s->codec);
@@ -1296,6 +1315,7 @@ static void epc_exit(PCIDevice *pdev)
         s->listen_fd = -1;
         unlink(s->path);
     }
+    timer_free(s->hello_timer);
     pf_buf_free(&s->out);
     pf_codec_free(&s->codec);
     g_free(s->rxbuf);
@@ -1350,7 +1370,8 @@ static void epc_class_init(ObjectClass *klass, const void *data)
     object_class_property_set_description(klass, "path",
         "UNIX socket to listen on for the host's pciefw device");
     object_class_property_set_description(klass, "timeout",
-        "ms an outbound window read waits for the host's completion");
+        "ms an outbound window read waits for the host's completion, "
+        "and a connected host for the other's hello");
 }
 
 static const TypeInfo epc_types[] = {
