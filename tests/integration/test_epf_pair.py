@@ -55,7 +55,10 @@ BASIC_SCRIPT = r"""#!/bin/sh
 insmod /lib/modules/epf/pci_endpoint_test.ko || exit 10
 lspci -nn -s 01:00.0
 [ -c /dev/pci-endpoint-test.0 ] || exit 11
-for cmd in "-b 0" "-b 1" "-b 2" "-b 3" "-b 4" "-b 5" "-i 0" "-l" "-i 1" "-m 1" \
+t0=$(date +%s)
+echo "PCIEFW-PCITEST -b 5: $(pcitest -b 5 2>&1 | tr '\n' ' ')"
+echo "PCIEFW-TIME -b 5: $(( $(date +%s) - t0 )) s"
+for cmd in "-b 0" "-b 1" "-b 2" "-b 3" "-b 4" "-i 0" "-l" "-i 1" "-m 1" \
 	"-i 2" "-x 1" "-x 2" "-i 1" "-r -s 1" "-r -s 1024" "-w -s 1" "-w -s 1024" \
 	"-c -s 1" "-c -s 1025"; do
 	echo "PCIEFW-PCITEST $cmd: $(pcitest $cmd 2>&1 | tr '\n' ' ')"

@@ -171,6 +171,8 @@ struct PfEpcState {
     /* The host connection */
     int listen_fd;
     int fd;
+    bool read_watched;          /* the handlers registered for fd */
+    bool write_watched;
     PfEpcConnState state;
     struct pf_frame_decoder dec;
     struct pf_codec codec;
@@ -240,6 +242,8 @@ static void epc_drop(PfEpcState *s, const char *why)
     qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
     close(s->fd);
     s->fd = -1;
+    s->read_watched = false;
+    s->write_watched = false;
     s->state = EPC_NONE;
     if (s->hello_timer) {
         timer_del(s->hello_timer);
@@ -748,14 +752,26 @@ static void epc_fd_write(void *opaque)
     epc_update_watch(s);
 }
 
-/* A held connection is not read: the host's Hello waits for START. */
+/*
+ * A held connection is not read: the host's Hello waits for START.  The
+ * handlers are re-registered only when they change: this runs once per
+ * host request, and registering is not free.
+ */
 static void epc_update_watch(PfEpcState *s)
 {
+    bool want_read, want_write;
+
     if (s->fd < 0) {
         return;
     }
-    qemu_set_fd_handler(s->fd, s->state == EPC_HELD ? NULL : epc_fd_read,
-                        pf_buf_empty(&s->out) ? NULL : epc_fd_write, s);
+    want_read = s->state != EPC_HELD;
+    want_write = !pf_buf_empty(&s->out);
+    if (want_read != s->read_watched || want_write != s->write_watched) {
+        s->read_watched = want_read;
+        s->write_watched = want_write;
+        qemu_set_fd_handler(s->fd, want_read ? epc_fd_read : NULL,
+                            want_write ? epc_fd_write : NULL, s);
+    }
 }
 
 /* The link is up and a host is held: open the handshake (spec 2). */
@@ -832,6 +848,8 @@ static void epc_accept(void *opaque)
     }
     qemu_set_blocking(fd, false, NULL);
     s->fd = fd;
+    s->read_watched = false;
+    s->write_watched = false;
     s->state = EPC_HELD;
     s->waiting = false;
     epc_greet(s);
