@@ -16,7 +16,8 @@ def test_driver_checkpatch():
     r = run([os.path.join(REPO, "driver", "get-checkpatch.sh")])
     assert r.returncode == 0, r.stdout[-2000:]
     checkpatch = r.stdout.strip().splitlines()[-1]
-    for name in ("pciefw_nic.c", "pciefw_irqtest.c"):
+    for name in ("pciefw_nic.c", "pciefw_irqtest.c", "pciefw_epc.c",
+                 "epf/pci_endpoint_main.c", "epf/pci_endpoint_hooks.h"):
         r = run([checkpatch, "--no-tree", "--strict", "-f",
                  os.path.join(REPO, "driver", name)])
         assert r.returncode == 0, r.stdout
