@@ -1,0 +1,105 @@
+"""The e1000 model (docs/e1000.md) under Debian's own e1000 driver: a guest
+loads the stock e1000.ko from its image with default parameters, through
+the real QEMU pciefw device and the endpoint running --device e1000.
+
+Nothing in the guest is made for this model: the module is Debian's, the
+tools are busybox's.
+"""
+
+import os
+import re
+
+import pytest
+
+import guestlib
+from nicnet import HERE, UDHCPC, Sink, Source, nic_device_args
+
+# MiB each way; PCIEFW_E1000_MIB changes it for a longer run by hand.
+TRANSFER_MIB = int(os.environ.get("PCIEFW_E1000_MIB", "64"))
+MAC = "52:54:00:e1:00:01"
+PROBLEMS = r"WARNING:|BUG:|Oops|Hardware Error|EEPROM Checksum|Tx Unit Hang|tx_timeout|NETDEV WATCHDOG"
+
+FILES = {str(HERE / "guest_files" / "udhcpc.sh"): UDHCPC}
+
+# Load Debian's module (and nothing else), bring eth0 up, lease an address.
+BRING_UP = f"""#!/bin/sh
+loadmod e1000 || exit 10
+ip link set eth0 up || exit 11
+echo "PCIEFW-MAC: $(cat /sys/class/net/eth0/address)"
+echo "PCIEFW-DRIVER: $(basename "$(readlink /sys/class/net/eth0/device/driver)")"
+lspci -k -d 8086:100e
+udhcpc -i eth0 -n -q -t 10 -T 1 -s {UDHCPC} || exit 12
+"""
+
+DMESG = f"""
+echo "PCIEFW-DMESG-PROBLEMS: $(dmesg | grep -ciE '{PROBLEMS}')"
+dmesg | grep -iE '{PROBLEMS}' | head -20
+"""
+
+INTERRUPTS = """
+echo "PCIEFW-IRQS: $(grep eth0 /proc/interrupts)"
+"""
+
+
+def boot(harness, tmp_path, body, device_extra="", timeout=600):
+    # The guest talks TCP to the test's peers on the host's 127.0.0.1.
+    ep = harness.endpoint(name="e1000",
+                          device=f"e1000,mac={MAC},host-loopback=on{device_extra}")
+    initrd = guestlib.make_initramfs(tmp_path, BRING_UP + body, FILES)
+    res = guestlib.boot_guest(harness.qemu_binary, initrd,
+                              nic_device_args(ep.address), timeout=timeout,
+                              memory=512)
+    assert ep.alive(), ep.output()[-4000:]
+    return res, ep
+
+
+def irq_count(console):
+    # "PCIEFW-IRQS:  24:   1234   IO-APIC  16-fasteoi   eth0"
+    line = re.search(r"PCIEFW-IRQS: (.*)", console).group(1)
+    assert "IO-APIC" in line and "fasteoi" in line, line    # INTx, level
+    return sum(int(f) for f in line.split()[1:] if f.isdigit())
+
+
+def test_stock_driver_dhcp_ping_transfer(harness, tmp_path):
+    size = TRANSFER_MIB << 20
+    sink, source = Sink(size), Source(size)
+    body = f"""
+ping -c 20 -i 0.2 -W 5 10.0.2.2
+{INTERRUPTS}
+dd if=/dev/urandom of=/tmp/out bs=1M count={TRANSFER_MIB} 2>/dev/null
+echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
+nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
+rm /tmp/out
+nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
+echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
+rm /tmp/in
+{INTERRUPTS}
+{DMESG}
+"""
+    res, ep = boot(harness, tmp_path, body)
+    console = res.console
+    assert res.status == 0, res.describe()
+    # Debian's e1000 bound the device and read the MAC from the EEPROM.
+    assert "PCIEFW-DRIVER: e1000" in console, res.describe()
+    assert "Kernel driver in use: e1000" in console, res.describe()
+    assert f"PCIEFW-MAC: {MAC}" in console, res.describe()
+    assert "PCIEFW-DHCP: eth0 10.0.2.15" in console, res.describe()
+    assert "20 packets transmitted, 20 packets received" in console, res.describe()
+    # Both directions arrived whole: digests agree at both ends.
+    assert sink.join(60) is not None, sink.error
+    source.join(60)
+    out = re.search(r"PCIEFW-OUT-MD5: ([0-9a-f]{32})", console).group(1)
+    inn = re.search(r"PCIEFW-IN-MD5: ([0-9a-f]{32})", console).group(1)
+    assert sink.received == size and out == sink.digest
+    assert source.sent == size and inn == source.digest
+    # INTx, counted by the guest, and many of them during the transfers.
+    counts = [int(sum(int(f) for f in l.split()[1:] if f.isdigit()))
+              for l in re.findall(r"PCIEFW-IRQS: (.*)", console)]
+    assert len(counts) == 2 and irq_count(console) > 0, console
+    assert counts[1] - counts[0] > 100, counts
+    assert "PCIEFW-DMESG-PROBLEMS: 0" in console, res.describe()
+    # The stock driver used TSO on the way out (the endpoint's totals,
+    # logged when QEMU went away): segments outnumber TSO packets.
+    log = ep.wait_log("totals:", timeout=30)
+    m = re.search(r"TSO: (\d+) packets in (\d+) segments", log)
+    assert m and int(m.group(1)) > 0 and int(m.group(2)) > int(m.group(1)), log[-2000:]
