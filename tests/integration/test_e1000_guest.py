@@ -103,3 +103,50 @@ rm /tmp/in
     log = ep.wait_log("totals:", timeout=30)
     m = re.search(r"TSO: (\d+) packets in (\d+) segments", log)
     assert m and int(m.group(1)) > 0 and int(m.group(2)) > int(m.group(1)), log[-2000:]
+
+
+def test_rmmod_under_traffic_then_insmod(harness, tmp_path):
+    """Unload the driver with traffic flowing both ways, load it again: the
+    device is reset and reprogrammed and the next transfers arrive whole."""
+    big = 1 << 30                       # far more than flows before rmmod
+    busy_in, busy_out = Source(big // 16), Sink(big)
+    size = 8 << 20
+    sink, source = Sink(size), Source(size)
+    body = f"""
+RX=/sys/class/net/eth0/statistics/rx_bytes
+TX=/sys/class/net/eth0/statistics/tx_bytes
+nc 10.0.2.2 {busy_in.port} > /dev/null &
+dd if=/dev/zero bs=64k count=16384 2>/dev/null | nc 10.0.2.2 {busy_out.port} &
+# Unload once a MiB has gone each way: traffic is flowing.
+i=0
+until [ "$(cat $RX)" -gt 1048576 ] && [ "$(cat $TX)" -gt 1048576 ]; do
+	i=$((i + 1)); [ $i -le 1200 ] || exit 20; sleep 0.1
+done
+echo "PCIEFW-RMMOD"
+rmmod e1000 || exit 21
+echo "PCIEFW-RMMOD-DONE"
+[ ! -e /sys/class/net/eth0 ] || exit 22
+loadmod e1000 || exit 23
+ip link set eth0 up || exit 24
+udhcpc -i eth0 -n -q -t 10 -T 1 -s {UDHCPC} || exit 25
+ping -c 5 -W 5 10.0.2.2 || exit 26
+dd if=/dev/urandom of=/tmp/out bs=1M count=8 2>/dev/null
+echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
+nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
+nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
+echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
+{DMESG}
+"""
+    res, ep = boot(harness, tmp_path, body)
+    console = res.console
+    assert res.status == 0, res.describe()
+    assert "PCIEFW-RMMOD-DONE" in console
+    assert busy_out.received > 0 and busy_in.sent > 0   # it was under traffic
+    assert "5 packets transmitted, 5 packets received" in console, res.describe()
+    assert sink.join(60) is not None, sink.error
+    source.join(60)
+    out = re.search(r"PCIEFW-OUT-MD5: ([0-9a-f]{32})", console).group(1)
+    inn = re.search(r"PCIEFW-IN-MD5: ([0-9a-f]{32})", console).group(1)
+    assert sink.received == size and out == sink.digest, res.describe()
+    assert source.sent == size and inn == source.digest, res.describe()
+    assert "PCIEFW-DMESG-PROBLEMS: 0" in console, res.describe()
