@@ -439,8 +439,11 @@ static void rx_missed(struct e1k *e)
 	raise_cause(e, ICR_RXO);
 }
 
-/* Write the frame in @e->rx_buf to descriptors from the head (e1000 5.2). */
-static void rx_store(struct e1k *e, size_t total, uint8_t status, uint8_t errors,
+/*
+ * Write the frame in @e->rx_buf to descriptors from the head (e1000 5.2);
+ * false if it was dropped.
+ */
+static bool rx_store(struct e1k *e, size_t total, uint8_t status, uint8_t errors,
 		     uint16_t csum, uint16_t special)
 {
 	uint32_t bsize = rx_buf_size(e->regs[E1K_RCTL / 4]);
@@ -449,7 +452,7 @@ static void rx_store(struct e1k *e, size_t total, uint8_t status, uint8_t errors
 
 	if (ring_dist(&e->rx, e->rx.head, e->rx_valid) < need) {
 		rx_missed(e);
-		return;
+		return false;
 	}
 	/* Data first, then write-backs, then the interrupt (spec 5.1). */
 	for (uint32_t i = 0, off = 0; i < need; i++, off += bsize) {
@@ -458,7 +461,7 @@ static void rx_store(struct e1k *e, size_t total, uint8_t status, uint8_t errors
 		if (pf_dma_write(e->dev, e->rx_addr[(idx + i) % e->rx.count],
 				 e->rx_buf + off, n) < 0) {
 			rx_missed(e);
-			return;
+			return false;
 		}
 	}
 	before = ring_dist(&e->rx, e->rx.head, e->rx.tail);
@@ -482,6 +485,7 @@ static void rx_store(struct e1k *e, size_t total, uint8_t status, uint8_t errors
 	if (before > thr && after <= thr)
 		raise_cause(e, ICR_RXDMT0);
 	rx_done(e);
+	return true;
 }
 
 static void e1k_receive(void *opaque, const uint8_t *frame, size_t len)
@@ -520,9 +524,10 @@ static void e1k_receive(void *opaque, const uint8_t *frame, size_t len)
 		pf_le_store(e->rx_buf + n, 4, pf_crc32_eth(e->rx_buf, n));
 		n += FCS_LEN;
 	}
-	count_frame(e, frame, len + FCS_LEN, true);
-	e->n_rx_frames++;
-	rx_store(e, n, status, errors, csum, special);
+	if (rx_store(e, n, status, errors, csum, special)) {
+		count_frame(e, frame, len + FCS_LEN, true);
+		e->n_rx_frames++;
+	}
 }
 
 /* ---- TX (e1000 6) ---- */
