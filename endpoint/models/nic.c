@@ -741,15 +741,7 @@ static void *nic_create(struct pf_dev *dev, struct pf_identity *id)
 
 static const struct pf_model_option nic_options[] = {
 	{ "mac", "station MAC address", "52:54:00:12:34:56" },
-	{ "backend", "packet backend: slirp, tap, dgram or stream", "slirp" },
-	{ "hostfwd", "slirp: forwards, e.g. tcp::8080-:80 (several with ;)", "" },
-	{ "host-loopback", "slirp: on lets the guest reach the host's 127.0.0.1 as 10.0.2.2", "off" },
-	{ "ifname", "tap: interface name", "" },
-	{ "local", "dgram: local address, udp:HOST:PORT or unix:PATH", "" },
-	{ "remote", "dgram: peer address, udp:HOST:PORT or unix:PATH", "" },
-	{ "listen", "stream: listen on tcp:HOST:PORT or unix:PATH", "" },
-	{ "connect", "stream: connect to tcp:HOST:PORT or unix:PATH", "" },
-	{ "pcap", "capture every frame to this pcap file", "" },
+	PF_NET_MODEL_OPTIONS,
 	{ NULL, NULL, NULL },
 };
 

@@ -53,6 +53,22 @@ void pf_net_destroy(struct pf_net *n);
 void pf_net_deliver(struct pf_net *n, const uint8_t *frame, size_t len);
 void pf_net_set_link(struct pf_net *n, bool up);
 
+/*
+ * The options every model with a packet backend takes, for its
+ * struct pf_model_option table (endpoint/device.h), so the models agree
+ * on names, defaults and help.
+ */
+#define PF_NET_MODEL_OPTIONS \
+	{ "backend", "packet backend: slirp, tap, dgram or stream", "slirp" }, \
+	{ "hostfwd", "slirp: forwards, e.g. tcp::8080-:80 (several with ;)", "" }, \
+	{ "host-loopback", "slirp: on lets the guest reach the host's 127.0.0.1 as 10.0.2.2", "off" }, \
+	{ "ifname", "tap: interface name", "" }, \
+	{ "local", "dgram: local address, udp:HOST:PORT or unix:PATH", "" }, \
+	{ "remote", "dgram: peer address, udp:HOST:PORT or unix:PATH", "" }, \
+	{ "listen", "stream: listen on tcp:HOST:PORT or unix:PATH", "" }, \
+	{ "connect", "stream: connect to tcp:HOST:PORT or unix:PATH", "" }, \
+	{ "pcap", "capture every frame to this pcap file", "" }
+
 extern const struct pf_net_ops pf_net_slirp_ops;
 extern const struct pf_net_ops pf_net_tap_ops;
 extern const struct pf_net_ops pf_net_dgram_ops;

@@ -6,9 +6,10 @@
  * then pf_dev_create() with the registered model, whose NAME=VALUE checks
  * and the model's own option parsing run as in the daemon.  Models whose
  * create() has side effects are driven only as far as they are pure: the
- * nic opens its packet backend (TAP devices, sockets, pcap files), so the
- * target adds backend=<none> after the input's options (the last one
- * wins): nic_create() parses the mac and stops at the backend lookup.  A
+ * nic and the e1000 open their packet backend (TAP devices, sockets, pcap
+ * files), so the target adds backend=<none> after the input's options (the
+ * last one wins): their create() parses the mac and stops at the backend
+ * lookup.  A
  * model not listed below is parsed but not created.
  */
 #include <ev.h>
@@ -32,10 +33,10 @@ static void check(bool ok)
 		abort();
 }
 
-/* create() is pure (testdev), or pure once the backend is forced (nic). */
+/* create() is pure (testdev), or pure once the backend is forced (NICs). */
 static bool creatable(const struct pf_model *m, bool *force_backend)
 {
-	*force_backend = !strcmp(m->name, "nic");
+	*force_backend = !strcmp(m->name, "nic") || !strcmp(m->name, "e1000");
 	return *force_backend || !strcmp(m->name, "testdev");
 }
 
