@@ -228,7 +228,7 @@ static uint8_t *copy_target(const struct pf_dev *dev, uint64_t addr, uint32_t le
 {
 	if (!len || !dev->bus_master || dev->msg_write_unfenced)
 		return NULL;
-	return pf_guest_mem_find(&dev->gmem, addr, len);
+	return pf_shared_ram_find(&dev->gmem, addr, len);
 }
 
 static void trace_copy(struct pf_dev *dev, struct pf_buf *b, int dir,
@@ -315,7 +315,7 @@ static int handle_memory_map(struct pf_dev *dev, const Pciefw__MemoryMap *mm,
 			 "file descriptor for each", mm->n_regions);
 		return PF_ERR_INVALID;
 	}
-	pf_guest_mem_set(&dev->gmem, mm, fds, pf_conn_name(dev->conn));
+	pf_shared_ram_set(&dev->gmem, mm, fds, pf_conn_name(dev->conn));
 	return PF_OK;
 }
 
@@ -590,7 +590,7 @@ void pf_dev_attach(struct pf_dev *dev, struct pf_conn *conn,
 	pf_tag_windows_clear(&dev->cancelled);
 	dev->intx_level = false;
 	/* No map and bus mastering off until the host says (10.2, 10.3). */
-	pf_guest_mem_clear(&dev->gmem);
+	pf_shared_ram_clear(&dev->gmem);
 	dev->bus_master = false;
 	dev->msg_write_unfenced = false;
 	dev->n_dma_base = dev->n_dma_reads + dev->n_dma_writes;
@@ -609,7 +609,7 @@ void pf_dev_detach(struct pf_dev *dev)
 	pf_defer_reset(dev);
 	reset_device(dev, PF_RESET_DISCONNECT);
 	dev->intx_level = false;
-	pf_guest_mem_clear(&dev->gmem);
+	pf_shared_ram_clear(&dev->gmem);
 	dev->bus_master = false;
 	dev->n_dma_copies = 0;
 	if (dev->dma_kick)

@@ -12,7 +12,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "device.h"
-#include "guest_mem.h"
+#include "shared_ram.h"
 #include "handshake.h"
 #include "tag_window.h"
 
@@ -66,7 +66,7 @@ struct pf_dev {
 	 * may still be unapplied (10.4: until a DmaRead sent after it, tag
 	 * msg_write_tag or later, completes).
 	 */
-	struct pf_guest_mem gmem;
+	struct pf_shared_ram gmem;
 	bool bus_master;
 	bool msg_write_unfenced;
 	uint32_t msg_write_tag;

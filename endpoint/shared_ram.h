@@ -3,8 +3,8 @@
  * regions of the last MemoryMap that could be mapped safely, and lookups
  * that say whether a DMA range lies wholly inside one of them.
  */
-#ifndef PCIEFW_GUEST_MEM_H
-#define PCIEFW_GUEST_MEM_H
+#ifndef PCIEFW_SHARED_RAM_H
+#define PCIEFW_SHARED_RAM_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,14 +13,14 @@
 #include "pciefw.h"
 #include "pciefw.pb-c.h"
 
-struct pf_guest_region {
+struct pf_shared_region {
 	uint64_t guest_address;
 	uint64_t size;
 	uint8_t *base;          /* the mapping */
 };
 
-struct pf_guest_mem {
-	struct pf_guest_region r[PCIEFW_MAX_MEM_REGIONS];
+struct pf_shared_ram {
+	struct pf_shared_region r[PCIEFW_MAX_MEM_REGIONS];
 	unsigned n;
 };
 
@@ -30,12 +30,12 @@ struct pf_guest_mem {
  * safely is refused and logged: DMA there goes by messages.  Returns the
  * number of regions kept.  @mm has passed pf_msg_validate().
  */
-unsigned pf_guest_mem_set(struct pf_guest_mem *gm, const Pciefw__MemoryMap *mm,
+unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm,
 			  const int *fds, const char *who);
-void pf_guest_mem_clear(struct pf_guest_mem *gm);
+void pf_shared_ram_clear(struct pf_shared_ram *gm);
 
 /* Where [addr, addr + len) is mapped, if wholly inside one region. */
-uint8_t *pf_guest_mem_find(const struct pf_guest_mem *gm, uint64_t addr,
+uint8_t *pf_shared_ram_find(const struct pf_shared_ram *gm, uint64_t addr,
 			   uint64_t len);
 
-#endif /* PCIEFW_GUEST_MEM_H */
+#endif /* PCIEFW_SHARED_RAM_H */

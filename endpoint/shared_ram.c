@@ -1,5 +1,5 @@
-/* Guest RAM shared by the host; see guest_mem.h and spec 10.2. */
-#include "guest_mem.h"
+/* Guest RAM shared by the host; see shared_ram.h and spec 10.2. */
+#include "shared_ram.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 
 #include "log.h"
 
-void pf_guest_mem_clear(struct pf_guest_mem *gm)
+void pf_shared_ram_clear(struct pf_shared_ram *gm)
 {
 	for (unsigned i = 0; i < gm->n; i++)
 		munmap(gm->r[i].base, gm->r[i].size);
@@ -45,12 +45,12 @@ static const char *refusal(int fd, uint64_t off, uint64_t size, char *why,
 	return NULL;
 }
 
-unsigned pf_guest_mem_set(struct pf_guest_mem *gm, const Pciefw__MemoryMap *mm,
+unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm,
 			  const int *fds, const char *who)
 {
 	uint64_t total = 0;
 
-	pf_guest_mem_clear(gm);
+	pf_shared_ram_clear(gm);
 	for (size_t i = 0; i < mm->n_regions; i++) {
 		const Pciefw__MemoryRegion *r = mm->regions[i];
 		char buf[160];
@@ -73,7 +73,7 @@ unsigned pf_guest_mem_set(struct pf_guest_mem *gm, const Pciefw__MemoryMap *mm,
 				(unsigned long long)r->size, why);
 			continue;
 		}
-		gm->r[gm->n++] = (struct pf_guest_region){
+		gm->r[gm->n++] = (struct pf_shared_region){
 			.guest_address = r->guest_address, .size = r->size, .base = p,
 		};
 		total += r->size;
@@ -83,11 +83,11 @@ unsigned pf_guest_mem_set(struct pf_guest_mem *gm, const Pciefw__MemoryMap *mm,
 	return gm->n;
 }
 
-uint8_t *pf_guest_mem_find(const struct pf_guest_mem *gm, uint64_t addr,
+uint8_t *pf_shared_ram_find(const struct pf_shared_ram *gm, uint64_t addr,
 			   uint64_t len)
 {
 	for (unsigned i = 0; i < gm->n; i++) {
-		const struct pf_guest_region *r = &gm->r[i];
+		const struct pf_shared_region *r = &gm->r[i];
 
 		/* Offsets, not ends: nothing here can wrap. */
 		if (addr >= r->guest_address && addr - r->guest_address < r->size &&
