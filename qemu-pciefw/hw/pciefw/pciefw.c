@@ -665,8 +665,9 @@ static void pciefw_send_memmap(PCIeFwState *s)
     unsigned n_fds;
     size_t mark;
 
-    if (!s->memmap_dirty || !pciefw_shm(s) || !pf_buf_empty(&s->out) ||
-        s->stream->n_fds) {
+    /* Draining: an Error or Goodbye was the last thing to send. */
+    if (!s->memmap_dirty || !pciefw_shm(s) || s->draining ||
+        !pf_buf_empty(&s->out) || s->stream->n_fds) {
         return;
     }
     mark = pciefw_mark(s);
