@@ -34,6 +34,7 @@ struct opts {
 	unsigned reads, writes;
 	unsigned dma_mib;
 	bool json;
+	bool no_shm;
 	const char *endpoint_bin;
 	const char *addrs[8];
 	unsigned n_addrs;
@@ -271,7 +272,7 @@ static void bench_one(const char *addr, const struct opts *o)
 	pf_host_close(h, true);
 	free(lat);
 	free(rlat);
-	if (!strcmp(tr, "unix"))
+	if (!strcmp(tr, "unix") && !o->no_shm)
 		bench_shm(addr, o);
 }
 
@@ -354,6 +355,8 @@ static void usage(FILE *f)
 "  -p, --pin=CPU          run the benchmark, its endpoints and the baseline\n"
 "                         peer on one CPU (cross-CPU wake-ups dominate\n"
 "                         small round trips on some machines)\n"
+"      --no-shm           leave out the shm rows (DMA with guest RAM shared\n"
+"                         with the endpoint, docs/protocol.md 10)\n"
 "      --json             print JSON instead of a table\n"
 "  -h, --help             show this help\n");
 }
@@ -380,6 +383,7 @@ int main(int argc, char **argv)
 		{ "dma-mib", required_argument, NULL, 'd' },
 		{ "endpoint", required_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "no-shm", no_argument, NULL, 'S' },
 		{ "pin", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -396,6 +400,7 @@ int main(int argc, char **argv)
 		case 'd': o.dma_mib = parse_count(optarg, "--dma-mib"); break;
 		case 'e': o.endpoint_bin = optarg; break;
 		case 'j': o.json = true; break;
+		case 'S': o.no_shm = true; break;
 		case 'p': {
 			cpu_set_t set;
 			char *end;
