@@ -34,6 +34,7 @@ struct opts {
 	unsigned reads, writes;
 	unsigned dma_mib;
 	bool json;
+	bool no_shm;
 	const char *endpoint_bin;
 	const char *addrs[8];
 	unsigned n_addrs;
@@ -133,6 +134,67 @@ static int64_t dma_op(struct pf_host *h, unsigned op, uint64_t bytes)
 	return now_ns() - t0;
 }
 
+/* A plain memcpy of @bytes in DMA_CHUNK pieces: the shm rows' baseline. */
+static int64_t memcpy_time(uint64_t bytes)
+{
+	uint8_t *a = malloc(DMA_CHUNK), *b = malloc(DMA_CHUNK);
+	int64_t t0;
+
+	if (!a || !b)
+		exit(1);
+	memset(a, 0x5a, DMA_CHUNK);
+	memset(b, 0, DMA_CHUNK);    /* both touched: no first-fault cost */
+	t0 = now_ns();
+	for (uint64_t done = 0; done < bytes; done += DMA_CHUNK) {
+		uint64_t n = bytes - done < DMA_CHUNK ? bytes - done : DMA_CHUNK;
+
+		memcpy(b, a, n);
+		__asm__ volatile("" : : "r"(b) : "memory");
+	}
+	t0 = now_ns() - t0;
+	free(a);
+	free(b);
+	return t0;
+}
+
+/*
+ * DMA with guest RAM shared (docs/protocol.md 10): the endpoint copies
+ * into our memfd instead of sending messages.  Baseline: memcpy.
+ */
+static void bench_shm(const char *addr, const struct opts *o)
+{
+	struct pf_host_opts ho = { .name = "pciefw-bench", .mem_base = GUEST_BASE,
+				   .mem_size = DMA_CHUNK, .timeout_ms = 30000,
+				   .share_memory = true };
+	uint64_t bytes = (uint64_t)o->dma_mib << 20;
+	char err[512];
+	struct pf_host *h = pf_host_connect(addr, &ho, err, sizeof(err));
+
+	if (!h) {
+		fprintf(stderr, "pciefw-bench: shared memory: %s\n", err);
+		exit(1);
+	}
+	if (!(pf_host_session(h)->features & PCIEFW_FEATURE_GUEST_MEMORY)) {
+		pf_host_close(h, true);
+		return;     /* an endpoint without it: no rows */
+	}
+	pf_host_write32(h, 0, R_DMA_IRQ, 3);     /* MSI-X vector 0 */
+	pf_host_write32(h, 0, R_DMA_DST, (uint32_t)GUEST_BASE);
+	pf_host_write32(h, 0, R_DMA_DST + 4, (uint32_t)(GUEST_BASE >> 32));
+	pf_host_write32(h, 0, R_DMA_SRC, (uint32_t)GUEST_BASE);
+	pf_host_write32(h, 0, R_DMA_SRC + 4, (uint32_t)(GUEST_BASE >> 32));
+	int64_t tw = dma_op(h, 1, bytes), tr = dma_op(h, 2, bytes);
+	int64_t tm = memcpy_time(bytes);
+
+	if (pf_host_stats(h)->dma_writes || pf_host_stats(h)->dma_reads)
+		fprintf(stderr, "pciefw-bench: shared memory: some DMA went by messages\n");
+	add("shm", "DMA write (vs memcpy)", "MB/s", bytes / (tw / 1e9) / 1e6,
+	    bytes / (tm / 1e9) / 1e6, false);
+	add("shm", "DMA read (vs memcpy)", "MB/s", bytes / (tr / 1e9) / 1e6,
+	    bytes / (tm / 1e9) / 1e6, false);
+	pf_host_close(h, true);
+}
+
 static void bench_one(const char *addr, const struct opts *o)
 {
 	const char *tr = strncmp(addr, "tcp:", 4) ? "unix" : "tcp";
@@ -210,6 +272,8 @@ static void bench_one(const char *addr, const struct opts *o)
 	pf_host_close(h, true);
 	free(lat);
 	free(rlat);
+	if (!strcmp(tr, "unix") && !o->no_shm)
+		bench_shm(addr, o);
 }
 
 static void print_table(void)
@@ -291,6 +355,8 @@ static void usage(FILE *f)
 "  -p, --pin=CPU          run the benchmark, its endpoints and the baseline\n"
 "                         peer on one CPU (cross-CPU wake-ups dominate\n"
 "                         small round trips on some machines)\n"
+"      --no-shm           leave out the shm rows (DMA with guest RAM shared\n"
+"                         with the endpoint, docs/protocol.md 10)\n"
 "      --json             print JSON instead of a table\n"
 "  -h, --help             show this help\n");
 }
@@ -317,6 +383,7 @@ int main(int argc, char **argv)
 		{ "dma-mib", required_argument, NULL, 'd' },
 		{ "endpoint", required_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "no-shm", no_argument, NULL, 'S' },
 		{ "pin", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -333,6 +400,7 @@ int main(int argc, char **argv)
 		case 'd': o.dma_mib = parse_count(optarg, "--dma-mib"); break;
 		case 'e': o.endpoint_bin = optarg; break;
 		case 'j': o.json = true; break;
+		case 'S': o.no_shm = true; break;
 		case 'p': {
 			cpu_set_t set;
 			char *end;

@@ -203,7 +203,10 @@ cross-CPU wake-up costs 50-70 µs on this machine and a same-CPU one ~4 µs,
 so it runs both unpinned and with everything on one CPU:
 `build/bench/pciefw-bench -n 20000 -w 200000 -d 64` and the same with
 `--pin 0` (the table: 20000 reads, 200000 posted writes, 64 MiB per DMA
-figure).
+figure). The `shm` rows are DMA with guest RAM shared with the endpoint
+(`docs/protocol.md` section 10, a sealed memfd on the UNIX socket): their
+baseline column is a plain `memcpy` of the same bytes in the same run, not
+a socket.
 
 {protocol_section(proto)}
 """

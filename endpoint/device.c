@@ -3,6 +3,7 @@
  * model's identity, calls the model, sends completions, and gives models
  * DMA and interrupts.  Rules are those of docs/protocol.md (spec N.N).
  */
+#include <ev.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "msg.h"
+#include "trace.h"
 
 struct dma_op {
 	struct dma_op *next;
@@ -20,6 +22,7 @@ struct dma_op {
 	uint32_t n_chunks;
 	uint32_t n_done;
 	bool failed;
+	bool by_copy;           /* done through shared memory (spec 10) */
 	uint8_t *buf;
 	uint8_t *chunk_done;    /* bitmap: which chunks have completed */
 	pf_dma_done_fn *done;
@@ -119,6 +122,7 @@ void pf_dev_destroy(struct pf_dev *dev)
 	if (!dev)
 		return;
 	pf_dev_detach(dev);
+	free(dev->dma_kick);
 	if (dev->model->ops->destroy)
 		dev->model->ops->destroy(dev->state);
 	free(dev->scratch);
@@ -213,6 +217,108 @@ void pf_dev_describe(const struct pf_dev *dev, Pciefw__DeviceDescription *d,
 
 /* ---- DMA (spec 5.2) ---- */
 
+/* ---- Guest memory shared by the host (spec 10) ---- */
+
+/*
+ * Where a DMA of [addr, addr + len) may be done by copy, or NULL: the
+ * whole range in one mapped region, bus mastering on, and no DmaWrite
+ * message that may not have been applied yet (10.4).
+ */
+static uint8_t *copy_target(const struct pf_dev *dev, uint64_t addr, uint32_t len)
+{
+	if (!len || !dev->bus_master || dev->msg_write_unfenced)
+		return NULL;
+	return pf_shared_ram_find(&dev->gmem, addr, len);
+}
+
+static void trace_copy(struct pf_dev *dev, struct pf_buf *b, int dir,
+		       const char *what)
+{
+	pf_conn_trace_frames(dev->conn, dir, b, what);
+	pf_buf_clear(b);
+}
+
+/* Spec 10.5: a copy is recorded as the messages it replaces. */
+static void trace_copy_write(struct pf_dev *dev, uint64_t addr,
+			     const uint8_t *data, uint32_t len)
+{
+	uint32_t chunk = dev->session.max_payload;
+	struct pf_buf b;
+
+	if (!pf_conn_tracing(dev->conn))
+		return;
+	pf_buf_init(&b);
+	for (uint32_t off = 0; off < len; off += chunk) {
+		uint32_t n = len - off < chunk ? len - off : chunk;
+
+		pf_put_dma_write(&b, addr + off, data + off, n);
+		trace_copy(dev, &b, PF_DIR_TO_HOST, "shared memory: copied to guest memory");
+	}
+	pf_buf_free(&b);
+}
+
+static void trace_copy_read(struct pf_dev *dev, const struct dma_op *op)
+{
+	uint32_t chunk = dev->session.max_payload;
+	struct pf_buf b;
+
+	if (!pf_conn_tracing(dev->conn))
+		return;
+	pf_buf_init(&b);
+	for (uint32_t i = 0; i < op->n_chunks; i++) {
+		uint32_t off = i * chunk;
+		uint32_t n = op->len - off < chunk ? op->len - off : chunk;
+
+		pf_put_dma_read(&b, op->first_tag + i, op->addr + off, n);
+		trace_copy(dev, &b, PF_DIR_TO_HOST, "shared memory: read by copy");
+		pf_put_completion(&b, op->first_tag + i,
+				  PCIEFW__STATUS__STATUS_SUCCESSFUL, op->buf + off, n);
+		trace_copy(dev, &b, PF_DIR_TO_ENDPOINT,
+			   "shared memory: the data the copy read");
+	}
+	pf_buf_free(&b);
+}
+
+static void dma_deliver(struct pf_dev *dev);
+
+/* Reads done by copy reach the model from the loop (device.h). */
+static void dma_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	dma_deliver(w->data);
+}
+
+static void dma_kick(struct pf_dev *dev)
+{
+	ev_timer *t = dev->dma_kick;
+
+	if (!t) {
+		t = calloc(1, sizeof(*t));
+		if (!t)
+			return;     /* delivered with the next completion */
+		ev_timer_init(t, dma_kick_cb, 0., 0.);
+		t->data = dev;
+		dev->dma_kick = t;
+	}
+	if (!ev_is_active(t))
+		ev_timer_start(dev->loop, t);
+}
+
+static int handle_memory_map(struct pf_dev *dev, const Pciefw__MemoryMap *mm,
+			     char *err, size_t errlen)
+{
+	int fds[PCIEFW_MAX_MEM_REGIONS];
+
+	if (!pf_conn_take_fds(dev->conn, fds, (unsigned)mm->n_regions)) {
+		snprintf(err, errlen, "memory map of %zu regions came without a "
+			 "file descriptor for each", mm->n_regions);
+		return PF_ERR_INVALID;
+	}
+	pf_shared_ram_set(&dev->gmem, mm, fds, pf_conn_name(dev->conn));
+	return PF_OK;
+}
+
 static void dma_cancel_all(struct pf_dev *dev, bool remember_tags)
 {
 	struct dma_op *op = dev->dma_head;
@@ -240,6 +346,7 @@ int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 {
 	uint32_t chunk;
 	struct dma_op *op;
+	const uint8_t *src;
 
 	if (!dev->conn || len == 0)
 		return -1;
@@ -284,6 +391,18 @@ int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 	else
 		dev->dma_head = op;
 	dev->dma_tail = op;
+	src = copy_target(dev, addr, len);
+	if (src) {
+		/* Complete now; delivered in issue order, from the loop. */
+		memcpy(op->buf, src, len);
+		op->by_copy = true;
+		op->n_done = op->n_chunks;
+		dev->n_dma_reads++;
+		dev->n_dma_copies++;
+		trace_copy_read(dev, op);
+		dma_kick(dev);
+		return 0;
+	}
 	for (uint32_t i = 0; i < op->n_chunks; i++) {
 		uint32_t off = i * chunk;
 		uint32_t n = len - off < chunk ? len - off : chunk;
@@ -297,6 +416,7 @@ int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t len)
 {
 	uint32_t chunk;
+	uint8_t *dst;
 
 	if (!dev->conn)
 		return -1;
@@ -313,12 +433,26 @@ int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t l
 		dev->n_dma_refused++;
 		return -1;
 	}
+	dst = copy_target(dev, addr, len);
+	if (dst) {
+		/* In guest memory before anything we send later (10.4). */
+		memcpy(dst, data, len);
+		dev->n_dma_writes++;
+		dev->n_dma_copies++;
+		trace_copy_write(dev, addr, data, len);
+		return 0;
+	}
 	chunk = dev->session.max_payload;
 	for (uint32_t off = 0; off < len; off += chunk) {
 		uint32_t n = len - off < chunk ? len - off : chunk;
 
 		SEND(dev, pf_put_dma_write(o, addr + off,
 					   (const uint8_t *)data + off, n));
+	}
+	if (len && (dev->session.features & PCIEFW_FEATURE_GUEST_MEMORY)) {
+		/* Copies wait until a later read shows it applied (10.4). */
+		dev->msg_write_unfenced = true;
+		dev->msg_write_tag = dev->next_tag;
 	}
 	dev->n_dma_writes++;
 	return 0;
@@ -327,8 +461,16 @@ int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t l
 /* Hand finished reads to the model, oldest first. */
 static void dma_deliver(struct pf_dev *dev)
 {
-	while (dev->dma_head && dev->dma_head->n_done == dev->dma_head->n_chunks) {
+	/*
+	 * Reads a callback issues, done by copy, wait for the next round:
+	 * a model that chains reads never keeps the loop from the socket.
+	 */
+	struct dma_op *last = dev->dma_tail;
+
+	while (last && dev->dma_head &&
+	       dev->dma_head->n_done == dev->dma_head->n_chunks) {
 		struct dma_op *op = dev->dma_head;
+		bool was_last = op == last;
 
 		dev->dma_head = op->next;
 		if (!dev->dma_head)
@@ -336,7 +478,11 @@ static void dma_deliver(struct pf_dev *dev)
 		op->done(op->opaque, op->failed ? PF_DMA_FAILED : PF_DMA_OK,
 			 op->failed ? NULL : op->buf, op->failed ? 0 : op->len);
 		dma_op_free(dev, op);
+		if (was_last)
+			break;
 	}
+	if (dev->dma_head && dev->dma_head->n_done == dev->dma_head->n_chunks)
+		dma_kick(dev);
 }
 
 static int handle_completion(struct pf_dev *dev, const Pciefw__Completion *c,
@@ -366,6 +512,9 @@ static int handle_completion(struct pf_dev *dev, const Pciefw__Completion *c,
 		return PF_ERR_INVALID;
 	}
 	op->chunk_done[idx / 8] |= (uint8_t)(1u << (idx % 8));
+	/* Sent after our last DmaWrite message: that write is applied (10.4). */
+	if (dev->msg_write_unfenced && (int32_t)(c->tag - dev->msg_write_tag) >= 0)
+		dev->msg_write_unfenced = false;
 	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL) {
 		if (c->data.len != want) {
 			snprintf(err, errlen,
@@ -440,16 +589,31 @@ void pf_dev_attach(struct pf_dev *dev, struct pf_conn *conn,
 	dev->next_tag = 1;
 	pf_tag_windows_clear(&dev->cancelled);
 	dev->intx_level = false;
+	/* No map and bus mastering off until the host says (10.2, 10.3). */
+	pf_shared_ram_clear(&dev->gmem);
+	dev->bus_master = false;
+	dev->msg_write_unfenced = false;
+	dev->n_dma_base = dev->n_dma_reads + dev->n_dma_writes;
 }
 
 void pf_dev_detach(struct pf_dev *dev)
 {
 	if (!dev->conn)
 		return;
+	/* Tests and users learn from this line whether the fast path ran. */
+	pf_info("%s: %llu of %llu DMA transfers done through shared memory",
+		pf_conn_name(dev->conn), (unsigned long long)dev->n_dma_copies,
+		(unsigned long long)(dev->n_dma_reads + dev->n_dma_writes -
+				     dev->n_dma_base));
 	dev->conn = NULL;
 	pf_defer_reset(dev);
 	reset_device(dev, PF_RESET_DISCONNECT);
 	dev->intx_level = false;
+	pf_shared_ram_clear(&dev->gmem);
+	dev->bus_master = false;
+	dev->n_dma_copies = 0;
+	if (dev->dma_kick)
+		ev_timer_stop(dev->loop, dev->dma_kick);
 }
 
 static bool natural(uint64_t off, uint32_t size)
@@ -604,6 +768,18 @@ int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errl
 		return PF_OK;
 	case PCIEFW__MESSAGE__BODY_COMPLETION:
 		return handle_completion(dev, m->completion, err, errlen);
+	case PCIEFW__MESSAGE__BODY_MEMORY_MAP:
+	case PCIEFW__MESSAGE__BODY_BUS_MASTER:
+		if (!(dev->session.features & PCIEFW_FEATURE_GUEST_MEMORY)) {
+			snprintf(err, errlen, "%s without the guest memory feature "
+				 "negotiated", pf_msg_kind_name(m->body_case));
+			return PF_ERR_UNEXPECTED;
+		}
+		if (m->body_case == PCIEFW__MESSAGE__BODY_MEMORY_MAP)
+			return handle_memory_map(dev, m->memory_map, err, errlen);
+		dev->bus_master = m->bus_master->enabled;
+		pf_debug("bus mastering %s", dev->bus_master ? "on" : "off");
+		return PF_OK;
 	case PCIEFW__MESSAGE__BODY_RESET:
 		pf_dev_log(dev, PF_LOG_INFO, "%s reset",
 			   m->reset->kind == PCIEFW__RESET_KIND__RESET_FUNCTION ?

@@ -213,11 +213,17 @@ typedef void pf_dma_done_fn(void *opaque, enum pf_dma_result res,
  * Returns 0, or -1 (@done is not called) if no host is connected, if the
  * range wraps past 2^64, or if the read would exceed PF_DMA_MAX_READS or
  * PF_DMA_MAX_BYTES: the model treats that like a refused DMA.
+ *
+ * When the host shares guest RAM (docs/protocol.md 10) and bus mastering
+ * is on, a range wholly inside one shared region is read by a memory copy
+ * at once instead of by messages; nothing changes for the model: @done
+ * still runs later, from the loop, in issue order.
  */
 int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 		pf_dma_done_fn *done, void *opaque);
-/* Posted write of guest memory; split as needed.  Ordered before anything
- * the model sends afterwards (spec 5.1).  Returns 0, or -1 if no host is
+/* Posted write of guest memory; split as needed, or a memory copy into
+ * shared guest RAM (docs/protocol.md 10).  Ordered before anything
+ * the model sends afterwards (spec 5.1, 10.4).  Returns 0, or -1 if no host is
  * connected, the range wraps past 2^64, or the write would take queued
  * output above PF_OUT_QUEUE_LIMIT (nothing is sent). */
 int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t len);

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "codec.h"
 #include "device.h"
+#include "shared_ram.h"
 #include "handshake.h"
 #include "tag_window.h"
 
@@ -59,8 +60,22 @@ struct pf_dev {
 
 	struct pf_deferred deferred;    /* defer.c */
 
+	/*
+	 * Guest memory shared by the host (docs/protocol.md 10): DMA is a
+	 * copy while bus mastering is on and no DmaWrite sent as a message
+	 * may still be unapplied (10.4: until a DmaRead sent after it, tag
+	 * msg_write_tag or later, completes).
+	 */
+	struct pf_shared_ram gmem;
+	bool bus_master;
+	bool msg_write_unfenced;
+	uint32_t msg_write_tag;
+	void *dma_kick;                 /* ev_timer: deliver copied reads */
+
 	/* Counters, for logs and tests. */
 	uint64_t n_requests, n_dma_reads, n_dma_writes, n_irqs, n_dma_refused;
+	uint64_t n_dma_copies;          /* reads and writes done by copy */
+	uint64_t n_dma_base;            /* reads + writes before this host */
 };
 
 /* Build an instance of @model with "name=value" options. */
@@ -98,5 +113,15 @@ struct pf_buf *pf_conn_out_begin(struct pf_conn *c, size_t *mark);
 /* Bytes queued for the host and not yet sent. */
 size_t pf_conn_out_queued(const struct pf_conn *c);
 void pf_conn_out_end(struct pf_conn *c, size_t mark);
+/* Claim the @n oldest fds the host passed (spec 10.2). */
+bool pf_conn_take_fds(struct pf_conn *c, int *out, unsigned n);
+const char *pf_conn_name(const struct pf_conn *c);
+/*
+ * Record the frames in @b (not sent) in the trace, each followed by a
+ * note @note (spec 10.5); nothing without a trace.
+ */
+bool pf_conn_tracing(const struct pf_conn *c);
+void pf_conn_trace_frames(struct pf_conn *c, int dir, const struct pf_buf *b,
+			  const char *note);
 
 #endif /* PCIEFW_ENDPOINT_H */

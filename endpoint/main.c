@@ -34,6 +34,8 @@ static void usage(FILE *f)
 "                             DIR/server-key.pem (QEMU's tls-creds-x509 layout)\n"
 "      --tls-verify-peer      require hosts' client certificates, signed by\n"
 "                             DIR/ca-cert.pem\n"
+"      --no-guest-memory      do not offer to map guest RAM (DMA by copy) on\n"
+"                             UNIX sockets: all DMA goes by messages\n"
 "      --max-payload=BYTES    largest data payload accepted (default %u, max %u)\n"
 "      --trace=FILE           record every message both ways (pcapng)\n"
 "      --trace-limit=BYTES    rotate the trace at this size (FILE.1, FILE.2, ...);\n"
@@ -87,6 +89,7 @@ int main(int argc, char **argv)
 		{ "max-payload", required_argument, NULL, 'p' },
 		{ "tls-creds", required_argument, NULL, 'C' },
 		{ "tls-verify-peer", no_argument, NULL, 'P' },
+		{ "no-guest-memory", no_argument, NULL, 'G' },
 		{ "trace", required_argument, NULL, 't' },
 		{ "trace-limit", required_argument, NULL, 'T' },
 		{ "trace-files", required_argument, NULL, 'F' },
@@ -100,7 +103,7 @@ int main(int argc, char **argv)
 	size_t n_listen = 0, n_opts = 0;
 	char *opts[MAX_OPTS], *device = NULL;
 	const char *trace_path = NULL, *tls_dir = NULL;
-	bool tls_verify_peer = false;
+	bool tls_verify_peer = false, guest_memory = true;
 	unsigned long max_payload = PCIEFW_DEFAULT_PAYLOAD;
 	unsigned long long trace_limit = 0;
 	unsigned long trace_files = 4;
@@ -141,6 +144,9 @@ int main(int argc, char **argv)
 			break;
 		case 'P':
 			tls_verify_peer = true;
+			break;
+		case 'G':
+			guest_memory = false;
 			break;
 		case 'T': {
 			uint64_t v;
@@ -214,6 +220,7 @@ int main(int argc, char **argv)
 	}
 	pf_hello_defaults(&cfg.hello, "pciefw-endpoint " PCIEFW_VERSION);
 	cfg.hello.max_payload = (uint32_t)max_payload;
+	cfg.guest_memory = guest_memory;
 	if (trace_path) {
 		cfg.trace = pf_trace_create(trace_path, "pciefw-endpoint", err, sizeof(err));
 		if (!cfg.trace) {

@@ -37,6 +37,7 @@ struct pf_conn {
 	struct pf_server *srv;
 	int fd;
 	struct pf_stream *st;       /* the socket, or TLS over it */
+	struct pf_hello_params hello;   /* ours, as offered on this socket */
 	bool tls;
 	bool received;              /* the host sent something after TLS */
 	/*
@@ -154,6 +155,37 @@ void pf_conn_out_end(struct pf_conn *c, size_t mark)
 		conn_flush(c);
 }
 
+bool pf_conn_take_fds(struct pf_conn *c, int *out, unsigned n)
+{
+	return pf_stream_take_fds(c->st, out, n);
+}
+
+const char *pf_conn_name(const struct pf_conn *c)
+{
+	return c->name;
+}
+
+bool pf_conn_tracing(const struct pf_conn *c)
+{
+	return c->srv->cfg.trace != NULL;
+}
+
+void pf_conn_trace_frames(struct pf_conn *c, int dir, const struct pf_buf *b,
+			  const char *note)
+{
+	struct pf_trace_writer *tw = c->srv->cfg.trace;
+	const uint8_t *p = pf_buf_peek(b), *end = p + pf_buf_used(b);
+	uint64_t now = pf_now_ns();
+
+	while (tw && p + PF_FRAME_HEADER <= end) {
+		uint32_t len = pf_frame_get_header(p);
+
+		pf_trace_write(tw, now, (enum pf_dir)dir, p + PF_FRAME_HEADER, len);
+		pf_trace_write_note(tw, now, (enum pf_dir)dir, note);
+		p += PF_FRAME_HEADER + len;
+	}
+}
+
 static void queue_error(struct pf_conn *c, Pciefw__ErrorCode code, const char *text)
 {
 	size_t mark;
@@ -198,7 +230,7 @@ static int on_hello(struct pf_conn *c, const PfMessage *m)
 {
 	struct pf_session s;
 	char err[256];
-	int r = pf_hello_negotiate(&c->srv->cfg.hello, m, &s, err, sizeof(err));
+	int r = pf_hello_negotiate(&c->hello, m, &s, err, sizeof(err));
 
 	if (r) {
 		queue_error(c, pf_error_code(r), err);
@@ -372,6 +404,16 @@ static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 				break;
 			}
 			c->received = true;
+			if (c->st->fd_overflow) {
+				char text[120];
+
+				snprintf(text, sizeof(text),
+					 "more than %u file descriptors passed and not "
+					 "claimed by a memory map", PCIEFW_MAX_PENDING_FDS);
+				queue_error(c, PCIEFW__ERROR_CODE__ERROR_LIMIT, text);
+				conn_fail(c, "protocol error: %s", text);
+				break;
+			}
 			feed(c, buf, (size_t)n);
 			if ((size_t)n < sizeof(buf) && !to_eof &&
 			    !pf_stream_pending(c->st))
@@ -600,8 +642,11 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			 l->addr.kind == PF_ADDR_UNIX ? "unix socket" : "tcp");
 		pf_trace_write_session(srv->cfg.trace, pf_now_ns(), text);
 	}
-	/* Both sides send hello first (spec 2.1). */
-	pf_put_hello(pf_conn_out_begin(c, &mark), &srv->cfg.hello);
+	/* Both sides send hello first (spec 2.1); fds need UNIX (10.1). */
+	c->hello = srv->cfg.hello;
+	if (l->addr.kind == PF_ADDR_UNIX && srv->cfg.guest_memory)
+		c->hello.features |= PCIEFW_FEATURE_GUEST_MEMORY;
+	pf_put_hello(pf_conn_out_begin(c, &mark), &c->hello);
 	pf_conn_out_end(c, mark);
 	ev_io_start(loop, &c->rd);
 }

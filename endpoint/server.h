@@ -14,6 +14,8 @@ struct pf_tls;
 struct pf_server_config {
 	struct pf_dev *dev;
 	struct pf_hello_params hello;
+	/* Offer PCIEFW_FEATURE_GUEST_MEMORY on UNIX sockets (spec 10.1). */
+	bool guest_memory;
 	struct pf_trace_writer *trace;  /* may be NULL */
 	struct pf_tls *tls;             /* NULL: plain connections */
 };

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "pciefw.h"
 
 struct pf_stream;
 
@@ -34,6 +35,15 @@ struct pf_stream_ops {
 struct pf_stream {
 	const struct pf_stream_ops *ops;
 	int fd;
+	/*
+	 * File descriptors received with the bytes (SCM_RIGHTS on a UNIX
+	 * socket), oldest first, not yet claimed (docs/protocol.md 10.2).
+	 * More than the queue holds, or a message's fds cut short, sets
+	 * fd_overflow: the connection is then failed.
+	 */
+	int fds[PCIEFW_MAX_PENDING_FDS];
+	unsigned n_fds;
+	bool fd_overflow;
 };
 
 /* The socket itself. */
@@ -49,11 +59,19 @@ static inline size_t pf_stream_pending(struct pf_stream *st)
 	return st->ops->pending(st);
 }
 
+/* Close the received fds nobody claimed. */
+void pf_stream_close_fds(struct pf_stream *st);
+
 static inline void pf_stream_free(struct pf_stream *st)
 {
-	if (st)
+	if (st) {
+		pf_stream_close_fds(st);
 		st->ops->free(st);
+	}
 }
+
+/* Move the @n oldest received fds to @out; false if fewer are queued. */
+bool pf_stream_take_fds(struct pf_stream *st, int *out, unsigned n);
 
 /*
  * Send what @b holds, without blocking: PF_OK when all is sent, PF_AGAIN

@@ -291,6 +291,45 @@ static int check_description(const Pciefw__DeviceDescription *d,
 	return PF_OK;
 }
 
+/*
+ * A MemoryMap on its own (spec 10.2): few enough regions, each aligned,
+ * not empty, not wrapping, in ascending order without overlap.  Whether
+ * the endpoint can map a region is judged where its fd is (10.2).
+ */
+static int check_memory_map(const Pciefw__MemoryMap *mm, char *err, size_t errlen)
+{
+	const uint64_t mask = PCIEFW_MEM_ALIGN - 1;
+	uint64_t next = 0;     /* lowest address the next region may start at */
+	bool first = true;
+
+	if (mm->n_regions > PCIEFW_MAX_MEM_REGIONS)
+		return over_limit(err, errlen, "memory map of %zu regions (at most %u)",
+				  mm->n_regions, PCIEFW_MAX_MEM_REGIONS);
+	for (size_t i = 0; i < mm->n_regions; i++) {
+		const Pciefw__MemoryRegion *r = mm->regions[i];
+		unsigned long long ga = r->guest_address, sz = r->size;
+
+		if (!sz || (ga | sz | r->fd_offset) & mask)
+			return fail(err, errlen,
+				    "memory region %zu (0x%llx, %llu bytes, fd offset 0x%llx) "
+				    "is empty or not 4 KiB aligned", i, ga, sz,
+				    (unsigned long long)r->fd_offset);
+		if (ga + (sz - 1) < ga || r->fd_offset + (sz - 1) < r->fd_offset)
+			return fail(err, errlen, "memory region %zu at 0x%llx (%llu bytes) "
+				    "wraps past 2^64", i, ga, sz);
+		if (!first && ga < next)
+			return fail(err, errlen, "memory region %zu at 0x%llx overlaps or "
+				    "precedes the region before it", i, ga);
+		first = false;
+		/* 0 after a region that ends at 2^64: nothing may follow. */
+		next = ga + sz;
+		if (!next && i + 1 < mm->n_regions)
+			return fail(err, errlen, "memory region %zu follows one that ends "
+				    "at 2^64", i + 1);
+	}
+	return PF_OK;
+}
+
 static int check_text(const char *s, size_t max, char *err, size_t errlen)
 {
 	if (s && strlen(s) > max)
@@ -363,6 +402,10 @@ int pf_msg_validate(const PfMessage *m, uint32_t max_payload,
 		return check_text(m->goodbye->text, PCIEFW_MAX_TEXT, err, errlen);
 	case PCIEFW__MESSAGE__BODY_ERROR:
 		return check_text(m->error->text, PCIEFW_MAX_TEXT, err, errlen);
+	case PCIEFW__MESSAGE__BODY_MEMORY_MAP:
+		return check_memory_map(m->memory_map, err, errlen);
+	case PCIEFW__MESSAGE__BODY_BUS_MASTER:
+		return PF_OK;
 	default:
 		return fail(err, errlen, "message of unknown kind %d", m->body_case);
 	}
@@ -411,6 +454,8 @@ static const char *const kind_names[] = {
 	[PCIEFW__MESSAGE__BODY_RESET] = "reset",
 	[PCIEFW__MESSAGE__BODY_GOODBYE] = "goodbye",
 	[PCIEFW__MESSAGE__BODY_ERROR] = "error",
+	[PCIEFW__MESSAGE__BODY_MEMORY_MAP] = "memory_map",
+	[PCIEFW__MESSAGE__BODY_BUS_MASTER] = "bus_master",
 };
 
 const char *pf_msg_kind_name(Pciefw__Message__BodyCase kind)

@@ -157,6 +157,20 @@ char *pf_msg_format(const PfMessage *m, char *buf, size_t len)
 		put(&o, " code=%d", m->error->code);
 		put_text(&o, "text", m->error->text);
 		break;
+	case PCIEFW__MESSAGE__BODY_MEMORY_MAP:
+		put(&o, " regions=%zu", m->memory_map->n_regions);
+		for (size_t i = 0; i < m->memory_map->n_regions; i++) {
+			const Pciefw__MemoryRegion *r = m->memory_map->regions[i];
+
+			put(&o, " [0x%llx+0x%llx@0x%llx]",
+			    (unsigned long long)r->guest_address,
+			    (unsigned long long)r->size,
+			    (unsigned long long)r->fd_offset);
+		}
+		break;
+	case PCIEFW__MESSAGE__BODY_BUS_MASTER:
+		put(&o, " %s", m->bus_master->enabled ? "enabled" : "disabled");
+		break;
 	default:
 		break;
 	}

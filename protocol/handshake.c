@@ -8,7 +8,7 @@ void pf_hello_defaults(struct pf_hello_params *p, const char *name)
 {
 	p->version_major = PCIEFW_VERSION_MAJOR;
 	p->version_minor = PCIEFW_VERSION_MINOR;
-	p->features = PCIEFW_FEATURES_KNOWN;
+	p->features = PCIEFW_FEATURES_DEFAULT;
 	p->name = name;
 	p->max_payload = PCIEFW_DEFAULT_PAYLOAD;
 }
@@ -77,6 +77,9 @@ int pf_hello_negotiate(const struct pf_hello_params *local,
 	s->version_major = local->version_major;
 	s->version_minor = min_u32(h->version_minor, local->version_minor);
 	s->features = h->features & local->features & PCIEFW_FEATURES_KNOWN;
+	/* Introduced in 1.1: not with a 1.0 peer (spec 2.2, 10.1). */
+	if (s->version_minor < 1)
+		s->features &= ~PCIEFW_FEATURE_GUEST_MEMORY;
 	s->max_payload = min_u32(min_u32(h->max_payload, local->max_payload),
 				 PCIEFW_MAX_PAYLOAD);
 	copy_name(s->peer_name, h->peer_name);

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@ struct pf_host {
 	struct pf_codec codec;
 	struct pf_buf out;
 	struct pf_guest_mem mem;
+	int memfd;                  /* shared guest RAM (spec 10), or -1 */
 	struct pf_host_irqs irqs;
 	struct pf_host_stats stats;
 	int timeout_ms;
@@ -501,6 +504,69 @@ static int handshake(struct pf_host *h)
 	return h->desc ? PF_OK : host_fail(h, PF_ERR_NOMEM, "out of memory");
 }
 
+/* Guest RAM in a memfd sealed against shrinking (spec 10.2). */
+static int share_memory_create(struct pf_host *h, const struct pf_host_opts *o,
+			       char *err, size_t errlen)
+{
+	void *p;
+
+	if (!o->mem_size || ((o->mem_base | o->mem_size) & (PCIEFW_MEM_ALIGN - 1))) {
+		snprintf(err, errlen, "shared guest memory needs a 4 KiB aligned size");
+		return -1;
+	}
+	h->memfd = memfd_create("pciefw-guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (h->memfd < 0 || ftruncate(h->memfd, (off_t)o->mem_size) ||
+	    fcntl(h->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW)) {
+		snprintf(err, errlen, "memfd: %s", strerror(errno));
+		return -1;
+	}
+	p = mmap(NULL, o->mem_size, PROT_READ | PROT_WRITE, MAP_SHARED, h->memfd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "mmap: %s", strerror(errno));
+		return -1;
+	}
+	h->mem.data = p;
+	return 0;
+}
+
+/* The map, its fd on its first byte, then bus mastering on (10.2, 10.3). */
+static int share_memory_send(struct pf_host *h)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct pf_mem_region r = { h->mem.base, h->mem.size, 0 };
+	struct iovec iov;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *c;
+	ssize_t n;
+
+	if (!(h->session.features & PCIEFW_FEATURE_GUEST_MEMORY))
+		return 0;       /* the endpoint does not share: messages */
+	if (pf_host_flush(h) || pf_put_memory_map(&h->out, &r, 1) ||
+	    pf_put_bus_master(&h->out, true))
+		return host_fail(h, PF_ERR_IO, "cannot send the memory map");
+	iov.iov_base = (void *)pf_buf_peek(&h->out);
+	iov.iov_len = pf_buf_used(&h->out);
+	memset(&control, 0, sizeof(control));
+	msg.msg_control = control.buf;
+	msg.msg_controllen = sizeof(control.buf);
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &h->memfd, sizeof(int));
+	do {
+		n = sendmsg(h->fd, &msg, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return host_fail(h, PF_ERR_IO, "sendmsg: %s", strerror(errno));
+	pf_buf_consume(&h->out, (size_t)n);
+	h->mem.bus_master = true;
+	return pf_host_flush(h);
+}
+
 struct pf_host *pf_host_connect(const char *addr, const struct pf_host_opts *o,
 				char *err, size_t errlen)
 {
@@ -533,7 +599,15 @@ struct pf_host *pf_host_connect(const char *addr, const struct pf_host_opts *o,
 	h->mem.base = o->mem_base;
 	h->mem.size = o->mem_size;
 	h->mem.bus_master = true;
-	if (o->mem_size && !(h->mem.data = calloc(1, o->mem_size))) {
+	h->memfd = -1;
+	if (o->share_memory) {
+		if (share_memory_create(h, o, err, errlen)) {
+			h->fd = -1;
+			pf_host_close(h, false);
+			return NULL;
+		}
+		h->hello.features |= PCIEFW_FEATURE_GUEST_MEMORY;
+	} else if (o->mem_size && !(h->mem.data = calloc(1, o->mem_size))) {
 		snprintf(err, errlen, "cannot allocate %llu bytes of guest memory",
 			 (unsigned long long)o->mem_size);
 		h->fd = -1;
@@ -545,7 +619,7 @@ struct pf_host *pf_host_connect(const char *addr, const struct pf_host_opts *o,
 		pf_host_close(h, false);
 		return NULL;
 	}
-	if (handshake(h)) {
+	if (handshake(h) || (o->share_memory && share_memory_send(h))) {
 		snprintf(err, errlen, "%s", h->error);
 		pf_host_close(h, false);
 		return NULL;
@@ -570,7 +644,12 @@ void pf_host_close(struct pf_host *h, bool goodbye)
 	pf_frame_decoder_free(&h->dec);
 	pf_codec_free(&h->codec);
 	pf_buf_free(&h->out);
-	free(h->mem.data);
+	if (h->memfd >= 0) {
+		munmap(h->mem.data, h->mem.size);
+		close(h->memfd);
+	} else {
+		free(h->mem.data);
+	}
 	free(h);
 }
 

@@ -31,6 +31,12 @@ struct pf_host_opts {
 	int timeout_ms;           /* per completion; 0: 5000 */
 	uint64_t mem_base;        /* simulated guest RAM */
 	uint64_t mem_size;        /* 0: none (every DMA completes with CA) */
+	/*
+	 * Guest RAM in a sealed memfd passed to the endpoint (spec 10), so
+	 * that its DMA is a copy: UNIX sockets only; mem_base and mem_size
+	 * 4 KiB aligned.
+	 */
+	bool share_memory;
 };
 
 #define PF_HOST_MAX_VECTORS 64

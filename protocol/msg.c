@@ -2,6 +2,7 @@
 #include "msg.h"
 
 #include "codec.h"
+#include "pciefw.h"
 
 #define PUT(o, field_case, member, value)                      \
 	do {                                                   \
@@ -93,6 +94,35 @@ int pf_put_reset(struct pf_buf *o, uint32_t tag, Pciefw__ResetKind kind)
 	r.tag = tag;
 	r.kind = kind;
 	PUT(o, RESET, reset, &r);
+}
+
+int pf_put_memory_map(struct pf_buf *o, const struct pf_mem_region *r,
+		      size_t n)
+{
+	Pciefw__MemoryMap mm = PCIEFW__MEMORY_MAP__INIT;
+	Pciefw__MemoryRegion regs[PCIEFW_MAX_MEM_REGIONS];
+	Pciefw__MemoryRegion *ptrs[PCIEFW_MAX_MEM_REGIONS];
+
+	if (n > PCIEFW_MAX_MEM_REGIONS)
+		return PF_ERR_LIMIT;
+	for (size_t i = 0; i < n; i++) {
+		pciefw__memory_region__init(&regs[i]);
+		regs[i].guest_address = r[i].guest_address;
+		regs[i].size = r[i].size;
+		regs[i].fd_offset = r[i].fd_offset;
+		ptrs[i] = &regs[i];
+	}
+	mm.n_regions = n;
+	mm.regions = ptrs;
+	PUT(o, MEMORY_MAP, memory_map, &mm);
+}
+
+int pf_put_bus_master(struct pf_buf *o, bool enabled)
+{
+	Pciefw__BusMaster b = PCIEFW__BUS_MASTER__INIT;
+
+	b.enabled = enabled;
+	PUT(o, BUS_MASTER, bus_master, &b);
 }
 
 int pf_put_completion(struct pf_buf *o, uint32_t tag, Pciefw__Status status,

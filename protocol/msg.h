@@ -26,6 +26,16 @@ int pf_put_io_write(struct pf_buf *o, uint32_t tag, uint32_t bar,
 		    uint64_t off, const void *data, uint32_t size);
 int pf_put_reset(struct pf_buf *o, uint32_t tag, Pciefw__ResetKind kind);
 
+/* Guest memory sharing (spec 10): one fd per region goes with the map. */
+struct pf_mem_region {
+	uint64_t guest_address;
+	uint64_t size;
+	uint64_t fd_offset;
+};
+int pf_put_memory_map(struct pf_buf *o, const struct pf_mem_region *r,
+		      size_t n);
+int pf_put_bus_master(struct pf_buf *o, bool enabled);
+
 /* Either direction. */
 int pf_put_completion(struct pf_buf *o, uint32_t tag, Pciefw__Status status,
 		      const void *data, uint32_t size);

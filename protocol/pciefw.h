@@ -13,12 +13,21 @@
 /* Hello.magic: the bytes "PFW!" read as a little-endian word (spec 2). */
 #define PCIEFW_MAGIC            0x21574650u
 #define PCIEFW_VERSION_MAJOR    1u
-#define PCIEFW_VERSION_MINOR    0u
+#define PCIEFW_VERSION_MINOR    1u
 
 /* Feature bits of Hello.features (spec 2.2). */
 #define PCIEFW_FEATURE_MEM_BURST   (1ull << 0) /* MemRead/Write > 8 bytes */
 #define PCIEFW_FEATURE_CONFIG_EXT  (1ull << 1) /* config offsets 256..4095 */
+/* MemoryMap/BusMaster, UNIX sockets only (spec 10); minor >= 1. */
+#define PCIEFW_FEATURE_GUEST_MEMORY (1ull << 2)
 #define PCIEFW_FEATURES_KNOWN \
+	(PCIEFW_FEATURE_MEM_BURST | PCIEFW_FEATURE_CONFIG_EXT | \
+	 PCIEFW_FEATURE_GUEST_MEMORY)
+/*
+ * Features pf_hello_defaults() offers: guest memory needs a UNIX socket
+ * and code that passes fds, so a side offers it explicitly (spec 10.1).
+ */
+#define PCIEFW_FEATURES_DEFAULT \
 	(PCIEFW_FEATURE_MEM_BURST | PCIEFW_FEATURE_CONFIG_EXT)
 
 /* Limits (spec 1.3). */
@@ -39,6 +48,10 @@
 #define PCIEFW_CONFIG_EXT_START     0x100u
 #define PCIEFW_NUM_BARS          6u
 #define PCIEFW_MAX_MSIX_VECTORS  2048u
+/* Guest memory sharing (spec 10.2). */
+#define PCIEFW_MAX_MEM_REGIONS   32u
+#define PCIEFW_MAX_PENDING_FDS   64u
+#define PCIEFW_MEM_ALIGN         4096u
 
 /*
  * Result codes of libpciefw calls: 0 or a positive count on success,

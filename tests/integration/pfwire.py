@@ -17,11 +17,14 @@ KINDS = {
     "mem_write": 5, "io_read": 6, "io_write": 7, "completion": 8,
     "dma_read": 9, "dma_write": 10, "intx": 11, "msi": 12, "msix": 13,
     "device_description": 14, "reset": 15, "goodbye": 16, "error": 17,
+    "memory_map": 18, "bus_master": 19,
 }
 KIND_NAMES = {v: k for k, v in KINDS.items()}
 (HELLO, CONFIG_READ, CONFIG_WRITE, MEM_READ, MEM_WRITE, IO_READ, IO_WRITE,
  COMPLETION, DMA_READ, DMA_WRITE, INTX, MSI, MSIX, DEVICE_DESCRIPTION, RESET,
  GOODBYE, ERROR) = range(1, 18)
+# Hello.features bits (spec 2.2)
+FEATURE_MEM_BURST, FEATURE_CONFIG_EXT, FEATURE_GUEST_MEMORY = 1, 2, 4
 # Completion status
 SC, UR, CA, CRS = 0, 1, 2, 3
 ERROR_CODES = ["ERROR_PROTOCOL", "ERROR_VERSION", "ERROR_UNEXPECTED",
@@ -62,6 +65,17 @@ def message(kind, *fields):
 
 def frame(body):
     return struct.pack("<I", len(body)) + body
+
+
+def memory_map(*regions):
+    """A MemoryMap of (guest_address, size, fd_offset) regions (spec 10.2)."""
+    return message("memory_map", *[
+        (1, b"".join(field(n, v) for n, v in
+                     ((1, ga), (2, size), (3, off)) if v)) for ga, size, off in regions])
+
+
+def bus_master(enabled):
+    return message("bus_master", (1, int(enabled)))
 
 
 def hello(major=1, minor=0, features=3, name="pfwire", max_payload=4096,
@@ -124,6 +138,12 @@ class Conn:
 
     def send(self, data):
         self.sock.sendall(data)
+
+    def send_fds(self, data, fds):
+        """@data with @fds as SCM_RIGHTS on its first byte (spec 10.2)."""
+        n = socket.send_fds(self.sock, [data], list(fds))
+        if n < len(data):
+            self.sock.sendall(data[n:])
 
     def next(self):
         """The next message as (kind, fields), or None at a clean EOF.

@@ -94,6 +94,26 @@ def _second_host(ep):
     return c
 
 
+def _guest_memory(act):
+    """A host that negotiated guest memory sharing (spec 10.1), then @act."""
+    def drive(ep):
+        c = pfwire.Conn(ep.address)
+        c.handshake(max_payload=PAYLOAD, minor=1,
+                    features=3 | pfwire.FEATURE_GUEST_MEMORY)
+        act(c)
+        return c
+    return drive
+
+
+def _pass_65_fds(c):
+    r, w = os.pipe()
+    try:
+        c.send_fds(pfwire.bus_master(False), [r] * 65)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def _mem_read(tag=1, bar=0, offset=0, size=4):
     return message("mem_read", (1, tag), (2, bar), (3, offset), (4, size))
 
@@ -134,6 +154,14 @@ DRIVERS = {
     "long-text": _after_handshake(message("goodbye", (1, 0), (2, "t" * 1025))),
     "second-host": _second_host,
     "too-many-held-requests": _too_many_held,
+    "guest-memory-unnegotiated": _after_handshake(pfwire.bus_master(True)),
+    "memory-map-overlap": _after_handshake(
+        pfwire.memory_map((0, 0x2000, 0), (0x1000, 0x1000, 0))),
+    "memory-map-too-many": _after_handshake(
+        pfwire.memory_map(*[(i << 12, 0x1000, 0) for i in range(33)])),
+    "memory-map-fds": _guest_memory(lambda c: c.send(
+        pfwire.memory_map((0, 0x1000, 0)))),
+    "too-many-fds": _guest_memory(_pass_65_fds),
 }
 
 

@@ -98,6 +98,22 @@ int sample_stream(struct pf_buf *b)
 	n++;
 	g_assert_cmpint(pf_put_reset(b, 14, PCIEFW__RESET_KIND__RESET_FUNCTION), ==, 0);
 	n++;
+	{
+		/* Below 4 GiB and above, as QEMU's q35 lays out its RAM. */
+		const struct pf_mem_region mr[2] = {
+			{ 0, 0x80000000ull, 0 },
+			{ 0x100000000ull, 0x40000000ull, 0x80000000ull },
+		};
+
+		g_assert_cmpint(pf_put_memory_map(b, mr, 2), ==, 0);
+		n++;
+		g_assert_cmpint(pf_put_memory_map(b, NULL, 0), ==, 0);
+		n++;
+	}
+	g_assert_cmpint(pf_put_bus_master(b, true), ==, 0);
+	n++;
+	g_assert_cmpint(pf_put_bus_master(b, false), ==, 0);
+	n++;
 	g_assert_cmpint(pf_put_goodbye(b, PCIEFW__GOODBYE_REASON__GOODBYE_UNPLUG,
 				       "bye"), ==, 0);
 	n++;

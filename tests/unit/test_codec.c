@@ -41,7 +41,7 @@ static void test_roundtrip_every_kind(void)
 	}
 	g_assert_cmpint(count, ==, n);
 	/* The sample covers every kind the .proto declares. */
-	for (int k = PCIEFW__MESSAGE__BODY_HELLO; k <= PCIEFW__MESSAGE__BODY_ERROR; k++) {
+	for (int k = PCIEFW__MESSAGE__BODY_HELLO; k <= PCIEFW__MESSAGE__BODY_BUS_MASTER; k++) {
 		g_assert_true(seen[k]);
 		g_assert_cmpstr(pf_msg_kind_name(k), !=, "unknown");
 		g_assert_cmpint(pf_msg_kind_from_name(pf_msg_kind_name(k)), ==, k);
@@ -273,6 +273,84 @@ static void test_garbage_and_unknown_kind(void)
 	pf_codec_free(&c);
 }
 
+/* Encode a MemoryMap of @n regions by hand (pf_put_memory_map caps n). */
+static void put_raw_map(struct pf_buf *b, const struct pf_mem_region *r, size_t n)
+{
+	PfMessage m = PCIEFW__MESSAGE__INIT;
+	Pciefw__MemoryMap mm = PCIEFW__MEMORY_MAP__INIT;
+	Pciefw__MemoryRegion regs[40], *ptrs[40];
+
+	g_assert_cmpuint(n, <=, 40);
+	for (size_t i = 0; i < n; i++) {
+		pciefw__memory_region__init(&regs[i]);
+		regs[i].guest_address = r[i].guest_address;
+		regs[i].size = r[i].size;
+		regs[i].fd_offset = r[i].fd_offset;
+		ptrs[i] = &regs[i];
+	}
+	mm.n_regions = n;
+	mm.regions = ptrs;
+	m.body_case = PCIEFW__MESSAGE__BODY_MEMORY_MAP;
+	m.memory_map = &mm;
+	g_assert_cmpint(pf_codec_encode(&m, b), ==, PF_OK);
+}
+
+/* Spec 10.2: the structural rules of a MemoryMap, each on its own. */
+static void test_validate_memory_map(void)
+{
+	const uint64_t top = UINT64_MAX - 0xfff;   /* the last 4 KiB page */
+	static const struct {
+		struct pf_mem_region r[2];
+		size_t n;
+		int want;
+		const char *why;
+	} cases[] = {
+		{ { { 0, 0x1000, 0 }, { 0x2000, 0x1000, 0 } }, 2, PF_OK, NULL },
+		{ { { 0x1000, 0x1000, 0x1000 }, { 0 } }, 1, PF_OK, NULL },
+		/* Ends exactly at 2^64: allowed, nothing may follow. */
+		{ { { top, 0x1000, 0 }, { 0 } }, 1, PF_OK, NULL },
+		{ { { 0, 0, 0 }, { 0 } }, 1, PF_ERR_INVALID, "empty" },
+		{ { { 0x800, 0x1000, 0 }, { 0 } }, 1, PF_ERR_INVALID, "aligned" },
+		{ { { 0, 0x1800, 0 }, { 0 } }, 1, PF_ERR_INVALID, "aligned" },
+		{ { { 0, 0x1000, 0x10 }, { 0 } }, 1, PF_ERR_INVALID, "aligned" },
+		{ { { top, 0x2000, 0 }, { 0 } }, 1, PF_ERR_INVALID, "wraps" },
+		{ { { 0, 0x2000, top }, { 0 } }, 1, PF_ERR_INVALID, "wraps" },
+		{ { { 0, 0x2000, 0 }, { 0x1000, 0x1000, 0 } }, 2, PF_ERR_INVALID,
+		  "overlaps" },
+		{ { { 0x2000, 0x1000, 0 }, { 0, 0x1000, 0 } }, 2, PF_ERR_INVALID,
+		  "precedes" },
+		{ { { 0, 0x1000, 0 }, { 0, 0x1000, 0 } }, 2, PF_ERR_INVALID,
+		  "overlaps" },
+		{ { { top, 0x1000, 0 }, { 0, 0x1000, 0 } }, 2, PF_ERR_INVALID,
+		  "2^64" },
+	};
+	struct pf_mem_region many[40];
+	struct pf_buf b;
+	char err[256];
+
+	pf_buf_init(&b);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = 0;
+		put_raw_map(&b, cases[i].r, cases[i].n);
+		g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, cases[i].want);
+		if (cases[i].why && !strstr(err, cases[i].why))
+			g_error("case %zu: '%s' lacks '%s'", i, err, cases[i].why);
+	}
+	for (size_t i = 0; i < 40; i++)
+		many[i] = (struct pf_mem_region){ i * 0x1000, 0x1000, 0 };
+	put_raw_map(&b, many, PCIEFW_MAX_MEM_REGIONS);
+	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_OK);
+	put_raw_map(&b, many, PCIEFW_MAX_MEM_REGIONS + 1);
+	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_ERR_LIMIT);
+	g_assert_nonnull(strstr(err, "33 regions"));
+	g_assert_cmpint(pf_put_memory_map(&b, many, PCIEFW_MAX_MEM_REGIONS + 1), ==,
+			PF_ERR_LIMIT);
+	g_assert_cmpuint(b.len, ==, 0);
+	pf_put_bus_master(&b, true);
+	g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, PF_OK);
+	pf_buf_free(&b);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -280,6 +358,7 @@ int main(int argc, char **argv)
 	g_test_add_func("/codec/fields-survive", test_fields_survive);
 	g_test_add_func("/codec/validate-rules", test_validate_rules);
 	g_test_add_func("/codec/error-codes", test_error_codes);
+	g_test_add_func("/codec/validate-memory-map", test_validate_memory_map);
 	g_test_add_func("/codec/validate-description", test_validate_description);
 	g_test_add_func("/codec/msix-in-upper-half-of-mem64",
 			test_msix_in_upper_half_of_mem64);

@@ -79,6 +79,29 @@ static void test_matrix(void)
 	}
 }
 
+/* Spec 10.1: guest memory is offered explicitly and needs minor >= 1. */
+static void test_guest_memory_feature(void)
+{
+	struct pf_hello_params l, r;
+	struct pf_session s;
+	char err[256];
+
+	pf_hello_defaults(&l, "l");
+	pf_hello_defaults(&r, "r");
+	g_assert_false(l.features & PCIEFW_FEATURE_GUEST_MEMORY);
+	l.features |= PCIEFW_FEATURE_GUEST_MEMORY;
+	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
+	g_assert_false(s.features & PCIEFW_FEATURE_GUEST_MEMORY);
+	r.features |= PCIEFW_FEATURE_GUEST_MEMORY;
+	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
+	g_assert_true(s.features & PCIEFW_FEATURE_GUEST_MEMORY);
+	/* A 1.0 peer that sets bit 2 did not mean this feature. */
+	r.version_minor = 0;
+	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
+	g_assert_false(s.features & PCIEFW_FEATURE_GUEST_MEMORY);
+	g_assert_true(s.features & PCIEFW_FEATURE_MEM_BURST);
+}
+
 static void test_features_and_payload(void)
 {
 	struct pf_hello_params l, r;
@@ -90,7 +113,7 @@ static void test_features_and_payload(void)
 	r.features = UINT64_MAX;            /* unknown bits are ignored */
 	r.max_payload = 4096;
 	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
-	g_assert_cmphex(s.features, ==, PCIEFW_FEATURES_KNOWN);
+	g_assert_cmphex(s.features, ==, PCIEFW_FEATURES_DEFAULT);
 	g_assert_cmpuint(s.max_payload, ==, 4096);
 	g_assert_cmpstr(s.peer_name, ==, "r??");    /* sanitized for logs */
 
@@ -143,6 +166,7 @@ static void test_anything_before_hello(void)
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
+	g_test_add_func("/handshake/guest-memory-feature", test_guest_memory_feature);
 	g_test_add_func("/handshake/version-matrix", test_matrix);
 	g_test_add_func("/handshake/features-and-payload", test_features_and_payload);
 	g_test_add_func("/handshake/wrong-magic", test_wrong_magic);

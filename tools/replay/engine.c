@@ -752,6 +752,8 @@ static void hello_from(struct pf_hello_params *p, const PfMessage *m)
 		p->features = m->hello->features;
 		p->max_payload = m->hello->max_payload;
 	}
+	/* No fds to pass: a replay never shares guest memory (spec 10.5). */
+	p->features &= ~PCIEFW_FEATURE_GUEST_MEMORY;
 }
 
 static int handshake_message(struct ctx *c, PfMessage **m, const char *what)

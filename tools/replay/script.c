@@ -179,6 +179,16 @@ int rp_script_load(const char *path, bool allow_truncated,
 				 path, (unsigned long long)rec.index);
 			goto fail;
 		}
+		/*
+		 * A replay's connection never shares guest memory: the map
+		 * and bus-master reports of the recording are not replayed,
+		 * and the DMA recorded as copies arrives as messages (10.5).
+		 */
+		if (m->body_case == PCIEFW__MESSAGE__BODY_MEMORY_MAP ||
+		    m->body_case == PCIEFW__MESSAGE__BODY_BUS_MASTER) {
+			pciefw__message__free_unpacked(m, NULL);
+			continue;
+		}
 		if (!s->n)
 			s->t0 = rec.ts_ns;
 		memset(&s->rec[s->n], 0, sizeof(s->rec[s->n]));

@@ -24,6 +24,8 @@ local ERROR_CODE = { [0] = "protocol", "version", "unexpected", "bad-frame",
 -- field number -> { name, type[, enum table | sub-message schema] }
 local BAR = { [1] = { "index", "uint" }, [2] = { "kind", "enum", BAR_KIND },
               [3] = { "prefetchable", "bool" }, [4] = { "size", "uint" } }
+local MEM_REGION = { [1] = { "guest_address", "uint" }, [2] = { "size", "uint" },
+                     [3] = { "fd_offset", "uint" } }
 local MESSAGES = {
   [1] = { "hello", { [1] = { "magic", "fixed32" }, [2] = { "version_major", "uint" },
           [3] = { "version_minor", "uint" }, [4] = { "features", "uint" },
@@ -59,6 +61,8 @@ local MESSAGES = {
   [15] = { "reset", { [1] = { "tag", "uint" }, [2] = { "kind", "enum", RESET_KIND } } },
   [16] = { "goodbye", { [1] = { "reason", "enum", GOODBYE }, [2] = { "text", "string" } } },
   [17] = { "error", { [1] = { "code", "enum", ERROR_CODE }, [2] = { "text", "string" } } },
+  [18] = { "memory_map", { [1] = { "region", "message", MEM_REGION } } },
+  [19] = { "bus_master", { [1] = { "enabled", "bool" } } },
 }
 
 local f_version = ProtoField.uint8("pciefw.record_version", "Record version")

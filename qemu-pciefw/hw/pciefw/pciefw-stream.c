@@ -15,9 +15,42 @@ static int socket_handshake(PCIeFwStream *st, bool *want_write, Error **errp)
     return 1;
 }
 
+static void socket_close_fds(PCIeFwStream *st)
+{
+    for (unsigned i = 0; i < st->n_fds; i++) {
+        close(st->fds[i]);
+    }
+    st->n_fds = 0;
+}
+
+/* With fds attached, the first bytes that go carry them (spec 10.2). */
 static ssize_t socket_send(PCIeFwStream *st, const void *buf, size_t len)
 {
-    return send(st->fd, buf, len, MSG_NOSIGNAL);
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * PCIEFW_MAX_MEM_REGIONS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    struct cmsghdr *cmsg;
+    ssize_t n;
+
+    if (!st->n_fds) {
+        return send(st->fd, buf, len, MSG_NOSIGNAL);
+    }
+    memset(&control, 0, sizeof(control));
+    msg.msg_control = control.buf;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * st->n_fds);
+    cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * st->n_fds);
+    memcpy(CMSG_DATA(cmsg), st->fds, sizeof(int) * st->n_fds);
+    n = sendmsg(st->fd, &msg, MSG_NOSIGNAL);
+    if (n > 0) {
+        socket_close_fds(st);   /* the peer has its own now */
+    }
+    return n;
 }
 
 static ssize_t socket_recv(PCIeFwStream *st, void *buf, size_t len)
@@ -32,6 +65,7 @@ static size_t socket_pending(PCIeFwStream *st)
 
 static void socket_free(PCIeFwStream *st)
 {
+    socket_close_fds(st);
     g_free(st);
 }
 
@@ -41,6 +75,7 @@ static const PCIeFwStreamOps socket_ops = {
     .recv = socket_recv,
     .pending = socket_pending,
     .free = socket_free,
+    .can_pass_fds = true,
 };
 
 PCIeFwStream *pciefw_stream_socket(int fd)
@@ -50,6 +85,25 @@ PCIeFwStream *pciefw_stream_socket(int fd)
     st->ops = &socket_ops;
     st->fd = fd;
     return st;
+}
+
+bool pciefw_stream_attach_fds(PCIeFwStream *st, const int *fds, unsigned n)
+{
+    unsigned i;
+
+    if (!st->ops->can_pass_fds || st->n_fds || n > PCIEFW_MAX_MEM_REGIONS) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        st->fds[i] = dup(fds[i]);
+        if (st->fds[i] < 0) {
+            st->n_fds = i;
+            socket_close_fds(st);
+            return false;
+        }
+    }
+    st->n_fds = n;
+    return true;
 }
 
 const char *pciefw_stream_strerror(PCIeFwStream *st, int err)

@@ -12,6 +12,7 @@
 #define HW_PCIEFW_STREAM_H
 
 #include "crypto/tlscreds.h"
+#include "protocol/pciefw.h"
 
 typedef struct PCIeFwStream PCIeFwStream;
 
@@ -31,6 +32,11 @@ typedef struct PCIeFwStreamOps {
     ssize_t (*recv)(PCIeFwStream *st, void *buf, size_t len);
     /* Input already taken from the socket, which poll() cannot show. */
     size_t (*pending)(PCIeFwStream *st);
+    /*
+     * Optional (a UNIX socket): the next send that moves bytes carries
+     * st->fds as SCM_RIGHTS ancillary data (docs/protocol.md 10.2).
+     */
+    bool can_pass_fds;
     void (*free)(PCIeFwStream *st);
 } PCIeFwStreamOps;
 
@@ -38,6 +44,8 @@ struct PCIeFwStream {
     const PCIeFwStreamOps *ops;
     int fd;                     /* owned by the device, not the stream */
     char *error;                /* why the last call failed, if known */
+    int fds[PCIEFW_MAX_MEM_REGIONS]; /* to pass with the next send: dups */
+    unsigned n_fds;
 };
 
 /* The connected socket itself. */
@@ -46,6 +54,12 @@ PCIeFwStream *pciefw_stream_socket(int fd);
 /* A TLS client over the connected socket @fd. */
 PCIeFwStream *pciefw_stream_tls(int fd, QCryptoTLSCreds *creds,
                                 const char *hostname, Error **errp);
+
+/*
+ * Pass (duplicates of) @fds with the next bytes sent.  False, nothing
+ * queued, if the stream cannot carry fds or still holds some.
+ */
+bool pciefw_stream_attach_fds(PCIeFwStream *st, const int *fds, unsigned n);
 
 /* Why the last send/recv failed, for a one-line report. */
 const char *pciefw_stream_strerror(PCIeFwStream *st, int err);

@@ -23,6 +23,7 @@
 #include <poll.h>
 #include <sys/un.h>
 #include "qemu/cutils.h"
+#include "qemu/range.h"
 #include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
@@ -44,6 +45,7 @@
 #include "crypto/tlscreds.h"
 #include "trace.h"
 #include "pciefw-stream.h"
+#include "pciefw-memmap.h"
 
 #include "protocol/pciefw.h"
 #include "protocol/buf.h"
@@ -157,6 +159,7 @@ struct PCIeFwState {
     uint64_t trace_limit;
     char *tls_creds;
     char *tls_hostname;
+    bool guest_memory;
 
     /* Connection */
     char *peer;                 /* "unix:PATH" or "tcp:HOST:PORT" */
@@ -201,6 +204,11 @@ struct PCIeFwState {
     bool cpl_done;
     int cpl_status;
     uint8_t cpl_data[8];
+
+    /* Guest memory shared with the endpoint (docs/protocol.md 10) */
+    PCIeFwMemMap memmap;        /* listening only if we offer sharing */
+    bool memmap_dirty;          /* the endpoint lacks the current map */
+    bool bm_reported;           /* the Bus Master Enable it was told */
 
     /* The function */
     bool have_desc;             /* desc holds the realized device */
@@ -376,9 +384,12 @@ static bool pciefw_stream_up(PCIeFwState *s)
     return s->fd >= 0 && s->state > PCIEFW_TLS_HANDSHAKE;
 }
 
+static void pciefw_send_memmap(PCIeFwState *s);
+
 /* Write what the socket takes without blocking. */
 static bool pciefw_flush(PCIeFwState *s)
 {
+    pciefw_send_memmap(s);
     while (pciefw_stream_up(s) && !pf_buf_empty(&s->out)) {
         ssize_t n = s->stream->ops->send(s->stream, pf_buf_peek(&s->out),
                                          pf_buf_used(&s->out));
@@ -393,6 +404,9 @@ static bool pciefw_flush(PCIeFwState *s)
             return false;
         }
         pf_buf_consume(&s->out, n);
+        if (pf_buf_empty(&s->out)) {
+            pciefw_send_memmap(s);
+        }
     }
     return s->fd >= 0;
 }
@@ -628,6 +642,88 @@ static bool pciefw_reentered(PCIeFwState *s, const char *what, uint64_t addr)
                   "device handles its endpoint's messages: refused\n",
                   what, addr);
     return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Guest memory shared with the endpoint (docs/protocol.md 10)             */
+
+static bool pciefw_shm(PCIeFwState *s)
+{
+    return !s->closing && (s->state == PCIEFW_UP ||
+                           s->state == PCIEFW_RESETTING) &&
+           (s->session.features & PCIEFW_FEATURE_GUEST_MEMORY);
+}
+
+/*
+ * Send the map when it changed.  Its fds go with the first bytes of its
+ * frame, so it is queued only behind nothing (spec 10.2); until then the
+ * endpoint uses the map it has, or messages.
+ */
+static void pciefw_send_memmap(PCIeFwState *s)
+{
+    int fds[PCIEFW_MAX_MEM_REGIONS];
+    unsigned n_fds;
+    size_t mark;
+
+    /* Draining: an Error or Goodbye was the last thing to send. */
+    if (!s->memmap_dirty || !pciefw_shm(s) || s->draining ||
+        !pf_buf_empty(&s->out) || s->stream->n_fds) {
+        return;
+    }
+    mark = pciefw_mark(s);
+    if (!pciefw_queued(s, mark, pciefw_memmap_put(&s->memmap, &s->out, fds,
+                                                  &n_fds), "memory_map")) {
+        return;
+    }
+    if (!pciefw_stream_attach_fds(s->stream, fds, n_fds)) {
+        pciefw_disconnect(s, "cannot pass guest memory to the endpoint: %s",
+                          strerror(errno));
+        return;
+    }
+    s->memmap_dirty = false;
+}
+
+/* The listener saw the map change. */
+static void pciefw_memmap_changed(void *opaque)
+{
+    PCIeFwState *s = opaque;
+
+    s->memmap_dirty = true;
+    if (pciefw_shm(s)) {
+        pciefw_flush(s);
+        pciefw_update_watch(s);
+    }
+}
+
+/*
+ * Tell the endpoint when Bus Master Enable changes (spec 10.3): after a
+ * config write, and as cleared before a reset is forwarded.  Copies are
+ * allowed only while it is on.
+ */
+static void pciefw_report_bus_master(PCIeFwState *s, bool force)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    bool on = !s->resetting &&
+              (pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER);
+    size_t mark;
+
+    if (!pciefw_shm(s) || (!force && on == s->bm_reported)) {
+        return;
+    }
+    mark = pciefw_mark(s);
+    if (pciefw_queued(s, mark, pf_put_bus_master(&s->out, on),
+                      "bus_master")) {
+        s->bm_reported = on;
+    }
+}
+
+/* The session starts: the endpoint has no map and thinks BME is off. */
+static void pciefw_shm_begin(PCIeFwState *s)
+{
+    s->memmap_dirty = true;
+    s->bm_reported = false;
+    pciefw_report_bus_master(s, true);
+    pciefw_flush(s);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -965,6 +1061,7 @@ static void pciefw_handle_description(PCIeFwState *s,
     pciefw_save_desc(s, d);
     if (!s->have_desc) {
         s->state = PCIEFW_UP;
+        pciefw_shm_begin(s);
         return;
     }
     if (memcmp(&s->new_desc, &s->desc, sizeof(s->desc))) {
@@ -981,7 +1078,11 @@ static void pciefw_handle_description(PCIeFwState *s,
         pciefw_disconnect(s, "endpoint describes a different device");
         return;
     }
-    pciefw_send_revive_reset(s);
+    s->state = PCIEFW_RESETTING;
+    pciefw_shm_begin(s);
+    if (s->fd >= 0) {
+        pciefw_send_revive_reset(s);
+    }
 }
 
 static void pciefw_handle_session_message(PCIeFwState *s, const PfMessage *m)
@@ -1553,6 +1654,8 @@ static void pciefw_send_reset(PCIeFwState *s, Pciefw__ResetKind kind)
         return;
     }
     s->resetting = true;
+    /* The reset clears Bus Master Enable: no copies from here (10.3). */
+    pciefw_report_bus_master(s, false);
     mark = pciefw_mark(s);
     if (pciefw_queued(s, mark, pf_put_reset(&s->out, tag, kind), "reset")) {
         pciefw_complete(s, "reset", pciefw_deadline(s));
@@ -1745,6 +1848,10 @@ static void pciefw_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
     }
     if (!pciefw_config_forwarded(s, addr)) {
         pci_default_write_config(pdev, addr, val, len);
+        if (ranges_overlap(addr, len, PCI_COMMAND, 2) && pciefw_shm(s)) {
+            pciefw_report_bus_master(s, false);
+            pciefw_posted(s);
+        }
         if (pci_is_express(pdev)) {
             pcie_cap_flr_write_config(pdev, addr, val, len);
         }
@@ -1841,6 +1948,7 @@ static void pciefw_close(PCIeFwState *s)
 {
     s->closing = true;
     pciefw_drop(s);
+    pciefw_memmap_stop(&s->memmap);
     g_clear_pointer(&s->reconnect_timer, timer_free);
     g_clear_pointer(&s->attempt_timer, timer_free);
     g_clear_pointer(&s->input_bh, qemu_bh_delete);
@@ -1938,6 +2046,18 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
     pf_buf_init(&s->out);
     s->rxbuf = g_malloc(PCIEFW_RX_CHUNK);
     pf_hello_defaults(&s->hello, "qemu " QEMU_VERSION);
+    /*
+     * Guest memory is offered on a UNIX socket when bus addresses are
+     * guest-physical (no IOMMU in front of us): docs/protocol.md 10.1.
+     * The listener sees RAM as the IOMMU-less bus-master view does, but
+     * without the Bus Master Enable gate, which is reported on its own.
+     */
+    if (s->guest_memory && s->path &&
+        pci_device_iommu_address_space(pdev) == &address_space_memory) {
+        s->hello.features |= PCIEFW_FEATURE_GUEST_MEMORY;
+        pciefw_memmap_start(&s->memmap, &address_space_memory,
+                            pciefw_memmap_changed, s);
+    }
     s->next_tag = 1;
 
     if (s->trace_path) {
@@ -2070,6 +2190,7 @@ static const Property pciefw_properties[] = {
     DEFINE_PROP_SIZE("trace-limit", PCIeFwState, trace_limit, 0),
     DEFINE_PROP_STRING("tls-creds", PCIeFwState, tls_creds),
     DEFINE_PROP_STRING("tls-hostname", PCIeFwState, tls_hostname),
+    DEFINE_PROP_BOOL("guest-memory", PCIeFwState, guest_memory, true),
 };
 
 static void pciefw_class_init(ObjectClass *klass, const void *data)

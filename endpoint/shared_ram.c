@@ -1,0 +1,98 @@
+/* Guest RAM shared by the host; see shared_ram.h and spec 10.2. */
+#include "shared_ram.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+void pf_shared_ram_clear(struct pf_shared_ram *gm)
+{
+	for (unsigned i = 0; i < gm->n; i++)
+		munmap(gm->r[i].base, gm->r[i].size);
+	gm->n = 0;
+}
+
+/*
+ * Why @fd cannot back [off, off + size) safely, or NULL.  Only a regular
+ * or memory file at least that long, sealed against shrinking: a host
+ * that could shrink it under our mapping could make a copy fault (SIGBUS).
+ */
+static const char *refusal(int fd, uint64_t off, uint64_t size, char *why,
+			   size_t whylen)
+{
+	struct stat st;
+	int seals;
+
+	if (fstat(fd, &st) < 0)
+		return strerror(errno);
+	if (!S_ISREG(st.st_mode))
+		return "not a regular or memory file";
+	if (st.st_size < 0 || (uint64_t)st.st_size < off ||
+	    (uint64_t)st.st_size - off < size) {
+		snprintf(why, whylen, "the file has %lld bytes, the region needs %llu",
+			 (long long)st.st_size, (unsigned long long)(off + size));
+		return why;
+	}
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+		return "the file is not sealed against shrinking (F_SEAL_SHRINK)";
+	return NULL;
+}
+
+unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm,
+			  const int *fds, const char *who)
+{
+	uint64_t total = 0;
+
+	pf_shared_ram_clear(gm);
+	for (size_t i = 0; i < mm->n_regions; i++) {
+		const Pciefw__MemoryRegion *r = mm->regions[i];
+		char buf[160];
+		const char *why = refusal(fds[i], r->fd_offset, r->size, buf, sizeof(buf));
+		void *p = MAP_FAILED;
+
+		if (!why && r->size > SIZE_MAX)
+			why = "larger than our address space";
+		if (!why) {
+			p = mmap(NULL, (size_t)r->size, PROT_READ | PROT_WRITE,
+				 MAP_SHARED, fds[i], (off_t)r->fd_offset);
+			if (p == MAP_FAILED)
+				why = strerror(errno);
+		}
+		close(fds[i]);
+		if (why) {
+			pf_warn("%s: guest memory region 0x%llx+0x%llx refused (%s): "
+				"its DMA goes by messages", who,
+				(unsigned long long)r->guest_address,
+				(unsigned long long)r->size, why);
+			continue;
+		}
+		gm->r[gm->n++] = (struct pf_shared_region){
+			.guest_address = r->guest_address, .size = r->size, .base = p,
+		};
+		total += r->size;
+	}
+	pf_info("%s: guest memory: %u of %zu regions mapped (%llu MiB)", who,
+		gm->n, mm->n_regions, (unsigned long long)(total >> 20));
+	return gm->n;
+}
+
+uint8_t *pf_shared_ram_find(const struct pf_shared_ram *gm, uint64_t addr,
+			   uint64_t len)
+{
+	for (unsigned i = 0; i < gm->n; i++) {
+		const struct pf_shared_region *r = &gm->r[i];
+
+		/* Offsets, not ends: nothing here can wrap. */
+		if (addr >= r->guest_address && addr - r->guest_address < r->size &&
+		    len <= r->size - (addr - r->guest_address))
+			return r->base + (addr - r->guest_address);
+	}
+	return NULL;
+}

@@ -1,0 +1,41 @@
+/*
+ * Guest RAM the host shared with the endpoint (docs/protocol.md 10): the
+ * regions of the last MemoryMap that could be mapped safely, and lookups
+ * that say whether a DMA range lies wholly inside one of them.
+ */
+#ifndef PCIEFW_SHARED_RAM_H
+#define PCIEFW_SHARED_RAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pciefw.h"
+#include "pciefw.pb-c.h"
+
+struct pf_shared_region {
+	uint64_t guest_address;
+	uint64_t size;
+	uint8_t *base;          /* the mapping */
+};
+
+struct pf_shared_ram {
+	struct pf_shared_region r[PCIEFW_MAX_MEM_REGIONS];
+	unsigned n;
+};
+
+/*
+ * Replace the map with @mm, whose regions' fds are @fds (one each, in
+ * order; all closed by this call).  A region whose fd cannot be mapped
+ * safely is refused and logged: DMA there goes by messages.  Returns the
+ * number of regions kept.  @mm has passed pf_msg_validate().
+ */
+unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm,
+			  const int *fds, const char *who);
+void pf_shared_ram_clear(struct pf_shared_ram *gm);
+
+/* Where [addr, addr + len) is mapped, if wholly inside one region. */
+uint8_t *pf_shared_ram_find(const struct pf_shared_ram *gm, uint64_t addr,
+			   uint64_t len);
+
+#endif /* PCIEFW_SHARED_RAM_H */

@@ -1,0 +1,175 @@
+/*
+ * pciefw: the guest RAM the endpoint may map (docs/protocol.md 10.2).
+ *
+ * Copyright (c) 2025 The pciefw authors
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "exec/cpu-common.h"
+#include "trace.h"
+#include "pciefw-memmap.h"
+
+#define PCIEFW_MEMMAP_MASK  ((uint64_t)PCIEFW_MEM_ALIGN - 1)
+
+/*
+ * RAM another process can map and see the guest's writes in: an fd, and
+ * mapped shared by QEMU (a private mapping of the same fd would not show
+ * the endpoint's writes).  ROM and read-only views are left to messages.
+ */
+static bool pciefw_memmap_shareable(MemoryRegionSection *sec)
+{
+    MemoryRegion *mr = sec->mr;
+
+    return memory_region_is_ram(mr) && !memory_region_is_ram_device(mr) &&
+           !memory_region_is_rom(mr) && !memory_region_is_romd(mr) &&
+           !sec->readonly && mr->ram_block &&
+           qemu_ram_is_shared(mr->ram_block) &&
+           memory_region_get_fd(mr) >= 0;
+}
+
+static void pciefw_memmap_addnop(MemoryListener *l, MemoryRegionSection *sec)
+{
+    PCIeFwMemMap *m = container_of(l, PCIeFwMemMap, listener);
+    uint64_t start, end, fd_off;
+    PCIeFwMemRange *prev;
+    int fd;
+
+    m->touched = true;
+    if (!pciefw_memmap_shareable(sec)) {
+        return;
+    }
+    /* Whole 4 KiB pages only: mmap() maps pages. */
+    start = ROUND_UP(sec->offset_within_address_space, PCIEFW_MEM_ALIGN);
+    end = QEMU_ALIGN_DOWN(sec->offset_within_address_space +
+                          int128_get64(sec->size), PCIEFW_MEM_ALIGN);
+    if (end <= start) {
+        return;
+    }
+    fd = memory_region_get_fd(sec->mr);
+    fd_off = sec->offset_within_region +
+             (start - sec->offset_within_address_space) +
+             qemu_ram_get_fd_offset(sec->mr->ram_block);
+    if (fd_off & PCIEFW_MEMMAP_MASK) {
+        return;
+    }
+    /* Sections come in address order: merge what continues the last. */
+    prev = m->n_building ? &m->building[m->n_building - 1] : NULL;
+    if (prev && prev->fd == fd &&
+        prev->r.guest_address + prev->r.size == start &&
+        prev->r.fd_offset + prev->r.size == fd_off) {
+        prev->r.size += end - start;
+        return;
+    }
+    if (m->n_building == PCIEFW_MAX_MEM_REGIONS ||
+        (prev && prev->r.guest_address + prev->r.size > start)) {
+        m->skipped++;           /* DMA there goes by messages */
+        return;
+    }
+    m->building[m->n_building++] = (PCIeFwMemRange) {
+        .r = { .guest_address = start, .size = end - start,
+               .fd_offset = fd_off },
+        .fd = fd,
+    };
+}
+
+static void pciefw_memmap_del(MemoryListener *l, MemoryRegionSection *sec)
+{
+    container_of(l, PCIeFwMemMap, listener)->touched = true;
+}
+
+static void pciefw_memmap_begin(MemoryListener *l)
+{
+    PCIeFwMemMap *m = container_of(l, PCIeFwMemMap, listener);
+
+    m->n_building = 0;
+    m->skipped = 0;
+    m->touched = false;
+}
+
+static bool pciefw_memmap_same(PCIeFwMemMap *m)
+{
+    if (m->n_building != m->n_cur) {
+        return false;
+    }
+    for (unsigned i = 0; i < m->n_cur; i++) {
+        if (memcmp(&m->building[i].r, &m->cur[i].r, sizeof(m->cur[i].r))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void pciefw_memmap_clear(PCIeFwMemMap *m)
+{
+    for (unsigned i = 0; i < m->n_cur; i++) {
+        close(m->cur[i].fd);
+    }
+    m->n_cur = 0;
+}
+
+static void pciefw_memmap_commit(MemoryListener *l)
+{
+    PCIeFwMemMap *m = container_of(l, PCIeFwMemMap, listener);
+    unsigned n = 0;
+
+    /* Another address space changed, not ours. */
+    if (!m->touched || pciefw_memmap_same(m)) {
+        return;
+    }
+    pciefw_memmap_clear(m);
+    for (unsigned i = 0; i < m->n_building; i++) {
+        /* Our own reference: the region may go before the map is sent. */
+        int fd = dup(m->building[i].fd);
+
+        if (fd < 0) {
+            continue;
+        }
+        m->cur[n] = m->building[i];
+        m->cur[n++].fd = fd;
+    }
+    m->n_cur = n;
+    trace_pciefw_memmap(n, m->skipped);
+    m->changed(m->opaque);
+}
+
+void pciefw_memmap_start(PCIeFwMemMap *m, AddressSpace *as,
+                         void (*changed)(void *opaque), void *opaque)
+{
+    m->changed = changed;
+    m->opaque = opaque;
+    m->listener = (MemoryListener) {
+        .name = "pciefw-memmap",
+        .begin = pciefw_memmap_begin,
+        .commit = pciefw_memmap_commit,
+        .region_add = pciefw_memmap_addnop,
+        .region_nop = pciefw_memmap_addnop,
+        .region_del = pciefw_memmap_del,
+    };
+    /* Registering replays the current sections between begin and commit. */
+    memory_listener_register(&m->listener, as);
+    m->listening = true;
+}
+
+void pciefw_memmap_stop(PCIeFwMemMap *m)
+{
+    if (m->listening) {
+        memory_listener_unregister(&m->listener);
+        m->listening = false;
+    }
+    pciefw_memmap_clear(m);
+}
+
+int pciefw_memmap_put(PCIeFwMemMap *m, struct pf_buf *out,
+                      int *fds, unsigned *n_fds)
+{
+    struct pf_mem_region r[PCIEFW_MAX_MEM_REGIONS];
+
+    for (unsigned i = 0; i < m->n_cur; i++) {
+        r[i] = m->cur[i].r;
+        fds[i] = m->cur[i].fd;
+    }
+    *n_fds = m->n_cur;
+    return pf_put_memory_map(out, r, m->n_cur);
+}
