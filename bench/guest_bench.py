@@ -3,7 +3,8 @@
 QEMU we build and measures, in one run:
 
   nic      guest TCP throughput both ways and 1-byte request/response rate
-           over the pciefw NIC, QEMU's e1000 and virtio-net-pci, all on
+           over the pciefw NIC, the endpoint's e1000 model (stock driver), QEMU's
+           e1000 and virtio-net-pci, all on
            user-mode networking (slirp), same guest, same tool (tcp-blast)
   access   register read/write latency from inside the guest for QEMU's
            in-process pci-testdev (the floor), pciefw+testdev over UNIX and
@@ -87,24 +88,29 @@ def results(console, **tags):
 
 
 def nic_variants(tmp):
-    """(name, qemu args, guest commands that bring up eth0), cleanup."""
+    """(name, qemu args, guest commands that bring up eth0), endpoints."""
     # The guest's peers listen on the host's 127.0.0.1, as with QEMU's user net.
-    ep = Endpoint("nic,host-loopback=on", f"unix:{tmp}/nic.sock")
+    eps = [Endpoint("nic,host-loopback=on", f"unix:{tmp}/nic.sock"),
+           Endpoint("e1000,host-loopback=on", f"unix:{tmp}/e1000.sock")]
     variants = [
         ("pciefw", ["-device", "pcie-root-port,id=rp0,slot=1",
                     "-device", f"pciefw,bus=rp0,path={tmp}/nic.sock"],
          "insmod /lib/modules/extra/pciefw_nic.ko"),
+        # The endpoint's e1000 model under Debian's own e1000 driver.
+        ("pciefw-e1000", ["-device", "pcie-root-port,id=rp0,slot=1",
+                          "-device", f"pciefw,bus=rp0,path={tmp}/e1000.sock"],
+         "loadmod e1000"),
         ("e1000", ["-netdev", "user,id=n0",
                    "-device", "e1000,netdev=n0,romfile="], "loadmod e1000"),
         ("virtio-net-pci", ["-netdev", "user,id=n0",
                             "-device", "virtio-net-pci,netdev=n0,romfile="],
          "loadmod virtio_pci virtio_net"),
     ]
-    return variants, ep
+    return variants, eps
 
 
 def bench_nic(qemu, tmp, mib, rr_count):
-    variants, ep = nic_variants(tmp)
+    variants, eps = nic_variants(tmp)
     files = {str(BUILD / "bench" / "tcp-blast"): "/bin/tcp-blast",
              str(REPO / "tests" / "integration" / "guest_files" / "udhcpc.sh"): UDHCPC,
              driver_module(): "/lib/modules/extra/pciefw_nic.ko"}
@@ -128,7 +134,8 @@ tcp-blast rr 10.0.2.2 {echo.port} {rr_count}
             for rec in results(res.console, bench="nic", nic=name):
                 print(json.dumps(rec), flush=True)
     finally:
-        ep.stop()
+        for ep in eps:
+            ep.stop()
 
 
 def main():

@@ -21,7 +21,7 @@ def test_bench_smoke(qemu_binary, endpoint_binary, tmp_path):
     # Every promised target has a row of measured figures (the names alone
     # are fixed text of the report).
     for target, n in (("in-process", 4), ("pciefw-unix", 4), ("pciefw-tcp", 4),
-                      ("vfio-user", 2), ("pciefw", 1), ("e1000", 1),
+                      ("vfio-user", 2), ("pciefw", 1), ("pciefw-e1000", 1), ("e1000", 1),
                       ("virtio-net-pci", 1)):
         got = [r for r in rows if r[0] == target]
         assert len(got) == n, (target, got)
