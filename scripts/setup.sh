@@ -24,7 +24,7 @@ BASE_PKGS=(
 	# QEMU run time firmware
 	seabios qemu-system-data ipxe-qemu
 	# guest image
-	busybox-static pciutils cpio xz-utils kmod iproute2
+	busybox-static pciutils ethtool cpio xz-utils kmod iproute2
 	# trace inspection
 	tshark
 )

@@ -2,7 +2,7 @@
 # Build (or refresh) the cached guest image used by the QEMU-level tests:
 #   - Debian's current 6.1 kernel, as vmlinuz and as an uncompressed ELF
 #     vmlinux (PVH entry: boots in ~2 s under TCG instead of ~5 s);
-#   - a base initramfs tree (busybox, lspci, setpci, a few NIC driver
+#   - a base initramfs tree (busybox, lspci, setpci, ethtool, a few NIC driver
 #     modules, /init)
 #     and the same tree packed as base.cpio.gz for tests/guest/mkinitramfs.sh.
 #
@@ -111,19 +111,28 @@ resolve_module() {
 	printf '%s %s\n' "$name" "$path"
 }
 
-# The host files copied into the image: busybox, lspci, setpci and the
+# Host tools copied into the image beside busybox: lspci and setpci
+# (pciutils), for looking at devices and writing their config space (e.g.
+# enabling MSI by hand, docs/models.md); ethtool, for what drivers report
+# (ethtool -i, -S).
+HOST_TOOLS="lspci setpci ethtool"
+
+# The host files copied into the image: busybox, the host tools and the
 # shared libraries they need (ldd lists the dynamic loader by its absolute
 # path).
 host_inputs() {
-	printf '%s\n' /bin/busybox "$(command -v lspci)" "$(command -v setpci)" \
-		/usr/share/misc/pci.ids
-	pciutils_libs
+	local tool
+	printf '%s\n' /bin/busybox /usr/share/misc/pci.ids
+	for tool in $HOST_TOOLS; do
+		command -v $tool
+	done
+	host_tool_libs
 }
 
-# The shared libraries of lspci and setpci, each once.
-pciutils_libs() {
+# The shared libraries of the host tools, each once.
+host_tool_libs() {
 	local tool
-	for tool in lspci setpci; do
+	for tool in $HOST_TOOLS; do
 		ldd "$(command -v $tool)"
 	done | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u
 }
@@ -151,17 +160,15 @@ install_busybox() {
 	done
 }
 
-# lspci and setpci (pciutils), for looking at devices and writing their
-# config space (e.g. enabling MSI by hand, docs/models.md).
-install_lspci() {
+install_host_tools() {
 	local root=$1 f tool path
-	for tool in lspci setpci; do
-		path=$(command -v $tool) || die "$tool not found (apt-get install pciutils)"
+	for tool in $HOST_TOOLS; do
+		path=$(command -v $tool) || die "$tool not found (scripts/setup.sh installs it)"
 		# Replaces busybox's applet of that name if it has one.
 		rm -f "$root/usr/bin/$tool" "$root/bin/$tool" "$root/sbin/$tool"
 		install -D -m 0755 "$path" "$root/usr/bin/$tool"
 	done
-	for f in $(pciutils_libs); do
+	for f in $(host_tool_libs); do
 		# Same absolute path in the guest as on the host, dereferenced.
 		install -D -m 0755 "$(readlink -f "$f")" "$root$f"
 	done
@@ -295,18 +302,31 @@ pack_cpio() {
 	mv "$out.tmp" "$out"
 }
 
+# Build the base into $1 (a new directory): rootfs/ and base.cpio.gz.
 build_rootfs() {
-	local tmp=$CACHE_DIR/rootfs.tmp
+	local dir=$1 tmp=$1.tmp
 	rm -rf "$tmp"
-	mkdir -p "$tmp"
-	make_skeleton "$tmp"
-	install_busybox "$tmp"
-	install_lspci "$tmp"
-	install_modules "$tmp"
-	install_scripts "$tmp"
-	pack_cpio "$tmp" "$CACHE_DIR/base.cpio.gz"
-	rm -rf "$CACHE_DIR/rootfs"
-	mv "$tmp" "$CACHE_DIR/rootfs"
+	mkdir -p "$tmp/rootfs"
+	make_skeleton "$tmp/rootfs"
+	install_busybox "$tmp/rootfs"
+	install_host_tools "$tmp/rootfs"
+	install_modules "$tmp/rootfs"
+	install_scripts "$tmp/rootfs"
+	pack_cpio "$tmp/rootfs" "$tmp/base.cpio.gz"
+	mv "$tmp" "$dir"
+}
+
+# Bases live under base/STAMP/ and are never rebuilt in place: a test run
+# in one checkout keeps reading its base while another checkout (another
+# script, other host tools) builds its own.  The newest few stay, and any
+# used within a day (each use refreshes it); older ones go.
+prune_bases() {
+	local old
+	for old in $(ls -1td "$CACHE_DIR"/base/*/ 2>/dev/null | tail -n +5); do
+		if [ -z "$(find "$old" -maxdepth 0 -mmin -$((24 * 60)))" ]; then
+			rm -rf "$old"
+		fi
+	done
 }
 
 # KEY=VALUE lines, %q-quoted so callers can eval them.
@@ -317,8 +337,8 @@ print_env() {
 	emit GUEST_KVER "$KVER"
 	emit GUEST_KERNEL "$CACHE_DIR/vmlinux"
 	emit GUEST_VMLINUZ "$vmlinuz"
-	emit GUEST_BASE "$CACHE_DIR/rootfs"
-	emit GUEST_BASE_CPIO "$CACHE_DIR/base.cpio.gz"
+	emit GUEST_BASE "$BASE_DIR/rootfs"
+	emit GUEST_BASE_CPIO "$BASE_DIR/base.cpio.gz"
 	emit GUEST_MODULES_DIR "/lib/modules/$KVER" # path inside the guest
 	emit GUEST_KERNEL_TREE "$KTREE"
 	emit GUEST_CACHE_DIR "$CACHE_DIR"
@@ -348,16 +368,15 @@ main() {
 	[ -f "$vmlinuz" ] || die "missing $vmlinuz"
 	extract_vmlinux "$vmlinuz" "$CACHE_DIR/vmlinux"
 
-	local stamp
-	stamp=$(input_stamp)
-	if [ "$(cat "$CACHE_DIR/base.stamp" 2>/dev/null)" = "$stamp" ] &&
-		[ -d "$CACHE_DIR/rootfs" ] && [ -f "$CACHE_DIR/base.cpio.gz" ]; then
-		log "up to date: $CACHE_DIR"
+	BASE_DIR=$CACHE_DIR/base/$(input_stamp)
+	if [ -d "$BASE_DIR/rootfs" ] && [ -f "$BASE_DIR/base.cpio.gz" ]; then
+		touch "$BASE_DIR"
+		log "up to date: $BASE_DIR"
 	else
 		log "building base rootfs (modules: $MODULES)"
-		build_rootfs
-		printf '%s\n' "$stamp" >"$CACHE_DIR/base.stamp"
-		log "built $CACHE_DIR/base.cpio.gz ($(du -h "$CACHE_DIR/base.cpio.gz" | cut -f1))"
+		build_rootfs "$BASE_DIR"
+		prune_bases
+		log "built $BASE_DIR/base.cpio.gz ($(du -h "$BASE_DIR/base.cpio.gz" | cut -f1))"
 	fi
 
 	[ "$want_env" -eq 0 ] || print_env "$vmlinuz"

@@ -28,6 +28,7 @@ loadmod e1000 || exit 10
 ip link set eth0 up || exit 11
 echo "PCIEFW-MAC: $(cat /sys/class/net/eth0/address)"
 echo "PCIEFW-DRIVER: $(basename "$(readlink /sys/class/net/eth0/device/driver)")"
+ethtool -i eth0 | sed 's/^/PCIEFW-ETHTOOL-I: /'
 lspci -k -d 8086:100e
 udhcpc -i eth0 -n -q -t 10 -T 1 -s {UDHCPC} || exit 12
 """
@@ -83,6 +84,7 @@ rm /tmp/in
     # Debian's e1000 bound the device and read the MAC from the EEPROM.
     assert "PCIEFW-DRIVER: e1000" in console, res.describe()
     assert "Kernel driver in use: e1000" in console, res.describe()
+    assert "PCIEFW-ETHTOOL-I: driver: e1000" in console, res.describe()
     assert f"PCIEFW-MAC: {MAC}" in console, res.describe()
     assert "PCIEFW-DHCP: eth0 10.0.2.15" in console, res.describe()
     assert "20 packets transmitted, 20 packets received" in console, res.describe()

@@ -40,6 +40,13 @@ echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
 rm /tmp/in
 """
 
+# What the driver reports through ethtool (docs/nic.md: the device's own
+# counters as hw_* statistics).
+ETHTOOL = """
+ethtool -i eth0 | sed 's/^/PCIEFW-ETHTOOL-I: /'
+ethtool -S eth0 | sed 's/^ */PCIEFW-ETHTOOL-S: /'
+"""
+
 INTERRUPTS = """
 echo "PCIEFW-IRQS-BEGIN"; grep eth0 /proc/interrupts; echo "PCIEFW-IRQS-END"
 lspci -vv -d 1234:fe02 | grep -E "MSI-X:|MSI:"
@@ -79,7 +86,7 @@ def boot_nic_guest(harness, tmp_path, guest_script, endpoint_args=(), timeout=60
 def test_ping_and_transfer(harness, tmp_path, mode):
     size = TRANSFER_MIB << 20
     sink, source = Sink(size), Source(size)
-    body = PING + INTERRUPTS + TRANSFER + INTERRUPTS
+    body = PING + INTERRUPTS + TRANSFER + INTERRUPTS + ETHTOOL
     res, ep = boot_nic_guest(harness, tmp_path, script(
         mode, body, MIB=TRANSFER_MIB, SINK=sink.port, SOURCE=source.port))
     console = res.console
@@ -96,6 +103,13 @@ def test_ping_and_transfer(harness, tmp_path, mode):
     inn = re.search(r"PCIEFW-IN-MD5: ([0-9a-f]{32})", console).group(1)
     assert sink.received == size and out == sink.digest
     assert source.sent == size and inn == source.digest
+    # ethtool names the driver, and the device's own counters saw both
+    # transfers (each frame's payload is at most its size on the wire).
+    assert "PCIEFW-ETHTOOL-I: driver: pciefw_nic" in console, res.describe()
+    hw = {k: int(v) for k, v in re.findall(r"^PCIEFW-ETHTOOL-S: (hw_\w+): (\d+)$",
+                                           console, re.M)}
+    assert hw["hw_tx_bytes"] > size and hw["hw_rx_bytes"] > size, hw
+    assert hw["hw_tx_packets"] > size // 9000 and hw["hw_interrupts"] > 0, hw
     # The driver's interrupts are of the forced kind, and they counted.
     # (Linux 6.1 names both MSI and MSI-X "PCI-MSI"; lspci tells them apart.)
     lines = irq_lines(console)
