@@ -29,6 +29,8 @@
 #define READS_PER_EVENT 16
 /* What a closing host may have left unread when a new one arrives. */
 #define HANGUP_READS 256
+/* How long a TLS host may take to finish its handshake (spec 1.5). */
+#define TLS_DEADLINE_S 10.0
 
 /* CONN_TLS: the TLS handshake; our Hello waits in the output queue. */
 enum conn_state { CONN_TLS, CONN_HELLO, CONN_READY };
@@ -48,6 +50,11 @@ struct pf_conn {
 	char refusal[300];
 	ev_io rd, wr;
 	ev_idle reaper;             /* closes a connection that failed */
+	/*
+	 * TLS: the handshake, and the Hello a refused host is to send, are
+	 * due within TLS_DEADLINE_S: a silent host does not keep the device.
+	 */
+	ev_timer deadline;
 	enum conn_state state;
 	struct pf_frame_decoder dec;
 	struct pf_codec codec;
@@ -480,6 +487,7 @@ static void conn_handshake(struct pf_conn *c)
 	}
 	c->state = CONN_HELLO;
 	if (r == PF_OK) {
+		ev_timer_stop(c->srv->loop, &c->deadline);
 		pf_info("%s: TLS session established", c->name);
 	} else {
 		snprintf(c->refusal, sizeof(c->refusal), "%s", err);
@@ -512,6 +520,18 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 		conn_pump(c);
 }
 
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pf_conn *c = w->data;
+
+	if (c->refusal[0])
+		conn_fail(c, "refused: %s (no Hello from the host within %.0f s)",
+			  c->refusal, TLS_DEADLINE_S);
+	else if (c->state == CONN_TLS)
+		conn_fail(c, "no TLS handshake from the host within %.0f s",
+			  TLS_DEADLINE_S);
+}
+
 static void reaper_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
 	conn_close(w->data);
@@ -528,6 +548,7 @@ static void conn_close(struct pf_conn *c)
 	ev_io_stop(srv->loop, &c->rd);
 	ev_io_stop(srv->loop, &c->wr);
 	ev_idle_stop(srv->loop, &c->reaper);
+	ev_timer_stop(srv->loop, &c->deadline);
 	pf_stream_free(c->st);
 	close(c->fd);
 	pf_frame_decoder_free(&c->dec);
@@ -628,7 +649,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_init(&c->rd, read_cb, fd, EV_READ);
 	ev_io_init(&c->wr, write_cb, fd, EV_WRITE);
 	ev_idle_init(&c->reaper, reaper_cb);
-	c->rd.data = c->wr.data = c->reaper.data = c;
+	ev_timer_init(&c->deadline, deadline_cb, TLS_DEADLINE_S, 0);
+	c->rd.data = c->wr.data = c->reaper.data = c->deadline.data = c;
+	if (c->tls)
+		ev_timer_start(loop, &c->deadline);
 	srv->conn = c;
 	pf_info("%s: accepted on %s%s", c->name,
 		l->addr.kind == PF_ADDR_UNIX ? "unix socket" : "tcp",

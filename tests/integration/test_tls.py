@@ -9,6 +9,7 @@ line that says why.
 """
 
 import re
+import socket
 
 import pytest
 
@@ -205,3 +206,18 @@ def test_second_tls_host_is_told_the_device_is_busy(harness, creds):
                      r"busy: it already serves a host \(connection 1\)\)$", line), line
     assert "refused a second host" in ep.output(), ep.output()
     assert d.reg(REG_ID) == ID
+
+
+def test_silent_host_does_not_keep_a_tls_endpoint(harness, creds):
+    """A host that connects and never starts its TLS handshake is dropped
+    after the deadline (spec 1.5); the device then serves the next host."""
+    ep = tls_endpoint(harness, creds)
+    port = int(ep.address.rsplit(":", 1)[1])
+    silent = socket.create_connection(("127.0.0.1", port))
+    try:
+        ep.wait_log("connection 1: closed: no TLS handshake from the host "
+                    "within 10 s", timeout=60)
+    finally:
+        silent.close()
+    q = harness.qemu(qemu_args(ep, creds["qemu"]))
+    assert DeviceUnderTest(q, TOPO).reg(REG_ID) == ID
