@@ -84,6 +84,10 @@ CONFIG_VFIO_USER=y
 CONFIG_ISA_DEBUG=y
 CONFIG_SERIAL_ISA=y
 CONFIG_SERIAL_PCI=y
+# intel-iommu: interrupt remapping gives an x86 guest more than one MSI
+# vector per function (docs/epc.md); an IOMMU in front of pciefw also
+# turns shared guest memory off (docs/protocol.md 10).
+CONFIG_VTD=y
 # PC_ACPI selects ACPI_CXL, whose code calls into hw/cxl: without CXL the
 # link fails (cxl_fmws_get_all_sorted) in QEMU 10.2; CXL needs PXB, and
 # hw/cxl needs CXL_MEM_DEVICE.
