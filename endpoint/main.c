@@ -36,6 +36,8 @@ static void usage(FILE *f)
 "                             DIR/ca-cert.pem\n"
 "      --no-guest-memory      do not offer to map guest RAM (DMA by copy) on\n"
 "                             UNIX sockets: all DMA goes by messages\n"
+"      --no-shm-rings         do not offer shared-memory rings on UNIX sockets:\n"
+"                             every message goes through the socket\n"
 "      --max-payload=BYTES    largest data payload accepted (default %u, max %u)\n"
 "      --trace=FILE           record every message both ways (pcapng)\n"
 "      --trace-limit=BYTES    rotate the trace at this size (FILE.1, FILE.2, ...);\n"
@@ -90,6 +92,7 @@ int main(int argc, char **argv)
 		{ "tls-creds", required_argument, NULL, 'C' },
 		{ "tls-verify-peer", no_argument, NULL, 'P' },
 		{ "no-guest-memory", no_argument, NULL, 'G' },
+		{ "no-shm-rings", no_argument, NULL, 'R' },
 		{ "trace", required_argument, NULL, 't' },
 		{ "trace-limit", required_argument, NULL, 'T' },
 		{ "trace-files", required_argument, NULL, 'F' },
@@ -103,7 +106,7 @@ int main(int argc, char **argv)
 	size_t n_listen = 0, n_opts = 0;
 	char *opts[MAX_OPTS], *device = NULL;
 	const char *trace_path = NULL, *tls_dir = NULL;
-	bool tls_verify_peer = false, guest_memory = true;
+	bool tls_verify_peer = false, guest_memory = true, shm_rings = true;
 	unsigned long max_payload = PCIEFW_DEFAULT_PAYLOAD;
 	unsigned long long trace_limit = 0;
 	unsigned long trace_files = 4;
@@ -147,6 +150,9 @@ int main(int argc, char **argv)
 			break;
 		case 'G':
 			guest_memory = false;
+			break;
+		case 'R':
+			shm_rings = false;
 			break;
 		case 'T': {
 			uint64_t v;
@@ -221,6 +227,7 @@ int main(int argc, char **argv)
 	pf_hello_defaults(&cfg.hello, "pciefw-endpoint " PCIEFW_VERSION);
 	cfg.hello.max_payload = (uint32_t)max_payload;
 	cfg.guest_memory = guest_memory;
+	cfg.shm_rings = shm_rings;
 	if (trace_path) {
 		cfg.trace = pf_trace_create(trace_path, "pciefw-endpoint", err, sizeof(err));
 		if (!cfg.trace) {

@@ -20,6 +20,7 @@
 #include "frame.h"
 #include "log.h"
 #include "msg.h"
+#include "ring.h"
 #include "stream.h"
 #include "tls.h"
 
@@ -29,6 +30,11 @@
 #define READS_PER_EVENT 16
 /* What a closing host may have left unread when a new one arrives. */
 #define HANGUP_READS 256
+/* How long we poll the rings for more before sleeping (spec 11.4). */
+#define RING_SPIN_MIN_NS 10000
+#define RING_SPIN_MAX_NS 500000
+/* One idle callback's poll, before other watchers get their turn. */
+#define RING_SPIN_SLICE_NS 20000
 /* How long a TLS host may take to finish its handshake (spec 1.5). */
 #define TLS_DEADLINE_S 10.0
 
@@ -50,6 +56,14 @@ struct pf_conn {
 	char refusal[300];
 	ev_io rd, wr;
 	ev_idle reaper;             /* closes a connection that failed */
+	/*
+	 * On the rings (spec 11): the host kicks bell while we sleep; spin
+	 * polls the ring while work keeps coming, for an adaptive budget.
+	 */
+	ev_io bell;
+	ev_idle spin;
+	struct pf_spin budget;
+	uint64_t last_work_ns, slept_ns;
 	/*
 	 * TLS: the handshake, and the Hello a refused host is to send, are
 	 * due within TLS_DEADLINE_S: a silent host does not keep the device.
@@ -89,6 +103,8 @@ struct pf_server {
 };
 
 static void conn_close(struct pf_conn *c);
+static int on_ring_setup(struct pf_conn *c, const Pciefw__RingSetup *rs,
+			 char *err, size_t errlen);
 
 /* ---- Output ---- */
 
@@ -109,6 +125,8 @@ static void conn_fail(struct pf_conn *c, const char *fmt, ...)
 	c->dead = true;
 	ev_io_stop(c->srv->loop, &c->rd);
 	ev_io_stop(c->srv->loop, &c->wr);
+	ev_io_stop(c->srv->loop, &c->bell);
+	ev_idle_stop(c->srv->loop, &c->spin);
 	ev_idle_start(c->srv->loop, &c->reaper);
 }
 
@@ -120,8 +138,12 @@ static void conn_flush(struct pf_conn *c)
 		return;
 	r = pf_stream_flush(c->st, &c->out);
 	if (r == PF_AGAIN) {
-		/* Keep reading meanwhile: the deadlock rule (spec 5.3). */
-		ev_io_start(c->srv->loop, &c->wr);
+		/*
+		 * Keep reading meanwhile: the deadlock rule (spec 5.3).  A full
+		 * ring asked the host to kick our doorbell instead.
+		 */
+		if (c->st->wake_fd < 0)
+			ev_io_start(c->srv->loop, &c->wr);
 		return;
 	}
 	if (r < 0)
@@ -311,6 +333,9 @@ static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 		snprintf(err, sizeof(err), "second hello");
 		r = PF_ERR_UNEXPECTED;
 		break;
+	case PCIEFW__MESSAGE__BODY_RING_SETUP:
+		r = on_ring_setup(c, m->ring_setup, err, sizeof(err));
+		break;
 	default:
 		r = pf_dev_handle(c->srv->cfg.dev, m, err, sizeof(err));
 	}
@@ -322,6 +347,8 @@ static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 
 static void feed(struct pf_conn *c, const uint8_t *p, size_t len)
 {
+	struct pf_stream *st;
+
 	while (len && !c->dead) {
 		const uint8_t *body;
 		size_t used, blen;
@@ -350,7 +377,15 @@ static void feed(struct pf_conn *c, const uint8_t *p, size_t len)
 			conn_fail(c, "framing error: %s", pf_strerror(r));
 			return;
 		}
+		st = c->st;
 		on_frame(c, body, blen);
+		if (c->st != st && (len || pf_frame_decoder_finish(&c->dec) != PF_EOF)) {
+			queue_error(c, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
+				    "bytes on the socket after ring_setup");
+			conn_fail(c, "protocol error: bytes on the socket after "
+				  "ring_setup");
+			return;
+		}
 	}
 }
 
@@ -441,6 +476,10 @@ static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 			conn_fail(c, pf_frame_decoder_finish(&c->dec) == PF_EOF ?
 				  "host disconnected" :
 				  "host disconnected in the middle of a frame");
+		else if (errno == EPROTO && c->st->wake_fd >= 0)
+			conn_fail(c, "the host broke the shared-memory rings (an "
+				  "impossible index, or bytes on the socket; spec "
+				  "11.5)");
 		else
 			conn_fail(c, "read failed: %s", strerror(errno));
 	}
@@ -497,6 +536,119 @@ static void conn_handshake(struct pf_conn *c)
 	conn_read(c, READS_PER_EVENT, false);
 }
 
+/* ---- The shared-memory rings (spec 11) ---- */
+
+/*
+ * Poll the ring while the host keeps sending, up to the adaptive budget
+ * past the last work; then announce sleep and wait for the doorbell.  One
+ * call polls for a slice only, so the loop's other watchers still run.
+ */
+static void spin_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	struct pf_conn *c = w->data;
+	uint64_t now = pf_ring_now_ns(), slice_end = now + RING_SPIN_SLICE_NS;
+
+	if (c->throttled) {
+		/* Nothing to read until the host read: its kick resumes us. */
+		ev_idle_stop(loop, w);
+		return;
+	}
+	do {
+		if (pf_stream_pending(c->st)) {
+			conn_read(c, READS_PER_EVENT, false);
+			c->last_work_ns = pf_ring_now_ns();
+			return;
+		}
+		now = pf_ring_now_ns();
+	} while (now < slice_end);
+	if (now - c->last_work_ns < c->budget.budget_ns)
+		return;
+	if (c->st->ops->try_sleep(c->st)) {
+		ev_idle_stop(loop, w);
+		pf_spin_miss(&c->budget);
+		c->slept_ns = now;
+	}
+}
+
+static void bell_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pf_conn *c = w->data;
+	uint64_t now = pf_ring_now_ns();
+
+	pf_doorbell_drain(w->fd);
+	/* Woken soon after giving up: the budget was too short. */
+	if (!ev_is_active(&c->spin) && now - c->slept_ns < RING_SPIN_MAX_NS)
+		pf_spin_hit(&c->budget);
+	c->st->ops->awake(c->st);
+	c->last_work_ns = now;
+	ev_idle_start(loop, &c->spin);
+	conn_flush(c);              /* a kick may mean room to write */
+	if (c->throttled)
+		conn_pump(c);
+	else
+		conn_read(c, READS_PER_EVENT, false);
+}
+
+/*
+ * RingSetup (spec 11.1): map the host's region and answer on the socket;
+ * accepted, that answer is our last frame there and both directions move
+ * to the rings.  A region we cannot use is refused and the session stays
+ * on the socket.
+ */
+static int on_ring_setup(struct pf_conn *c, const Pciefw__RingSetup *rs,
+			 char *err, size_t errlen)
+{
+	int fds[PCIEFW_RING_SETUP_FDS];
+	struct pf_stream *st;
+	char why[300];
+	size_t mark;
+
+	if (!(c->srv->cfg.dev->session.features & PCIEFW_FEATURE_SHM_RINGS) ||
+	    c->st->wake_fd >= 0) {
+		snprintf(err, errlen, "ring_setup %s", c->st->wake_fd >= 0 ?
+			 "while already on the rings" :
+			 "without the shm rings feature");
+		return PF_ERR_UNEXPECTED;
+	}
+	if (!pf_conn_take_fds(c, fds, PCIEFW_RING_SETUP_FDS)) {
+		snprintf(err, errlen, "ring_setup without its %u fds",
+			 PCIEFW_RING_SETUP_FDS);
+		return PF_ERR_INVALID;
+	}
+	st = pf_stream_ring(c->fd, fds, rs->region_size, why, sizeof(why));
+	pf_put_ring_ready(pf_conn_out_begin(c, &mark), st != NULL,
+			  st ? NULL : why);
+	pf_conn_out_end(c, mark);
+	if (!st) {
+		pf_warn("%s: shared-memory rings refused, staying on the socket: "
+			"%s", c->name, why);
+		return PF_OK;
+	}
+	/* Everything so far leaves by the socket, before the switch. */
+	if (pf_stream_flush(c->st, &c->out) != PF_OK) {
+		pf_stream_free(st);
+		snprintf(err, errlen, "cannot send ring_ready: %s", strerror(errno));
+		return PF_ERR_IO;
+	}
+	memcpy(st->fds, c->st->fds, c->st->n_fds * sizeof(int));
+	st->n_fds = c->st->n_fds;
+	c->st->n_fds = 0;
+	pf_stream_free(c->st);
+	c->st = st;
+	pf_spin_init(&c->budget, RING_SPIN_MIN_NS, RING_SPIN_MAX_NS);
+	ev_io_set(&c->bell, st->wake_fd, EV_READ);
+	ev_io_start(c->srv->loop, &c->bell);
+	c->last_work_ns = pf_ring_now_ns();
+	st->ops->awake(st);
+	ev_idle_start(c->srv->loop, &c->spin);
+	pf_info("%s: shared-memory rings in use", c->name);
+	if (c->srv->cfg.trace)
+		pf_trace_write_note(c->srv->cfg.trace, pf_now_ns(),
+				    PF_DIR_TO_HOST,
+				    "session continues over shared-memory rings");
+	return PF_OK;
+}
+
 static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct pf_conn *c = w->data;
@@ -549,6 +701,8 @@ static void conn_close(struct pf_conn *c)
 	ev_io_stop(srv->loop, &c->wr);
 	ev_idle_stop(srv->loop, &c->reaper);
 	ev_timer_stop(srv->loop, &c->deadline);
+	ev_io_stop(srv->loop, &c->bell);
+	ev_idle_stop(srv->loop, &c->spin);
 	pf_stream_free(c->st);
 	close(c->fd);
 	pf_frame_decoder_free(&c->dec);
@@ -650,7 +804,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_init(&c->wr, write_cb, fd, EV_WRITE);
 	ev_idle_init(&c->reaper, reaper_cb);
 	ev_timer_init(&c->deadline, deadline_cb, TLS_DEADLINE_S, 0);
+	ev_idle_init(&c->spin, spin_cb);
+	ev_init(&c->bell, bell_cb);
 	c->rd.data = c->wr.data = c->reaper.data = c->deadline.data = c;
+	c->spin.data = c->bell.data = c;
 	if (c->tls)
 		ev_timer_start(loop, &c->deadline);
 	srv->conn = c;
@@ -670,6 +827,8 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	c->hello = srv->cfg.hello;
 	if (l->addr.kind == PF_ADDR_UNIX && srv->cfg.guest_memory)
 		c->hello.features |= PCIEFW_FEATURE_GUEST_MEMORY;
+	if (l->addr.kind == PF_ADDR_UNIX && srv->cfg.shm_rings)
+		c->hello.features |= PCIEFW_FEATURE_SHM_RINGS;
 	pf_put_hello(pf_conn_out_begin(c, &mark), &c->hello);
 	pf_conn_out_end(c, mark);
 	ev_io_start(loop, &c->rd);

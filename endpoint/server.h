@@ -16,6 +16,8 @@ struct pf_server_config {
 	struct pf_hello_params hello;
 	/* Offer PCIEFW_FEATURE_GUEST_MEMORY on UNIX sockets (spec 10.1). */
 	bool guest_memory;
+	/* Offer PCIEFW_FEATURE_SHM_RINGS on UNIX sockets (spec 11.1). */
+	bool shm_rings;
 	struct pf_trace_writer *trace;  /* may be NULL */
 	struct pf_tls *tls;             /* NULL: plain connections */
 };

@@ -23,8 +23,8 @@ void pf_shared_ram_clear(struct pf_shared_ram *gm)
  * or memory file at least that long, sealed against shrinking: a host
  * that could shrink it under our mapping could make a copy fault (SIGBUS).
  */
-static const char *refusal(int fd, uint64_t off, uint64_t size, char *why,
-			   size_t whylen)
+const char *pf_shared_fd_refusal(int fd, uint64_t off, uint64_t size,
+				 char *why, size_t whylen)
 {
 	struct stat st;
 	int seals;
@@ -54,7 +54,7 @@ unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm
 	for (size_t i = 0; i < mm->n_regions; i++) {
 		const Pciefw__MemoryRegion *r = mm->regions[i];
 		char buf[160];
-		const char *why = refusal(fds[i], r->fd_offset, r->size, buf, sizeof(buf));
+		const char *why = pf_shared_fd_refusal(fds[i], r->fd_offset, r->size, buf, sizeof(buf));
 		void *p = MAP_FAILED;
 
 		if (!why && r->size > SIZE_MAX)

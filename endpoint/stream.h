@@ -30,11 +30,28 @@ struct pf_stream_ops {
 	size_t (*pending)(struct pf_stream *st);
 	/* Frees the stream; the socket is closed by its owner. */
 	void (*free)(struct pf_stream *st);
+	/*
+	 * Optional (the rings, stream_ring.c): fds the host passed that
+	 * wait beside the bytes, collected now (pf_stream_take_fds).
+	 */
+	void (*collect_fds)(struct pf_stream *st);
+	/*
+	 * Optional (the rings): the reader announces that it sleeps on
+	 * wake_fd (false: input arrived meanwhile, it must not), or that it
+	 * is awake and polling, so the host need not kick (spec 11.4).
+	 */
+	bool (*try_sleep)(struct pf_stream *st);
+	void (*awake)(struct pf_stream *st);
 };
 
 struct pf_stream {
 	const struct pf_stream_ops *ops;
 	int fd;
+	/*
+	 * >= 0: readiness comes from this doorbell, not from the socket, and
+	 * a full stream asked the host to kick it once there is room.
+	 */
+	int wake_fd;
 	/*
 	 * File descriptors received with the bytes (SCM_RIGHTS on a UNIX
 	 * socket), oldest first, not yet claimed (docs/protocol.md 10.2).
@@ -48,6 +65,17 @@ struct pf_stream {
 
 /* The socket itself. */
 struct pf_stream *pf_stream_socket(int fd);
+
+/* recv() on @st's socket, keeping the fds that come with the bytes. */
+ssize_t pf_socket_recv(struct pf_stream *st, void *buf, size_t len);
+
+/*
+ * Rings in the host's region beside the socket @fd (docs/protocol.md 11).
+ * Takes @fds (region, our doorbell, the host's doorbell) whatever happens;
+ * NULL with the reason in @err if the region cannot be used.
+ */
+struct pf_stream *pf_stream_ring(int fd, const int fds[PCIEFW_RING_SETUP_FDS],
+				 uint64_t region_size, char *err, size_t errlen);
 
 static inline ssize_t pf_stream_recv(struct pf_stream *st, void *buf, size_t len)
 {

@@ -38,7 +38,7 @@ static void keep_fds(struct pf_stream *st, struct msghdr *msg)
  * recvmsg() so that fds passed on a UNIX socket are received, not lost
  * (docs/protocol.md 10.2); on TCP no control data ever comes.
  */
-static ssize_t socket_recv(struct pf_stream *st, void *buf, size_t len)
+ssize_t pf_socket_recv(struct pf_stream *st, void *buf, size_t len)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * PCIEFW_MAX_PENDING_FDS)];
@@ -72,7 +72,7 @@ static void socket_free(struct pf_stream *st)
 }
 
 static const struct pf_stream_ops socket_ops = {
-	.recv = socket_recv,
+	.recv = pf_socket_recv,
 	.send = socket_send,
 	.pending = socket_pending,
 	.free = socket_free,
@@ -85,6 +85,7 @@ struct pf_stream *pf_stream_socket(int fd)
 	if (st) {
 		st->ops = &socket_ops;
 		st->fd = fd;
+		st->wake_fd = -1;
 	}
 	return st;
 }
@@ -98,6 +99,8 @@ void pf_stream_close_fds(struct pf_stream *st)
 
 bool pf_stream_take_fds(struct pf_stream *st, int *out, unsigned n)
 {
+	if (n > st->n_fds && st->ops->collect_fds)
+		st->ops->collect_fds(st);
 	if (n > st->n_fds)
 		return false;
 	memcpy(out, st->fds, n * sizeof(int));

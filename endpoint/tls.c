@@ -240,6 +240,7 @@ struct pf_stream *pf_tls_stream(struct pf_tls *tls, int fd,
 	gnutls_transport_set_int(t->session, fd);
 	t->base.ops = &tls_ops;
 	t->base.fd = fd;
+	t->base.wake_fd = -1;
 	t->tls = tls;
 	return &t->base;
 }

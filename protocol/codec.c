@@ -405,7 +405,10 @@ int pf_msg_validate(const PfMessage *m, uint32_t max_payload,
 	case PCIEFW__MESSAGE__BODY_MEMORY_MAP:
 		return check_memory_map(m->memory_map, err, errlen);
 	case PCIEFW__MESSAGE__BODY_BUS_MASTER:
+	case PCIEFW__MESSAGE__BODY_RING_SETUP:
 		return PF_OK;
+	case PCIEFW__MESSAGE__BODY_RING_READY:
+		return check_text(m->ring_ready->reason, PCIEFW_MAX_TEXT, err, errlen);
 	default:
 		return fail(err, errlen, "message of unknown kind %d", m->body_case);
 	}
@@ -456,6 +459,8 @@ static const char *const kind_names[] = {
 	[PCIEFW__MESSAGE__BODY_ERROR] = "error",
 	[PCIEFW__MESSAGE__BODY_MEMORY_MAP] = "memory_map",
 	[PCIEFW__MESSAGE__BODY_BUS_MASTER] = "bus_master",
+	[PCIEFW__MESSAGE__BODY_RING_SETUP] = "ring_setup",
+	[PCIEFW__MESSAGE__BODY_RING_READY] = "ring_ready",
 };
 
 const char *pf_msg_kind_name(Pciefw__Message__BodyCase kind)

@@ -171,6 +171,14 @@ char *pf_msg_format(const PfMessage *m, char *buf, size_t len)
 	case PCIEFW__MESSAGE__BODY_BUS_MASTER:
 		put(&o, " %s", m->bus_master->enabled ? "enabled" : "disabled");
 		break;
+	case PCIEFW__MESSAGE__BODY_RING_SETUP:
+		put(&o, " region=%llu",
+		    (unsigned long long)m->ring_setup->region_size);
+		break;
+	case PCIEFW__MESSAGE__BODY_RING_READY:
+		put(&o, " %s", m->ring_ready->accepted ? "accepted" : "refused");
+		put_text(&o, "reason", m->ring_ready->reason);
+		break;
 	default:
 		break;
 	}

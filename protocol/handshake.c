@@ -80,6 +80,9 @@ int pf_hello_negotiate(const struct pf_hello_params *local,
 	/* Introduced in 1.1: not with a 1.0 peer (spec 2.2, 10.1). */
 	if (s->version_minor < 1)
 		s->features &= ~PCIEFW_FEATURE_GUEST_MEMORY;
+	/* Introduced in 1.2 (spec 11.1). */
+	if (s->version_minor < 2)
+		s->features &= ~PCIEFW_FEATURE_SHM_RINGS;
 	s->max_payload = min_u32(min_u32(h->max_payload, local->max_payload),
 				 PCIEFW_MAX_PAYLOAD);
 	copy_name(s->peer_name, h->peer_name);

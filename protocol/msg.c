@@ -125,6 +125,23 @@ int pf_put_bus_master(struct pf_buf *o, bool enabled)
 	PUT(o, BUS_MASTER, bus_master, &b);
 }
 
+int pf_put_ring_setup(struct pf_buf *o, uint64_t region_size)
+{
+	Pciefw__RingSetup r = PCIEFW__RING_SETUP__INIT;
+
+	r.region_size = region_size;
+	PUT(o, RING_SETUP, ring_setup, &r);
+}
+
+int pf_put_ring_ready(struct pf_buf *o, bool accepted, const char *reason)
+{
+	Pciefw__RingReady r = PCIEFW__RING_READY__INIT;
+
+	r.accepted = accepted;
+	r.reason = (char *)(reason ? reason : "");
+	PUT(o, RING_READY, ring_ready, &r);
+}
+
 int pf_put_completion(struct pf_buf *o, uint32_t tag, Pciefw__Status status,
 		      const void *data, uint32_t size)
 {

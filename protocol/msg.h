@@ -35,6 +35,8 @@ struct pf_mem_region {
 int pf_put_memory_map(struct pf_buf *o, const struct pf_mem_region *r,
 		      size_t n);
 int pf_put_bus_master(struct pf_buf *o, bool enabled);
+int pf_put_ring_setup(struct pf_buf *o, uint64_t region_size);
+int pf_put_ring_ready(struct pf_buf *o, bool accepted, const char *reason);
 
 /* Either direction. */
 int pf_put_completion(struct pf_buf *o, uint32_t tag, Pciefw__Status status,

@@ -13,16 +13,18 @@
 /* Hello.magic: the bytes "PFW!" read as a little-endian word (spec 2). */
 #define PCIEFW_MAGIC            0x21574650u
 #define PCIEFW_VERSION_MAJOR    1u
-#define PCIEFW_VERSION_MINOR    1u
+#define PCIEFW_VERSION_MINOR    2u
 
 /* Feature bits of Hello.features (spec 2.2). */
 #define PCIEFW_FEATURE_MEM_BURST   (1ull << 0) /* MemRead/Write > 8 bytes */
 #define PCIEFW_FEATURE_CONFIG_EXT  (1ull << 1) /* config offsets 256..4095 */
 /* MemoryMap/BusMaster, UNIX sockets only (spec 10); minor >= 1. */
 #define PCIEFW_FEATURE_GUEST_MEMORY (1ull << 2)
+/* RingSetup/RingReady, UNIX sockets only (spec 11); minor >= 2. */
+#define PCIEFW_FEATURE_SHM_RINGS   (1ull << 3)
 #define PCIEFW_FEATURES_KNOWN \
 	(PCIEFW_FEATURE_MEM_BURST | PCIEFW_FEATURE_CONFIG_EXT | \
-	 PCIEFW_FEATURE_GUEST_MEMORY)
+	 PCIEFW_FEATURE_GUEST_MEMORY | PCIEFW_FEATURE_SHM_RINGS)
 /*
  * Features pf_hello_defaults() offers: guest memory needs a UNIX socket
  * and code that passes fds, so a side offers it explicitly (spec 10.1).
@@ -52,6 +54,8 @@
 #define PCIEFW_MAX_MEM_REGIONS   32u
 #define PCIEFW_MAX_PENDING_FDS   64u
 #define PCIEFW_MEM_ALIGN         4096u
+/* The shared-memory transport (spec 11.1): region fd and two doorbells. */
+#define PCIEFW_RING_SETUP_FDS    3u
 
 /*
  * Result codes of libpciefw calls: 0 or a positive count on success,

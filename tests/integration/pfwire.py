@@ -4,6 +4,10 @@ endpoint byte by byte: frames, protobuf fields, the message kinds; and
 ScriptedEndpoint, an endpoint that says what no real endpoint says (hostile
 or broken peers) and records what QEMU answers."""
 
+import fcntl
+import mmap
+import os
+import select
 import socket
 import struct
 import threading
@@ -17,7 +21,7 @@ KINDS = {
     "mem_write": 5, "io_read": 6, "io_write": 7, "completion": 8,
     "dma_read": 9, "dma_write": 10, "intx": 11, "msi": 12, "msix": 13,
     "device_description": 14, "reset": 15, "goodbye": 16, "error": 17,
-    "memory_map": 18, "bus_master": 19,
+    "memory_map": 18, "bus_master": 19, "ring_setup": 20, "ring_ready": 21,
 }
 KIND_NAMES = {v: k for k, v in KINDS.items()}
 (HELLO, CONFIG_READ, CONFIG_WRITE, MEM_READ, MEM_WRITE, IO_READ, IO_WRITE,
@@ -25,6 +29,7 @@ KIND_NAMES = {v: k for k, v in KINDS.items()}
  GOODBYE, ERROR) = range(1, 18)
 # Hello.features bits (spec 2.2)
 FEATURE_MEM_BURST, FEATURE_CONFIG_EXT, FEATURE_GUEST_MEMORY = 1, 2, 4
+FEATURE_SHM_RINGS = 8
 # Completion status
 SC, UR, CA, CRS = 0, 1, 2, 3
 ERROR_CODES = ["ERROR_PROTOCOL", "ERROR_VERSION", "ERROR_UNEXPECTED",
@@ -154,12 +159,15 @@ class Conn:
                 if len(self.buf) >= 4 + n:
                     body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
                     return decode(body)
-            data = self.sock.recv(65536)
+            data = self._recv()
             if not data:
                 self.eof = True
                 assert not self.buf, f"EOF inside a frame: {self.buf!r}"
                 return None
             self.buf += data
+
+    def _recv(self):
+        return self.sock.recv(65536)
 
     def until(self, kind):
         """Messages up to and including the first of @kind."""
@@ -388,3 +396,117 @@ class ScriptedEndpoint(threading.Thread):
             except OSError:
                 pass
         self.join(5)
+
+
+# ---------------------------------------------------------------------------
+# The shared-memory rings (docs/protocol.md 11), written from the spec
+
+RING_MAGIC = 0x47524650
+RING_HEADER = 4096
+TO_ENDPOINT, TO_HOST = 0, 1
+CTL_TAIL, CTL_HEAD, CTL_ASLEEP, CTL_WAITING = 0, 64, 128, 192
+
+
+def ring_setup(region_size):
+    return message("ring_setup", (1, region_size))
+
+
+def ring_region(ring_bytes, sealed=True):
+    """A memfd laid out as spec 11.2: (fd, mmap)."""
+    size = RING_HEADER + 2 * ring_bytes
+    fd = os.memfd_create("pfw-rings", os.MFD_ALLOW_SEALING)
+    os.ftruncate(fd, size)
+    if sealed:
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+    mem = mmap.mmap(fd, size)
+    struct.pack_into("<III", mem, 0, RING_MAGIC, 1, ring_bytes)
+    for d in (TO_ENDPOINT, TO_HOST):
+        struct.pack_into("<I", mem, 64 + 256 * d + CTL_ASLEEP, 1)
+    return fd, mem
+
+
+class RingHost(Conn):
+    """A host that moves its session to the rings: after handshake() and
+    setup(), send() writes into the ring to the endpoint (and always rings
+    its doorbell: a spurious kick is allowed) and next() reads the ring to
+    the host, sleeping on our doorbell.  The socket only shows EOF."""
+
+    def __init__(self, address, ring_bytes=65536, timeout=10.0):
+        super().__init__(address, timeout)
+        self.ring_bytes = ring_bytes
+        self.timeout = timeout
+        self.on_rings = False
+
+    def setup(self, sealed=True, fds=None):
+        """RingSetup with a fresh region; returns the RingReady fields."""
+        self.fd, self.mem = ring_region(self.ring_bytes, sealed)
+        self.ep_bell = os.eventfd(0, os.EFD_NONBLOCK)
+        self.our_bell = os.eventfd(0, os.EFD_NONBLOCK)
+        self.tx_pos = self.rx_pos = 0
+        size = RING_HEADER + 2 * self.ring_bytes
+        self.send_fds(ring_setup(size), fds or [self.fd, self.ep_bell, self.our_bell])
+        kinds = self.until("ring_ready")
+        assert [k for k, _ in kinds] == ["ring_ready"], kinds
+        ready = kinds[-1][1]
+        self.on_rings = bool(ready.get(1, 0))
+        return ready
+
+    def ctl(self, d, off):
+        return 64 + 256 * d + off
+
+    def set_index(self, d, off, value):
+        struct.pack_into("<Q", self.mem, self.ctl(d, off), value)
+
+    def index(self, d, off):
+        return struct.unpack_from("<Q", self.mem, self.ctl(d, off))[0]
+
+    def send(self, data):
+        if not self.on_rings:
+            return super().send(data)
+        base = RING_HEADER + TO_ENDPOINT * self.ring_bytes
+        deadline = time.monotonic() + self.timeout
+        while data:
+            room = self.ring_bytes - (self.tx_pos - self.index(TO_ENDPOINT, CTL_HEAD))
+            n = min(room, len(data))
+            if not n:
+                assert time.monotonic() < deadline, "ring to the endpoint stays full"
+                time.sleep(0.001)
+                continue
+            for i in range(n):
+                self.mem[base + (self.tx_pos + i) % self.ring_bytes] = data[i]
+            self.tx_pos += n
+            self.set_index(TO_ENDPOINT, CTL_TAIL, self.tx_pos)
+            data = data[n:]
+            os.eventfd_write(self.ep_bell, 1)
+
+    def _recv(self):
+        if not self.on_rings:
+            return super()._recv()
+        base = RING_HEADER + TO_HOST * self.ring_bytes
+        deadline = time.monotonic() + self.timeout
+        while True:
+            avail = self.index(TO_HOST, CTL_TAIL) - self.rx_pos
+            assert 0 <= avail <= self.ring_bytes, f"endpoint wrote tail +{avail}"
+            if avail:
+                out = bytes(self.mem[base + (self.rx_pos + i) % self.ring_bytes]
+                            for i in range(avail))
+                self.rx_pos += avail
+                self.set_index(TO_HOST, CTL_HEAD, self.rx_pos)
+                return out
+            r, _, _ = select.select([self.our_bell, self.sock], [], [], 0.05)
+            if self.sock in r and not self.sock.recv(1, socket.MSG_PEEK):
+                return b""
+            if self.our_bell in r:
+                try:
+                    os.eventfd_read(self.our_bell)
+                except BlockingIOError:
+                    pass
+            if time.monotonic() > deadline:
+                raise socket.timeout("nothing in the ring to the host")
+
+    def close(self):
+        super().close()
+        if hasattr(self, "mem"):
+            self.mem.close()
+            for fd in (self.fd, self.ep_bell, self.our_bell):
+                os.close(fd)

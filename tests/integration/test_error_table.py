@@ -94,15 +94,24 @@ def _second_host(ep):
     return c
 
 
-def _guest_memory(act):
-    """A host that negotiated guest memory sharing (spec 10.1), then @act."""
+def _negotiated(feature, minor, act):
+    """A host that negotiated @feature (introduced in 1.@minor), then @act."""
     def drive(ep):
         c = pfwire.Conn(ep.address)
-        c.handshake(max_payload=PAYLOAD, minor=1,
-                    features=3 | pfwire.FEATURE_GUEST_MEMORY)
+        c.handshake(max_payload=PAYLOAD, minor=minor, features=3 | feature)
         act(c)
         return c
     return drive
+
+
+def _guest_memory(act):
+    """After a handshake that negotiated guest memory (spec 10.1)."""
+    return _negotiated(pfwire.FEATURE_GUEST_MEMORY, 1, act)
+
+
+def _shm_rings(act):
+    """After a handshake that negotiated the rings (spec 11.1)."""
+    return _negotiated(pfwire.FEATURE_SHM_RINGS, 2, act)
 
 
 def _pass_65_fds(c):
@@ -162,6 +171,8 @@ DRIVERS = {
     "memory-map-fds": _guest_memory(lambda c: c.send(
         pfwire.memory_map((0, 0x1000, 0)))),
     "too-many-fds": _guest_memory(_pass_65_fds),
+    "rings-unnegotiated": _after_handshake(pfwire.ring_setup(1 << 20)),
+    "ring-setup-fds": _shm_rings(lambda c: c.send(pfwire.ring_setup(1 << 20))),
 }
 
 

@@ -753,7 +753,7 @@ static void hello_from(struct pf_hello_params *p, const PfMessage *m)
 		p->max_payload = m->hello->max_payload;
 	}
 	/* No fds to pass: a replay never shares guest memory (spec 10.5). */
-	p->features &= ~PCIEFW_FEATURE_GUEST_MEMORY;
+	p->features &= ~(PCIEFW_FEATURE_GUEST_MEMORY | PCIEFW_FEATURE_SHM_RINGS);
 }
 
 static int handshake_message(struct ctx *c, PfMessage **m, const char *what)

@@ -183,9 +183,13 @@ int rp_script_load(const char *path, bool allow_truncated,
 		 * A replay's connection never shares guest memory: the map
 		 * and bus-master reports of the recording are not replayed,
 		 * and the DMA recorded as copies arrives as messages (10.5).
+		 * Nor does it move to the rings: their setup is the
+		 * transport's, not the session's (11.6).
 		 */
 		if (m->body_case == PCIEFW__MESSAGE__BODY_MEMORY_MAP ||
-		    m->body_case == PCIEFW__MESSAGE__BODY_BUS_MASTER) {
+		    m->body_case == PCIEFW__MESSAGE__BODY_BUS_MASTER ||
+		    m->body_case == PCIEFW__MESSAGE__BODY_RING_SETUP ||
+		    m->body_case == PCIEFW__MESSAGE__BODY_RING_READY) {
 			pciefw__message__free_unpacked(m, NULL);
 			continue;
 		}

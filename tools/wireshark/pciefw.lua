@@ -63,6 +63,8 @@ local MESSAGES = {
   [17] = { "error", { [1] = { "code", "enum", ERROR_CODE }, [2] = { "text", "string" } } },
   [18] = { "memory_map", { [1] = { "region", "message", MEM_REGION } } },
   [19] = { "bus_master", { [1] = { "enabled", "bool" } } },
+  [20] = { "ring_setup", { [1] = { "region_size", "uint" } } },
+  [21] = { "ring_ready", { [1] = { "accepted", "bool" }, [2] = { "reason", "string" } } },
 }
 
 local f_version = ProtoField.uint8("pciefw.record_version", "Record version")

@@ -24,7 +24,7 @@ static void socket_close_fds(PCIeFwStream *st)
 }
 
 /* With fds attached, the first bytes that go carry them (spec 10.2). */
-static ssize_t socket_send(PCIeFwStream *st, const void *buf, size_t len)
+ssize_t pciefw_socket_send(PCIeFwStream *st, const void *buf, size_t len)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int) * PCIEFW_MAX_MEM_REGIONS)];
@@ -71,7 +71,7 @@ static void socket_free(PCIeFwStream *st)
 
 static const PCIeFwStreamOps socket_ops = {
     .handshake = socket_handshake,
-    .send = socket_send,
+    .send = pciefw_socket_send,
     .recv = socket_recv,
     .pending = socket_pending,
     .free = socket_free,
@@ -84,6 +84,7 @@ PCIeFwStream *pciefw_stream_socket(int fd)
 
     st->ops = &socket_ops;
     st->fd = fd;
+    st->wake_fd = -1;
     return st;
 }
 

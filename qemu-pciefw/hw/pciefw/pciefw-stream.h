@@ -1,7 +1,8 @@
 /*
  * pciefw: the byte stream under the connection to the endpoint -- the
- * socket itself, or TLS over it (docs/protocol.md 1.5).  The device reads
- * and writes through these operations only.
+ * socket itself, TLS over it (docs/protocol.md 1.5), or rings in shared
+ * memory beside it (docs/protocol.md 11).  The device reads and writes
+ * through these operations only.
  *
  * Copyright (c) 2025 The pciefw authors
  *
@@ -38,6 +39,17 @@ typedef struct PCIeFwStreamOps {
      */
     bool can_pass_fds;
     void (*free)(PCIeFwStream *st);
+    /*
+     * Optional, for a stream whose readiness is not the socket's (the
+     * rings): spin for input for the adaptive budget; true once some is
+     * there.  The stream then stays asleep: the peer kicks wake_fd.
+     */
+    bool (*spin)(PCIeFwStream *st);
+    /*
+     * Optional: the socket polled readable (it carries no messages any
+     * more): notice the peer's hang-up, refuse stray bytes.
+     */
+    void (*socket_event)(PCIeFwStream *st);
 } PCIeFwStreamOps;
 
 struct PCIeFwStream {
@@ -46,10 +58,24 @@ struct PCIeFwStream {
     char *error;                /* why the last call failed, if known */
     int fds[PCIEFW_MAX_MEM_REGIONS]; /* to pass with the next send: dups */
     unsigned n_fds;
+    int wake_fd;                /* >= 0: readiness comes from here (ours) */
 };
 
 /* The connected socket itself. */
 PCIeFwStream *pciefw_stream_socket(int fd);
+
+/*
+ * Rings in shared memory (docs/protocol.md 11) beside the connected UNIX
+ * socket @fd: creates the region and both doorbells.  @setup_fds gets the
+ * three fds RingSetup passes (the stream keeps them; the caller passes
+ * duplicates); @region_size the size it announces.
+ */
+PCIeFwStream *pciefw_stream_ring(int fd, uint32_t ring_bytes,
+                                 int setup_fds[PCIEFW_RING_SETUP_FDS],
+                                 uint64_t *region_size, Error **errp);
+
+/* Send on the socket, passing st->fds with the bytes if there are any. */
+ssize_t pciefw_socket_send(PCIeFwStream *st, const void *buf, size_t len);
 
 /* A TLS client over the connected socket @fd. */
 PCIeFwStream *pciefw_stream_tls(int fd, QCryptoTLSCreds *creds,

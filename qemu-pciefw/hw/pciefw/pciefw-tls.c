@@ -160,6 +160,7 @@ PCIeFwStream *pciefw_stream_tls(int fd, QCryptoTLSCreds *creds,
     t = g_new0(PCIeFwTlsStream, 1);
     t->base.ops = &tls_ops;
     t->base.fd = fd;
+    t->base.wake_fd = -1;
     t->session = session;
     qcrypto_tls_session_set_callbacks(session, tls_push, tls_pull, t);
     return &t->base;

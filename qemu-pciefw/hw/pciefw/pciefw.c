@@ -54,6 +54,7 @@
 #include "protocol/frame.h"
 #include "protocol/handshake.h"
 #include "protocol/msg.h"
+#include "protocol/ring.h"
 #include "protocol/trace.h"
 
 #define TYPE_PCIEFW "pciefw"
@@ -104,6 +105,7 @@ typedef enum PCIeFwLinkState {
     PCIEFW_TLS_HANDSHAKE,
     PCIEFW_WAIT_HELLO,
     PCIEFW_WAIT_DESC,
+    PCIEFW_WAIT_RINGS,          /* RingSetup sent, RingReady due (spec 11) */
     PCIEFW_RESETTING,
     PCIEFW_UP,
 } PCIeFwLinkState;
@@ -160,6 +162,7 @@ struct PCIeFwState {
     char *tls_creds;
     char *tls_hostname;
     bool guest_memory;
+    bool shm_rings;
 
     /* Connection */
     char *peer;                 /* "unix:PATH" or "tcp:HOST:PORT" */
@@ -167,6 +170,7 @@ struct PCIeFwState {
     struct addrinfo *next_addr; /* the candidate being connected to */
     int fd;
     PCIeFwStream *stream;       /* over fd: the socket itself, or TLS */
+    PCIeFwStream *ring_stream;  /* WAIT_RINGS: the rings proposed */
     QCryptoTLSCreds *creds;     /* tls-creds, resolved at realize */
     bool handshake_wants_write;
     QEMUBH *input_bh;           /* input the stream holds, poll() cannot see */
@@ -220,6 +224,8 @@ struct PCIeFwState {
 
 static void pciefw_read_input(PCIeFwState *s, int max_reads);
 static void pciefw_update_watch(PCIeFwState *s);
+static void pciefw_socket_read(void *opaque);
+static void pciefw_bell_read(void *opaque);
 static void pciefw_schedule_reconnect(PCIeFwState *s);
 
 static uint64_t all_ones(unsigned size)
@@ -266,7 +272,11 @@ pciefw_fault(PCIeFwState *s, PCIeFwFault kind, const char *fmt, ...)
  */
 static void pciefw_drop(PCIeFwState *s)
 {
+    if (s->stream && s->stream->wake_fd >= 0) {
+        qemu_set_fd_handler(s->stream->wake_fd, NULL, NULL, NULL);
+    }
     g_clear_pointer(&s->stream, pciefw_stream_free);
+    g_clear_pointer(&s->ring_stream, pciefw_stream_free);
     if (s->fd >= 0) {
         qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
         close(s->fd);
@@ -490,7 +500,8 @@ static bool pciefw_want_write(PCIeFwState *s)
     case PCIEFW_TLS_HANDSHAKE:
         return s->handshake_wants_write;
     default:
-        return !pf_buf_empty(&s->out);
+        /* A full ring asked the endpoint to kick us (spec 11.4). */
+        return !pf_buf_empty(&s->out) && s->stream->wake_fd < 0;
     }
 }
 
@@ -510,6 +521,55 @@ static bool pciefw_want_read(PCIeFwState *s)
 static bool pciefw_input_held(PCIeFwState *s)
 {
     return pciefw_stream_up(s) && s->stream->ops->pending(s->stream);
+}
+
+/* The stream is the rings: readiness comes from our doorbell. */
+static bool pciefw_stream_waits_on_bell(PCIeFwState *s)
+{
+    return pciefw_stream_up(s) && s->stream->wake_fd >= 0;
+}
+
+static void pciefw_socket_event(PCIeFwState *s)
+{
+    if (pciefw_stream_waits_on_bell(s)) {
+        s->stream->ops->socket_event(s->stream);
+    }
+}
+
+/*
+ * One wait of pciefw_pump() over the rings (spec 11.4): spin for the
+ * adaptive budget, then sleep on the doorbell and the socket (which shows
+ * the endpoint's hang-up) for at most @left ms.  False if the connection
+ * was lost.
+ */
+static bool pciefw_wait_bell(PCIeFwState *s, int64_t left)
+{
+    struct pollfd pfd[2] = {
+        { .fd = s->stream->wake_fd, .events = POLLIN },
+        { .fd = s->fd, .events = POLLIN },
+    };
+    int r;
+
+    /* What handling the input queued (a DMA read's data) goes first. */
+    if (!pciefw_flush(s) || !pciefw_stream_waits_on_bell(s)) {
+        return s->fd >= 0;
+    }
+    if (s->stream->ops->spin(s->stream)) {
+        return true;
+    }
+    r = poll(pfd, 2, MIN(left, INT_MAX));
+    if (r < 0 && errno != EINTR) {
+        pciefw_disconnect(s, "poll failed: %s", strerror(errno));
+        return false;
+    }
+    if (r > 0 && pfd[0].revents) {
+        pf_doorbell_drain(s->stream->wake_fd);
+        pciefw_flush(s);        /* a kick may also mean room to write */
+    }
+    if (r > 0 && pfd[1].revents && s->fd >= 0) {
+        pciefw_socket_event(s);
+    }
+    return s->fd >= 0;
 }
 
 /*
@@ -540,6 +600,12 @@ static bool pciefw_pump(PCIeFwState *s, bool (*done)(PCIeFwState *),
                               what, s->timeout_ms);
             return false;
         }
+        if (pciefw_stream_waits_on_bell(s)) {
+            if (!pciefw_wait_bell(s, left)) {
+                return false;
+            }
+            continue;
+        }
         r = poll(&pfd, 1, MIN(left, INT_MAX));
         if (r < 0) {
             if (errno == EINTR) {
@@ -556,6 +622,13 @@ static bool pciefw_pump(PCIeFwState *s, bool (*done)(PCIeFwState *),
             (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
             pciefw_readable(s, 1);
         }
+    }
+    /*
+     * What came behind the awaited message (the rings do not kick a
+     * spinning reader, TLS may hold decrypted bytes) is the main loop's.
+     */
+    if (pciefw_input_held(s)) {
+        qemu_bh_schedule(s->input_bh);
     }
     return s->fd >= 0 && done(s);
 }
@@ -1043,6 +1116,89 @@ static const char *pciefw_enum_name(const ProtobufCEnumDescriptor *desc,
 static void pciefw_send_revive_reset(PCIeFwState *s);
 
 /*
+ * The function is described (and the rings settled): at realize the
+ * device is up; on reconnection the endpoint's function is reset first.
+ */
+static void pciefw_session_start(PCIeFwState *s)
+{
+    if (!s->have_desc) {
+        s->state = PCIEFW_UP;
+        pciefw_shm_begin(s);
+        return;
+    }
+    s->state = PCIEFW_RESETTING;
+    pciefw_shm_begin(s);
+    if (s->fd >= 0) {
+        pciefw_send_revive_reset(s);
+    }
+}
+
+/*
+ * Offer the shared-memory rings (spec 11.1) when both sides can use them:
+ * RingSetup with the region and both doorbells.  False if not offered, so
+ * the session goes on over the socket.
+ */
+static bool pciefw_propose_rings(PCIeFwState *s)
+{
+    int fds[PCIEFW_RING_SETUP_FDS];
+    Error *err = NULL;
+    uint64_t size;
+    size_t mark;
+
+    if (!(s->session.features & PCIEFW_FEATURE_SHM_RINGS)) {
+        return false;
+    }
+    s->ring_stream = pciefw_stream_ring(s->fd, PF_RING_DEFAULT_BYTES, fds,
+                                        &size, &err);
+    if (!s->ring_stream) {
+        /* Reported once; the socket serves as before. */
+        warn_report_err(err);
+        return false;
+    }
+    mark = pciefw_mark(s);
+    if (!pciefw_queued(s, mark, pf_put_ring_setup(&s->out, size),
+                       "ring_setup")) {
+        return true;
+    }
+    if (!pciefw_stream_attach_fds(s->stream, fds, PCIEFW_RING_SETUP_FDS)) {
+        pciefw_disconnect(s, "cannot pass the rings to the endpoint: %s",
+                          strerror(errno));
+        return true;
+    }
+    s->state = PCIEFW_WAIT_RINGS;
+    pciefw_flush(s);
+    pciefw_update_watch(s);
+    return true;
+}
+
+/* From here both directions use the rings; the socket only watches. */
+static void pciefw_use_rings(PCIeFwState *s)
+{
+    qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
+    pciefw_stream_free(s->stream);
+    s->stream = g_steal_pointer(&s->ring_stream);
+    s->read_watched = s->write_watched = false;
+    qemu_set_fd_handler(s->fd, pciefw_socket_read, NULL, s);
+    qemu_set_fd_handler(s->stream->wake_fd, pciefw_bell_read, NULL, s);
+    if (s->trace) {
+        pf_trace_write_note(s->trace, pf_now_ns(), PF_DIR_TO_HOST,
+                            "session continues over shared-memory rings");
+    }
+}
+
+static void pciefw_handle_ring_ready(PCIeFwState *s,
+                                     const Pciefw__RingReady *r)
+{
+    if (r->accepted) {
+        pciefw_use_rings(s);
+    } else {
+        trace_pciefw_rings_refused(r->reason);
+        g_clear_pointer(&s->ring_stream, pciefw_stream_free);
+    }
+    pciefw_session_start(s);
+}
+
+/*
  * The endpoint described its function.  At realize it defines the device;
  * on reconnection it must describe the same device, and nothing it sent
  * takes effect before that check passed.
@@ -1059,12 +1215,7 @@ static void pciefw_handle_description(PCIeFwState *s,
         return;
     }
     pciefw_save_desc(s, d);
-    if (!s->have_desc) {
-        s->state = PCIEFW_UP;
-        pciefw_shm_begin(s);
-        return;
-    }
-    if (memcmp(&s->new_desc, &s->desc, sizeof(s->desc))) {
+    if (s->have_desc && memcmp(&s->new_desc, &s->desc, sizeof(s->desc))) {
         /* Reported once per loss of the endpoint, like the loss itself. */
         if (!s->mismatch_reported) {
             s->mismatch_reported = true;
@@ -1078,10 +1229,8 @@ static void pciefw_handle_description(PCIeFwState *s,
         pciefw_disconnect(s, "endpoint describes a different device");
         return;
     }
-    s->state = PCIEFW_RESETTING;
-    pciefw_shm_begin(s);
-    if (s->fd >= 0) {
-        pciefw_send_revive_reset(s);
+    if (!pciefw_propose_rings(s)) {
+        pciefw_session_start(s);
     }
 }
 
@@ -1142,6 +1291,12 @@ static void pciefw_handle_message(PCIeFwState *s, const PfMessage *m)
             break;
         }
         pciefw_handle_description(s, m->device_description);
+        return;
+    case PCIEFW_WAIT_RINGS:
+        if (m->body_case != PCIEFW__MESSAGE__BODY_RING_READY) {
+            break;
+        }
+        pciefw_handle_ring_ready(s, m->ring_ready);
         return;
     case PCIEFW_RESETTING:
     case PCIEFW_UP:
@@ -1232,6 +1387,7 @@ static void pciefw_dispatch_frame(PCIeFwState *s, const uint8_t *frame,
 static void pciefw_read_input(PCIeFwState *s, int max_reads)
 {
     while (max_reads-- > 0 && s->fd >= 0) {
+        PCIeFwStream *from = s->stream;
         ssize_t n = s->stream->ops->recv(s->stream, s->rxbuf,
                                          PCIEFW_RX_CHUNK);
         size_t off = 0;
@@ -1262,6 +1418,12 @@ static void pciefw_read_input(PCIeFwState *s, int max_reads)
             off += used;
             if (r == PF_OK) {
                 pciefw_dispatch_frame(s, frame, len);
+                if (s->stream != from && s->fd >= 0 && off < (size_t)n) {
+                    pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
+                                          "%zu bytes on the socket after "
+                                          "ring_ready", n - off);
+                    return;
+                }
             } else if (r != PF_AGAIN) {
                 if (s->trace) {
                     pf_trace_write_malformed(s->trace, pf_now_ns(),
@@ -1299,6 +1461,25 @@ static void pciefw_fd_read(void *opaque)
     }
 }
 
+/* The socket beside the rings: only a hang-up or a violation shows. */
+static void pciefw_socket_read(void *opaque)
+{
+    PCIeFwState *s = opaque;
+
+    pciefw_socket_event(s);
+    pciefw_fd_read(s);
+}
+
+/* The endpoint kicked our doorbell: bytes, or room, in the rings. */
+static void pciefw_bell_read(void *opaque)
+{
+    PCIeFwState *s = opaque;
+
+    pf_doorbell_drain(s->stream->wake_fd);
+    pciefw_flush(s);
+    pciefw_fd_read(s);
+}
+
 static void pciefw_input_bh(void *opaque)
 {
     PCIeFwState *s = opaque;
@@ -1321,6 +1502,10 @@ static void pciefw_update_watch(PCIeFwState *s)
     bool want_read, want_write;
 
     if (s->fd < 0) {
+        return;
+    }
+    if (pciefw_stream_waits_on_bell(s)) {
+        /* Fixed while the rings last: pciefw_use_rings() set them. */
         return;
     }
     want_read = pciefw_want_read(s);
@@ -2058,6 +2243,10 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
         pciefw_memmap_start(&s->memmap, &address_space_memory,
                             pciefw_memmap_changed, s);
     }
+    /* Rings on a UNIX socket, as plain as it is (spec 11.1). */
+    if (s->shm_rings && s->path && !s->tls_creds) {
+        s->hello.features |= PCIEFW_FEATURE_SHM_RINGS;
+    }
     s->next_tag = 1;
 
     if (s->trace_path) {
@@ -2191,6 +2380,7 @@ static const Property pciefw_properties[] = {
     DEFINE_PROP_STRING("tls-creds", PCIeFwState, tls_creds),
     DEFINE_PROP_STRING("tls-hostname", PCIeFwState, tls_hostname),
     DEFINE_PROP_BOOL("guest-memory", PCIeFwState, guest_memory, true),
+    DEFINE_PROP_BOOL("shm-rings", PCIeFwState, shm_rings, true),
 };
 
 static void pciefw_class_init(ObjectClass *klass, const void *data)

@@ -1,0 +1,240 @@
+/*
+ * The shared-memory transport (docs/protocol.md 11): the frames go
+ * through two byte rings in a region the host created; the socket stays
+ * beside them, carrying fds (each batch with one zero byte) and showing
+ * the host's hang-up.
+ */
+#include "stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "ring.h"
+#include "shared_ram.h"
+
+struct ring_stream {
+	struct pf_stream base;      /* base.fd: the socket; base.wake_fd: ours */
+	void *region;
+	size_t region_size;
+	int peer_bell;              /* the host's doorbell: we write it */
+	struct pf_ring rx, tx;
+	bool hung_up;               /* the socket said the host is gone */
+	bool stray_bytes;           /* the socket carried more than fd carriers */
+};
+
+static struct ring_stream *ring_of(struct pf_stream *st)
+{
+	return (struct ring_stream *)st;
+}
+
+static ssize_t fail_eproto(void)
+{
+	errno = EPROTO;
+	return -1;
+}
+
+/*
+ * Read what the socket holds: zero bytes that carried fds (kept by
+ * pf_socket_recv), the host's end of stream, or a violation.
+ */
+static void drain_socket(struct ring_stream *r)
+{
+	uint8_t buf[64];
+
+	for (;;) {
+		ssize_t n = pf_socket_recv(&r->base, buf, sizeof(buf));
+
+		if (n == 0) {
+			r->hung_up = true;
+			return;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				r->hung_up = true;
+			return;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			if (buf[i])
+				r->stray_bytes = true;
+	}
+}
+
+static ssize_t ring_recv(struct pf_stream *st, void *buf, size_t len)
+{
+	struct ring_stream *r = ring_of(st);
+	ssize_t n = pf_ring_read(&r->rx, buf, len);
+
+	if (n < 0 || r->stray_bytes)
+		return fail_eproto();
+	if (n > 0) {
+		if (pf_ring_producer_needs_kick(&r->rx))
+			pf_doorbell_ring(r->peer_bell);
+		return n;
+	}
+	/* Empty: whatever woke us may have been the socket. */
+	drain_socket(r);
+	if (r->stray_bytes)
+		return fail_eproto();
+	if (r->hung_up && !pf_ring_readable(&r->rx))
+		return 0;
+	errno = EAGAIN;
+	return -1;
+}
+
+static ssize_t ring_send(struct pf_stream *st, const void *buf, size_t len)
+{
+	struct ring_stream *r = ring_of(st);
+
+	for (;;) {
+		ssize_t n = pf_ring_write(&r->tx, buf, len);
+
+		if (n < 0)
+			return fail_eproto();
+		if (n > 0) {
+			pf_ring_producer_awake(&r->tx);
+			if (pf_ring_consumer_needs_kick(&r->tx))
+				pf_doorbell_ring(r->peer_bell);
+			return n;
+		}
+		/* Full: the host kicks our doorbell once it has read (11.4). */
+		if (pf_ring_producer_wait(&r->tx)) {
+			errno = EAGAIN;
+			return -1;
+		}
+	}
+}
+
+static size_t ring_pending(struct pf_stream *st)
+{
+	struct ring_stream *r = ring_of(st);
+
+	return pf_ring_readable(&r->rx) + (r->rx.corrupt || r->stray_bytes);
+}
+
+static void ring_collect_fds(struct pf_stream *st)
+{
+	drain_socket(ring_of(st));
+}
+
+static bool ring_try_sleep(struct pf_stream *st)
+{
+	return pf_ring_consumer_sleep(&ring_of(st)->rx);
+}
+
+static void ring_awake(struct pf_stream *st)
+{
+	pf_ring_consumer_awake(&ring_of(st)->rx);
+}
+
+static void ring_free(struct pf_stream *st)
+{
+	struct ring_stream *r = ring_of(st);
+
+	if (r->region)
+		munmap(r->region, r->region_size);
+	if (r->peer_bell >= 0)
+		close(r->peer_bell);
+	if (st->wake_fd >= 0)
+		close(st->wake_fd);
+	free(r);
+}
+
+static const struct pf_stream_ops ring_ops = {
+	.recv = ring_recv,
+	.send = ring_send,
+	.pending = ring_pending,
+	.free = ring_free,
+	.collect_fds = ring_collect_fds,
+	.try_sleep = ring_try_sleep,
+	.awake = ring_awake,
+};
+
+/* Map the host's region, if it is one we can trust not to shrink. */
+static void *map_region(int fd, uint64_t size, char *err, size_t errlen)
+{
+	char why[160];
+	const char *refused;
+	void *p;
+
+	if (size < pf_ring_region_size(PF_RING_MIN_BYTES) ||
+	    size > pf_ring_region_size(PF_RING_MAX_BYTES)) {
+		snprintf(err, errlen, "ring region of %llu bytes (%zu to %zu "
+			 "expected)", (unsigned long long)size,
+			 pf_ring_region_size(PF_RING_MIN_BYTES),
+			 pf_ring_region_size(PF_RING_MAX_BYTES));
+		return NULL;
+	}
+	refused = pf_shared_fd_refusal(fd, 0, size, why, sizeof(why));
+	if (refused) {
+		snprintf(err, errlen, "ring region refused: %s", refused);
+		return NULL;
+	}
+	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map the ring region: %s",
+			 strerror(errno));
+		return NULL;
+	}
+	return p;
+}
+
+/* A doorbell must be an eventfd we can ring without ever blocking. */
+static bool doorbell_ok(int fd, char *err, size_t errlen)
+{
+	char path[64], link[64];
+	ssize_t n;
+	int flags;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0 || (link[n] = 0, strcmp(link, "anon_inode:[eventfd]"))) {
+		snprintf(err, errlen, "a ring doorbell is not an eventfd");
+		return false;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "ring doorbell: %s", strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+struct pf_stream *pf_stream_ring(int fd, const int fds[PCIEFW_RING_SETUP_FDS],
+				 uint64_t region_size, char *err, size_t errlen)
+{
+	struct ring_stream *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		snprintf(err, errlen, "out of memory");
+		for (unsigned i = 0; i < PCIEFW_RING_SETUP_FDS; i++)
+			close(fds[i]);
+		return NULL;
+	}
+	r->base.ops = &ring_ops;
+	r->base.fd = fd;
+	r->base.wake_fd = fds[1];
+	r->peer_bell = fds[2];
+	if (doorbell_ok(fds[1], err, errlen) && doorbell_ok(fds[2], err, errlen))
+		r->region = map_region(fds[0], region_size, err, errlen);
+	close(fds[0]);
+	if (!r->region) {
+		ring_free(&r->base);
+		return NULL;
+	}
+	r->region_size = (size_t)region_size;
+	if (pf_ring_attach(&r->rx, r->region, r->region_size, PF_RING_TO_ENDPOINT,
+			   false, err, errlen) != PF_OK ||
+	    pf_ring_attach(&r->tx, r->region, r->region_size, PF_RING_TO_HOST,
+			   true, err, errlen) != PF_OK) {
+		ring_free(&r->base);
+		return NULL;
+	}
+	return &r->base;
+}

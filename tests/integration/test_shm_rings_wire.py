@@ -1,0 +1,139 @@
+"""The shared-memory rings (docs/protocol.md 11) against the real
+endpoint, from a scripted host written from the spec (pfwire.RingHost):
+the switch, requests and completions through the rings, a region the
+endpoint must refuse, and a host that writes garbage into the rings.  The
+error-table cases (RingSetup unnegotiated, without its fds) are in
+test_error_table.py; the real QEMU over the rings in test_shm_rings.py."""
+
+import os
+import struct
+
+import pytest
+
+import pfwire
+from pfwire import message
+from procs import endpoint_in_tempdir
+from testdev_map import ID, REG_ID, REG_SCRATCH, REG_INV
+
+FEATURES = 3 | pfwire.FEATURE_SHM_RINGS
+
+
+@pytest.fixture
+def endpoint(endpoint_binary):
+    with endpoint_in_tempdir(endpoint_binary, prefix="pfr-") as ep:
+        yield ep
+
+
+def ring_host(ep, **kw):
+    h = pfwire.RingHost(ep.address, **kw)
+    h.handshake(minor=2, features=FEATURES, max_payload=4096)
+    return h
+
+
+def read(h, off, tag):
+    h.send(message("mem_read", (1, tag), (2, 0), (3, off), (4, 4)))
+    kind, f = h.next()
+    assert kind == "completion" and f.get(1, 0) == tag, (kind, f)
+    return int.from_bytes(f.get(3, b""), "little")
+
+
+def test_the_session_moves_to_the_rings(endpoint):
+    h = ring_host(endpoint, ring_bytes=4096)
+    ready = h.setup()
+    assert ready.get(1, 0) == 1, ready
+    endpoint.wait_log("shared-memory rings in use")
+    assert read(h, REG_ID, 1) == ID
+    # Many round trips through a small ring wrap its indices many times.
+    for i in range(300):
+        value = 0x5A5A0000 | i
+        h.send(message("mem_write", (1, 0), (2, REG_SCRATCH),
+                       (3, value.to_bytes(4, "little"))))
+        assert read(h, REG_INV, 100 + i) == value ^ 0xFFFFFFFF
+    assert h.index(pfwire.TO_HOST, pfwire.CTL_TAIL) > 4096
+    # Nothing came on the socket after RingReady (spec 11.1).
+    h.sock.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        h.sock.recv(1)
+    h.close()
+    endpoint.wait_log("host disconnected")
+
+
+def test_an_unsealed_region_is_refused_and_the_socket_serves(endpoint):
+    h = ring_host(endpoint)
+    ready = h.setup(sealed=False)
+    assert ready.get(1, 0) == 0
+    assert b"sealed" in ready.get(2, b""), ready
+    assert read(h, REG_ID, 1) == ID        # over the socket, as before
+    h.close()
+
+
+def test_a_doorbell_that_is_not_an_eventfd_is_refused(endpoint):
+    h = ring_host(endpoint)
+    r, w = os.pipe()
+    try:
+        fd, mem = pfwire.ring_region(h.ring_bytes)
+        ready = h.setup(fds=[fd, r, w])
+        os.close(fd)
+        mem.close()
+    finally:
+        os.close(r)
+        os.close(w)
+    assert ready.get(1, 0) == 0 and b"eventfd" in ready.get(2, b""), ready
+    assert read(h, REG_ID, 1) == ID
+    h.close()
+
+
+def assert_endpoint_serves_a_new_host(ep):
+    h = ring_host(ep)
+    assert h.setup().get(1, 0) == 1
+    assert read(h, REG_ID, 7) == ID
+    h.close()
+
+
+@pytest.mark.parametrize("tail", [1 << 20, (1 << 64) - 1],
+                         ids=["far-ahead", "behind"])
+def test_an_impossible_index_closes_only_that_connection(endpoint, tail):
+    """Spec 11.5: the endpoint checks the host's tail on every load; an
+    impossible one ends the connection, not the endpoint."""
+    h = ring_host(endpoint)
+    assert h.setup().get(1, 0) == 1
+    assert read(h, REG_ID, 1) == ID
+    h.set_index(pfwire.TO_ENDPOINT, pfwire.CTL_TAIL, tail)
+    os.eventfd_write(h.ep_bell, 1)
+    endpoint.wait_log("closed")
+    assert endpoint.alive()
+    h.close()
+    assert_endpoint_serves_a_new_host(endpoint)
+
+
+def test_an_impossible_head_closes_only_that_connection(endpoint):
+    """The producer side: the host claims to have read more than the
+    endpoint wrote; the endpoint's next write must not trust it."""
+    h = ring_host(endpoint)
+    assert h.setup().get(1, 0) == 1
+    h.set_index(pfwire.TO_HOST, pfwire.CTL_HEAD, 1 << 40)
+    h.send(message("mem_read", (1, 1), (2, 0), (3, REG_ID), (4, 4)))
+    endpoint.wait_log("closed")
+    assert endpoint.alive()
+    h.close()
+    assert_endpoint_serves_a_new_host(endpoint)
+
+
+def test_garbage_in_the_ring_is_a_framing_error(endpoint):
+    h = ring_host(endpoint)
+    assert h.setup().get(1, 0) == 1
+    h.send(struct.pack("<I", 0x7FFFFFF0) + os.urandom(64))
+    rest = h.rest()
+    assert [k for k, _ in rest] == ["error"], rest
+    assert pfwire.ERROR_CODES[rest[0][1].get(1, 0)] == "ERROR_LIMIT"
+    h.close()
+    assert_endpoint_serves_a_new_host(endpoint)
+
+
+def test_bytes_on_the_socket_after_the_switch_are_refused(endpoint):
+    h = ring_host(endpoint)
+    assert h.setup().get(1, 0) == 1
+    h.sock.sendall(b"\x01")
+    endpoint.wait_log("closed")
+    h.close()
+    assert_endpoint_serves_a_new_host(endpoint)
