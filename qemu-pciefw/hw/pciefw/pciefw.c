@@ -46,6 +46,7 @@
 #include "trace.h"
 #include "pciefw-stream.h"
 #include "pciefw-memmap.h"
+#include "pciefw-msix.h"
 
 #include "protocol/pciefw.h"
 #include "protocol/buf.h"
@@ -219,6 +220,7 @@ struct PCIeFwState {
     PCIeFwDesc desc;
     PCIeFwDesc new_desc;
     PCIeFwBar bars[PCIEFW_NUM_BARS];
+    PCIeFwMsix msix;            /* its table and PBA in those BARs */
     bool config_ext;
 };
 
@@ -2114,11 +2116,16 @@ static bool pciefw_init_caps(PCIeFwState *s, Error **errp)
         return false;
     }
     if (d->msix_vectors) {
-        if (msix_init(pdev, d->msix_vectors,
-                      &s->bars[d->msix_table_bar].container, d->msix_table_bar,
-                      d->msix_table_offset,
-                      &s->bars[d->msix_pba_bar].container, d->msix_pba_bar,
-                      d->msix_pba_offset, PCIEFW_CAP_MSIX, &local_err)) {
+        MemoryRegion *bar_mr[PCIEFW_NUM_BARS], *bar_fwd[PCIEFW_NUM_BARS];
+
+        for (int i = 0; i < PCIEFW_NUM_BARS; i++) {
+            bar_mr[i] = &s->bars[i].container;
+            bar_fwd[i] = &s->bars[i].fwd;
+        }
+        if (!pciefw_msix_init(&s->msix, pdev, d->msix_vectors, bar_mr, bar_fwd,
+                              d->msix_table_bar, d->msix_table_offset,
+                              d->msix_pba_bar, d->msix_pba_offset,
+                              PCIEFW_CAP_MSIX, &local_err)) {
             error_propagate_prepend(errp, local_err, "cannot add MSI-X: ");
             return false;
         }
@@ -2293,11 +2300,7 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
     return;
 
 fail_caps:
-    if (s->desc.msix_vectors && msix_present(pdev)) {
-        msix_unuse_all_vectors(pdev);
-        msix_uninit(pdev, &s->bars[d->msix_table_bar].container,
-                    &s->bars[d->msix_pba_bar].container);
-    }
+    pciefw_msix_uninit(&s->msix);
     msi_uninit(pdev);
     if (pci_is_express(pdev)) {
         pcie_cap_exit(pdev);
@@ -2309,7 +2312,6 @@ fail:
 static void pciefw_exit(PCIDevice *pdev)
 {
     PCIeFwState *s = PCIEFW(pdev);
-    const PCIeFwDesc *d = &s->desc;
 
     /* From here on nothing the endpoint sends takes effect. */
     s->closing = true;
@@ -2324,11 +2326,7 @@ static void pciefw_exit(PCIDevice *pdev)
             pciefw_flush(s);
         }
     }
-    if (d->msix_vectors) {
-        msix_unuse_all_vectors(pdev);
-        msix_uninit(pdev, &s->bars[d->msix_table_bar].container,
-                    &s->bars[d->msix_pba_bar].container);
-    }
+    pciefw_msix_uninit(&s->msix);
     msi_uninit(pdev);
     if (pci_is_express(pdev)) {
         pcie_cap_exit(pdev);
