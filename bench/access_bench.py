@@ -4,7 +4,9 @@ The same static program (bench/guest/access_lat.c) times N reads and N
 writes of one device register from inside the same guest kernel, for:
 
   in-process    QEMU's pci-testdev (BAR0 MMIO, BAR1 IO): the floor
-  pciefw-unix   -device pciefw over a UNIX socket, testdev (BAR0, BAR4 IO)
+  pciefw-shm    -device pciefw on a UNIX socket as users get it by default:
+                shared-memory rings and guest RAM (docs/protocol.md 10, 11)
+  pciefw-unix   the same with shm-rings=off: every message on the socket
   pciefw-tcp    the same over TCP loopback
   vfio-user     -device vfio-user-pci with libvfio-user's gpio-pci-idio-16
                 sample (its only BAR, BAR2, is IO)
@@ -60,9 +62,11 @@ def run(qemu, tmp, n, results, Endpoint, build):
     try:
         targets.append(("in-process", ["-device", "pci-testdev"], "0x1b36", "0x0005",
                         mmio(0, 8, n) + io(1, 8, n)))
-        for name, ep in (("pciefw-unix", ep_unix), ("pciefw-tcp", ep_tcp)):
+        for name, ep, opts in (("pciefw-shm", ep_unix, ""),
+                               ("pciefw-unix", ep_unix, ",shm-rings=off"),
+                               ("pciefw-tcp", ep_tcp, "")):
             if ep.address.startswith("unix:"):
-                dev = f"pciefw,bus=rp0,path={ep.address[5:]}"
+                dev = f"pciefw,bus=rp0,path={ep.address[5:]}{opts}"
             else:
                 host, port = ep.address[4:].rsplit(":", 1)
                 dev = f"pciefw,bus=rp0,raddr={host},rport={port}"

@@ -92,13 +92,21 @@ def nic_variants(tmp):
     # The guest's peers listen on the host's 127.0.0.1, as with QEMU's user net.
     eps = [Endpoint("nic,host-loopback=on", f"unix:{tmp}/nic.sock"),
            Endpoint("e1000,host-loopback=on", f"unix:{tmp}/e1000.sock")]
+    # As users get it by default: rings, and guest RAM the endpoint maps.
+    shm = ["-M", "q35,memory-backend=mem",
+           "-object", "memory-backend-memfd,id=mem,size=512M,share=on"]
     variants = [
+        # Every message on the socket, DMA by messages: the 1.0 path.
         ("pciefw", ["-device", "pcie-root-port,id=rp0,slot=1",
-                    "-device", f"pciefw,bus=rp0,path={tmp}/nic.sock"],
+                    "-device", f"pciefw,bus=rp0,path={tmp}/nic.sock,"
+                               "shm-rings=off,guest-memory=off"],
+         "insmod /lib/modules/extra/pciefw_nic.ko"),
+        ("pciefw-shm", shm + ["-device", "pcie-root-port,id=rp0,slot=1",
+                              "-device", f"pciefw,bus=rp0,path={tmp}/nic.sock"],
          "insmod /lib/modules/extra/pciefw_nic.ko"),
         # The endpoint's e1000 model under Debian's own e1000 driver.
-        ("pciefw-e1000", ["-device", "pcie-root-port,id=rp0,slot=1",
-                          "-device", f"pciefw,bus=rp0,path={tmp}/e1000.sock"],
+        ("pciefw-e1000", shm + ["-device", "pcie-root-port,id=rp0,slot=1",
+                                "-device", f"pciefw,bus=rp0,path={tmp}/e1000.sock"],
          "loadmod e1000"),
         ("e1000", ["-netdev", "user,id=n0",
                    "-device", "e1000,netdev=n0,romfile="], "loadmod e1000"),

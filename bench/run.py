@@ -32,11 +32,12 @@ def run_json_lines(cmd):
 
 # What each guest benchmark promises: a table row per entry.
 ACCESS_TARGETS = [(t, k, op) for t, kinds in (("in-process", ("mmio", "io")),
+                                              ("pciefw-shm", ("mmio", "io")),
                                               ("pciefw-unix", ("mmio", "io")),
                                               ("pciefw-tcp", ("mmio", "io")),
                                               ("vfio-user", ("io",)))
                   for k in kinds for op in ("read", "write")]
-NICS = ("pciefw", "pciefw-e1000", "e1000", "virtio-net-pci")
+NICS = ("pciefw", "pciefw-shm", "pciefw-e1000", "e1000", "virtio-net-pci")
 NIC_TARGETS = [(n, op) for n in NICS
                for op in ("send", "recv", "rr")]
 
@@ -74,7 +75,7 @@ def access_section(recs):
     by = {(r["target"], r["kind"], r["op"]): r for r in recs}
     floor = lambda kind, op: float(by[("in-process", kind, op)]["p50_us"])
     rows = []
-    for target in ("in-process", "pciefw-unix", "pciefw-tcp", "vfio-user"):
+    for target in ("in-process", "pciefw-shm", "pciefw-unix", "pciefw-tcp", "vfio-user"):
         for kind in ("mmio", "io"):
             for op in ("read", "write"):
                 r = by.get((target, kind, op))
@@ -102,6 +103,26 @@ def nic_section(recs):
                   "1-byte TCP round trips/s", "send / e1000", "recv / e1000"], rows)
 
 
+def targets_section(access, nic, proto):
+    """Issue 17's targets for the shared-memory path, as ratios of this run."""
+    p50 = {(r["target"], r["kind"], r["op"]): float(r["p50_us"]) for r in access}
+    mbit = {(r["nic"], r["op"]): float(r["mbit_s"]) for r in nic}
+    shm_read = p50[("pciefw-shm", "mmio", "read")]
+    rows = [["MMIO read p50, pciefw-shm / in-process pci-testdev",
+             f"{shm_read / p50[('in-process', 'mmio', 'read')]:.1f}x", "at most 5x"],
+            ["vfio-user IO read p50 / pciefw-shm MMIO read p50",
+             f"{p50[('vfio-user', 'io', 'read')] / shm_read:.1f}x", "at least 5x"]]
+    for r in proto.get("unpinned", []):
+        if r["transport"] == "shm" and r["unit"] == "MB/s":
+            rows.append([f"DMA {r['metric']}, by copy / plain memcpy",
+                         f"{r['ratio']:.2f}x", "at least 0.5x"])
+    for op, what in (("send", "guest→host"), ("recv", "host→guest")):
+        best = max(mbit[("e1000", op)], mbit[("virtio-net-pci", op)])
+        rows.append([f"NIC {what}, pciefw-shm / faster of e1000 and virtio-net",
+                     f"{mbit[('pciefw-shm', op)] / best:.2f}x", "at least 1x"])
+    return table(["figure", "this run", "target"], rows)
+
+
 def protocol_section(figs):
     parts = []
     for label, recs in figs.items():
@@ -117,7 +138,7 @@ def chart(access, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    targets = ["in-process", "pciefw-unix", "pciefw-tcp", "vfio-user"]
+    targets = ["in-process", "pciefw-shm", "pciefw-unix", "pciefw-tcp", "vfio-user"]
     series = [("mmio", "read"), ("mmio", "write"), ("io", "read"), ("io", "write")]
     by = {(r["target"], r["kind"], r["op"]): float(r["p50_us"]) for r in access}
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -185,13 +206,25 @@ trip), IO writes are non-posted as in PCIe.
 
 ![In-guest access latency](benchmarks.png)
 
+## The shared-memory path against its targets
+
+*pciefw-shm* is the device as users get it on a UNIX socket with guest RAM
+in a shared memfd: the session on shared-memory rings both sides poll
+(`docs/protocol.md` section 11) and DMA as memory copies (section 10).
+*pciefw-unix* is the same endpoint with `shm-rings=off`: every message on
+the socket. `docs/performance.md` says where the time goes.
+
+{targets_section(access, nic, proto)}
+
 ## NIC throughput
 
 The same guest and the same tool (`bench/guest/tcp_blast.c`) over
 user-mode networking (slirp) for each NIC: guest→host and host→guest TCP
 bulk transfers ({'1' if args.smoke else '64'} MiB) and 1-byte TCP request/response round trips to
-a process on the host. `pciefw` is our NIC model and driver,
-`pciefw-e1000` the endpoint's e1000 model (`docs/e1000.md`) under Debian's
+a process on the host. `pciefw` is our NIC model and driver with every
+message on the socket and DMA by messages; `pciefw-shm` the same over the
+shared-memory rings with guest RAM the endpoint maps;
+`pciefw-e1000` the endpoint's e1000 model (`docs/e1000.md`, over the shared-memory path) under Debian's
 own `e1000` driver, both running slirp inside the endpoint; `e1000` (QEMU's
 in-process model) and virtio-net-pci use QEMU's `-netdev user`.
 

@@ -126,13 +126,21 @@ def qemu_command(
     append_extra: str = "",
     kernel: str | os.PathLike | None = None,
     memory: int = 512,
+    shared_ram: bool = True,
 ) -> list[str]:
-    """The QEMU command line used by Guest (handy for logging/debugging)."""
+    """The QEMU command line used by Guest (handy for logging/debugging).
+    Guest RAM is a shared memfd unless @shared_ram is False or @extra_args
+    bring their own memory backend: pciefw's fast path (docs/protocol.md
+    10, 11) is what users get by default, so it is what guests run on."""
     kernel = kernel or build_guest_env()["GUEST_KERNEL"]
     append = f"{DEFAULT_APPEND} {append_extra}".strip()
+    machine = ["-M", "q35"]
+    if shared_ram and not any("memory-backend" in a for a in extra_args):
+        machine = ["-M", "q35,memory-backend=mem", "-object",
+                   f"memory-backend-memfd,id=mem,size={memory}M,share=on"]
     cmd = [
         str(qemu_binary),
-        "-M", "q35", "-nodefaults", "-display", "none", "-no-reboot",
+        *machine, "-nodefaults", "-display", "none", "-no-reboot",
         "-serial", "stdio", "-m", str(memory),
         "-kernel", str(kernel), "-initrd", str(initrd), "-append", append,
     ]
@@ -182,9 +190,10 @@ class Guest:
         kernel: str | os.PathLike | None = None,
         memory: int = 512,
         log_path: str | os.PathLike | None = None,
+        shared_ram: bool = True,
     ):
         self.cmd = qemu_command(qemu_binary, initrd, extra_args, append_extra,
-                                kernel, memory)
+                                kernel, memory, shared_ram)
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
         self._cond = threading.Condition()

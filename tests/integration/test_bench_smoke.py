@@ -20,14 +20,20 @@ def test_bench_smoke(qemu_binary, endpoint_binary, tmp_path):
     rows = _table_rows(doc)
     # Every promised target has a row of measured figures (the names alone
     # are fixed text of the report).
-    for target, n in (("in-process", 4), ("pciefw-unix", 4), ("pciefw-tcp", 4),
-                      ("vfio-user", 2), ("pciefw", 1), ("pciefw-e1000", 1), ("e1000", 1),
+    # pciefw-shm: 4 access rows and a NIC row.
+    for target, n in (("in-process", 4), ("pciefw-shm", 5), ("pciefw-unix", 4),
+                      ("pciefw-tcp", 4), ("vfio-user", 2), ("pciefw", 1),
+                      ("pciefw-e1000", 1), ("e1000", 1),
                       ("virtio-net-pci", 1)):
         got = [r for r in rows if r[0] == target]
         assert len(got) == n, (target, got)
         for r in got:
             nums = [c for c in r[1:] if re.fullmatch(r"[0-9.]+x?", c)]
             assert len(nums) >= 3 and any(float(c.rstrip("x")) > 0 for c in nums), r
+    # The shared-memory path's targets, each with this run's ratio.
+    targets = [r for r in rows if len(r) == 3 and r[2].startswith("at ")]
+    assert len(targets) == 6, targets
+    assert all(float(r[1].rstrip("x")) > 0 for r in targets), targets
     proto = [r for r in rows if r[0] in ("unix", "tcp")]
     assert proto and all(float(r[3]) > 0 and float(r[4]) > 0 for r in proto), proto
     png = (tmp_path / "benchmarks.png").read_bytes()

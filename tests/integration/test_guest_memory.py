@@ -96,7 +96,7 @@ def test_trace_marks_copies(harness):
 
 
 @pytest.mark.parametrize("case", ["tcp", "ram-not-shared", "default-ram",
-                                  "device-off", "endpoint-off"])
+                                  "device-off", "endpoint-off", "iommu"])
 def test_fallback_to_messages(harness, case):
     """Where memory cannot be shared, DMA goes by messages as in 1.0 and
     works the same (spec 10.1)."""
@@ -110,6 +110,10 @@ def test_fallback_to_messages(harness, case):
         dev_opts = "guest-memory=off"
     elif case == "endpoint-off":
         ep_args = ["--no-guest-memory"]
+    elif case == "iommu":
+        # Bus addresses are the IOMMU's to translate (spec 10.1); it is
+        # created before the PCI devices, as QEMU requires.
+        machine = MEMFD + ["-device", "intel-iommu"]
     if case == "tcp":
         topo = dict(TOPOLOGIES["q35-rootport"], machine=MEMFD)
         ep = harness.endpoint(listen="tcp:127.0.0.1:0")
@@ -127,6 +131,8 @@ def test_fallback_to_messages(harness, case):
         assert "guest memory: 0 of 0 regions mapped" in log, log
     else:
         assert "guest memory:" not in log, log
+    # The rings do not depend on guest memory (spec 11.1): not over TCP.
+    assert ("shared-memory rings in use" in log) == (case != "tcp"), log
 
 
 def test_bus_master_off_refuses_as_before(harness):

@@ -5,6 +5,8 @@ Each test starts its own pciefw-endpoint and QEMU (-accel qtest) on UNIX
 sockets in a private directory; the harness fixture stops both by PID.
 The tests do what firmware and a driver would: size and assign the BARs,
 enable decoding and bus mastering, program MSI/MSI-X, then use testdev.
+Every test runs twice: over the shared-memory rings (the default on a
+UNIX socket, docs/protocol.md 11) and with every message on the socket.
 """
 
 import os
@@ -35,6 +37,17 @@ RAM_A, RAM_B = 0x01000000, 0x02000000
 MSI_LAND = 0x03000000
 
 ALL_ONES = {1: 0xFF, 2: 0xFFFF, 4: 0xFFFFFFFF, 8: 0xFFFFFFFFFFFFFFFF}
+
+# Device options start() adds: this module runs every test both ways.
+TRANSPORT_OPTS = ""
+
+
+@pytest.fixture(params=["rings", "socket"], autouse=True)
+def transport(request):
+    global TRANSPORT_OPTS
+    TRANSPORT_OPTS = "" if request.param == "rings" else "shm-rings=off"
+    yield request.param
+    TRANSPORT_OPTS = ""
 
 TOPOLOGIES = {
     # PCIe endpoint behind a root port of q35
@@ -233,8 +246,9 @@ def start(harness, topo_name="q35-rootport", dev_opts="", endpoint=None,
     dev = f"pciefw,id=fw0,path={sock},bus={topo['bus']}"
     if topo["addr"]:
         dev += f",addr={topo['addr']}"
-    if dev_opts:
-        dev += "," + dev_opts
+    for opts in (dev_opts, TRANSPORT_OPTS):
+        if opts:
+            dev += "," + opts
     q = harness.qemu(topo["machine"] + topo["extra"] + ["-device", dev])
     return ep, q, DeviceUnderTest(q, topo)
 
@@ -827,6 +841,50 @@ def test_dma_completion_interrupt(harness):
     assert st & ST_DONE
     assert qt.readl(MSI_LAND) == 0xD0E
     assert qt.b64read(RAM_B, size) == pattern
+
+
+def test_dma_read_met_while_waiting_is_answered(harness):
+    """A DMA read that arrives together with the completion a vCPU waits
+    for is answered at once, not when the guest next touches the device:
+    the copy below finishes and interrupts with no further access (over
+    the rings it stalled until the device's output was next flushed)."""
+    topo = TOPOLOGIES["q35-rootport"]
+    ep = harness.endpoint()
+    dev = f"pciefw,id=fw0,path={ep.listen[5:]},bus={topo['bus']}"
+    if TRANSPORT_OPTS:
+        dev += "," + TRANSPORT_OPTS
+    q = harness.qemu(topo["machine"] + topo["extra"] +
+                     ["-trace", "pciefw_send", "-device", dev])
+    d = DeviceUnderTest(q, topo)
+    qt = d.qt
+    d.setup_msix(2, MSI_LAND, 0xD0E)
+    qt.writel(MSI_LAND, 0)
+    qt.b64write(RAM_A, b"\x5a" * 64)
+    d.set_reg(REG_DMA_IRQ, IRQ_MSIX | 2 << 8)
+    d.set_reg(REG_DMA_STATUS, ST_DONE | ST_ERROR)
+    qt.writeq(d.bars[0].addr + REG_DMA_SRC, RAM_A)
+    qt.writeq(d.bars[0].addr + REG_DMA_DST, RAM_B)
+    d.set_reg(REG_DMA_LEN, 64)
+    assert d.reg(REG_ID) == ID
+    # The endpoint stopped, the copy's start (posted) and a read both wait
+    # for it; woken, it answers both in one batch: the copy's DMA read and
+    # the read's completion reach QEMU together while the vCPU waits.
+    os.kill(ep.proc.pid, signal.SIGSTOP)
+    try:
+        d.set_reg(REG_DMA_CMD, DMA_START | DMA_IRQ)
+        sent = q.output().count("mem_read")
+        result = {}
+        reader = threading.Thread(target=lambda: result.update(v=d.reg(REG_ID)))
+        reader.start()
+        wait_for(lambda: q.output().count("mem_read") > sent,
+                 what="the read queued behind the copy")
+    finally:
+        os.kill(ep.proc.pid, signal.SIGCONT)
+    reader.join(60)
+    assert result.get("v") == ID, result
+    wait_for(lambda: qt.readl(MSI_LAND) == 0xD0E, timeout=30,
+             what="the copy's MSI-X without another access")
+    assert qt.read(RAM_B, 64) == b"\x5a" * 64
 
 
 @pytest.mark.parametrize("topo", ["q35-rootport", "pc"])

@@ -1507,7 +1507,13 @@ static void pciefw_update_watch(PCIeFwState *s)
         return;
     }
     if (pciefw_stream_waits_on_bell(s)) {
-        /* Fixed while the rings last: pciefw_use_rings() set them. */
+        /*
+         * The handlers are fixed while the rings last (pciefw_use_rings()),
+         * and no handler waits for room to write: what handling input
+         * queued (a DMA read's data, while a vCPU waited for something
+         * else) goes now.  A full ring kicks us when it drains.
+         */
+        pciefw_flush(s);
         return;
     }
     want_read = pciefw_want_read(s);
