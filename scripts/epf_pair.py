@@ -81,7 +81,7 @@ def run_pcitest(runner, work, args):
     say("booting the endpoint guest, then the host guest (about a minute)")
     ep, host = epflib.start_pair(runner, work, epflib.PCITEST_SH_SCRIPT,
                                  device_extra, epflib.HOST_PCITEST_ARGS,
-                                 msix=args.msix)
+                                 msix=args.msix, read_ahead=args.read_ahead)
     host.wait_for(r"PCIEFW-GUEST: init", timeout=600)
     say("host guest up: pcitest.sh runs (a few minutes; build/epf-pair/host.log)")
     t0 = time.monotonic()
@@ -114,7 +114,8 @@ def run_shell(runner, work, args):
     device_extra = f",trace={runner.path('host.pcapng')}" if args.trace else ""
     initrd = epflib.host_initramfs(work, SHELL_SCRIPT)
     say("booting the endpoint guest")
-    ep = epflib.start_endpoint(runner, work, msix=args.msix)
+    ep = epflib.start_endpoint(runner, work, msix=args.msix,
+                               read_ahead=args.read_ahead)
     say("booting the host guest (^A x quits QEMU)")
     cmd = guestlib.qemu_command(
         runner.qemu_binary, initrd,
@@ -136,12 +137,18 @@ def main():
                     help="the host guest's shell instead of pcitest.sh")
     ap.add_argument("--msix", type=int, default=2048,
                     help="MSI-X vectors the function offers (default 2048)")
+    ap.add_argument("--read-ahead", type=int, default=epflib.EPC_READ_AHEAD,
+                    metavar="N", help="bytes an outbound read of the endpoint "
+                    "guest fetches (docs/epc.md 5.1; default %(default)s, 0: "
+                    "exactly what the CPU reads)")
     ap.add_argument("--trace", action="store_true",
                     help="record the bridge's trace in build/epf-pair/"
-                    "host.pcapng (tens of MB for pcitest.sh)")
+                    "host.pcapng (every message: large for pcitest.sh)")
     args = ap.parse_args()
     if not 1 <= args.msix <= 2048:
         ap.error("--msix takes 1..2048")
+    if not 0 <= args.read_ahead <= 65536:
+        ap.error("--read-ahead takes 0..65536")
     qemu = os.environ.get("PCIEFW_QEMU")
     if not qemu:
         ap.error("PCIEFW_QEMU is not set: run it as ./dev epf-pair")

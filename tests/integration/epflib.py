@@ -17,6 +17,7 @@ tests/integration/test_epf_pair.py and scripts/epf_pair.py
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shlex
 import subprocess
@@ -158,6 +159,11 @@ ENDPOINT_APPEND = HOST_APPEND
 # and cost about 4 s of boot (docs/epc.md 8).
 HOST_PCITEST_ARGS = ["-smp", "12", "-device", "intel-iommu,intremap=on"]
 
+# The endpoint QEMU's read-ahead for pcitest.sh (docs/epc.md 5.1):
+# pci-epf-test reads host buffers through the window with memcpy_fromio(),
+# 4 bytes per round trip without it; it only ever maps host RAM there.
+EPC_READ_AHEAD = int(os.environ.get("PCIEFW_EPC_READ_AHEAD", "4096"))
+
 
 def script(text, msi=32, msix=32):
     """@text with the pair's placeholders filled in: @EP@ (configfs),
@@ -169,7 +175,7 @@ def script(text, msi=32, msix=32):
 
 
 def start_endpoint(runner, workdir, name="ep", msi=32, msix=32,
-                   sock="epc.sock"):
+                   sock="epc.sock", read_ahead=0):
     """Boot an endpoint guest serving the function on runner.path(@sock);
     wait until it has started the link.  @runner: what tests' harness
     fixture is (qemu_binary, path(name), track(thing))."""
@@ -180,7 +186,8 @@ def start_endpoint(runner, workdir, name="ep", msi=32, msix=32,
                                 guest_files())
     ep = runner.track(guestlib.Guest(
         runner.qemu_binary, initrd,
-        ["-device", f"pciefw-epc,path={runner.path(sock)}"],
+        ["-device", f"pciefw-epc,path={runner.path(sock)}"
+         + (f",read-ahead={read_ahead}" if read_ahead else "")],
         append_extra=ENDPOINT_APPEND, log_path=runner.path(name + ".log")))
     ep.start()
     ep.wait_for(r"^PCIEFW-EPC-STARTED", timeout=180)
@@ -200,11 +207,12 @@ def host_initramfs(workdir, host_script):
 
 
 def start_pair(runner, workdir, host_script, host_device_extra="",
-               host_args=(), host_append="", msi=32, msix=32):
+               host_args=(), host_append="", msi=32, msix=32, read_ahead=0):
     """Boot the endpoint guest, wait for its link, then boot the host
     running @host_script."""
     host_initrd = host_initramfs(workdir, host_script)
-    ep = start_endpoint(runner, workdir, msi=msi, msix=msix)
+    ep = start_endpoint(runner, workdir, msi=msi, msix=msix,
+                        read_ahead=read_ahead)
     host = runner.track(guestlib.Guest(
         runner.qemu_binary, host_initrd,
         host_qemu_args(runner, host_device_extra, host_args),

@@ -13,9 +13,9 @@ import signal
 import subprocess
 
 import guestlib
-from epflib import (HOST_PCITEST_ARGS, PCITEST_SH_SCRIPT, pcitest_sh_expected,
-                    pcitest_sh_results, pcitest_sh_times, start_endpoint,
-                    start_pair)
+from epflib import (EPC_READ_AHEAD, HOST_PCITEST_ARGS, PCITEST_SH_SCRIPT,
+                    pcitest_sh_expected, pcitest_sh_results, pcitest_sh_times,
+                    start_endpoint, start_pair)
 
 # The function goes away and comes back under the host guest's feet.
 LINK_SCRIPT = r"""#!/bin/sh
@@ -47,7 +47,8 @@ def test_pcitest_sh(harness, tmp_path):
     and copies of 1 byte to 1 MB, every line OKAY; no warning in either
     guest (docs/epc.md 8)."""
     ep, host = start_pair(harness, tmp_path, PCITEST_SH_SCRIPT,
-                          host_args=HOST_PCITEST_ARGS, msix=2048)
+                          host_args=HOST_PCITEST_ARGS, msix=2048,
+                          read_ahead=EPC_READ_AHEAD)
     res = host.wait(timeout=1800)
     ep.send("end\n")
     ep_res = ep.wait(timeout=120)
