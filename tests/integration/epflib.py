@@ -162,6 +162,8 @@ HOST_PCITEST_ARGS = ["-smp", "12", "-device", "intel-iommu,intremap=on"]
 # The endpoint QEMU's read-ahead for pcitest.sh (docs/epc.md 5.1):
 # pci-epf-test reads host buffers through the window with memcpy_fromio(),
 # 4 bytes per round trip without it; it only ever maps host RAM there.
+# PCIEFW_EPC_READ_AHEAD=0 runs the suite's pcitest.sh without (the
+# "read-ahead 0" column of docs/epc.md 8).
 EPC_READ_AHEAD = int(os.environ.get("PCIEFW_EPC_READ_AHEAD", "4096"))
 
 
