@@ -143,7 +143,7 @@ def main():
                     "exactly what the CPU reads)")
     ap.add_argument("--trace", action="store_true",
                     help="record the bridge's trace in build/epf-pair/"
-                    "host.pcapng (every message: large for pcitest.sh)")
+                    "host.pcapng (every message: 112 MB for pcitest.sh)")
     args = ap.parse_args()
     if not 1 <= args.msix <= 2048:
         ap.error("--msix takes 1..2048")
