@@ -167,7 +167,8 @@ def main():
     finally:
         runner.stop()
         shutil.rmtree(work, ignore_errors=True)
-        say(f"consoles: {out}/ep.log (endpoint guest), {out}/host.log")
+        say(f"endpoint guest's console: {out}/ep.log" if args.shell else
+            f"consoles: {out}/ep.log (endpoint guest), {out}/host.log")
 
 
 if __name__ == "__main__":
