@@ -6,11 +6,19 @@ and pci_endpoint_test.ko, and a static pcitest; epf_env() returns its
 EPF_* variables.  guest_files() maps those (and the guest kernel's own
 configfs.ko, which the framework needs) to where the guest scripts find
 them, for guestlib.make_initramfs().
+
+The pair (docs/epc.md 9): start_endpoint() boots the endpoint guest, which
+creates pci-epf-test's function through configfs and starts the link;
+start_pair() then boots the host guest beside it.  Both
+tests/integration/test_epf_pair.py and scripts/epf_pair.py
+(./dev epf-pair) use them.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -72,3 +80,200 @@ def guest_files() -> dict[str, str]:
         env["EPF_PCITEST"]: "/usr/bin/pcitest",
         env["EPF_PCITEST_SH"]: "/usr/bin/pcitest.sh",
     }
+
+
+# --------------------------------------------------------------------------
+# The pair
+
+EP = "/sys/kernel/config/pci_ep"
+PROBLEMS = r"PCIEFW-DMESG-PROBLEMS: $(dmesg | grep -cE 'WARNING:|BUG:|Oops')"
+
+# Load everything, create func1 as the howto does, bind it, start the link.
+# Then each line on the console ("stop", "start", anything else to end) is
+# a step.
+ENDPOINT_SCRIPT = r"""#!/bin/sh
+d=/lib/modules/epf
+insmod $d/configfs.ko || exit 10
+mount -t configfs none /sys/kernel/config || exit 11
+insmod $d/pci_endpoint.ko || exit 12
+insmod $d/pciefw_epc.ko || exit 13
+insmod $d/pci-epf-test.ko || exit 14
+epc=$(ls @EP@/controllers)
+[ -n "$epc" ] || exit 15
+f=@EP@/functions/pci_epf_test/func1
+mkdir $f || exit 16
+echo 0x104c > $f/vendorid
+echo 0xb500 > $f/deviceid
+echo @MSI@ > $f/msi_interrupts
+echo @MSIX@ > $f/msix_interrupts
+ln -s $f @EP@/controllers/$epc/ || exit 17
+echo 1 > @EP@/controllers/$epc/start || exit 18
+echo "PCIEFW-EPC-STARTED $epc"
+while read step; do
+	case "$step" in
+	stop) echo 0 > @EP@/controllers/$epc/start; echo "PCIEFW-EPC-STOPPED" ;;
+	start) echo 1 > @EP@/controllers/$epc/start; echo "PCIEFW-EPC-STARTED" ;;
+	*) break ;;
+	esac
+done
+@PROBLEMS@
+dmesg | grep pciefw_epc
+"""
+
+# The kernel's own tools/pci/pcitest.sh, unchanged, each of its lines on
+# the console behind a marker and the guest's uptime when it came (each
+# pcitest prints its line as it exits: the difference to the line before
+# is what that test took).
+PCITEST_SH_SCRIPT = r"""#!/bin/sh
+insmod /lib/modules/epf/pci_endpoint_test.ko || exit 10
+lspci -nn -s 01:00.0
+[ -c /dev/pci-endpoint-test.0 ] || exit 11
+t0=$(date +%s)
+pcitest.sh 2>&1 | while IFS= read -r line; do
+	read up rest < /proc/uptime
+	echo "PCIEFW-SH: $up $line"
+done
+echo "PCIEFW-PCITEST-SH-TIME: $(( $(date +%s) - t0 )) s"
+@PROBLEMS@
+"""
+
+
+# pci_endpoint_test's BAR test reads a 1 MiB BAR5 4 bytes at a time in one
+# ioctl, each read a round trip between the two QEMUs (about 100 us under
+# TCG on a loaded machine): the CPU stays in the kernel for 25 s or more.
+# On the endpoint side pci-epf-test copies 1 MB through the outbound window
+# with memcpy_fromio() in one work item, each read a round trip the other
+# way: 30 s and more with the machine loaded.  Those are the tests' loops,
+# not hangs, so both guests' soft-lockup and RCU-stall detectors get 120 s
+# and 150 s instead of 20 s and 21 s (docs/epc.md 8); every other warning
+# still fails the test.
+HOST_APPEND = "watchdog_thresh=60 rcupdate.rcu_cpu_stall_timeout=150"
+ENDPOINT_APPEND = HOST_APPEND
+
+# The host QEMU for pcitest.sh.  x86 grants a device more than one MSI
+# vector only through interrupt remapping: intel-iommu,intremap=on (under
+# TCG nothing else; Linux turns remapping on by itself, DMA remapping
+# stays off without intel_iommu=on).  Each x86 CPU has about 200 free
+# vectors and pci_endpoint_test requests every MSI-X vector it is granted:
+# 2048 need 11 vCPUs here (10 fail the request), 12 leave a CPU of margin
+# and cost about 4 s of boot (docs/epc.md 8).
+HOST_PCITEST_ARGS = ["-smp", "12", "-device", "intel-iommu,intremap=on"]
+
+# The endpoint QEMU's read-ahead for pcitest.sh (docs/epc.md 5.1):
+# pci-epf-test reads host buffers through the window with memcpy_fromio(),
+# 4 bytes per round trip without it; it only ever maps host RAM there.
+# PCIEFW_EPC_READ_AHEAD=0 runs the suite's pcitest.sh without (the
+# "read-ahead 0" column of docs/epc.md 8).
+EPC_READ_AHEAD = int(os.environ.get("PCIEFW_EPC_READ_AHEAD", "4096"))
+
+
+def script(text, msi=32, msix=32):
+    """@text with the pair's placeholders filled in: @EP@ (configfs),
+    @MSI@/@MSIX@ (the function's vector counts), @PROBLEMS@ (a line that
+    counts dmesg's warnings)."""
+    return (text.replace("@EP@", EP).replace("@MSIX@", str(msix))
+            .replace("@MSI@", str(msi))
+            .replace("@PROBLEMS@", "echo \"" + PROBLEMS + "\""))
+
+
+def start_endpoint(runner, workdir, name="ep", msi=32, msix=32,
+                   sock="epc.sock", read_ahead=0):
+    """Boot an endpoint guest serving the function on runner.path(@sock);
+    wait until it has started the link.  @runner: what tests' harness
+    fixture is (qemu_binary, path(name), track(thing))."""
+    initrd = Path(workdir) / "ep" / "initrd.cpio.gz"
+    if not initrd.exists():
+        guestlib.make_initramfs(Path(workdir) / "ep",
+                                script(ENDPOINT_SCRIPT, msi, msix),
+                                guest_files())
+    ep = runner.track(guestlib.Guest(
+        runner.qemu_binary, initrd,
+        ["-device", f"pciefw-epc,path={runner.path(sock)}"
+         + (f",read-ahead={read_ahead}" if read_ahead else "")],
+        append_extra=ENDPOINT_APPEND, log_path=runner.path(name + ".log")))
+    ep.start()
+    ep.wait_for(r"^PCIEFW-EPC-STARTED", timeout=180)
+    return ep
+
+
+def host_qemu_args(runner, device_extra="", host_args=(), sock="epc.sock"):
+    """The host QEMU's device arguments: pciefw behind a root port."""
+    return list(host_args) + [
+        "-device", "pcie-root-port,id=rp0",
+        "-device", f"pciefw,bus=rp0,path={runner.path(sock)}{device_extra}"]
+
+
+def host_initramfs(workdir, host_script):
+    return guestlib.make_initramfs(Path(workdir) / "host", script(host_script),
+                                   guest_files())
+
+
+def start_pair(runner, workdir, host_script, host_device_extra="",
+               host_args=(), host_append="", msi=32, msix=32, read_ahead=0):
+    """Boot the endpoint guest, wait for its link, then boot the host
+    running @host_script."""
+    host_initrd = host_initramfs(workdir, host_script)
+    ep = start_endpoint(runner, workdir, msi=msi, msix=msix,
+                        read_ahead=read_ahead)
+    host = runner.track(guestlib.Guest(
+        runner.qemu_binary, host_initrd,
+        host_qemu_args(runner, host_device_extra, host_args),
+        append_extra=f"{HOST_APPEND} {host_append}".strip(),
+        log_path=runner.path("host.log")))
+    host.start()
+    return ep, host
+
+
+# What pcitest.sh prints, in order: it always tries MSI 1-32 and MSI-X
+# 1-2048, so with the function at 32 MSI and 2048 MSI-X vectors every test
+# line must say OKAY.
+PCITEST_SIZES = (1, 1024, 1025, 1024000, 1024001)
+PCITEST_SH_HEADERS = {"BAR tests", "Interrupt tests", "Read Tests",
+                      "Write Tests", "Copy Tests"}
+
+
+def pcitest_sh_expected():
+    """The labels of pcitest.sh's test lines ("BAR0", "MSI-X7", ...)."""
+    labels = [f"BAR{n}" for n in range(6)]
+    labels += ["SET IRQ TYPE TO LEGACY", "LEGACY IRQ", "SET IRQ TYPE TO MSI"]
+    labels += [f"MSI{n}" for n in range(1, 33)]
+    labels += ["SET IRQ TYPE TO MSI-X"]
+    labels += [f"MSI-X{n}" for n in range(1, 2049)]
+    labels += ["SET IRQ TYPE TO MSI"]
+    for kind in ("READ", "WRITE", "COPY"):
+        labels += [f"{kind} ({n:7d} bytes)" for n in PCITEST_SIZES]
+    return labels
+
+
+def pcitest_sh_results(console):
+    """[(label, result, seconds)] of pcitest.sh's test lines, seconds being
+    what the test took; anything else it printed besides its headers comes
+    back with result None."""
+    out = []
+    prev = None
+    for up, line in re.findall(r"^PCIEFW-SH: ([0-9.]+) ?(.*)$", console,
+                               re.M):
+        took = float(up) - prev if prev is not None else 0.0
+        prev = float(up)
+        line = line.strip()
+        if not line or line in PCITEST_SH_HEADERS:
+            continue
+        m = re.match(r"^(.*?):\t+(.*)$", line)
+        out.append((m.group(1), m.group(2), took) if m else
+                   (line, None, took))
+    return out
+
+
+def pcitest_sh_times(results):
+    """Where pcitest.sh's time went: {what: seconds} for its groups and
+    its slowest tests."""
+    groups = {"BAR 0-5": r"BAR\d", "MSI 1-32": r"MSI\d+",
+              "MSI-X 1-2048": r"MSI-X\d+", "reads": r"READ ",
+              "writes": r"WRITE ", "copies": r"COPY "}
+    out = {name: round(sum(t for label, _, t in results
+                             if re.match(pat, label)), 1)
+           for name, pat in groups.items()}
+    for label, _, t in results:
+        if label == "BAR5" or "1024000" in label or "1024001" in label:
+            out[label] = round(t, 1)
+    return out

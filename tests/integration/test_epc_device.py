@@ -5,6 +5,7 @@ it is written."""
 
 import socket
 import threading
+import time
 
 import pfwire
 
@@ -166,3 +167,76 @@ def test_one_host_and_a_silent_one_is_dropped(harness):
     third = pfwire.Conn(addr)
     third.handshake()
     assert qt.readl(REGS + 0x014) == 0x3
+
+
+def _window_read(qt, conn, addr, answer):
+    """Read the window at @addr while the host answers the DmaRead it
+    causes with @answer(fields); returns (value, the DmaRead's fields)."""
+    result = {}
+    t = threading.Thread(target=lambda: result.update(v=qt.readl(addr)))
+    t.start()
+    kind, f = conn.next()
+    assert kind == "dma_read", (kind, f)
+    conn.send(answer(f))
+    t.join(30)
+    return result.get("v"), f
+
+
+def test_window_read_ahead(harness):
+    """epc.md 5.1, read-ahead=4096: a window read fetches 4 KiB (never
+    past its region), reads forward of it inside what came are served
+    without a message, and a read at an address already served, a host
+    message, a window write or a refused fetch each go to the host again."""
+    q, qt, addr = start_epc(harness, ",read-ahead=4096")
+    program_function(qt)
+    conn = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    conn.handshake()
+    qt.writel(REGS + 0x400, 0)                      # region 0: window 0..6K
+    qt.writel(REGS + 0x404, 0x1800)
+    qt.writel(REGS + 0x408, HOST_BUF)
+    qt.writel(REGS + 0x40C, 0)
+    qt.writel(REGS + 0x410, 1)
+
+    def data(f, salt=0):
+        return bytes((i + salt) & 0xFF for i in range(f[3]))
+
+    def ok(f, salt=0):
+        return pfwire.message("completion", (1, f[1]), (3, data(f, salt)))
+
+    v, f = _window_read(qt, conn, WINDOW + 8, ok)
+    assert (f[2], f[3]) == (HOST_BUF + 8, 4096)
+    assert v == 0x03020100
+    assert qt.readl(WINDOW + 12) == 0x07060504      # from what came
+    assert qt.readl(WINDOW + 0x1004) == 0xFFFEFDFC  # its last 4 bytes
+    # the same address again: a poll sees the host's memory anew
+    v, f = _window_read(qt, conn, WINDOW + 0x1004, lambda f: ok(f, 1))
+    assert (f[2], f[3]) == (HOST_BUF + 0x1004, 0x7FC)   # to the region's end
+    assert v == 0x04030201
+    # a host message: what the host did before it must be seen
+    conn.send(pfwire.message("mem_write", (1, 0), (2, 0x10), (3, b"\x01")))
+    deadline = time.monotonic() + 30
+    while qt.read(FN_RAM + 0x10, 1) != b"\x01":     # the EPC has handled it
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    v, f = _window_read(qt, conn, WINDOW + 0x1010, lambda f: ok(f, 2))
+    assert f[2] == HOST_BUF + 0x1010 and v == 0x05040302
+    # a window write
+    qt.writel(WINDOW + 0x1400, 0)
+    assert conn.next()[0] == "dma_write"
+    v, f = _window_read(qt, conn, WINDOW + 0x1404, lambda f: ok(f, 3))
+    assert f[2] == HOST_BUF + 0x1404 and v == 0x06050403
+    # the host refuses the long read: the read alone goes again
+    result = {}
+    t = threading.Thread(target=lambda: result.update(v=qt.readl(WINDOW)))
+    t.start()
+    kind, f = conn.next()
+    assert (kind, f[2], f[3]) == ("dma_read", HOST_BUF, 4096)
+    conn.send(pfwire.message("completion", (1, f[1]), (2, pfwire.UR)))
+    kind, f = conn.next()
+    assert (kind, f[2], f[3]) == ("dma_read", HOST_BUF, 4)
+    conn.send(pfwire.message("completion", (1, f[1]), (3, b"\xaa\xbb\xcc\xdd")))
+    t.join(30)
+    assert result.get("v") == 0xDDCCBBAA
+    qt.writel(REGS + 0x010, 0)
+    assert [m[0] for m in conn.rest()] == ["goodbye"]

@@ -117,6 +117,8 @@ enum {
  * cannot grow QEMU's memory (as the pciefw host's own limit, spec 7.2).
  */
 #define EPC_TX_LIMIT            (32 * 1024 * 1024)
+/* The most an outbound read may fetch ahead (epc.md 5.1). */
+#define EPC_MAX_READ_AHEAD      (64 * 1024)
 
 typedef struct PfEpcBar {
     uint64_t addr;
@@ -156,6 +158,7 @@ struct PfEpcState {
     MemoryRegion window;
     char *path;
     uint32_t timeout_ms;
+    uint32_t read_ahead;        /* bytes an outbound read fetches, 0: exact */
 
     /* Registers (epc.md 2-5) */
     uint32_t ctrl;
@@ -191,6 +194,13 @@ struct PfEpcState {
     bool cpl_done;
     int cpl_status;
     uint8_t cpl_data[8];
+    uint8_t *cpl_dest;          /* where the completion's data goes */
+
+    /* What the last outbound read fetched ahead (epc.md 5.1) */
+    uint8_t *ra_buf;
+    uint64_t ra_host;           /* host address of ra_buf[0] */
+    uint32_t ra_len;            /* bytes valid, 0: none */
+    uint64_t ra_next;           /* reads below this address fetch again */
 };
 
 static void epc_read_input(PfEpcState *s, int max_reads);
@@ -249,6 +259,7 @@ static void epc_drop(PfEpcState *s, const char *why)
         timer_del(s->hello_timer);
     }
     s->waiting = false;
+    s->ra_len = 0;
     pf_buf_clear(&s->out);
     pf_frame_decoder_free(&s->dec);
     s->status &= ~EPC_STATUS_LINK_UP;
@@ -563,7 +574,7 @@ static void epc_handle_completion(PfEpcState *s, const Pciefw__Completion *c)
     }
     s->cpl_status = c->status;
     if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL) {
-        memcpy(s->cpl_data, c->data.data, s->wait_size);
+        memcpy(s->cpl_dest, c->data.data, s->wait_size);
     }
     s->cpl_done = true;
 }
@@ -601,6 +612,10 @@ static void epc_handle_request(PfEpcState *s, const PfMessage *m)
 {
     int status;
 
+    if (m->body_case != PCIEFW__MESSAGE__BODY_COMPLETION) {
+        /* epc.md 5.1: what the host did before this is to be seen. */
+        s->ra_len = 0;
+    }
     switch (m->body_case) {
     case PCIEFW__MESSAGE__BODY_CONFIG_READ: {
         /* No device-specific config registers: reads 0 (spec 4.1). */
@@ -1013,6 +1028,8 @@ static void epc_map_reg_write(PfEpcState *s, hwaddr addr, uint32_t val)
 {
     PfEpcMap *m = &s->maps[(addr - EPC_MAP_BASE) / 0x20];
 
+    s->ra_len = 0;
+
     switch ((addr - EPC_MAP_BASE) % 0x20) {
     case 0x00:
         m->win_offset = val;
@@ -1184,27 +1201,79 @@ static const PfEpcMap *epc_find_map(PfEpcState *s, hwaddr addr, unsigned size)
     return NULL;
 }
 
-static uint64_t epc_window_read(void *opaque, hwaddr addr, unsigned size)
+/*
+ * One DmaRead of @len bytes at host address @host into @dest; the CPU
+ * waits for its completion (epc.md 5).  False if it did not complete
+ * successfully.
+ */
+static bool epc_dma_read(PfEpcState *s, uint64_t host, uint32_t len,
+                         uint8_t *dest)
 {
-    PfEpcState *s = opaque;
-    const PfEpcMap *m = epc_find_map(s, addr, size);
-    uint64_t host;
-
-    if (!m || s->state != EPC_UP || s->waiting || s->dispatching) {
-        return all_ones(size);
-    }
-    host = m->host + (addr - m->win_offset);
     s->wait_tag = s->next_tag++;
-    s->wait_size = size;
+    s->wait_size = len;
+    s->cpl_dest = dest;
     s->cpl_done = false;
-    if (!epc_queued(s, pf_put_dma_read(&s->out, s->wait_tag, host, size))) {
-        return all_ones(size);
+    if (!epc_queued(s, pf_put_dma_read(&s->out, s->wait_tag, host, len))) {
+        return false;
     }
     s->waiting = true;
     epc_pump(s, epc_cpl_done);
     s->waiting = false;
     epc_update_watch(s);
-    if (!s->cpl_done || s->cpl_status != PCIEFW__STATUS__STATUS_SUCCESSFUL) {
+    return s->cpl_done && s->cpl_status == PCIEFW__STATUS__STATUS_SUCCESSFUL;
+}
+
+/*
+ * epc.md 5.1: a read forward of the last one, inside what the last fetch
+ * brought, is served from it.  A read at or below an address already
+ * served (a poll) fetches again.
+ */
+static bool epc_ra_hit(PfEpcState *s, uint64_t host, unsigned size)
+{
+    return s->ra_len && host >= s->ra_next && host >= s->ra_host &&
+           host - s->ra_host + size <= s->ra_len;
+}
+
+/* How much a read of @size at window offset @addr in @m fetches. */
+static uint32_t epc_ra_len(PfEpcState *s, const PfEpcMap *m, hwaddr addr,
+                           unsigned size)
+{
+    uint64_t left = m->size - (addr - m->win_offset);
+    uint64_t len = MIN(MIN(s->read_ahead, s->session.max_payload), left);
+
+    return MAX(len, size);
+}
+
+static uint64_t epc_window_read(void *opaque, hwaddr addr, unsigned size)
+{
+    PfEpcState *s = opaque;
+    const PfEpcMap *m = epc_find_map(s, addr, size);
+    uint64_t host;
+    uint32_t len;
+
+    if (!m || s->state != EPC_UP || s->waiting || s->dispatching) {
+        return all_ones(size);
+    }
+    host = m->host + (addr - m->win_offset);
+    if (epc_ra_hit(s, host, size)) {
+        s->ra_next = host + size;
+        return pf_le_load(s->ra_buf + (host - s->ra_host), size);
+    }
+    s->ra_len = 0;
+    len = epc_ra_len(s, m, addr, size);
+    if (len > size) {
+        if (epc_dma_read(s, host, len, s->ra_buf)) {
+            s->ra_host = host;
+            s->ra_len = len;
+            s->ra_next = host + size;
+            return pf_le_load(s->ra_buf, size);
+        }
+        if (s->state != EPC_UP) {
+            return all_ones(size);
+        }
+        /* The host refused the longer read: the read alone may pass. */
+    }
+    if (!epc_dma_read(s, host, size, s->cpl_data)) {
         return all_ones(size);
     }
     return pf_le_load(s->cpl_data, size);
@@ -1220,6 +1289,7 @@ static void epc_window_write(void *opaque, hwaddr addr, uint64_t val,
     if (!m || s->state != EPC_UP || s->dispatching) {
         return;
     }
+    s->ra_len = 0;
     pf_le_store(data, size, val);
     if (epc_queued(s, pf_put_dma_write(&s->out,
                                        m->host + (addr - m->win_offset),
@@ -1295,6 +1365,11 @@ static void epc_realize(PCIDevice *pdev, Error **errp)
                    EPC_MAX_TIMEOUT_MS);
         return;
     }
+    if (s->read_ahead > EPC_MAX_READ_AHEAD) {
+        error_setg(errp, "pciefw-epc: read-ahead must be at most %u bytes",
+                   EPC_MAX_READ_AHEAD);
+        return;
+    }
     pci_config_set_interrupt_pin(pdev->config, 1);
     if (msi_init(pdev, 0, 1, true, false, NULL)) {
         /* Without MSI the EPC interrupts by INTA#. */
@@ -1309,6 +1384,7 @@ static void epc_realize(PCIDevice *pdev, Error **errp)
     pf_codec_init(&s->codec);
     pf_buf_init(&s->out);
     s->rxbuf = g_malloc(EPC_RX_CHUNK);
+    s->ra_buf = g_malloc(MAX(s->read_ahead, 8));
     pf_hello_defaults(&s->hello, "qemu pciefw-epc " QEMU_VERSION);
     s->next_tag = 1;
     s->hello_timer = timer_new_ms(QEMU_CLOCK_REALTIME, epc_hello_timeout, s);
@@ -1316,6 +1392,7 @@ static void epc_realize(PCIDevice *pdev, Error **errp)
         timer_free(s->hello_timer);
         g_free(s->rxbuf);
         s->rxbuf = NULL;
+        g_clear_pointer(&s->ra_buf, g_free);
         pf_codec_free(&s->codec);
         msi_uninit(pdev);
     }
@@ -1338,6 +1415,7 @@ static void epc_exit(PCIDevice *pdev)
     pf_codec_free(&s->codec);
     g_free(s->rxbuf);
     s->rxbuf = NULL;
+    g_clear_pointer(&s->ra_buf, g_free);
     msi_uninit(pdev);
 }
 
@@ -1367,6 +1445,7 @@ static const Property epc_properties[] = {
     DEFINE_PROP_STRING("path", PfEpcState, path),
     DEFINE_PROP_UINT32("timeout", PfEpcState, timeout_ms,
                        EPC_DEFAULT_TIMEOUT_MS),
+    DEFINE_PROP_UINT32("read-ahead", PfEpcState, read_ahead, 0),
 };
 
 static void epc_class_init(ObjectClass *klass, const void *data)
@@ -1390,6 +1469,9 @@ static void epc_class_init(ObjectClass *klass, const void *data)
     object_class_property_set_description(klass, "timeout",
         "ms an outbound window read waits for the host's completion, "
         "and a connected host for the other's hello");
+    object_class_property_set_description(klass, "read-ahead",
+        "bytes an outbound window read fetches from host memory at once "
+        "(0: exactly what the CPU reads; docs/epc.md 5.1)");
 }
 
 static const TypeInfo epc_types[] = {
