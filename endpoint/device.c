@@ -257,20 +257,30 @@ static void trace_copy_write(struct pf_dev *dev, uint64_t addr,
 	pf_buf_free(&b);
 }
 
-static void trace_copy_read(struct pf_dev *dev, const struct dma_op *op)
+/*
+ * A read by copy is recorded as its DmaReads when it is issued and as
+ * their Completions when the model gets the data (@data), so that the
+ * recording orders the data among the host's messages as the model saw
+ * it: a replay over messages then feeds the model the same order.
+ */
+static void trace_copy_read(struct pf_dev *dev, const struct dma_op *op,
+			    bool data)
 {
 	uint32_t chunk = dev->session.max_payload;
 	struct pf_buf b;
 
-	if (!pf_conn_tracing(dev->conn))
+	if (!dev->conn || !pf_conn_tracing(dev->conn))
 		return;
 	pf_buf_init(&b);
 	for (uint32_t i = 0; i < op->n_chunks; i++) {
 		uint32_t off = i * chunk;
 		uint32_t n = op->len - off < chunk ? op->len - off : chunk;
 
-		pf_put_dma_read(&b, op->first_tag + i, op->addr + off, n);
-		trace_copy(dev, &b, PF_DIR_TO_HOST, "shared memory: read by copy");
+		if (!data) {
+			pf_put_dma_read(&b, op->first_tag + i, op->addr + off, n);
+			trace_copy(dev, &b, PF_DIR_TO_HOST, "shared memory: read by copy");
+			continue;
+		}
 		pf_put_completion(&b, op->first_tag + i,
 				  PCIEFW__STATUS__STATUS_SUCCESSFUL, op->buf + off, n);
 		trace_copy(dev, &b, PF_DIR_TO_ENDPOINT,
@@ -399,7 +409,7 @@ int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 		op->n_done = op->n_chunks;
 		dev->n_dma_reads++;
 		dev->n_dma_copies++;
-		trace_copy_read(dev, op);
+		trace_copy_read(dev, op, false);
 		dma_kick(dev);
 		return 0;
 	}
@@ -475,6 +485,8 @@ static void dma_deliver(struct pf_dev *dev)
 		dev->dma_head = op->next;
 		if (!dev->dma_head)
 			dev->dma_tail = NULL;
+		if (op->by_copy)
+			trace_copy_read(dev, op, true);
 		op->done(op->opaque, op->failed ? PF_DMA_FAILED : PF_DMA_OK,
 			 op->failed ? NULL : op->buf, op->failed ? 0 : op->len);
 		dma_op_free(dev, op);
