@@ -212,6 +212,14 @@ out:
 	return r;
 }
 
+/* The bytes of a record of @type holding @len bytes of data. */
+static uint32_t record_total(enum pf_trace_type type, size_t len)
+{
+	size_t prefix = type == PF_REC_MESSAGE ? PF_FRAME_HEADER : 0;
+
+	return (uint32_t)(8 + 20 + pad4(PF_TRACE_PSEUDO_LEN + prefix + len) + 4);
+}
+
 /*
  * One Enhanced Packet Block: pseudo-header, then (MESSAGE) a length prefix
  * for @data, then @data.
@@ -225,15 +233,23 @@ static int write_record(struct pf_trace_writer *w, uint64_t ts_ns,
 	size_t hlen = 28 + PF_TRACE_PSEUDO_LEN + prefix;
 	size_t cap = PF_TRACE_PSEUDO_LEN + prefix + len;
 	size_t padded = pad4(cap);
-	uint32_t total = (uint32_t)(8 + 20 + padded + 4);
+	uint32_t total = record_total(type, len);
+	/* Room kept for the note that may follow (spec 6). */
+	uint32_t reserve = type == PF_REC_NOTE ? 0 :
+			   record_total(PF_REC_NOTE, PF_TRACE_MAX_NOTE);
 	static const uint8_t zeros[4];
 
 	if (len > PF_TRACE_MAX_BLOCK - 64)
 		return PF_ERR_OVERSIZE;
 	if (!w->f)
 		return PF_ERR_IO;
-	/* Rotate before the limit is crossed; one record per file at least. */
-	if (w->max_bytes && w->written + total > w->max_bytes && w->records &&
+	/*
+	 * Rotate before the limit is crossed; one record per file at least.
+	 * A note never starts a file: it is about the record before it, which
+	 * left room for it.
+	 */
+	if (type != PF_REC_NOTE && w->max_bytes &&
+	    w->written + total + reserve > w->max_bytes && w->records &&
 	    rotate(w))
 		return PF_ERR_IO;
 	w->written += total;
@@ -287,7 +303,7 @@ int pf_trace_write_note(struct pf_trace_writer *w, uint64_t ts_ns,
 	size_t len = strlen(text);
 
 	return write_record(w, ts_ns, dir, PF_REC_NOTE, (const uint8_t *)text,
-			    len < 1024 ? len : 1024);
+			    len < PF_TRACE_MAX_NOTE ? len : PF_TRACE_MAX_NOTE);
 }
 
 int pf_trace_flush(struct pf_trace_writer *w)

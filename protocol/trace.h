@@ -73,8 +73,10 @@ int pf_trace_write_malformed(struct pf_trace_writer *w, uint64_t ts_ns,
 /*
  * A note record: what the recorder made of the message record just before
  * it, in text (e.g. "msix vector 2: pending: vector masked"); @dir is that
- * message's.  Cut to 1024 bytes.
+ * message's.  Cut to PF_TRACE_MAX_NOTE bytes.  Rotation never puts a note
+ * at the start of a file, away from its record.
  */
+#define PF_TRACE_MAX_NOTE        1024u
 int pf_trace_write_note(struct pf_trace_writer *w, uint64_t ts_ns,
 			enum pf_dir dir, const char *text);
 int pf_trace_flush(struct pf_trace_writer *w);
