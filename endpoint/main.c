@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,14 @@ int main(int argc, char **argv)
 	const struct pf_model *model = spec.model;
 
 	struct ev_loop *loop = EV_DEFAULT;
+
+	/*
+	 * DMA buffers of up to 16 MiB come and go per transfer: keep them in
+	 * the heap rather than mmap and unmap each (every page would fault
+	 * again, and faults are what a copy into shared RAM costs most).
+	 */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	struct pf_dev *dev = pf_dev_create(model, loop, spec.opts, spec.n_opts, err,
 					   sizeof(err));
 	if (!dev)
