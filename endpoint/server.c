@@ -553,11 +553,13 @@ static void spin_cb(struct ev_loop *loop, ev_idle *w, int revents)
 		ev_idle_stop(loop, w);
 		return;
 	}
+	/* Work keeps us here for the slice: the next request is close. */
 	do {
 		if (pf_stream_pending(c->st)) {
 			conn_read(c, READS_PER_EVENT, false);
 			c->last_work_ns = pf_ring_now_ns();
-			return;
+			if (c->dead || c->throttled || !ev_is_active(w))
+				return;
 		}
 		now = pf_ring_now_ns();
 	} while (now < slice_end);
