@@ -275,17 +275,23 @@ static bool pfn_is_gone(u32 val)
 }
 
 /*
- * Any context. The device stopped answering: drop the carrier, say so once,
- * and let the service work tear down and wait for the device to come back.
+ * Any context. The device stopped answering (@why): drop the carrier, say
+ * so once, and let the service work tear down and wait for the device to
+ * come back.
  */
-static void pfn_mark_gone(struct pfn_priv *priv)
+static void pfn_mark_gone_why(struct pfn_priv *priv, const char *why)
 {
 	if (test_and_set_bit(PFN_FLAG_GONE, &priv->flags))
 		return;
 	netif_carrier_off(priv->ndev);
-	netdev_err(priv->ndev,
-		   "device not responding (reads return all ones): stopped, will re-initialise it when it is back\n");
+	netdev_err(priv->ndev, "device not responding (%s): stopped, will re-initialise it when it is back\n",
+		   why);
 	mod_delayed_work(system_wq, &priv->service_work, 0);
+}
+
+static void pfn_mark_gone(struct pfn_priv *priv)
+{
+	pfn_mark_gone_why(priv, "reads return all ones");
 }
 
 /*
@@ -1097,16 +1103,25 @@ static void pfn_restart(struct pfn_priv *priv)
 }
 
 /*
- * Called under RTNL with the device up: is it still there, and did the TX
- * timeout ask for a reset? One register read per run.
+ * Called under RTNL with the device up: is it still there, was it reset
+ * behind our back, and did the TX timeout ask for a reset? One register
+ * read per run.
  */
 static void pfn_service_up(struct pfn_priv *priv)
 {
 	struct net_device *ndev = priv->ndev;
 
-	if (!test_bit(PFN_FLAG_GONE, &priv->flags) &&
-	    pfn_is_gone(readl(priv->regs + PFN_REG_STATUS)))
+	u32 ctrl = readl(priv->regs + PFN_REG_CTRL);
+
+	if (!test_bit(PFN_FLAG_GONE, &priv->flags) && pfn_is_gone(ctrl))
 		pfn_mark_gone(priv);
+	else if (priv->hw_up && !(ctrl & PFN_CTRL_RX_EN))
+		/*
+		 * nic.md 8: an endpoint that went and came back between two
+		 * checks leaves the device in its power-on state, without
+		 * the enables set at open: it was gone all the same.
+		 */
+		pfn_mark_gone_why(priv, "found reset by its endpoint");
 	if (test_bit(PFN_FLAG_GONE, &priv->flags)) {
 		/* nic.md 8: nothing is left with the device; free it all. */
 		pfn_down(priv);

@@ -4,6 +4,7 @@ endpoint byte by byte: frames, protobuf fields, the message kinds; and
 ScriptedEndpoint, an endpoint that says what no real endpoint says (hostile
 or broken peers) and records what QEMU answers."""
 
+import ctypes
 import fcntl
 import mmap
 import os
@@ -440,6 +441,7 @@ class RingHost(Conn):
     def setup(self, sealed=True, fds=None):
         """RingSetup with a fresh region; returns the RingReady fields."""
         self.fd, self.mem = ring_region(self.ring_bytes, sealed)
+        self._words = {}
         self.ep_bell = os.eventfd(0, os.EFD_NONBLOCK)
         self.our_bell = os.eventfd(0, os.EFD_NONBLOCK)
         self.tx_pos = self.rx_pos = 0
@@ -454,11 +456,19 @@ class RingHost(Conn):
     def ctl(self, d, off):
         return 64 + 256 * d + off
 
+    def _word(self, d, off):
+        """The 64-bit index as one aligned machine word: a peer must never
+        see it half written (spec 11.3), which byte copies could show."""
+        key = (d, off)
+        if key not in self._words:
+            self._words[key] = ctypes.c_uint64.from_buffer(self.mem, self.ctl(d, off))
+        return self._words[key]
+
     def set_index(self, d, off, value):
-        struct.pack_into("<Q", self.mem, self.ctl(d, off), value)
+        self._word(d, off).value = value
 
     def index(self, d, off):
-        return struct.unpack_from("<Q", self.mem, self.ctl(d, off))[0]
+        return self._word(d, off).value
 
     def send(self, data):
         if not self.on_rings:
@@ -507,6 +517,7 @@ class RingHost(Conn):
     def close(self):
         super().close()
         if hasattr(self, "mem"):
+            self._words.clear()
             self.mem.close()
             for fd in (self.fd, self.ep_bell, self.our_bell):
                 os.close(fd)

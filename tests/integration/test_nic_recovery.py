@@ -165,3 +165,40 @@ def test_endpoint_killed_for_good(harness, tmp_path):
     log = console.split("PCIEFW-DRIVER-LOG-BEGIN")[-1].split("PCIEFW-DRIVER-LOG-END")[0]
     assert log.count("device not responding") == 1, log
     assert "timed out" not in log and "TX timeout" not in log, log
+
+
+RESET_BEHIND = """
+ping -c 3 -W 5 10.0.2.2 || exit 50
+DOWNS=$(cat /sys/class/net/eth0/carrier_down_count)
+for d in /sys/bus/pci/devices/*; do
+	[ "$(cat $d/vendor):$(cat $d/device)" = 0x1234:0xfe02 ] && dev=$d
+done
+# A function reset behind the driver's back (it has no reset hooks): the
+# device is in its power-on state, its PCI configuration restored, as
+# after an endpoint that went and came back within one service check.
+echo 1 > $dev/reset || exit 54
+wait_file not /sys/class/net/eth0/carrier_down_count $DOWNS || exit 51
+echo "PCIEFW-CARRIER-DOWN"
+wait_file is /sys/class/net/eth0/carrier 1 || exit 52
+ping -c 3 -W 5 10.0.2.2 || exit 53
+echo "PCIEFW-PING-AGAIN"
+"""
+
+
+def test_device_reset_behind_the_driver(harness, tmp_path):
+    """docs/nic.md 8: an endpoint that goes and comes back between two of
+    the driver's checks leaves no all-ones read to notice, only a device in
+    its power-on state; the driver finds CTRL without its enables and
+    re-initialises (before, the interface stayed dead: CI caught it)."""
+    script = "#!/bin/sh\nMODE=msix\n" + BRING_UP + WAIT + RESET_BEHIND + CHECK
+    ep = harness.endpoint(name="nic", device=f"nic,mac={MAC}")
+    initrd = guestlib.make_initramfs(tmp_path, script, guest_files())
+    res = guestlib.boot_guest(harness.qemu_binary, initrd,
+                              nic_device_args(ep.address), timeout=600)
+    console = res.console
+    assert res.status == 0, res.describe()
+    assert "PCIEFW-PING-AGAIN" in console
+    assert "PCIEFW-DMESG-PROBLEMS: 0" in console, res.describe()
+    log = console.split("PCIEFW-DRIVER-LOG-BEGIN")[-1].split("PCIEFW-DRIVER-LOG-END")[0]
+    assert log.count("device not responding (found reset by its endpoint)") == 1, log
+    assert log.count("device is back") == 1, log

@@ -7,7 +7,7 @@ impossible index.  The hostile-host cases are in test_shm_rings_wire.py."""
 import os
 import signal
 import socket
-import struct
+import ctypes
 import mmap
 import subprocess
 import threading
@@ -141,8 +141,9 @@ class RingEndpoint(threading.Thread):
         size = os.fstat(region).st_size
         self.mem = mmap.mmap(region, size)
         conn.sendall(pfwire.message("ring_ready", (1, 1)))
-        # The host's ring: tail far beyond anything the ring can hold.
-        struct.pack_into("<Q", self.mem, 64 + 256 * pfwire.TO_HOST, 1 << 40)
+        # The host's ring: tail far beyond anything the ring can hold,
+        # stored as one word (a torn store could look like garbage bytes).
+        ctypes.c_uint64.from_buffer(self.mem, 64 + 256 * pfwire.TO_HOST).value = 1 << 40
         os.eventfd_write(host_bell, 1)
         self.switched.set()
 
