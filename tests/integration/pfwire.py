@@ -494,6 +494,7 @@ class RingHost(Conn):
             return super()._recv()
         base = RING_HEADER + TO_HOST * self.ring_bytes
         deadline = time.monotonic() + self.timeout
+        hung_up = False
         while True:
             avail = self.index(TO_HOST, CTL_TAIL) - self.rx_pos
             assert 0 <= avail <= self.ring_bytes, f"endpoint wrote tail +{avail}"
@@ -503,9 +504,13 @@ class RingHost(Conn):
                 self.rx_pos += avail
                 self.set_index(TO_HOST, CTL_HEAD, self.rx_pos)
                 return out
+            # Spec 11.5: what it wrote before hanging up is read first.
+            if hung_up:
+                return b""
             r, _, _ = select.select([self.our_bell, self.sock], [], [], 0.05)
             if self.sock in r and not self.sock.recv(1, socket.MSG_PEEK):
-                return b""
+                hung_up = True
+                continue
             if self.our_bell in r:
                 try:
                     os.eventfd_read(self.our_bell)
