@@ -8,6 +8,8 @@ SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 log() { printf 'setup: %s\n' "$*" >&2; }
+# shellcheck source=scripts/apt-lock.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt-lock.sh"
 
 # Packages from bookworm itself.
 BASE_PKGS=(
@@ -75,7 +77,7 @@ updated=0
 apt_update() {
 	[ "$updated" -eq 1 ] && return
 	log "apt-get update"
-	$SUDO apt-get update -qq
+	apt_get update -qq
 	updated=1
 }
 
@@ -98,7 +100,7 @@ need=$(missing "${BASE_PKGS[@]}" "linux-headers-$abi-amd64")
 if [ -n "$need" ]; then
 	apt_update
 	log "installing: $(echo $need)"
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
+	apt_get install -y -qq $need
 fi
 
 # meson from backports unless a new enough one is already there.
@@ -110,8 +112,7 @@ meson_ok() {
 if ! meson_ok || [ -n "$(missing python3-pycotap)" ]; then
 	apt_update
 	log "installing from bookworm-backports: ${BACKPORT_PKGS[*]}"
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-		-t bookworm-backports "${BACKPORT_PKGS[@]}" >/dev/null
+	apt_get install -y -qq -t bookworm-backports "${BACKPORT_PKGS[@]}"
 fi
 
 if [ "${1:-}" = --bench ]; then
@@ -119,7 +120,7 @@ if [ "${1:-}" = --bench ]; then
 	if [ -n "$need" ]; then
 		apt_update
 		log "installing for the benchmarks: $(echo $need)"
-		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
+		apt_get install -y -qq $need
 	fi
 fi
 

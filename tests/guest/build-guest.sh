@@ -29,6 +29,8 @@ EPOCH=${SOURCE_DATE_EPOCH:-0}
 
 log() { printf 'build-guest: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/apt-lock.sh
+. "$HERE/../../scripts/apt-lock.sh"
 
 # Same derivation as scripts/setup.sh: the ABI linux-image-amd64 depends on.
 guest_kernel_abi() {
@@ -42,7 +44,7 @@ find_abi() {
 	if [ -z "$abi" ] && [ "$(id -u)" -eq 0 ]; then
 		# Fresh machines have empty apt lists; one update fixes that.
 		log "apt-get update (no linux-image-amd64 in apt lists)"
-		apt-get update -qq >&2
+		apt_get update -qq
 		abi=$(guest_kernel_abi)
 	fi
 	[ -n "$abi" ] || die "cannot find Debian's linux-image-amd64 (run scripts/setup.sh)"
