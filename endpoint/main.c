@@ -51,6 +51,10 @@ static void usage(FILE *f)
 "\n"
 "Each listening address is printed on stdout as 'listening on ADDR'.\n"
 "SIGINT or SIGTERM says goodbye to the connected host and exits 0.\n"
+"On a UNIX socket path where another process listens the endpoint does not\n"
+"start; a socket file nobody listens on (left by a killed run) is replaced.\n"
+"Exit status: 0 after SIGINT or SIGTERM, 2 for a bad option or an address\n"
+"another process holds (or a path that is no socket), 1 for other failures.\n"
 "Protocol: docs/protocol.md.  Example:\n"
 "  pciefw-endpoint --listen unix:/tmp/testdev.sock --device testdev\n",
 		PCIEFW_DEFAULT_PAYLOAD, PCIEFW_MAX_PAYLOAD);
@@ -251,10 +255,16 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n_listen; i++) {
 		struct pf_addr addr;
 
-		if (pf_addr_parse(listen[i], &addr, err, sizeof(err)) ||
-		    pf_server_listen(server, &addr, err, sizeof(err))) {
+		if (pf_addr_parse(listen[i], &addr, err, sizeof(err))) {
 			pf_err("%s", err);
-			return 1;
+			return 2;
+		}
+		if (pf_server_listen(server, &addr, err, sizeof(err))) {
+			/* Taken by another process, or a file of the user's. */
+			bool taken = errno == EADDRINUSE || errno == EEXIST;
+
+			pf_err("%s", err);
+			return taken ? 2 : 1;
 		}
 	}
 
