@@ -144,3 +144,24 @@ def test_apt_gives_up_after_its_bound_with_apts_message(private_apt):
         holder.release()
     assert p.returncode != 0
     assert "waiting up to 2 s" in err and "Could not get lock" in err, err
+
+
+def guest_env(path_var):
+    """build-guest.sh --print-env run with PATH=@path_var: its GUEST_*
+    variables and what it said."""
+    env = dict(os.environ, PATH=path_var)
+    r = subprocess.run([os.path.join(REPO, "tests", "guest", "build-guest.sh"),
+                        "--print-env"], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    return dict(l.split("=", 1) for l in r.stdout.splitlines()), r.stderr
+
+
+def test_cached_guest_image_is_not_rebuilt_for_another_path():
+    """The demo, the tests and a user's shell find the same tools under
+    other names (/sbin or /usr/sbin first on PATH): the cached base image
+    is theirs all the same, never rebuilt."""
+    first, _ = guest_env("/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    second, said = guest_env("/bin:/sbin:/usr/bin:/usr/sbin")
+    assert second["GUEST_BASE"] == first["GUEST_BASE"], said
+    assert "up to date" in said and "building base rootfs" not in said, said
