@@ -71,21 +71,12 @@ static const struct pf_model_option *find_option(const struct pf_model *m,
 	return NULL;
 }
 
-struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
-			     char **opts, size_t n_opts, char *err, size_t errlen)
+int pf_dev_check_options(const struct pf_model *model, char *const *opts,
+			 size_t n_opts, char *err, size_t errlen)
 {
-	struct pf_dev *dev = calloc(1, sizeof(*dev));
-
-	if (!dev) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	dev->model = model;
-	dev->loop = loop;
-	dev->next_tag = 1;
 	if (n_opts > PF_MAX_MODEL_OPTS) {
 		snprintf(err, errlen, "too many options for device %s", model->name);
-		goto fail;
+		return -1;
 	}
 	for (size_t i = 0; i < n_opts; i++) {
 		const char *eq = strchr(opts[i], '=');
@@ -93,16 +84,36 @@ struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
 		if (!eq || eq == opts[i]) {
 			snprintf(err, errlen, "device %s: option '%s' is not NAME=VALUE",
 				 model->name, opts[i]);
-			goto fail;
+			return -1;
 		}
 		if (!find_option(model, opts[i], (size_t)(eq - opts[i]))) {
 			snprintf(err, errlen,
 				 "device %s has no option '%.*s' (see --list-devices)",
 				 model->name, (int)(eq - opts[i]), opts[i]);
-			goto fail;
+			return -1;
 		}
+	}
+	return 0;
+}
+
+struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
+			     char **opts, size_t n_opts, char *err, size_t errlen)
+{
+	struct pf_dev *dev;
+
+	if (pf_dev_check_options(model, opts, n_opts, err, errlen))
+		return NULL;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	dev->model = model;
+	dev->loop = loop;
+	dev->next_tag = 1;
+	for (size_t i = 0; i < n_opts; i++) {
 		dev->opt_names[i] = opts[i];
-		dev->opt_values[i] = eq + 1;
+		dev->opt_values[i] = strchr(opts[i], '=') + 1;
 	}
 	dev->n_opts = n_opts;
 	dev->state = model->create(dev, &dev->id);

@@ -78,6 +78,12 @@ struct pf_dev {
 	uint64_t n_dma_base;            /* reads + writes before this host */
 };
 
+/*
+ * Are @opts "name=value" with names @model declares?  0, or -1 with @err
+ * set.  The values are checked by the model, in pf_dev_create().
+ */
+int pf_dev_check_options(const struct pf_model *model, char *const *opts,
+			 size_t n_opts, char *err, size_t errlen);
 /* Build an instance of @model with "name=value" options. */
 struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
 			     char **opts, size_t n_opts, char *err, size_t errlen);

@@ -83,6 +83,7 @@ static void usage(FILE *f)
 "      --no-progress         no progress bar (default: one on stderr when it\n"
 "                            is a terminal)\n"
 "  -h, --help                show this help\n"
+"  -V, --version             show the version\n"
 "\n"
 "A divergence is reported with the trace record number (#N, as in\n"
 "pciefw-trace), its time in the recording, the expected (recorded) and the\n"
@@ -131,6 +132,7 @@ static int parse_args(int argc, char **argv, struct rp_opts *o)
 		{ "allow-truncated", no_argument, NULL, OPT_ALLOW_TRUNCATED },
 		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
 	const char *listen = NULL;
@@ -142,7 +144,7 @@ static int parse_args(int argc, char **argv, struct rp_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->context = DEFAULT_CONTEXT;
 	o->until = UINT64_MAX;
-	while ((c = getopt_long(argc, argv, "el:tki:C:T:s:u:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "el:tki:C:T:s:u:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
 			o->role = RP_AS_ENDPOINT;
@@ -195,6 +197,10 @@ static int parse_args(int argc, char **argv, struct rp_opts *o)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(RP_EXIT_MATCH);
+		case 'V':
+			printf("pciefw-replay %s (protocol %u.%u)\n", PCIEFW_VERSION,
+			       PCIEFW_VERSION_MAJOR, PCIEFW_VERSION_MINOR);
 			exit(RP_EXIT_MATCH);
 		default:
 			fprintf(stderr, "Try 'pciefw-replay --help'.\n");

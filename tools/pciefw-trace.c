@@ -57,6 +57,7 @@ static void usage(FILE *f)
 "  -s, --stats             print statistics instead of messages: counts per\n"
 "                          kind, bytes moved, request-to-completion latency\n"
 "  -h, --help              show this help\n"
+"  -V, --version           show the version\n"
 "\n"
 "Each line: record number, seconds since the first record, direction\n"
 "(H>E: host to endpoint, E>H: endpoint to host), the message.  A line\n"
@@ -67,11 +68,12 @@ static void usage(FILE *f)
 "Exit status: 0, or 1 if the file is unreadable, truncated or corrupt.\n");
 }
 
+/* A usage error: one line, and where the help is. */
 static int fail(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "pciefw-trace: ");
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n");
+	fprintf(stderr, "\nTry 'pciefw-trace --help'.\n");
 	return 2;
 }
 
@@ -84,13 +86,14 @@ static int parse_filter(int argc, char **argv, struct filter *f, bool *stats)
 		{ "addr", required_argument, NULL, 'a' },
 		{ "stats", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
 	int c;
 
 	f->bar = -1;
 	f->dir = -1;
-	while ((c = getopt_long(argc, argv, "k:d:b:a:sh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:d:b:a:shV", longopts, NULL)) != -1) {
 		char *end, *save = NULL, *k;
 
 		switch (c) {
@@ -134,15 +137,19 @@ static int parse_filter(int argc, char **argv, struct filter *f, bool *stats)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case 'V':
+			printf("pciefw-trace %s (protocol %u.%u)\n", PCIEFW_VERSION,
+			       PCIEFW_VERSION_MAJOR, PCIEFW_VERSION_MINOR);
+			exit(0);
 		default:
-			usage(stderr);
+			/* getopt said which option; the help is one --help away. */
+			fprintf(stderr, "Try 'pciefw-trace --help'.\n");
 			return 2;
 		}
 	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return 2;
-	}
+	if (optind != argc - 1)
+		return fail("%s", optind == argc ? "no trace FILE given" :
+			    "expected one trace FILE");
 	return 0;
 }
 
