@@ -165,3 +165,21 @@ def test_cached_guest_image_is_not_rebuilt_for_another_path():
     second, said = guest_env("/bin:/sbin:/usr/bin:/usr/sbin")
     assert second["GUEST_BASE"] == first["GUEST_BASE"], said
     assert "up to date" in said and "building base rootfs" not in said, said
+
+
+def test_dev_qemu_runs_the_projects_qemu(qemu_binary):
+    """./dev qemu ARGS is the QEMU with the pciefw device, and
+    build/qemu-system-x86_64 (the README's by-hand commands) is it too."""
+    env = dict(os.environ, PCIEFW_QEMU_PREBUILT=qemu_binary)
+    r = subprocess.run([os.path.join(REPO, "dev"), "qemu", "-device", "help"], env=env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert 'name "pciefw"' in r.stdout and 'name "pciefw-epc"' in r.stdout, r.stdout
+    link = os.path.join(REPO, "build", "qemu-system-x86_64")
+    assert os.path.realpath(link) == os.path.realpath(qemu_binary)
+    r = subprocess.run([os.path.join(REPO, "dev"), "help"], stdout=subprocess.PIPE,
+                       text=True, timeout=60)
+    for said in ("./dev qemu ARGS", "build/qemu-system-x86_64", "build/guest/vmlinux",
+                 "build/guest/initrd.cpio.gz", "./dev tls-certs DIR"):
+        assert said in r.stdout, (said, r.stdout)

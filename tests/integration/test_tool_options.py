@@ -53,3 +53,13 @@ def test_max_payload_says_the_range(endpoint_binary, value):
     assert r.returncode == 2
     assert r.stderr.splitlines()[0] == \
         f"pciefw-endpoint: invalid --max-payload '{value}' (bytes, 8 to 1048576)", r.stderr
+
+
+@pytest.mark.parametrize("command", [["test", "--frobnicate"], ["try", "--frobnicate"]])
+def test_dev_unknown_option(command):
+    r = run([os.path.join(REPO, "dev"), *command])
+    assert r.returncode == 2
+    # (./dev try builds first: a MODEL it checks may be new.)
+    assert r.stderr.splitlines()[-1:] == [
+        f"dev {command[0]}: unknown option '--frobnicate' (try ./dev {command[0]} "
+        "--help)"], r.stderr
