@@ -84,7 +84,11 @@ int pf_trace_flush(struct pf_trace_writer *w);
 int pf_trace_close(struct pf_trace_writer *w);
 
 struct pf_trace_record {
-	uint64_t index;          /* 0-based record number, all types counted */
+	/*
+	 * Record number, from 1, every type counted: the frame number
+	 * Wireshark gives the record (spec 6), as every tool prints it.
+	 */
+	uint64_t index;
 	uint64_t ts_ns;          /* nanoseconds since the epoch */
 	enum pf_dir dir;
 	enum pf_trace_type type;

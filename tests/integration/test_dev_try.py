@@ -45,7 +45,7 @@ def test_try_runs_a_script(tmp_path, qemu_binary, endpoint_binary):
     t = subprocess.run([tool, "--kind", "mem_write", str(out / "trace.pcapng")],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert t.returncode == 0, t.stdout
-    assert "mem_write bar=0 offset=0x0 data=afbeafde" in t.stdout, t.stdout
+    assert "mem_write bar=0 offset=0x0 data=0xdeafbeaf" in t.stdout, t.stdout
 
 
 def test_try_refuses_a_bad_device(tmp_path, qemu_binary):
