@@ -29,7 +29,8 @@ eval "$(tests/guest/build-guest.sh --print-env)"
 export GUEST_BASE GUEST_BASE_CPIO
 ko=$(driver/build.sh | tail -n1)
 mkdir -p "$out"
-ln -sfn "$GUEST_KERNEL" "$out/vmlinux"
+ln -sfn "$GUEST_KERNEL" "$out/vmlinux.new"
+mv -Tf "$out/vmlinux.new" "$out/vmlinux"
 args=(--test-script scripts/guest/run.sh
 	--add "$ko:/lib/modules/extra/pciefw_nic.ko"
 	--add "${ko%/*}/pciefw_irqtest.ko:/lib/modules/extra/pciefw_irqtest.ko")

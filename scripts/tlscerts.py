@@ -9,7 +9,6 @@ also what pciefw-endpoint --tls-creds reads.
 usage: ./dev tls-certs DIR [--name HOST]... [--days N]
 """
 
-import argparse
 import ipaddress
 import os
 import shutil
@@ -82,7 +81,8 @@ def issue(ca, d, role, expired=False, names=SERVER_NAMES, days=30):
 
 
 def main(argv):
-    p = argparse.ArgumentParser(
+    import cli  # scripts/cli.py, beside this file
+    p = cli.Parser(
         prog="./dev tls-certs",
         description="Make a CA, a server certificate for pciefw-endpoint and a "
         "client certificate for QEMU, in QEMU's tls-creds-x509 layout: "

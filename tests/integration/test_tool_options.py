@@ -55,6 +55,17 @@ def test_max_payload_says_the_range(endpoint_binary, value):
         f"pciefw-endpoint: invalid --max-payload '{value}' (bytes, 8 to 1048576)", r.stderr
 
 
+@pytest.mark.parametrize("command", [["tls-certs", "/nonexistent/dir", "--frobnicate"]])
+def test_dev_python_commands_unknown_option(command):
+    """The Python commands behind ./dev answer as the C tools do
+    (scripts/cli.py; ./dev epf-pair's parser is the same)."""
+    r = run([os.path.join(REPO, "dev"), *command])
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[-2:] == [
+        f"./dev {command[0]}: unrecognized arguments: --frobnicate",
+        f"Try './dev {command[0]} --help'."], r.stderr
+
+
 @pytest.mark.parametrize("command", [["test", "--frobnicate"], ["try", "--frobnicate"]])
 def test_dev_unknown_option(command):
     r = run([os.path.join(REPO, "dev"), *command])
