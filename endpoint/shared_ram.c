@@ -10,39 +10,13 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "shared_fd.h"
 
 void pf_shared_ram_clear(struct pf_shared_ram *gm)
 {
 	for (unsigned i = 0; i < gm->n; i++)
 		munmap(gm->r[i].base, gm->r[i].size);
 	gm->n = 0;
-}
-
-/*
- * Why @fd cannot back [off, off + size) safely, or NULL.  Only a regular
- * or memory file at least that long, sealed against shrinking: a host
- * that could shrink it under our mapping could make a copy fault (SIGBUS).
- */
-const char *pf_shared_fd_refusal(int fd, uint64_t off, uint64_t size,
-				 char *why, size_t whylen)
-{
-	struct stat st;
-	int seals;
-
-	if (fstat(fd, &st) < 0)
-		return strerror(errno);
-	if (!S_ISREG(st.st_mode))
-		return "not a regular or memory file";
-	if (st.st_size < 0 || (uint64_t)st.st_size < off ||
-	    (uint64_t)st.st_size - off < size) {
-		snprintf(why, whylen, "the file has %lld bytes, the region needs %llu",
-			 (long long)st.st_size, (unsigned long long)(off + size));
-		return why;
-	}
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK))
-		return "the file is not sealed against shrinking (F_SEAL_SHRINK)";
-	return NULL;
 }
 
 unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm,

@@ -34,13 +34,6 @@ unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm
 			  const int *fds, const char *who);
 void pf_shared_ram_clear(struct pf_shared_ram *gm);
 
-/*
- * Why the host's @fd cannot back [off, off + size) safely, or NULL (the
- * guest's RAM here, the rings' region in stream_ring.c).  @why is scratch.
- */
-const char *pf_shared_fd_refusal(int fd, uint64_t off, uint64_t size,
-				 char *why, size_t whylen);
-
 /* Where [addr, addr + len) is mapped, if wholly inside one region. */
 uint8_t *pf_shared_ram_find(const struct pf_shared_ram *gm, uint64_t addr,
 			   uint64_t len);

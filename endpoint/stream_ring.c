@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "ring.h"
-#include "shared_ram.h"
+#include "shared_fd.h"
 
 struct ring_stream {
 	struct pf_stream base;      /* base.fd: the socket; base.wake_fd: ours */
