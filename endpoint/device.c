@@ -811,6 +811,8 @@ int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errl
 			   m->reset->kind == PCIEFW__RESET_KIND__RESET_FUNCTION ?
 			   "function-level" : "system");
 		reset_device(dev, (enum pf_reset_kind)m->reset->kind);
+		/* A reset clears Bus Master Enable (spec 10.3). */
+		dev->bus_master = false;
 		send_completion(dev, m->reset->tag, PF_CPL_OK, NULL, 0);
 		return PF_OK;
 	default:

@@ -39,31 +39,41 @@ static ssize_t fail_eproto(void)
 }
 
 /*
- * Read what the socket holds: zero bytes that carried fds (kept by
- * pf_socket_recv), the host's end of stream, or a violation.
+ * Read one batch of what the socket holds (spec 11.1): a zero byte that
+ * carried fds (kept by pf_socket_recv), the host's end of stream, or a
+ * violation -- any other byte, or a zero byte without fds.  One recvmsg a
+ * call: the kernel returns at most one fd batch per call, and a host that
+ * keeps the socket full cannot keep us here (its fds pile up to the
+ * limit of 10.2 instead).
  */
 static void drain_socket(struct ring_stream *r)
 {
+	unsigned fds_before = r->base.n_fds;
 	uint8_t buf[64];
+	ssize_t n;
 
-	for (;;) {
-		ssize_t n = pf_socket_recv(&r->base, buf, sizeof(buf));
-
-		if (n == 0) {
-			r->hung_up = true;
-			return;
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				r->hung_up = true;
-			return;
-		}
-		for (ssize_t i = 0; i < n; i++)
-			if (buf[i])
-				r->stray_bytes = true;
+	do {
+		n = pf_socket_recv(&r->base, buf, sizeof(buf));
+	} while (n < 0 && errno == EINTR);
+	if (n == 0) {
+		r->hung_up = true;
+		return;
 	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			r->hung_up = true;
+		return;
+	}
+	if (n != 1 || buf[0] ||
+	    (r->base.n_fds == fds_before && !r->base.fd_overflow))
+		r->stray_bytes = true;
+}
+
+/* The host broke the socket's rule (11.1): an Error can still go out. */
+static ssize_t fail_socket_rule(void)
+{
+	errno = EBADMSG;
+	return -1;
 }
 
 static ssize_t ring_recv(struct pf_stream *st, void *buf, size_t len)
@@ -71,8 +81,10 @@ static ssize_t ring_recv(struct pf_stream *st, void *buf, size_t len)
 	struct ring_stream *r = ring_of(st);
 	ssize_t n = pf_ring_read(&r->rx, buf, len);
 
-	if (n < 0 || r->stray_bytes)
+	if (n < 0)
 		return fail_eproto();
+	if (r->stray_bytes)
+		return fail_socket_rule();
 	if (n > 0) {
 		if (pf_ring_producer_needs_kick(&r->rx))
 			pf_doorbell_ring(r->peer_bell);
@@ -81,7 +93,7 @@ static ssize_t ring_recv(struct pf_stream *st, void *buf, size_t len)
 	/* Empty: whatever woke us may have been the socket. */
 	drain_socket(r);
 	if (r->stray_bytes)
-		return fail_eproto();
+		return fail_socket_rule();
 	if (r->hung_up && !pf_ring_readable(&r->rx))
 		return 0;
 	errno = EAGAIN;

@@ -90,9 +90,18 @@ int pf_ring_attach(struct pf_ring *r, void *base, size_t size,
 		return PF_ERR_INVALID;
 	}
 	r->ctl = &h->ctl[dir];
+	/* Both sides start at 0 (spec 11.2): anything else is not a new ring. */
+	if (LOAD_ACQ(&r->ctl->tail) || LOAD_ACQ(&r->ctl->head)) {
+		snprintf(err, errlen, "ring %s has indices %llu/%llu at setup "
+			 "(0 expected)", dir == PF_RING_TO_HOST ? "to the host" :
+			 "to the endpoint",
+			 (unsigned long long)LOAD_RELAXED(&r->ctl->tail),
+			 (unsigned long long)LOAD_RELAXED(&r->ctl->head));
+		return PF_ERR_INVALID;
+	}
 	r->data = (uint8_t *)base + data_offset(dir, ring_bytes);
 	r->size = ring_bytes;
-	r->pos = producer ? LOAD_ACQ(&r->ctl->tail) : LOAD_ACQ(&r->ctl->head);
+	r->pos = 0;
 	return PF_OK;
 }
 

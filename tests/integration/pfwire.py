@@ -629,6 +629,7 @@ class RingEndpoint:
         has hung up and its last bytes were read (spec 11.5)."""
         base = RING_HEADER + TO_ENDPOINT * self.ring_bytes
         deadline = time.monotonic() + timeout
+        hung_up = False
         while True:
             avail = self._word(TO_ENDPOINT, CTL_TAIL).value - self.rx_pos
             assert 0 <= avail <= self.ring_bytes, f"QEMU wrote tail +{avail}"
@@ -642,6 +643,9 @@ class RingEndpoint:
                 if self._word(TO_ENDPOINT, CTL_WAITING).value:
                     os.eventfd_write(self.host_bell, 1)
                 return out
+            # Spec 11.5: what QEMU wrote before hanging up is read first.
+            if hung_up:
+                return None
             left = deadline - time.monotonic()
             if left <= 0:
                 return b""
@@ -654,10 +658,9 @@ class RingEndpoint:
                     pass
             if self.sock in r:
                 try:
-                    if not self.sock.recv(1, socket.MSG_PEEK):
-                        return None
+                    hung_up = not self.sock.recv(1, socket.MSG_PEEK)
                 except OSError:
-                    return None
+                    hung_up = True
 
     def close(self):
         self._words.clear()

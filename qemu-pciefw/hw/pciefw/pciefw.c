@@ -813,6 +813,18 @@ static void pciefw_report_bus_master(PCIeFwState *s, bool force)
     }
 }
 
+/*
+ * The endpoint turned bus mastering off with the Reset (spec 10.3): tell
+ * it again if the function's Bus Master Enable is still on (a reconnection
+ * resets the endpoint, not the guest's config space).
+ */
+static void pciefw_bus_master_after_reset(PCIeFwState *s)
+{
+    s->bm_reported = false;
+    pciefw_report_bus_master(s, false);
+    pciefw_flush(s);
+}
+
 /* The session starts: the endpoint has no map and thinks BME is off. */
 static void pciefw_shm_begin(PCIeFwState *s)
 {
@@ -1420,7 +1432,11 @@ static void pciefw_read_input(PCIeFwState *s, int max_reads)
                 max_reads++;
                 continue;
             }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            if (errno == EBADMSG) {
+                pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
+                                      "%s", pciefw_stream_strerror(s->stream,
+                                                                   errno));
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 pciefw_disconnect(s, "receive failed: %s",
                                   pciefw_stream_strerror(s->stream, errno));
             }
@@ -1826,6 +1842,7 @@ static void pciefw_revived(PCIeFwState *s)
 {
     timer_del(s->attempt_timer);
     s->state = PCIEFW_UP;
+    pciefw_bus_master_after_reset(s);
     s->reconnecting = false;
     s->error_reported = false;
     s->mismatch_reported = false;
@@ -1875,6 +1892,7 @@ static void pciefw_send_reset(PCIeFwState *s, Pciefw__ResetKind kind)
         pciefw_complete(s, "reset", pciefw_deadline(s));
     }
     s->resetting = false;
+    pciefw_bus_master_after_reset(s);
     if (s->desc.intx_pin) {
         pciefw_set_intx(s, false);
     }
