@@ -326,6 +326,14 @@ static void dma_kick(struct pf_dev *dev)
 		ev_timer_start(dev->loop, t);
 }
 
+static void log_shared_ram(void *opaque, bool warn, const char *line)
+{
+	if (warn)
+		pf_warn("%s", line);
+	else
+		pf_info("%s", line);
+}
+
 static int handle_memory_map(struct pf_dev *dev, const Pciefw__MemoryMap *mm,
 			     char *err, size_t errlen)
 {
@@ -336,7 +344,8 @@ static int handle_memory_map(struct pf_dev *dev, const Pciefw__MemoryMap *mm,
 			 "file descriptor for each", mm->n_regions);
 		return PF_ERR_INVALID;
 	}
-	pf_shared_ram_set(&dev->gmem, mm, fds, pf_conn_name(dev->conn));
+	pf_shared_ram_set(&dev->gmem, mm, fds, pf_conn_name(dev->conn),
+			  log_shared_ram, NULL);
 	return PF_OK;
 }
 

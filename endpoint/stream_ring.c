@@ -7,7 +7,6 @@
 #include "stream.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,6 @@
 #include <unistd.h>
 
 #include "ring.h"
-#include "shared_fd.h"
 
 struct ring_stream {
 	struct pf_stream base;      /* base.fd: the socket; base.wake_fd: ours */
@@ -168,56 +166,6 @@ static const struct pf_stream_ops ring_ops = {
 	.awake = ring_awake,
 };
 
-/* Map the host's region, if it is one we can trust not to shrink. */
-static void *map_region(int fd, uint64_t size, char *err, size_t errlen)
-{
-	char why[160];
-	const char *refused;
-	void *p;
-
-	if (size < pf_ring_region_size(PF_RING_MIN_BYTES) ||
-	    size > pf_ring_region_size(PF_RING_MAX_BYTES)) {
-		snprintf(err, errlen, "ring region of %llu bytes (%zu to %zu "
-			 "expected)", (unsigned long long)size,
-			 pf_ring_region_size(PF_RING_MIN_BYTES),
-			 pf_ring_region_size(PF_RING_MAX_BYTES));
-		return NULL;
-	}
-	refused = pf_shared_fd_refusal(fd, 0, size, why, sizeof(why));
-	if (refused) {
-		snprintf(err, errlen, "ring region refused: %s", refused);
-		return NULL;
-	}
-	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		snprintf(err, errlen, "cannot map the ring region: %s",
-			 strerror(errno));
-		return NULL;
-	}
-	return p;
-}
-
-/* A doorbell must be an eventfd we can ring without ever blocking. */
-static bool doorbell_ok(int fd, char *err, size_t errlen)
-{
-	char path[64], link[64];
-	ssize_t n;
-	int flags;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0 || (link[n] = 0, strcmp(link, "anon_inode:[eventfd]"))) {
-		snprintf(err, errlen, "a ring doorbell is not an eventfd");
-		return false;
-	}
-	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-		snprintf(err, errlen, "ring doorbell: %s", strerror(errno));
-		return false;
-	}
-	return true;
-}
-
 struct pf_stream *pf_stream_ring(int fd, const int fds[PCIEFW_RING_SETUP_FDS],
 				 uint64_t region_size, char *err, size_t errlen)
 {
@@ -233,8 +181,9 @@ struct pf_stream *pf_stream_ring(int fd, const int fds[PCIEFW_RING_SETUP_FDS],
 	r->base.fd = fd;
 	r->base.wake_fd = fds[1];
 	r->peer_bell = fds[2];
-	if (doorbell_ok(fds[1], err, errlen) && doorbell_ok(fds[2], err, errlen))
-		r->region = map_region(fds[0], region_size, err, errlen);
+	if (pf_doorbell_check(fds[1], err, errlen) &&
+	    pf_doorbell_check(fds[2], err, errlen))
+		r->region = pf_ring_region_map(fds[0], region_size, err, errlen);
 	close(fds[0]);
 	if (!r->region) {
 		ring_free(&r->base);

@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "shared_fd.h"
 
 void pf_shared_ram_clear(struct pf_shared_ram *gm)
@@ -20,9 +19,11 @@ void pf_shared_ram_clear(struct pf_shared_ram *gm)
 }
 
 unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm,
-			  const int *fds, const char *who)
+			  const int *fds, const char *who, pf_shared_ram_log log,
+			  void *opaque)
 {
 	uint64_t total = 0;
+	char line[400];
 
 	pf_shared_ram_clear(gm);
 	for (size_t i = 0; i < mm->n_regions; i++) {
@@ -41,10 +42,11 @@ unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm
 		}
 		close(fds[i]);
 		if (why) {
-			pf_warn("%s: guest memory region 0x%llx+0x%llx refused (%s): "
-				"its DMA goes by messages", who,
-				(unsigned long long)r->guest_address,
-				(unsigned long long)r->size, why);
+			snprintf(line, sizeof(line), "%s: guest memory region "
+				 "0x%llx+0x%llx refused (%s): its DMA goes by "
+				 "messages", who, (unsigned long long)r->guest_address,
+				 (unsigned long long)r->size, why);
+			log(opaque, true, line);
 			continue;
 		}
 		gm->r[gm->n++] = (struct pf_shared_region){
@@ -52,8 +54,10 @@ unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm
 		};
 		total += r->size;
 	}
-	pf_info("%s: guest memory: %u of %zu regions mapped (%llu MiB)", who,
-		gm->n, mm->n_regions, (unsigned long long)(total >> 20));
+	snprintf(line, sizeof(line), "%s: guest memory: %u of %zu regions mapped "
+		 "(%llu MiB)", who, gm->n, mm->n_regions,
+		 (unsigned long long)(total >> 20));
+	log(opaque, false, line);
 	return gm->n;
 }
 

@@ -1,7 +1,8 @@
 /*
  * Guest RAM the host shared with the endpoint (docs/protocol.md 10): the
  * regions of the last MemoryMap that could be mapped safely, and lookups
- * that say whether a DMA range lies wholly inside one of them.
+ * that say whether a DMA range lies wholly inside one of them.  Used by
+ * every endpoint: the daemon and QEMU's pciefw-epc.
  */
 #ifndef PCIEFW_SHARED_RAM_H
 #define PCIEFW_SHARED_RAM_H
@@ -30,8 +31,12 @@ struct pf_shared_ram {
  * safely is refused and logged: DMA there goes by messages.  Returns the
  * number of regions kept.  @mm has passed pf_msg_validate().
  */
+/* Where a side's log lines go: @warn for a refusal, else the summary. */
+typedef void (*pf_shared_ram_log)(void *opaque, bool warn, const char *line);
+
 unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm,
-			  const int *fds, const char *who);
+			  const int *fds, const char *who, pf_shared_ram_log log,
+			  void *opaque);
 void pf_shared_ram_clear(struct pf_shared_ram *gm);
 
 /* Where [addr, addr + len) is mapped, if wholly inside one region. */
