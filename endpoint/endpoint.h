@@ -49,6 +49,7 @@ struct pf_dev {
 	struct pf_session session;
 	uint8_t *scratch;               /* read data, max payload bytes */
 	bool intx_level;
+	unsigned warned_access;         /* BARs whose refused write was logged */
 
 	/* Outstanding DMA reads, oldest first (spec 5.2), and their sum. */
 	struct dma_op *dma_head, *dma_tail;

@@ -285,9 +285,13 @@ class ScriptedEndpoint(threading.Thread):
     with nothing behind its registers would (reads of zeros, resets and
     I/O and config writes completed), records every message, and sends
     whatever the test hands to send().  Setting @reading False makes it
-    stop reading its socket, like a peer that hangs."""
+    stop reading its socket, like a peer that hangs.  With @collect_fds it
+    keeps the file descriptors QEMU passes (SCM_RIGHTS) in self.fds; with
+    @rings (which implies it) it accepts QEMU's RingSetup and goes on over
+    the shared-memory rings (spec 11), as RingEndpoint."""
 
-    def __init__(self, path, greeting=None, accept_timeout=30):
+    def __init__(self, path, greeting=None, accept_timeout=30,
+                 collect_fds=False, rings=False):
         super().__init__(daemon=True)
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.srv.bind(path)
@@ -296,7 +300,12 @@ class ScriptedEndpoint(threading.Thread):
             hello(features=0, max_payload=65536) + description()
         self.reading = True
         self.answer_reads_with = None    # MemRead data, if not zeros
+        self.unanswered = set()          # request kinds left hanging
         self.accept_timeout = accept_timeout
+        self.collect_fds = collect_fds or rings
+        self.accept_rings = rings
+        self.rings = None           # a RingEndpoint once accepted
+        self.fds = []
         self.conn = None
         self.received = []
         self.closed = False
@@ -323,8 +332,21 @@ class ScriptedEndpoint(threading.Thread):
             if not self.reading:
                 time.sleep(0.05)
                 continue
+            if self.rings:
+                data = self.rings.recv(0.2)
+                if data is None:
+                    break           # QEMU hung up
+                frames, buf = split_frames(buf + data)
+                for f in frames:
+                    self._handle(Msg(f))
+                continue
             try:
-                data = conn.recv(65536)
+                if self.collect_fds:
+                    data, fds, _, _ = socket.recv_fds(conn, 65536, 64)
+                    with self._cv:
+                        self.fds += fds
+                else:
+                    data = conn.recv(65536)
             except socket.timeout:
                 continue
             except OSError:
@@ -342,8 +364,16 @@ class ScriptedEndpoint(threading.Thread):
         with self._cv:
             self.received.append(m)
             self._cv.notify_all()
+        if m.kind == KINDS["ring_setup"] and self.accept_rings:
+            with self._cv:
+                fds, self.fds = self.fds[:3], self.fds[3:]
+            self.send(message("ring_ready", (1, 1)))
+            self.rings = RingEndpoint(self.conn, fds, m.get(1))
+            return
         reply = None
-        if m.kind in (CONFIG_READ, IO_READ):
+        if m.kind in self.unanswered:
+            pass
+        elif m.kind in (CONFIG_READ, IO_READ):
             reply = completion(m.get(1), SC, bytes(m.get(3)))
         elif m.kind == MEM_READ:
             reply = completion(m.get(1), SC, self.answer_reads_with
@@ -359,6 +389,10 @@ class ScriptedEndpoint(threading.Thread):
         short poll; a QEMU busy applying what came before may take far
         longer than that to read more (a loaded machine), so only
         @timeout seconds without any progress fail."""
+        if self.rings:
+            with self._send_lock:
+                self.rings.send(data, timeout)
+            return
         view = memoryview(data)
         with self._send_lock:
             last = time.monotonic()
@@ -397,6 +431,11 @@ class ScriptedEndpoint(threading.Thread):
             except OSError:
                 pass
         self.join(5)
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        if self.rings:
+            self.rings.close()
 
 
 # ---------------------------------------------------------------------------
@@ -526,3 +565,105 @@ class RingHost(Conn):
             self.mem.close()
             for fd in (self.fd, self.ep_bell, self.our_bell):
                 os.close(fd)
+
+
+class RingEndpoint:
+    """The endpoint's side of the rings (spec 11), for scripted endpoints:
+    maps the region QEMU passed with its RingSetup (fds: region, our
+    doorbell, QEMU's doorbell), reads the ring to the endpoint and writes
+    the ring to the host with slice copies, so a test can keep the ring
+    full (a flood) at memory speed.  Every write kicks QEMU's doorbell (a
+    spurious kick is allowed, spec 11.4); reading polls our doorbell and
+    the socket, whose end of stream says QEMU has gone."""
+
+    def __init__(self, sock, fds, region_size):
+        self.sock = sock
+        self.fd, self.our_bell, self.host_bell = fds
+        self.mem = mmap.mmap(self.fd, region_size)
+        magic, version, self.ring_bytes = struct.unpack_from("<III", self.mem, 0)
+        assert magic == RING_MAGIC and version == 1, (magic, version)
+        self.rx_pos = self.tx_pos = 0
+        self._words = {}
+        self.kicks = 0
+
+    def _word(self, d, off):
+        key = (d, off)
+        if key not in self._words:
+            self._words[key] = ctypes.c_uint64.from_buffer(
+                self.mem, 64 + 256 * d + off)
+        return self._words[key]
+
+    def room(self):
+        return self.ring_bytes - (self.tx_pos - self._word(TO_HOST, CTL_HEAD).value)
+
+    def write_some(self, data):
+        """Copy as much of @data as fits; returns the bytes written."""
+        n = min(self.room(), len(data))
+        base = RING_HEADER + TO_HOST * self.ring_bytes
+        done = 0
+        while done < n:
+            at = (self.tx_pos + done) % self.ring_bytes
+            k = min(n - done, self.ring_bytes - at)
+            self.mem[base + at:base + at + k] = data[done:done + k]
+            done += k
+        if n:
+            self.tx_pos += n
+            self._word(TO_HOST, CTL_TAIL).value = self.tx_pos
+            os.eventfd_write(self.host_bell, 1)
+            self.kicks += 1
+        return n
+
+    def send(self, data, timeout=30.0):
+        view = memoryview(data)
+        deadline = time.monotonic() + timeout
+        while view:
+            n = self.write_some(view)
+            view = view[n:]
+            if view:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the ring to the host stays full")
+                select.select([self.our_bell], [], [], 0.001)
+
+    def recv(self, timeout):
+        """Bytes QEMU wrote (b"" if none within @timeout), None once QEMU
+        has hung up and its last bytes were read (spec 11.5)."""
+        base = RING_HEADER + TO_ENDPOINT * self.ring_bytes
+        deadline = time.monotonic() + timeout
+        hung_up = False
+        while True:
+            avail = self._word(TO_ENDPOINT, CTL_TAIL).value - self.rx_pos
+            assert 0 <= avail <= self.ring_bytes, f"QEMU wrote tail +{avail}"
+            if avail:
+                at = self.rx_pos % self.ring_bytes
+                first = min(avail, self.ring_bytes - at)
+                out = bytes(self.mem[base + at:base + at + first]) + \
+                    bytes(self.mem[base:base + avail - first])
+                self.rx_pos += avail
+                self._word(TO_ENDPOINT, CTL_HEAD).value = self.rx_pos
+                if self._word(TO_ENDPOINT, CTL_WAITING).value:
+                    os.eventfd_write(self.host_bell, 1)
+                return out
+            # Spec 11.5: what QEMU wrote before hanging up is read first.
+            if hung_up:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return b""
+            r, _, _ = select.select([self.our_bell, self.sock], [], [],
+                                    min(left, 0.01))
+            if self.our_bell in r:
+                try:
+                    os.eventfd_read(self.our_bell)
+                except BlockingIOError:
+                    pass
+            if self.sock in r:
+                try:
+                    hung_up = not self.sock.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    hung_up = True
+
+    def close(self):
+        self._words.clear()
+        self.mem.close()
+        for fd in (self.fd, self.our_bell, self.host_bell):
+            os.close(fd)

@@ -130,10 +130,95 @@ def test_garbage_in_the_ring_is_a_framing_error(endpoint):
     assert_endpoint_serves_a_new_host(endpoint)
 
 
-def test_bytes_on_the_socket_after_the_switch_are_refused(endpoint):
+@pytest.mark.parametrize("data", [b"\x01", b"\x00", b"\x00\x00"],
+                         ids=["non-zero", "zero-without-fds", "two-zeros"])
+def test_bytes_on_the_socket_after_the_switch_are_refused(endpoint, data):
+    """Spec 11.1: beside the rings the socket carries one zero byte with
+    each batch of fds, nothing else; anything else is answered with an
+    Error, through the rings (7.1)."""
     h = ring_host(endpoint)
     assert h.setup().get(1, 0) == 1
-    h.sock.sendall(b"\x01")
-    endpoint.wait_log("closed")
+    h.sock.sendall(data)
+    rest = h.rest()
+    assert [k for k, _ in rest] == ["error"], rest
+    assert pfwire.ERROR_CODES[rest[0][1].get(1, 0)] == "ERROR_PROTOCOL"
+    assert b"socket beside the rings" in rest[0][1].get(2, b"")
     h.close()
     assert_endpoint_serves_a_new_host(endpoint)
+
+
+def test_a_socket_kept_full_of_fds_is_a_limit_not_a_stall(endpoint):
+    """Zero bytes with fds, faster than any map claims them: the endpoint
+    reads one batch at a time and stops at the fd limit (10.2)."""
+    h = ring_host(endpoint)
+    assert h.setup().get(1, 0) == 1
+    r, w = os.pipe()
+    try:
+        for _ in range(70):
+            h.send_fds(b"\x00", [r])
+        # A request through the rings makes it look at the socket.
+        h.send(message("mem_read", (1, 1), (2, 0), (3, REG_ID), (4, 4)))
+        rest = h.rest()
+    finally:
+        os.close(r)
+        os.close(w)
+    assert rest and rest[-1][0] == "error", rest
+    assert pfwire.ERROR_CODES[rest[-1][1].get(1, 0)] == "ERROR_LIMIT"
+    h.close()
+    assert_endpoint_serves_a_new_host(endpoint)
+
+
+def test_ring_setup_only_first_after_the_description(endpoint):
+    """Spec 11.1: RingSetup is the host's first message after the
+    description or not at all."""
+    h = ring_host(endpoint)
+    assert read(h, REG_ID, 1) == ID
+    fd, mem = pfwire.ring_region(h.ring_bytes)
+    bells = [os.eventfd(0), os.eventfd(0)]
+    h.send_fds(pfwire.ring_setup(4096 + 2 * h.ring_bytes), [fd] + bells)
+    for x in [fd] + bells:
+        os.close(x)
+    mem.close()
+    rest = h.rest()               # a clean end of stream, not a reset (13)
+    assert [k for k, _ in rest] == ["error"], rest
+    assert pfwire.ERROR_CODES[rest[0][1].get(1, 0)] == "ERROR_UNEXPECTED"
+    h.close()
+
+
+def test_one_ring_setup_per_session_even_refused(endpoint):
+    """A refused RingSetup leaves the session on the socket; a second one
+    is ERROR_UNEXPECTED, and the connection ends cleanly although its fds
+    byte was never read by a handler (no ECONNRESET)."""
+    h = ring_host(endpoint)
+    assert h.setup(sealed=False).get(1, 0) == 0
+    fd, mem = pfwire.ring_region(h.ring_bytes)
+    bells = [os.eventfd(0), os.eventfd(0)]
+    h.send_fds(pfwire.ring_setup(4096 + 2 * h.ring_bytes), [fd] + bells)
+    for x in [fd] + bells:
+        os.close(x)
+    mem.close()
+    h.on_rings = False
+    rest = h.rest()
+    assert [k for k, _ in rest] == ["error"], rest
+    assert pfwire.ERROR_CODES[rest[0][1].get(1, 0)] == "ERROR_UNEXPECTED"
+    h.close()
+
+
+@pytest.mark.parametrize("word", [(pfwire.TO_ENDPOINT, pfwire.CTL_TAIL),
+                                  (pfwire.TO_HOST, pfwire.CTL_HEAD)],
+                         ids=["tail-to-endpoint", "head-to-host"])
+def test_indices_not_zero_at_setup_are_refused(endpoint, word):
+    """Spec 11.2: both sides count from 0; a region set up otherwise is
+    refused and the session stays on the socket."""
+    h = ring_host(endpoint)
+    fd, mem = pfwire.ring_region(h.ring_bytes)
+    struct.pack_into("<Q", mem, 64 + 256 * word[0] + word[1], 100)
+    bells = [os.eventfd(0, os.EFD_NONBLOCK), os.eventfd(0, os.EFD_NONBLOCK)]
+    h.send_fds(pfwire.ring_setup(4096 + 2 * h.ring_bytes), [fd] + bells)
+    ready = h.until("ring_ready")[-1][1]
+    for x in [fd] + bells:
+        os.close(x)
+    mem.close()
+    assert ready.get(1, 0) == 0 and b"at setup" in ready.get(2, b""), ready
+    assert read(h, REG_ID, 1) == ID
+    h.close()

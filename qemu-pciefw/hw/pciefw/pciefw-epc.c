@@ -1023,14 +1023,21 @@ static uint64_t epc_map_reg_read(PfEpcState *s, hwaddr addr)
     }
 }
 
-/* epc.md 5: a region that cannot be mapped does not enable. */
+/*
+ * epc.md 5: a region that cannot be mapped does not enable, and changing
+ * an enabled region's place disables it, so that every region in use has
+ * passed ENABLE's checks.
+ */
 static void epc_map_reg_write(PfEpcState *s, hwaddr addr, uint32_t val)
 {
     PfEpcMap *m = &s->maps[(addr - EPC_MAP_BASE) / 0x20];
+    unsigned reg = (addr - EPC_MAP_BASE) % 0x20;
 
     s->ra_len = 0;
-
-    switch ((addr - EPC_MAP_BASE) % 0x20) {
+    if (reg < 0x10) {
+        m->enabled = false;
+    }
+    switch (reg) {
     case 0x00:
         m->win_offset = val;
         break;

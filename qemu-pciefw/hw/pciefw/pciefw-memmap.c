@@ -7,9 +7,11 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/error-report.h"
 #include "exec/cpu-common.h"
 #include "trace.h"
 #include "pciefw-memmap.h"
+#include "protocol/shared_fd.h"
 
 #define PCIEFW_MEMMAP_MASK  ((uint64_t)PCIEFW_MEM_ALIGN - 1)
 
@@ -34,6 +36,7 @@ static void pciefw_memmap_addnop(MemoryListener *l, MemoryRegionSection *sec)
     PCIeFwMemMap *m = container_of(l, PCIeFwMemMap, listener);
     uint64_t start, end, fd_off;
     PCIeFwMemRange *prev;
+    const char *why;
     int fd;
 
     m->touched = true;
@@ -52,6 +55,20 @@ static void pciefw_memmap_addnop(MemoryListener *l, MemoryRegionSection *sec)
              (start - sec->offset_within_address_space) +
              qemu_ram_get_fd_offset(sec->mr->ram_block);
     if (fd_off & PCIEFW_MEMMAP_MASK) {
+        return;
+    }
+    /*
+     * The endpoint is trusted less than QEMU: a file it could shrink
+     * would make our own next access to guest RAM fault (spec 10.2).
+     */
+    why = pf_shared_fd_refusal(fd, fd_off, end - start, m->why,
+                               sizeof(m->why));
+    if (why) {
+        if (why != m->why) {
+            g_strlcpy(m->why, why, sizeof(m->why));
+        }
+        m->refused_start = start;
+        m->refused++;
         return;
     }
     /* Sections come in address order: merge what continues the last. */
@@ -85,6 +102,7 @@ static void pciefw_memmap_begin(MemoryListener *l)
 
     m->n_building = 0;
     m->skipped = 0;
+    m->refused = 0;
     m->touched = false;
 }
 
@@ -114,6 +132,13 @@ static void pciefw_memmap_commit(MemoryListener *l)
     PCIeFwMemMap *m = container_of(l, PCIeFwMemMap, listener);
     unsigned n = 0;
 
+    if (m->refused && !m->warned) {
+        m->warned = true;
+        warn_report("pciefw: guest RAM at 0x%" PRIx64 " is not shared with "
+                    "the endpoint (%s); its DMA goes by messages (use "
+                    "memory-backend-memfd,share=on with seal=on, the "
+                    "default)", m->refused_start, m->why);
+    }
     /* Another address space changed, not ours. */
     if (!m->touched || pciefw_memmap_same(m)) {
         return;

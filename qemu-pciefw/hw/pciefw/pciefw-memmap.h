@@ -2,7 +2,8 @@
  * pciefw: the guest RAM the endpoint may map (docs/protocol.md 10.2).
  *
  * A MemoryListener keeps the list of shareable RAM ranges of an address
- * space: RAM backed by an fd and mapped shared, not ROM, not read-only.
+ * space: RAM backed by an fd and mapped shared, not ROM, not read-only,
+ * and sealed against shrinking (protocol/shared_fd.h).
  * The device sends it as a MemoryMap with the fds.
  *
  * Copyright (c) 2025 The pciefw authors
@@ -34,6 +35,10 @@ typedef struct PCIeFwMemMap {
     PCIeFwMemRange cur[PCIEFW_MAX_MEM_REGIONS];
     unsigned n_cur;
     unsigned skipped;           /* shareable sections beyond the limit */
+    unsigned refused;           /* RAM whose fd is not safe to share */
+    uint64_t refused_start;     /* the last of them, and why */
+    char why[160];
+    bool warned;                /* that was said, once per device */
     void (*changed)(void *opaque);
     void *opaque;
 } PCIeFwMemMap;

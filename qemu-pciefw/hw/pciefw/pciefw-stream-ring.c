@@ -33,6 +33,7 @@ typedef struct PCIeFwRingStream {
     struct pf_ring tx, rx;
     struct pf_spin spin;
     bool hung_up;               /* the socket said the endpoint is gone */
+    bool socket_rule_broken;    /* it sent bytes on the socket (11.1) */
 } PCIeFwRingStream;
 
 static PCIeFwRingStream *ring_of(PCIeFwStream *st)
@@ -102,6 +103,11 @@ static ssize_t ring_recv(PCIeFwStream *st, void *buf, size_t len)
         }
         return n;
     }
+    if (r->socket_rule_broken) {
+        /* A protocol error: the rings still carry our Error (7.1). */
+        errno = EBADMSG;
+        return -1;
+    }
     if (r->hung_up) {
         return 0;       /* everything it sent before going was read */
     }
@@ -115,7 +121,7 @@ static size_t ring_pending(PCIeFwStream *st)
     PCIeFwRingStream *r = ring_of(st);
     size_t n = pf_ring_readable(&r->rx);
 
-    return n ?: (r->rx.corrupt || r->hung_up);
+    return n ?: (r->rx.corrupt || r->hung_up || r->socket_rule_broken);
 }
 
 static bool ring_spin(PCIeFwStream *st)
@@ -145,11 +151,11 @@ static void ring_socket_event(PCIeFwStream *st)
 
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         r->hung_up = true;
-    } else if (n > 0 && !r->rx.corrupt) {
+    } else if (n > 0) {
         g_free(st->error);
-        st->error = g_strdup("the endpoint sent bytes on the socket after "
-                             "the switch to rings");
-        r->rx.corrupt = true;
+        st->error = g_strdup("the endpoint sent bytes on the socket beside "
+                             "the rings (spec 11.1)");
+        r->socket_rule_broken = true;
     }
 }
 

@@ -175,6 +175,7 @@ struct PCIeFwState {
     QCryptoTLSCreds *creds;     /* tls-creds, resolved at realize */
     bool handshake_wants_write;
     QEMUBH *input_bh;           /* input the stream holds, poll() cannot see */
+    QEMUBH *memmap_bh;          /* a changed map, sent from the main loop */
     PCIeFwLinkState state;
     bool realizing;             /* failures go to connect_error */
     bool reconnecting;          /* a background attempt is under way */
@@ -593,14 +594,19 @@ static bool pciefw_pump(PCIeFwState *s, bool (*done)(PCIeFwState *),
         };
         int r;
 
-        if (pciefw_input_held(s)) {
-            pciefw_read_input(s, 1);
-            continue;
-        }
+        /*
+         * The deadline first: an endpoint that keeps sending (the rings
+         * always hold input then) must not keep the vCPU and the BQL past
+         * it.  Each pass handles at most one chunk of input.
+         */
         if (left <= 0) {
             pciefw_disconnect(s, "no %s within %u ms (completion timeout)",
                               what, s->timeout_ms);
             return false;
+        }
+        if (pciefw_input_held(s)) {
+            pciefw_read_input(s, 1);
+            continue;
         }
         if (pciefw_stream_waits_on_bell(s)) {
             if (!pciefw_wait_bell(s, left)) {
@@ -758,12 +764,27 @@ static void pciefw_send_memmap(PCIeFwState *s)
     s->memmap_dirty = false;
 }
 
-/* The listener saw the map change. */
+/*
+ * The listener saw the map change.  That happens inside a memory
+ * transaction's commit, in the middle of whatever changed the map (a
+ * guest config write moving a BAR or RAM): the map is sent from the main
+ * loop, since a send that fails reads and applies the endpoint's last
+ * messages, which must not happen there.
+ */
 static void pciefw_memmap_changed(void *opaque)
 {
     PCIeFwState *s = opaque;
 
     s->memmap_dirty = true;
+    if (pciefw_shm(s)) {
+        qemu_bh_schedule(s->memmap_bh);
+    }
+}
+
+static void pciefw_memmap_bh(void *opaque)
+{
+    PCIeFwState *s = opaque;
+
     if (pciefw_shm(s)) {
         pciefw_flush(s);
         pciefw_update_watch(s);
@@ -790,6 +811,18 @@ static void pciefw_report_bus_master(PCIeFwState *s, bool force)
                       "bus_master")) {
         s->bm_reported = on;
     }
+}
+
+/*
+ * The endpoint turned bus mastering off with the Reset (spec 10.3): tell
+ * it again if the function's Bus Master Enable is still on (a reconnection
+ * resets the endpoint, not the guest's config space).
+ */
+static void pciefw_bus_master_after_reset(PCIeFwState *s)
+{
+    s->bm_reported = false;
+    pciefw_report_bus_master(s, false);
+    pciefw_flush(s);
 }
 
 /* The session starts: the endpoint has no map and thinks BME is off. */
@@ -1399,7 +1432,11 @@ static void pciefw_read_input(PCIeFwState *s, int max_reads)
                 max_reads++;
                 continue;
             }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            if (errno == EBADMSG) {
+                pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
+                                      "%s", pciefw_stream_strerror(s->stream,
+                                                                   errno));
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 pciefw_disconnect(s, "receive failed: %s",
                                   pciefw_stream_strerror(s->stream, errno));
             }
@@ -1805,6 +1842,7 @@ static void pciefw_revived(PCIeFwState *s)
 {
     timer_del(s->attempt_timer);
     s->state = PCIEFW_UP;
+    pciefw_bus_master_after_reset(s);
     s->reconnecting = false;
     s->error_reported = false;
     s->mismatch_reported = false;
@@ -1854,6 +1892,7 @@ static void pciefw_send_reset(PCIeFwState *s, Pciefw__ResetKind kind)
         pciefw_complete(s, "reset", pciefw_deadline(s));
     }
     s->resetting = false;
+    pciefw_bus_master_after_reset(s);
     if (s->desc.intx_pin) {
         pciefw_set_intx(s, false);
     }
@@ -2150,6 +2189,7 @@ static void pciefw_close(PCIeFwState *s)
     g_clear_pointer(&s->reconnect_timer, timer_free);
     g_clear_pointer(&s->attempt_timer, timer_free);
     g_clear_pointer(&s->input_bh, qemu_bh_delete);
+    g_clear_pointer(&s->memmap_bh, qemu_bh_delete);
     pciefw_free_addrs(s);
     if (s->creds) {
         object_unref(OBJECT(s->creds));
@@ -2281,6 +2321,9 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
                                     pciefw_attempt_timeout, s);
     s->input_bh = aio_bh_new_guarded(qemu_get_aio_context(), pciefw_input_bh,
                                      s, &DEVICE(s)->mem_reentrancy_guard);
+    s->memmap_bh = aio_bh_new_guarded(qemu_get_aio_context(),
+                                      pciefw_memmap_bh, s,
+                                      &DEVICE(s)->mem_reentrancy_guard);
     if (!pciefw_resolve(s, errp) || !pciefw_connect(s, errp)) {
         goto fail;
     }
