@@ -14,6 +14,7 @@ passed or not.
 import os
 import shutil
 import signal
+import sys
 import subprocess
 import tempfile
 
@@ -24,6 +25,8 @@ from qtest import Qemu
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+# Helpers the tests share with ./dev's commands (tlscerts: ./dev tls-certs).
+sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 
 def _env_path():

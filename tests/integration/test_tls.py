@@ -12,13 +12,10 @@ import os
 import re
 import socket
 import subprocess
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "scripts"))
-import tlscerts  # noqa: E402  (scripts/tlscerts.py, also ./dev tls-certs)
+import tlscerts  # scripts/tlscerts.py (./dev tls-certs), on the path by conftest
 from test_qemu_device import (RAM_A, RAM_B, TOPOLOGIES, DeviceUnderTest, _lines,
                               wait_for)
 from testdev_map import ID, REG_ID, REG_RESET_COUNT, REG_SCRATCH, ST_DONE, ST_ERROR
