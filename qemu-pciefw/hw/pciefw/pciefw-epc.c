@@ -835,14 +835,8 @@ static const MemoryRegionOps epc_regs_ops = {
     .read = epc_regs_read,
     .write = epc_regs_write,
     .endianness = DEVICE_LITTLE_ENDIAN,
-    .valid = {
-        .min_access_size = 1,
-        .max_access_size = 8,
-    },
-    .impl = {
-        .min_access_size = 1,
-        .max_access_size = 8,
-    },
+    .valid = { .min_access_size = 1, .max_access_size = 8 },
+    .impl = { .min_access_size = 1, .max_access_size = 8 },
 };
 
 /* ---------------------------------------------------------------------- */
