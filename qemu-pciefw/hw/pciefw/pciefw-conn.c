@@ -310,17 +310,20 @@ bool pciefw_conn_request(PCIeFwConn *c, PCIeFwRequest *req)
     return true;
 }
 
-static PCIeFwRequest *conn_take_request(PCIeFwConn *c, uint32_t tag)
+/* The outstanding request with @tag: its index, or -1. */
+static int conn_find_request(PCIeFwConn *c, uint32_t tag)
 {
     for (unsigned i = 0; i < c->n_requests; i++) {
-        PCIeFwRequest *req = c->requests[i];
-
-        if (req->tag == tag) {
-            c->requests[i] = c->requests[--c->n_requests];
-            return req;
+        if (c->requests[i]->tag == tag) {
+            return i;
         }
     }
-    return NULL;
+    return -1;
+}
+
+static void conn_forget_request(PCIeFwConn *c, int i)
+{
+    c->requests[i] = c->requests[--c->n_requests];
 }
 
 static int conn_on_completion(void *opaque, const PfMessage *m, char *err,
@@ -328,24 +331,23 @@ static int conn_on_completion(void *opaque, const PfMessage *m, char *err,
 {
     const Pciefw__Completion *cpl = m->completion;
     PCIeFwConn *c = opaque;
+    int i = conn_find_request(c, cpl->tag);
     PCIeFwRequest *req;
 
-    for (unsigned i = 0; i < c->n_requests; i++) {
-        req = c->requests[i];
-        if (req->tag == cpl->tag &&
-            cpl->status == PCIEFW__STATUS__STATUS_SUCCESSFUL &&
-            cpl->data.len != req->size) {
-            snprintf(err, errlen, "completion for tag %u carries %zu bytes, "
-                     "%u expected", cpl->tag, cpl->data.len, req->size);
-            return PF_ERR_INVALID;
-        }
-    }
-    req = conn_take_request(c, cpl->tag);
-    if (!req) {
+    if (i < 0) {
         snprintf(err, errlen, "completion with tag %u, which no request is "
                  "waiting for", cpl->tag);
         return PF_ERR_UNKNOWN_TAG;
     }
+    req = c->requests[i];
+    /* Spec 3.4: a read's exactly, a write's or reset's none. */
+    if (cpl->status == PCIEFW__STATUS__STATUS_SUCCESSFUL &&
+        cpl->data.len != req->size) {
+        snprintf(err, errlen, "completion for tag %u carries %zu bytes, "
+                 "%u expected", cpl->tag, cpl->data.len, req->size);
+        return PF_ERR_INVALID;
+    }
+    conn_forget_request(c, i);
     req->status = cpl->status;
     if (cpl->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && req->size) {
         memcpy(req->dest, cpl->data.data, req->size);
@@ -381,7 +383,11 @@ int pciefw_conn_wait(PCIeFwConn *c, PCIeFwRequest *req, const char *what,
      * same read) still answers the request: messages are in order.
      */
     if (!req->done) {
-        conn_take_request(c, req->tag);
+        int i = conn_find_request(c, req->tag);
+
+        if (i >= 0) {
+            conn_forget_request(c, i);
+        }
         return -1;
     }
     if (req->status != PCIEFW__STATUS__STATUS_SUCCESSFUL && req->status >= 0) {
