@@ -28,6 +28,18 @@
 #define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define FULL_FENCE()    __atomic_thread_fence(__ATOMIC_SEQ_CST)
 
+/*
+ * A test build only (tests/meson.build builds an endpoint with it): a
+ * consumer going to sleep pauses between its two steps, so that a race
+ * between them shows in every test run rather than once in a million
+ * sleeps.  Production builds compile it to nothing.
+ */
+#ifdef PF_RING_TEST_SLEEP_PAUSE_US
+#define TEST_SLEEP_PAUSE() usleep(PF_RING_TEST_SLEEP_PAUSE_US)
+#else
+#define TEST_SLEEP_PAUSE() do { } while (0)
+#endif
+
 static uint32_t data_offset(enum pf_ring_dir dir, uint32_t ring_bytes)
 {
 	return PF_RING_HEADER_SIZE + (uint32_t)dir * ring_bytes;
@@ -193,6 +205,7 @@ bool pf_ring_consumer_sleep(struct pf_ring *r)
 {
 	STORE_REL(&r->ctl->consumer_asleep, 1);
 	FULL_FENCE();
+	TEST_SLEEP_PAUSE();
 	if (pf_ring_readable(r) || r->corrupt) {
 		STORE_REL(&r->ctl->consumer_asleep, 0);
 		return false;

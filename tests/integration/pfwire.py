@@ -465,17 +465,46 @@ def ring_region(ring_bytes, sealed=True):
     return fd, mem
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_fence_word = ctypes.c_int()
+_libc.pthread_spin_init(ctypes.byref(_fence_word), 0)
+
+
+def full_fence():
+    """The full fence spec 11.3 puts between a store and a load of
+    different shared words.  Python has none of its own; glibc's x86-64
+    pthread_spin_lock is a `lock`-prefixed instruction, which on x86 orders
+    every earlier store before every later load (this project runs on
+    x86-64 only)."""
+    _libc.pthread_spin_lock(ctypes.byref(_fence_word))
+    _libc.pthread_spin_unlock(ctypes.byref(_fence_word))
+
+
 class RingHost(Conn):
     """A host that moves its session to the rings: after handshake() and
-    setup(), send() writes into the ring to the endpoint (and always rings
-    its doorbell: a spurious kick is allowed) and next() reads the ring to
-    the host, sleeping on our doorbell.  The socket only shows EOF."""
+    setup(), send() writes into the ring to the endpoint and next() reads
+    the ring to the host, sleeping on our doorbell.  The socket only shows
+    EOF.
 
-    def __init__(self, address, ring_bytes=65536, timeout=10.0):
+    Kicks (spec 11.4): by default send() rings the endpoint's doorbell
+    after every write (a spurious kick is allowed); with exact_kicks only
+    when the endpoint has announced sleep, as a producer that saves the
+    system call does, so a wake-up the endpoint loses is not covered up.
+    A full ring is waited for as 11.4 says, on our doorbell only: the
+    endpoint must kick it once it has read (no polling covers that up
+    either); room_waits counts the waits that slept until a kick.  fill()
+    writes without kicking, as a host slow between publishing its tail and
+    kicking would: the kick then comes from the wait for room."""
+
+    def __init__(self, address, ring_bytes=65536, timeout=10.0,
+                 exact_kicks=False):
         super().__init__(address, timeout)
         self.ring_bytes = ring_bytes
         self.timeout = timeout
+        self.exact_kicks = exact_kicks
         self.on_rings = False
+        self.room_waits = 0
+        self.kick_due = False
 
     def setup(self, sealed=True, fds=None):
         """RingSetup with a fresh region; returns the RingReady fields."""
@@ -496,11 +525,13 @@ class RingHost(Conn):
         return 64 + 256 * d + off
 
     def _word(self, d, off):
-        """The 64-bit index as one aligned machine word: a peer must never
-        see it half written (spec 11.3), which byte copies could show."""
+        """The 64-bit index (or 32-bit flag) as one aligned machine word: a
+        peer must never see it half written (spec 11.3), which byte copies
+        could show."""
         key = (d, off)
         if key not in self._words:
-            self._words[key] = ctypes.c_uint64.from_buffer(self.mem, self.ctl(d, off))
+            kind = ctypes.c_uint32 if off in (CTL_ASLEEP, CTL_WAITING) else ctypes.c_uint64
+            self._words[key] = kind.from_buffer(self.mem, self.ctl(d, off))
         return self._words[key]
 
     def set_index(self, d, off, value):
@@ -509,24 +540,90 @@ class RingHost(Conn):
     def index(self, d, off):
         return self._word(d, off).value
 
+    def endpoint_asleep(self):
+        """The endpoint has announced sleep on the ring to it."""
+        return self.index(TO_ENDPOINT, CTL_ASLEEP) != 0
+
+    def room(self):
+        """Bytes the ring to the endpoint can take now."""
+        used = self.tx_pos - self.index(TO_ENDPOINT, CTL_HEAD)
+        assert 0 <= used <= self.ring_bytes, f"endpoint wrote head -{used}"
+        return self.ring_bytes - used
+
+    def _kick(self):
+        """Spec 11.4, Writing: after publishing the tail, fence and kick the
+        endpoint if it sleeps (exact_kicks), or kick it anyway."""
+        self.kick_due = False
+        if self.exact_kicks:
+            full_fence()
+            if not self.endpoint_asleep():
+                return
+        os.eventfd_write(self.ep_bell, 1)
+
+    def fill(self, data):
+        """Copy what fits of @data and publish it, without a kick yet;
+        returns the bytes written."""
+        base = RING_HEADER + TO_ENDPOINT * self.ring_bytes
+        n = min(self.room(), len(data))
+        done = 0
+        while done < n:
+            at = (self.tx_pos + done) % self.ring_bytes
+            k = min(n - done, self.ring_bytes - at)
+            self.mem[base + at:base + at + k] = data[done:done + k]
+            done += k
+        if n:
+            self.tx_pos += n
+            self.set_index(TO_ENDPOINT, CTL_TAIL, self.tx_pos)
+            self.kick_due = True
+        return n
+
+    def _write_some(self, data):
+        """Copy what fits of @data, publish it, kick; bytes written."""
+        n = self.fill(data)
+        if n:
+            self._kick()
+        return n
+
+    def _wait_for_room(self):
+        """Spec 11.4, Room: announce that we wait, fence, look again, then
+        sleep on our doorbell until the endpoint, having read, kicks it.
+        A kick from before the announcement does not count."""
+        try:
+            os.eventfd_read(self.our_bell)
+        except BlockingIOError:
+            pass
+        self.set_index(TO_ENDPOINT, CTL_WAITING, 1)
+        try:
+            full_fence()
+            if self.kick_due and not self.room():
+                self._kick()
+            deadline = time.monotonic() + self.timeout
+            slept = False
+            while not self.room():
+                slept = True
+                left = max(0, deadline - time.monotonic())
+                r, _, _ = select.select([self.our_bell], [], [], left)
+                assert r, (
+                    "the ring to the endpoint stays full" if not self.room() else
+                    "the endpoint read from the full ring but never kicked "
+                    "our doorbell (spec 11.4)")
+                try:
+                    os.eventfd_read(self.our_bell)
+                except BlockingIOError:
+                    pass
+            self.room_waits += slept
+        finally:
+            self.set_index(TO_ENDPOINT, CTL_WAITING, 0)
+
     def send(self, data):
         if not self.on_rings:
             return super().send(data)
-        base = RING_HEADER + TO_ENDPOINT * self.ring_bytes
-        deadline = time.monotonic() + self.timeout
-        while data:
-            room = self.ring_bytes - (self.tx_pos - self.index(TO_ENDPOINT, CTL_HEAD))
-            n = min(room, len(data))
-            if not n:
-                assert time.monotonic() < deadline, "ring to the endpoint stays full"
-                time.sleep(0.001)
-                continue
-            for i in range(n):
-                self.mem[base + (self.tx_pos + i) % self.ring_bytes] = data[i]
-            self.tx_pos += n
-            self.set_index(TO_ENDPOINT, CTL_TAIL, self.tx_pos)
-            data = data[n:]
-            os.eventfd_write(self.ep_bell, 1)
+        view = memoryview(data)
+        while view:
+            n = self._write_some(view)
+            view = view[n:]
+            if view and not n:
+                self._wait_for_room()
 
     def _recv(self):
         if not self.on_rings:
@@ -542,6 +639,10 @@ class RingHost(Conn):
                             for i in range(avail))
                 self.rx_pos += avail
                 self.set_index(TO_HOST, CTL_HEAD, self.rx_pos)
+                # Spec 11.4, Room: an endpoint waiting for room is kicked.
+                full_fence()
+                if self.index(TO_HOST, CTL_WAITING):
+                    os.eventfd_write(self.ep_bell, 1)
                 return out
             # Spec 11.5: what it wrote before hanging up is read first.
             if hung_up:

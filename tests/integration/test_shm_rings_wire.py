@@ -6,7 +6,10 @@ error-table cases (RingSetup unnegotiated, without its fds) are in
 test_error_table.py; the real QEMU over the rings in test_shm_rings.py."""
 
 import os
+import random
+import socket
 import struct
+import time
 
 import pytest
 
@@ -56,6 +59,85 @@ def test_the_session_moves_to_the_rings(endpoint):
         h.sock.recv(1)
     h.close()
     endpoint.wait_log("host disconnected")
+
+
+def wait_until(pred, what, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.0002)
+
+
+def endpoint_idle(h):
+    """The endpoint has read everything and its polling has run out: only
+    a kick wakes it (still asleep a millisecond later: not about to wake
+    on a kick it had already been sent)."""
+    if h.room() != h.ring_bytes or not h.endpoint_asleep():
+        return False
+    time.sleep(0.001)
+    return h.endpoint_asleep()
+
+
+def test_a_host_waiting_for_room_is_kicked(endpoint):
+    """Spec 11.4, Room: a host that finds the ring to the endpoint full
+    waits on its doorbell, and the endpoint that read from the ring kicks
+    it.  QEMU's 1 MiB ring never fills in practice; here a 4 KiB ring is
+    filled while the endpoint sleeps, before it is kicked (kicks only to
+    a sleeper: no stale kick wakes it), so the host always finds it full,
+    announces that it waits, then kicks: the endpoint reads, and must kick
+    back.  RingHost waits for room on its doorbell alone, for at most its
+    5 s timeout: a missing kick fails the test, where a host that polled
+    would not have noticed it."""
+    h = ring_host(endpoint, ring_bytes=4096, timeout=5.0, exact_kicks=True)
+    assert h.setup().get(1, 0) == 1
+    burst = b"".join(
+        message("mem_write", (1, 0), (2, REG_SCRATCH),
+                (3, (0x7E570000 + i).to_bytes(4, "little")))
+        for i in range(1200))
+    assert len(burst) > 4 * h.ring_bytes
+    for _ in range(4):
+        wait_until(lambda: endpoint_idle(h), "the endpoint to sleep")
+        n = h.fill(burst)
+        assert n == h.ring_bytes
+        h.send(burst[n:])
+    assert h.room_waits >= 4, h.room_waits
+    assert read(h, REG_SCRATCH, 1) == 0x7E570000 + 1199
+    h.close()
+
+
+def test_no_wake_up_is_lost_while_the_endpoint_goes_to_sleep(
+        sleep_pause_endpoint_binary):
+    """Spec 11.3 and 11.4: going to sleep, the endpoint announces it,
+    fences, and looks at the ring once more, so a request written at any
+    moment is either seen or kicked.  A host that kicks only a sleeper
+    (exact_kicks) makes round trips at random moments around the endpoint's
+    going to sleep; the endpoint is the test build that pauses 1 ms between
+    those two steps, so a request that can slip between them does so in
+    every run.  Each round trip must complete within 3 s: one that does not
+    lost its wake-up (the endpoint sleeps with the request in its ring)."""
+    rng = random.Random(21)
+    with endpoint_in_tempdir(sleep_pause_endpoint_binary, prefix="pfs-") as ep:
+        h = ring_host(ep, timeout=3.0, exact_kicks=True)
+        assert h.setup().get(1, 0) == 1
+        to_a_sleeper = 0
+        for i in range(150):
+            # Idle 0 to 2.5 ms: within the endpoint's polling (10 to 500
+            # us), within its pause, or after it.
+            time.sleep(rng.uniform(0, 0.0025))
+            to_a_sleeper += h.endpoint_asleep()
+            value = 0x51EE0000 | i
+            h.send(message("mem_write", (1, 0), (2, REG_SCRATCH),
+                           (3, value.to_bytes(4, "little"))))
+            try:
+                got = read(h, REG_INV, i)
+            except socket.timeout:
+                pytest.fail(f"round trip {i} did not complete within 3 s: "
+                            "the endpoint went to sleep with the request in "
+                            "its ring and no kick (a lost wake-up)")
+            assert got == value ^ 0xFFFFFFFF, (i, hex(got))
+        # The sleeping side of the protocol was exercised, not only polling.
+        assert to_a_sleeper >= 10, to_a_sleeper
+        h.close()
 
 
 def test_an_unsealed_region_is_refused_and_the_socket_serves(endpoint):
