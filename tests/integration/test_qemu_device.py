@@ -1066,6 +1066,57 @@ def test_reconnect(harness):
                 if "reads return all ones" in l]) == 2
 
 
+@pytest.mark.parametrize("given", ["raddr", "rport"])
+def test_tcp_address_half_given_refused(harness, given):
+    """raddr without rport (or the reverse) says which one is missing."""
+    dev = "pciefw,raddr=127.0.0.1" if given == "raddr" else "pciefw,rport=7420"
+    rc, out = harness.run_qemu(["-M", "q35", "-device", dev])
+    missing = "rport" if given == "raddr" else "raddr"
+    assert rc != 0 and f"{given} needs {missing}=" in out, out
+
+
+def test_reconnect_waits_for_an_endpoint_not_up_yet(harness):
+    """With reconnect=N QEMU may start before its endpoint: it says it
+    waits, and the device comes up once the endpoint listens (as a chardev
+    socket with reconnect= waits for its server)."""
+    topo = TOPOLOGIES["q35-rootbus"]
+    sock = harness.path("late.sock")
+    started = []
+
+    def start_endpoint_when_waited_for():
+        # The event: QEMU has said it waits (its log is the harness's).
+        log = harness.path("qemu.log")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if os.path.exists(log) and "waiting for it" in open(log).read():
+                started.append(harness.endpoint(listen=f"unix:{sock}",
+                                                name="late"))
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=start_endpoint_when_waited_for, daemon=True)
+    t.start()
+    q = harness.qemu(topo["machine"] + [
+        "-device", f"pciefw,id=fw0,path={sock},bus={topo['bus']},"
+                   f"addr={topo['addr']},reconnect=1"])
+    t.join(60)
+    assert started, q.output()
+    d = DeviceUnderTest(q, topo)
+    assert d.reg(REG_ID) == ID
+    assert "no endpoint at unix:" in q.output() and "yet" in q.output()
+
+
+def test_endpoint_killed_under_an_idle_guest_is_reported(harness):
+    """Nobody touches the device: QEMU still notices the endpoint's death
+    and says so once (its socket, or its rings' socket, is watched)."""
+    ep, q, d = start(harness)
+    assert d.reg(REG_ID) == ID
+    ep.kill()
+    wait_for(lambda: "connection closed by the endpoint" in q.output(),
+             timeout=30, what="QEMU's report")
+    assert q.output().count("reads return all ones") == 1
+
+
 def test_reconnect_refuses_a_different_device(harness):
     """An endpoint that comes back serving another device is not used (and
     said once); the right one is accepted when it returns."""

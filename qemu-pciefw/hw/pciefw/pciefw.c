@@ -888,16 +888,45 @@ static bool pciefw_up(void *arg)
  * Realize's connection: connect, exchange Hellos and read the
  * DeviceDescription into s->new_desc, all within the completion timeout.
  */
-static bool pciefw_connect(PCIeFwState *s, Error **errp)
+static void pciefw_connect_once(PCIeFwState *s)
 {
     int64_t deadline = pciefw_conn_deadline(s->conn);
 
-    s->realizing = true;
+    g_clear_pointer(&s->connect_error, g_free);
     pciefw_start_connect(s);
     pciefw_dial_wait(&s->dial, deadline);
     if (pciefw_conn_alive(s->conn)) {
         pciefw_conn_pump(s->conn, pciefw_up, s, "hello and device "
                          "description", deadline);
+    }
+}
+
+/* Nobody listens there (yet), as opposed to a refusal or a failure. */
+static bool pciefw_nobody_there(PCIeFwState *s)
+{
+    return s->state != PCIEFW_UP && s->connect_error &&
+           g_str_has_prefix(s->connect_error, "cannot connect: ");
+}
+
+static bool pciefw_connect(PCIeFwState *s, Error **errp)
+{
+    s->realizing = true;
+    pciefw_connect_once(s);
+    /*
+     * With reconnect=N an endpoint not up yet is waited for, as a chardev
+     * socket with reconnect= waits for its server: QEMU needs the
+     * function's description to present the device.  Before the main
+     * loop runs, SIGINT and SIGTERM still end QEMU here.
+     */
+    if (s->reconnect_s && pciefw_nobody_there(s)) {
+        warn_report("pciefw: no endpoint at %s yet (%s); waiting for it, "
+                    "trying every %u s", s->peer,
+                    s->connect_error + strlen("cannot connect: "),
+                    s->reconnect_s);
+        while (pciefw_nobody_there(s)) {
+            g_usleep((uint64_t)s->reconnect_s * G_USEC_PER_SEC);
+            pciefw_connect_once(s);
+        }
     }
     s->realizing = false;
 
@@ -1294,7 +1323,13 @@ static bool pciefw_check_properties(PCIeFwState *s, Error **errp)
                    "raddr+rport (TCP), not both");
         return false;
     }
-    if (!s->path && !(s->raddr && s->rport)) {
+    if (!s->path && (s->raddr || s->rport) && !(s->raddr && s->rport)) {
+        error_setg(errp, "pciefw: %s", s->raddr ?
+                   "raddr needs rport=PORT, the endpoint's TCP port" :
+                   "rport needs raddr=HOST, the endpoint's TCP host");
+        return false;
+    }
+    if (!s->path && !s->raddr) {
         error_setg(errp, "pciefw: the endpoint's socket is missing: set "
                    "path=SOCKET for a UNIX socket or raddr=HOST,rport=PORT "
                    "for TCP");
@@ -1494,7 +1529,8 @@ static void pciefw_class_init(ObjectClass *klass, const void *data)
         "UNIX socket of the endpoint (instead of raddr/rport)");
     object_class_property_set_description(klass, "reconnect",
         "seconds between reconnection attempts after the endpoint is "
-        "lost (0: stay disconnected)");
+        "lost, and between attempts at start-up while it is not up yet "
+        "(0: stay disconnected; the endpoint must be up at start-up)");
     object_class_property_set_description(klass, "tls-hostname",
         "name the endpoint's certificate must carry (default: raddr)");
 }
