@@ -57,7 +57,7 @@ OBJECT_DECLARE_SIMPLE_TYPE(PfEpcState, PCIEFW_EPC)
 #define EPC_ID                  0x000
 #define EPC_ID_VALUE            0x43504546
 #define EPC_VERSION             0x004
-#define EPC_VERSION_VALUE       0x00010000
+#define EPC_VERSION_VALUE       0x00010001
 #define EPC_WINDOW              0x008
 #define EPC_MAP_SLOTS           0x00c
 #define EPC_CTRL                0x010
@@ -74,6 +74,15 @@ OBJECT_DECLARE_SIMPLE_TYPE(PfEpcState, PCIEFW_EPC)
 #define EPC_EV_HOST_RESET       0x4
 #define EPC_EV_ALL              0x7
 #define EPC_RAISE_IRQ           0x024
+#define EPC_RAISE_STATUS        0x028
+#define EPC_INTX                0x02c
+
+/* epc.md 3.3: RAISE_STATUS, what became of the last interrupt asked for */
+enum {
+    EPC_RAISE_SENT = 0,
+    EPC_RAISE_NO_LINK = 1,
+    EPC_RAISE_NOT_DECLARED = 2,
+};
 
 /* epc.md 3.1 */
 #define EPC_FN_ID               0x040
@@ -167,9 +176,11 @@ struct PfEpcState {
     uint32_t events;
     uint32_t event_enable;
     PfEpcFunction fn;           /* as programmed */
-    PfEpcFunction live;         /* as latched at START */
+    PfEpcFunction live;         /* as described to the connected host */
     PfEpcMap maps[EPC_NUM_MAPS];
     bool irq_level;
+    uint32_t raise_status;
+    bool intx;                  /* the function's INTx level (epc.md 3.3) */
 
     /* The host connection */
     int listen_fd;
@@ -469,20 +480,32 @@ static uint32_t epc_check_function(const PfEpcFunction *f, char *err,
 /* ---------------------------------------------------------------------- */
 /* Host requests (spec 3.1), served from the endpoint guest's memory       */
 
-/* The latched BAR @bar if it is enabled and of the wanted space. */
+/* An enabled BAR of the wanted space. */
+static bool epc_bar_is(const PfEpcBar *b, bool io)
+{
+    return (b->flags & EPC_BAR_ENABLE) &&
+           !!(b->flags & EPC_BAR_FLAGS_IO) == io;
+}
+
+/*
+ * epc.md 3.2: the host addresses BAR @bar as it was described to it, and
+ * reaches the memory the BAR registers name now: a BAR retargeted while
+ * the link is up serves its new memory at once, a disabled one (or one at
+ * bus address 0: nothing behind it yet) serves nothing.
+ */
 static const PfEpcBar *epc_bar(PfEpcState *s, uint32_t bar, bool io)
 {
-    const PfEpcBar *b;
+    const PfEpcBar *now;
 
     if (bar >= PCIEFW_NUM_BARS) {
         return NULL;
     }
-    b = &s->live.bars[bar];
-    if (!(b->flags & EPC_BAR_ENABLE) ||
-        !!(b->flags & EPC_BAR_FLAGS_IO) != io) {
+    now = &s->fn.bars[bar];
+    if (!epc_bar_is(&s->live.bars[bar], io) || !epc_bar_is(now, io) ||
+        !now->addr) {
         return NULL;
     }
-    return b;
+    return now;
 }
 
 /* Spec 3.3: what a BAR access must be to be served. */
@@ -579,10 +602,24 @@ static void epc_handle_completion(PfEpcState *s, const Pciefw__Completion *c)
     s->cpl_done = true;
 }
 
+/*
+ * The host enumerates the function as its registers are now (a BAR set
+ * since START with another size is seen by a host that connects later,
+ * epc.md 3.2), so they are checked again.
+ */
 static void epc_send_description(PfEpcState *s)
 {
     PfEpcDesc desc;
+    char err[256] = "";
 
+    if (epc_check_function(&s->fn, err, sizeof(err))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "pciefw-epc: the function's registers "
+                      "no longer describe a valid function: %s\n", err);
+        epc_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
+                           "the endpoint's function is not valid: %s", err);
+        return;
+    }
+    s->live = s->fn;
     epc_build_desc(&s->live, &desc);
     if (!epc_queued(s, pf_put_description(&s->out, &desc.d))) {
         return;
@@ -592,6 +629,10 @@ static void epc_send_description(PfEpcState *s)
     s->status |= EPC_STATUS_LINK_UP;
     info_report("pciefw-epc: host %s connected: function %04x:%04x",
                 s->session.peer_name, desc.d.vendor_id, desc.d.device_id);
+    if (s->intx && s->live.intx_pin &&
+        epc_queued(s, pf_put_intx(&s->out, true))) {
+        epc_flush(s);
+    }
     epc_event(s, EPC_EV_LINK_UP);
 }
 
@@ -888,7 +929,6 @@ static void epc_start(PfEpcState *s)
                       "%u): %s\n", s->error, err);
         return;
     }
-    s->live = s->fn;
     s->status = EPC_STATUS_STARTED;
     epc_greet(s);
 }
@@ -912,41 +952,70 @@ static void epc_stop(PfEpcState *s)
 /* ---------------------------------------------------------------------- */
 /* Interrupts to the host (epc.md 3.3)                                     */
 
-static void epc_raise(PfEpcState *s, uint32_t val)
+/* Queue what RAISE_IRQ asks for; RAISE_STATUS says if it could. */
+static uint32_t epc_queue_irq(PfEpcState *s, uint32_t val)
 {
     uint32_t kind = val & 3, vector = (val >> 16) & 0xfff;
     int r;
 
     if (s->state != EPC_UP) {
-        return;
+        return EPC_RAISE_NO_LINK;
     }
     switch (kind) {
     case 1:
         if (!s->live.intx_pin) {
-            return;
+            return EPC_RAISE_NOT_DECLARED;
         }
+        /* A pulse; the INTX register holds a level (epc.md 3.3). */
         r = pf_put_intx(&s->out, true);
-        if (r == PF_OK) {
+        if (r == PF_OK && !s->intx) {
             r = pf_put_intx(&s->out, false);
         }
         break;
     case 2:
         if (vector >= s->live.msi_vectors) {
-            return;
+            return EPC_RAISE_NOT_DECLARED;
         }
         r = pf_put_msi(&s->out, vector);
         break;
     case 3:
         if (vector >= s->live.msix_vectors) {
-            return;
+            return EPC_RAISE_NOT_DECLARED;
         }
         r = pf_put_msix(&s->out, vector);
         break;
     default:
-        return;
+        return EPC_RAISE_NOT_DECLARED;
     }
-    if (epc_queued(s, r)) {
+    if (!epc_queued(s, r)) {
+        return EPC_RAISE_NO_LINK;
+    }
+    epc_posted(s);
+    return EPC_RAISE_SENT;
+}
+
+static void epc_raise(PfEpcState *s, uint32_t val)
+{
+    s->raise_status = epc_queue_irq(s, val);
+}
+
+/* epc.md 3.3: the INTx pin as a level, sent when it changes. */
+static void epc_set_intx(PfEpcState *s, bool level)
+{
+    bool changed = level != s->intx;
+
+    s->intx = level;
+    if (s->state != EPC_UP) {
+        s->raise_status = EPC_RAISE_NO_LINK;
+    } else if (!s->live.intx_pin) {
+        s->raise_status = EPC_RAISE_NOT_DECLARED;
+    } else if (!changed) {
+        s->raise_status = EPC_RAISE_SENT;
+    } else if (epc_queued(s, pf_put_intx(&s->out, level))) {
         epc_posted(s);
+        s->raise_status = EPC_RAISE_SENT;
+    } else {
+        s->raise_status = EPC_RAISE_NO_LINK;
     }
 }
 
@@ -1084,6 +1153,10 @@ static uint64_t epc_regs_read(void *opaque, hwaddr addr, unsigned size)
         return s->events;
     case EPC_EVENT_ENABLE:
         return s->event_enable;
+    case EPC_RAISE_STATUS:
+        return s->raise_status;
+    case EPC_INTX:
+        return s->intx;
     case EPC_FN_ID:
         return s->fn.id;
     case EPC_FN_SUBSYS:
@@ -1143,6 +1216,9 @@ static void epc_regs_write(void *opaque, hwaddr addr, uint64_t val64,
         break;
     case EPC_RAISE_IRQ:
         epc_raise(s, val);
+        break;
+    case EPC_INTX:
+        epc_set_intx(s, val & 1);
         break;
     case EPC_FN_ID:
         s->fn.id = val;
@@ -1433,6 +1509,8 @@ static void epc_reset(DeviceState *dev)
     memset(&s->fn, 0, sizeof(s->fn));
     memset(s->maps, 0, sizeof(s->maps));
     s->irq_level = false;
+    s->raise_status = EPC_RAISE_SENT;
+    s->intx = false;
     pci_set_irq(PCI_DEVICE(s), 0);
 }
 
