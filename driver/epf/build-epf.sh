@@ -33,7 +33,7 @@ shopt -s inherit_errexit  # also stop on errors inside $(...)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 # Our inputs besides this script: they go into the cache key.
-OUR_FILES=(Kbuild pci_endpoint_main.c pci_endpoint_hooks.h)
+OUR_FILES=(Kbuild pci_endpoint_main.c pci_endpoint_hooks.h pci_epf_test_fix.h)
 # What is taken from the kernel source, relative to its top directory.
 FRAMEWORK_FILES=(pci-ep-cfs.c pci-epc-core.c pci-epf-core.c pci-epc-mem.c)
 SRC_FILES=(
