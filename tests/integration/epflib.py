@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import guestlib
@@ -89,9 +90,7 @@ EP = "/sys/kernel/config/pci_ep"
 PROBLEMS = r"PCIEFW-DMESG-PROBLEMS: $(dmesg | grep -cE 'WARNING:|BUG:|Oops')"
 
 # Load everything, create func1 as the howto does, bind it, start the link.
-# Then each line on the console ("stop", "start", anything else to end) is
-# a step.
-ENDPOINT_SCRIPT = r"""#!/bin/sh
+ENDPOINT_SETUP = r"""#!/bin/sh
 d=/lib/modules/epf
 insmod $d/configfs.ko || exit 10
 mount -t configfs none /sys/kernel/config || exit 11
@@ -109,6 +108,11 @@ echo @MSIX@ > $f/msix_interrupts
 ln -s $f @EP@/controllers/$epc/ || exit 17
 echo 1 > @EP@/controllers/$epc/start || exit 18
 echo "PCIEFW-EPC-STARTED $epc"
+"""
+
+# Then each line on the console ("stop", "start", anything else to end) is
+# a step.
+ENDPOINT_SCRIPT = ENDPOINT_SETUP + r"""
 while read step; do
 	case "$step" in
 	stop) echo 0 > @EP@/controllers/$epc/start; echo "PCIEFW-EPC-STOPPED" ;;
@@ -167,6 +171,57 @@ HOST_PCITEST_ARGS = ["-smp", "12", "-device", "intel-iommu,intremap=on"]
 EPC_READ_AHEAD = int(os.environ.get("PCIEFW_EPC_READ_AHEAD", "4096"))
 
 
+# A guest that runs each line typed on its console as a shell command
+# (guest_run()): its output comes back behind "| ", then its status;
+# "end" ends the loop.
+SHELL_LOOP = r"""
+while IFS= read -r cmd; do
+	[ "$cmd" = end ] && break
+	out=$(sh -c "$cmd" 2>&1); rc=$?
+	[ -z "$out" ] || printf '%s\n' "$out" | sed 's/^/| /'
+	echo "PCIEFW-RC $rc"
+done
+@PROBLEMS@
+"""
+
+ENDPOINT_SHELL_SCRIPT = ENDPOINT_SETUP + r"""
+echo "PCIEFW-EPC $epc"
+""" + SHELL_LOOP
+
+HOST_SHELL_SCRIPT = r"""#!/bin/sh
+insmod /lib/modules/epf/pci_endpoint_test.ko || exit 10
+[ -c /dev/pci-endpoint-test.0 ] || exit 11
+echo "PCIEFW-HOST-READY"
+""" + SHELL_LOOP
+
+
+def guest_run(guest, cmd, timeout=120):
+    """Run @cmd in a guest running SHELL_LOOP: (status, output)."""
+    start = len(guest.console)
+    guest.send(cmd + "\n")
+    m = guest.wait_for(r"^PCIEFW-RC (\d+)\n", timeout=timeout)
+    out = [line[2:] for line in guest.console[start:m.start()].splitlines()
+           if line.startswith("| ")]
+    return int(m.group(1)), "\n".join(out)
+
+
+def wait_stderr(guest, pattern, timeout=120):
+    """Wait until QEMU's own output (its -trace lines, its reports) shows
+    @pattern; returns the match."""
+    rx = re.compile(pattern, re.M)
+    deadline = time.monotonic() + timeout
+    while True:
+        m = rx.search(guest.stderr)
+        if m:
+            return m
+        if not guest.running():
+            raise guestlib.GuestError(f"QEMU exited before /{pattern}/")
+        if time.monotonic() > deadline:
+            raise guestlib.GuestError(f"timeout ({timeout}s) waiting for "
+                                      f"/{pattern}/ on QEMU's stderr")
+        time.sleep(0.05)
+
+
 def script(text, msi=32, msix=32):
     """@text with the pair's placeholders filled in: @EP@ (configfs),
     @MSI@/@MSIX@ (the function's vector counts), @PROBLEMS@ (a line that
@@ -177,17 +232,20 @@ def script(text, msi=32, msix=32):
 
 
 def start_endpoint(runner, workdir, name="ep", msi=32, msix=32,
-                   sock="epc.sock", read_ahead=0):
+                   sock="epc.sock", read_ahead=0, ep_script=ENDPOINT_SCRIPT,
+                   ep_args=()):
     """Boot an endpoint guest serving the function on runner.path(@sock);
     wait until it has started the link.  @runner: what tests' harness
-    fixture is (qemu_binary, path(name), track(thing))."""
-    initrd = Path(workdir) / "ep" / "initrd.cpio.gz"
+    fixture is (qemu_binary, path(name), track(thing)); @ep_args: more
+    QEMU arguments (-smp 2: a shell that runs beside a busy function)."""
+    initrd = Path(workdir) / name / "initrd.cpio.gz"
     if not initrd.exists():
-        guestlib.make_initramfs(Path(workdir) / "ep",
-                                script(ENDPOINT_SCRIPT, msi, msix),
+        guestlib.make_initramfs(Path(workdir) / name,
+                                script(ep_script, msi, msix),
                                 guest_files())
     ep = runner.track(guestlib.Guest(
         runner.qemu_binary, initrd,
+        list(ep_args) +
         ["-device", f"pciefw-epc,path={runner.path(sock)}"
          + (f",read-ahead={read_ahead}" if read_ahead else "")],
         append_extra=ENDPOINT_APPEND, log_path=runner.path(name + ".log")))
@@ -209,12 +267,14 @@ def host_initramfs(workdir, host_script):
 
 
 def start_pair(runner, workdir, host_script, host_device_extra="",
-               host_args=(), host_append="", msi=32, msix=32, read_ahead=0):
+               host_args=(), host_append="", msi=32, msix=32, read_ahead=0,
+               ep_script=ENDPOINT_SCRIPT, ep_args=()):
     """Boot the endpoint guest, wait for its link, then boot the host
     running @host_script."""
     host_initrd = host_initramfs(workdir, host_script)
     ep = start_endpoint(runner, workdir, msi=msi, msix=msix,
-                        read_ahead=read_ahead)
+                        read_ahead=read_ahead, ep_script=ep_script,
+                        ep_args=ep_args)
     host = runner.track(guestlib.Guest(
         runner.qemu_binary, host_initrd,
         host_qemu_args(runner, host_device_extra, host_args),
