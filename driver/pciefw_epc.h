@@ -41,8 +41,9 @@
 #define PFE_EV_LINK_UP		BIT(0)
 #define PFE_EV_LINK_DOWN	BIT(1)
 #define PFE_EV_HOST_RESET	BIT(2)
+#define PFE_EV_DMA		BIT(3)
 #define PFE_EV_ALL		(PFE_EV_LINK_UP | PFE_EV_LINK_DOWN | \
-				 PFE_EV_HOST_RESET)
+				 PFE_EV_HOST_RESET | PFE_EV_DMA)
 #define PFE_RAISE_IRQ		0x024
 #define PFE_RAISE_KIND		GENMASK(1, 0)
 #define PFE_RAISE_VECTOR	GENMASK(27, 16)
@@ -108,6 +109,7 @@ struct pfe {
 	u8 intx_pin;
 	/* the BARs set, as set_bar was given them (epc->lock) */
 	struct pci_epf_bar bars[PCI_STD_NUM_BARS];
+	struct pfe_dma *dma;
 };
 
 static inline u32 pfe_rd(struct pfe *pfe, u32 reg)
@@ -122,5 +124,11 @@ static inline void pfe_wr(struct pfe *pfe, u32 reg, u32 val)
 
 /* pciefw_epc_unbind.c */
 void pfe_unbind_functions(struct pfe *pfe);
+
+/* pciefw_epc_dma.c */
+int pfe_dma_probe(struct pfe *pfe);
+void pfe_dma_remove(struct pfe *pfe);
+void pfe_dma_event(struct pfe *pfe);
+const char *pfe_dma_name(struct pfe *pfe);
 
 #endif

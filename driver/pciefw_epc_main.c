@@ -430,6 +430,8 @@ static irqreturn_t pfe_irq(int irq, void *data)
 		dev_info_ratelimited(&pfe->pdev->dev, "link up\n");
 		pci_epc_linkup(pfe->epc);
 	}
+	if (ev & PFE_EV_DMA)
+		pfe_dma_event(pfe);
 	return IRQ_HANDLED;
 }
 
@@ -539,17 +541,24 @@ static int pfe_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		goto err_vectors;
 	pfe_wr(pfe, PFE_EVENT_ENABLE, PFE_EV_ALL);
+	/* Before functions can bind: pci-epf-test asks for it at bind. */
+	ret = pfe_dma_probe(pfe);
+	if (ret)
+		goto err_irq;
 
 	mutex_lock(&pfe->epc->lock);
 	/* pci_epc_create() leaves it at 0: nothing could bind. */
 	pfe->epc->max_functions = 1;
 	epc_set_drvdata(pfe->epc, pfe);
 	mutex_unlock(&pfe->epc->lock);
-	dev_info(dev, "endpoint controller %s: %llu MiB outbound window, %u regions\n",
+	dev_info(dev, "endpoint controller %s: %llu MiB outbound window, %u regions, DMA channel %s\n",
 		 dev_name(&pfe->epc->dev), (u64)pfe->win_size / SZ_1M,
-		 pfe->nr_maps);
+		 pfe->nr_maps, pfe_dma_name(pfe));
 	return 0;
 
+err_irq:
+	pfe_wr(pfe, PFE_EVENT_ENABLE, 0);
+	free_irq(pci_irq_vector(pdev, 0), pfe);
 err_vectors:
 	pci_free_irq_vectors(pdev);
 err_mem:
@@ -573,6 +582,7 @@ static void pfe_remove(struct pci_dev *pdev)
 	pfe_wr(pfe, PFE_EVENT_ENABLE, 0);
 	pfe_wr(pfe, PFE_CTRL, 0);
 	free_irq(pci_irq_vector(pdev, 0), pfe);
+	pfe_dma_remove(pfe);
 	pci_free_irq_vectors(pdev);
 	pci_epc_mem_exit(pfe->epc);
 	pfe_reset(pfe);

@@ -376,3 +376,153 @@ def test_bar_size_change_needs_a_new_host(harness):
     h.stop()
     h2 = harness.qemu(host_args, name="host2")       # enumerated anew
     assert _host_bar0_size(h2.qtest) == 0x800
+
+
+# epc.md 12: the DMA engine's registers
+DMA_SRC, DMA_DST, DMA_LEN, DMA_CTRL = 0x800, 0x808, 0x810, 0x814
+DMA_STATUS, DMA_ERROR, DMA_COUNT = 0x818, 0x81C, 0x820
+EV_DMA = 0x8
+
+
+def dma_go(qt, src, dst, length):
+    qt.writel(REGS + DMA_SRC, src & 0xFFFFFFFF)
+    qt.writel(REGS + DMA_SRC + 4, src >> 32)
+    qt.writel(REGS + DMA_DST, dst & 0xFFFFFFFF)
+    qt.writel(REGS + DMA_DST + 4, dst >> 32)
+    qt.writel(REGS + DMA_LEN, length)
+    qt.writel(REGS + 0x01C, EV_DMA)                 # EVENTS.DMA cleared
+    qt.writel(REGS + DMA_CTRL, 1)
+
+
+def dma_wait(qt):
+    """(DMA_STATUS, DMA_ERROR, DMA_COUNT) once the transfer has ended,
+    which EVENTS.DMA says."""
+    deadline = time.monotonic() + 30
+    while not qt.readl(REGS + 0x01C) & EV_DMA:
+        assert time.monotonic() < deadline, hex(qt.readl(REGS + DMA_STATUS))
+        time.sleep(0.01)
+    return tuple(qt.readl(REGS + r) for r in (DMA_STATUS, DMA_ERROR,
+                                             DMA_COUNT))
+
+
+def pattern(n, salt=0):
+    return bytes((i * 7 + salt) & 0xFF for i in range(n))
+
+
+def serve_dma_reads(conn, host_mem, count=None):
+    """Answer the engine's DmaReads from @host_mem ({address: byte}) until
+    @count bytes were asked for; returns the reads' sizes."""
+    sizes = []
+    while count is None or sum(sizes) < count:
+        kind, f = conn.next()
+        assert kind == "dma_read", (kind, f)
+        data = bytes(host_mem.get(f[2] + i, 0) for i in range(f[3]))
+        conn.send(pfwire.message("completion", (1, f[1]), (3, data)))
+        sizes.append(f[3])
+    return sizes
+
+
+def collect_dma_writes(conn, count):
+    """{address: byte} of the DmaWrites until @count bytes came."""
+    got = {}
+    while len(got) < count:
+        kind, f = conn.next()
+        assert kind == "dma_write", (kind, f)
+        got.update((f[1] + i, b) for i, b in enumerate(f[2]))
+    return got
+
+
+def test_dma_engine_moves_data(harness):
+    """epc.md 12: the engine copies the endpoint guest's memory to the host
+    (posted DmaWrites of at most max payload), the host's to the guest's
+    (DmaReads, several in flight, answered while the device goes on
+    serving the host's BAR reads), and host to host through the window;
+    each transfer ends with DONE, its byte count and EVENTS.DMA."""
+    q, qt, addr = start_epc(harness)
+    program_function(qt)
+    conn = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    conn.handshake()                                # max payload 4096
+    qt.writel(REGS + 0x400, 0)                      # window 0..128K
+    qt.writel(REGS + 0x404, 0x20000)
+    qt.writel(REGS + 0x408, HOST_BUF)
+    qt.writel(REGS + 0x410, 1)
+    local_a, local_b, n = FN_RAM + 0x10000, FN_RAM + 0x40000, 10000
+
+    qt.write(local_a, pattern(n))
+    dma_go(qt, local_a, WINDOW + 0x100, n)
+    got = collect_dma_writes(conn, n)
+    assert bytes(got[HOST_BUF + 0x100 + i] for i in range(n)) == pattern(n)
+    assert dma_wait(qt) == (0x2, 0, n)
+
+    n = 40000                                       # more than 8 reads
+    host_mem = {HOST_BUF + 0x8000 + i: b for i, b in enumerate(pattern(n, 3))}
+    dma_go(qt, WINDOW + 0x8000, local_b, n)
+    first = [conn.next() for _ in range(8)]         # 8 in flight at most
+    assert [k for k, _ in first] == ["dma_read"] * 8, first
+    tag = 77                                        # the device still serves
+    conn.send(pfwire.message("mem_read", (1, tag), (2, 0), (3, 0), (4, 4)))
+    kind, f = conn.next()
+    assert (kind, f[1]) == ("completion", tag), (kind, f)
+    for kind, f in first:
+        data = bytes(host_mem[f[2] + i] for i in range(f[3]))
+        conn.send(pfwire.message("completion", (1, f[1]), (3, data)))
+    rest = serve_dma_reads(conn, host_mem, n - sum(f[3] for _, f in first))
+    assert max(rest) <= 4096
+    assert dma_wait(qt) == (0x2, 0, n)
+    assert qt.read(local_b, n) == pattern(n, 3)
+
+    dma_go(qt, WINDOW + 0x8000, WINDOW + 0x18000, 5000)      # host to host
+    moved = {}
+    while len(moved) < 5000:
+        kind, f = conn.next()
+        if kind == "dma_read":
+            data = bytes(host_mem[f[2] + i] for i in range(f[3]))
+            conn.send(pfwire.message("completion", (1, f[1]), (3, data)))
+        else:
+            assert kind == "dma_write", (kind, f)
+            moved.update((f[1] + i, b) for i, b in enumerate(f[2]))
+    assert bytes(moved[HOST_BUF + 0x18000 + i] for i in range(5000)) == \
+        pattern(n, 3)[:5000]
+    assert dma_wait(qt) == (0x2, 0, 5000)
+    qt.writel(REGS + 0x010, 0)
+
+
+def test_dma_engine_failures(harness):
+    """epc.md 12, DMA_ERROR: LEN 0 (1); a window address no region maps
+    (3); the host refusing a read (5); ABORT (6), after which the aborted
+    reads' completions are dropped; the host gone mid-transfer (4)."""
+    q, qt, addr = start_epc(harness)
+    program_function(qt)
+    conn = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    conn.handshake()
+    qt.writel(REGS + 0x400, 0)
+    qt.writel(REGS + 0x404, 0x10000)
+    qt.writel(REGS + 0x408, HOST_BUF)
+    qt.writel(REGS + 0x410, 1)
+    local = FN_RAM + 0x10000
+
+    dma_go(qt, local, WINDOW, 0)
+    assert dma_wait(qt) == (0x4, 1, 0)
+    dma_go(qt, local, WINDOW + 0x20000, 16)         # past region 0
+    assert dma_wait(qt) == (0x4, 3, 0)
+    dma_go(qt, WINDOW, local, 16)
+    kind, f = conn.next()
+    conn.send(pfwire.message("completion", (1, f[1]), (2, pfwire.UR)))
+    assert dma_wait(qt)[:2] == (0x4, 5)
+    dma_go(qt, WINDOW, local, 20000)                # aborted with reads out
+    out = [conn.next() for _ in range(5)]           # 20000 B in 4 KiB reads
+    assert [k for k, _ in out] == ["dma_read"] * 5
+    qt.writel(REGS + DMA_CTRL, 2)
+    assert dma_wait(qt)[:2] == (0x4, 6)
+    for _, f in out:                                # late: dropped quietly
+        conn.send(pfwire.message("completion", (1, f[1]),
+                                 (3, bytes(f[3]))))
+    dma_go(qt, local, WINDOW, 8)                    # the session goes on
+    assert collect_dma_writes(conn, 8)
+    assert dma_wait(qt)[:2] == (0x2, 0)
+    dma_go(qt, WINDOW, local, 20000)
+    conn.next()
+    conn.close()                                    # the host goes
+    assert dma_wait(qt)[:2] == (0x4, 4)

@@ -43,6 +43,8 @@
 #include "protocol/handshake.h"
 #include "protocol/msg.h"
 
+#include "pciefw-epc-dma.h"
+
 #define TYPE_PCIEFW_EPC "pciefw-epc"
 OBJECT_DECLARE_SIMPLE_TYPE(PfEpcState, PCIEFW_EPC)
 
@@ -72,7 +74,8 @@ OBJECT_DECLARE_SIMPLE_TYPE(PfEpcState, PCIEFW_EPC)
 #define EPC_EV_LINK_UP          0x1
 #define EPC_EV_LINK_DOWN        0x2
 #define EPC_EV_HOST_RESET       0x4
-#define EPC_EV_ALL              0x7
+#define EPC_EV_DMA              0x8
+#define EPC_EV_ALL              0xf
 #define EPC_RAISE_IRQ           0x024
 #define EPC_RAISE_STATUS        0x028
 #define EPC_INTX                0x02c
@@ -212,6 +215,8 @@ struct PfEpcState {
     uint64_t ra_host;           /* host address of ra_buf[0] */
     uint32_t ra_len;            /* bytes valid, 0: none */
     uint64_t ra_next;           /* reads below this address fetch again */
+
+    PfEpcDma *dma;              /* the DMA engine (pciefw-epc-dma.c) */
 };
 
 static void epc_read_input(PfEpcState *s, int max_reads);
@@ -274,6 +279,7 @@ static void epc_drop(PfEpcState *s, const char *why)
     pf_buf_clear(&s->out);
     pf_frame_decoder_free(&s->dec);
     s->status &= ~EPC_STATUS_LINK_UP;
+    pf_epc_dma_link_down(s->dma);
     if (was_up) {
         epc_event(s, EPC_EV_LINK_DOWN);
     }
@@ -582,6 +588,20 @@ static int epc_bar_write(PfEpcState *s, uint32_t bar, uint64_t off,
 
 static void epc_handle_completion(PfEpcState *s, const Pciefw__Completion *c)
 {
+    if (c->tag & PF_EPC_DMA_TAG_BIT) {
+        int r = pf_epc_dma_completion(s->dma, c->tag, c->status,
+                                      c->data.data, c->data.len);
+
+        if (r) {
+            epc_protocol_error(s, r == -ENOENT ?
+                               PCIEFW__ERROR_CODE__ERROR_UNKNOWN_TAG :
+                               PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
+                               "completion with tag %u: %s", c->tag,
+                               r == -ENOENT ? "no DMA read has it" :
+                               "not the size the DMA engine asked for");
+        }
+        return;
+    }
     if (!s->waiting || s->cpl_done || c->tag != s->wait_tag) {
         epc_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_UNKNOWN_TAG,
                            "completion with tag %u, which no request is "
@@ -811,7 +831,8 @@ static void epc_fd_write(void *opaque)
 /*
  * A held connection is not read: the host's Hello waits for START.  The
  * handlers are re-registered only when they change: this runs once per
- * host request, and registering is not free.
+ * host request, and registering is not free.  It runs after every flush,
+ * so it also tells the DMA engine the output may have drained.
  */
 static void epc_update_watch(PfEpcState *s)
 {
@@ -820,6 +841,8 @@ static void epc_update_watch(PfEpcState *s)
     if (s->fd < 0) {
         return;
     }
+    /* The DMA engine may wait for the output to drain (epc.md 12). */
+    pf_epc_dma_kick(s->dma);
     want_read = s->state != EPC_HELD;
     want_write = !pf_buf_empty(&s->out);
     if (want_read != s->read_watched || want_write != s->write_watched) {
@@ -1134,6 +1157,9 @@ static uint64_t epc_regs_read(void *opaque, hwaddr addr, unsigned size)
     if (addr >= EPC_MAP_BASE && addr < EPC_MAP_END) {
         return epc_map_reg_read(s, addr);
     }
+    if (addr >= PF_EPC_DMA_BASE && addr < PF_EPC_DMA_END) {
+        return pf_epc_dma_reg_read(s->dma, addr);
+    }
     switch (addr) {
     case EPC_ID:
         return EPC_ID_VALUE;
@@ -1193,6 +1219,10 @@ static void epc_regs_write(void *opaque, hwaddr addr, uint64_t val64,
     }
     if (addr >= EPC_MAP_BASE && addr < EPC_MAP_END) {
         epc_map_reg_write(s, addr, val);
+        return;
+    }
+    if (addr >= PF_EPC_DMA_BASE && addr < PF_EPC_DMA_END) {
+        pf_epc_dma_reg_write(s->dma, addr, val);
         return;
     }
     switch (addr) {
@@ -1285,7 +1315,7 @@ static const PfEpcMap *epc_find_map(PfEpcState *s, hwaddr addr, unsigned size)
 static bool epc_dma_read(PfEpcState *s, uint64_t host, uint32_t len,
                          uint8_t *dest)
 {
-    s->wait_tag = s->next_tag++;
+    s->wait_tag = s->next_tag++ & ~PF_EPC_DMA_TAG_BIT;
     s->wait_size = len;
     s->cpl_dest = dest;
     s->cpl_done = false;
@@ -1389,6 +1419,82 @@ static const MemoryRegionOps epc_window_ops = {
 };
 
 /* ---------------------------------------------------------------------- */
+/* What the DMA engine needs of the connection (epc.md 12)                 */
+
+static uint32_t epc_dma_link(void *opaque)
+{
+    PfEpcState *s = opaque;
+
+    return s->state == EPC_UP ? s->session.max_payload : 0;
+}
+
+/* Queue a message of the engine and send what the socket takes now. */
+static bool epc_dma_send(PfEpcState *s, int r)
+{
+    if (!epc_queued(s, r)) {
+        return false;
+    }
+    epc_flush(s);
+    epc_update_watch(s);
+    return s->state == EPC_UP;
+}
+
+static bool epc_dma_read_op(void *opaque, uint32_t tag, uint64_t host,
+                            uint32_t len)
+{
+    PfEpcState *s = opaque;
+
+    return s->state == EPC_UP &&
+           epc_dma_send(s, pf_put_dma_read(&s->out, tag, host, len));
+}
+
+static bool epc_dma_write_op(void *opaque, uint64_t host, const void *data,
+                             uint32_t len)
+{
+    PfEpcState *s = opaque;
+
+    /* epc.md 5.1: what the CPU read ahead may be stale now. */
+    s->ra_len = 0;
+    return s->state == EPC_UP &&
+           epc_dma_send(s, pf_put_dma_write(&s->out, host, data, len));
+}
+
+static size_t epc_dma_backlog(void *opaque)
+{
+    PfEpcState *s = opaque;
+
+    return pf_buf_used(&s->out);
+}
+
+static bool epc_dma_window(void *opaque, uint64_t off, uint64_t *host,
+                           uint64_t *room)
+{
+    PfEpcState *s = opaque;
+    const PfEpcMap *m = epc_find_map(s, off, 1);
+
+    if (!m) {
+        return false;
+    }
+    *host = m->host + (off - m->win_offset);
+    *room = m->size - (off - m->win_offset);
+    return true;
+}
+
+static void epc_dma_ended(void *opaque)
+{
+    epc_event(opaque, EPC_EV_DMA);
+}
+
+static const PfEpcDmaOps epc_dma_ops = {
+    .link = epc_dma_link,
+    .dma_read = epc_dma_read_op,
+    .dma_write = epc_dma_write_op,
+    .backlog = epc_dma_backlog,
+    .window = epc_dma_window,
+    .ended = epc_dma_ended,
+};
+
+/* ---------------------------------------------------------------------- */
 /* Realize, reset, unrealize                                               */
 
 static bool epc_listen(PfEpcState *s, Error **errp)
@@ -1464,7 +1570,9 @@ static void epc_realize(PCIDevice *pdev, Error **errp)
     pf_hello_defaults(&s->hello, "qemu pciefw-epc " QEMU_VERSION);
     s->next_tag = 1;
     s->hello_timer = timer_new_ms(QEMU_CLOCK_REALTIME, epc_hello_timeout, s);
+    s->dma = pf_epc_dma_new(pdev, 2, EPC_WINDOW_SIZE, &epc_dma_ops, s);
     if (!epc_listen(s, errp)) {
+        g_clear_pointer(&s->dma, pf_epc_dma_free);
         timer_free(s->hello_timer);
         g_free(s->rxbuf);
         s->rxbuf = NULL;
@@ -1487,6 +1595,7 @@ static void epc_exit(PCIDevice *pdev)
         unlink(s->path);
     }
     timer_free(s->hello_timer);
+    g_clear_pointer(&s->dma, pf_epc_dma_free);
     pf_buf_free(&s->out);
     pf_codec_free(&s->codec);
     g_free(s->rxbuf);
@@ -1511,6 +1620,7 @@ static void epc_reset(DeviceState *dev)
     s->irq_level = false;
     s->raise_status = EPC_RAISE_SENT;
     s->intx = false;
+    pf_epc_dma_reset(s->dma);
     pci_set_irq(PCI_DEVICE(s), 0);
 }
 
