@@ -96,6 +96,7 @@
 
 struct pfe {
 	struct pci_dev *pdev;
+	struct pci_epc_features features;
 	void __iomem *regs;
 	struct pci_epc *epc;
 	phys_addr_t win_base;

@@ -36,6 +36,23 @@ static const struct pci_epc_features pfe_features = {
 };
 
 /*
+ * epc.md 10.2: BARs that are 64-bit whatever a function asks, as on
+ * controllers whose BAR types are fixed.  0x15 (BARs 0, 2, 4) is NXP
+ * i.MX8's layout, the one the host's ntb_hw_epf expects of pci-epf-vntb
+ * (its mx8_map); 0, the default, leaves every BAR free.
+ */
+static uint fixed_64bit_bars;
+module_param(fixed_64bit_bars, uint, 0444);
+MODULE_PARM_DESC(fixed_64bit_bars,
+		 "bitmask of BARs that are always 64-bit (0x15: BARs 0, 2, 4, as i.MX8); default 0");
+
+/* A mask of 64-bit BARs below BAR5 whose upper halves are not in it. */
+static bool pfe_fixed_64bit_ok(uint mask)
+{
+	return !(mask & ~0x1fU) && !(mask & mask << 1);
+}
+
+/*
  * The controller's state, or NULL while probe has not finished: the ops
  * run under epc->lock, under which probe publishes it.
  */
@@ -124,7 +141,12 @@ static int pfe_set_bar(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 	int ret;
 
 	if (!pfe || pfe_bad_fn(func_no, vfunc_no) ||
-	    bar->barno >= PCI_STD_NUM_BARS || !pfe_bar_ok(bar))
+	    bar->barno >= PCI_STD_NUM_BARS)
+		return -EINVAL;
+	/* A fixed 64-bit BAR is 64-bit: the function is told (its flags). */
+	if (pfe->features.bar_fixed_64bit & BIT(bar->barno))
+		bar->flags |= PCI_BASE_ADDRESS_MEM_TYPE_64;
+	if (!pfe_bar_ok(bar))
 		return -EINVAL;
 	ret = pfe_bar_conflict(pfe, bar);
 	if (ret)
@@ -378,8 +400,9 @@ static void pfe_stop(struct pci_epc *epc)
 static const struct pci_epc_features *
 pfe_get_features(struct pci_epc *epc, u8 func_no, u8 vfunc_no)
 {
-	return !pfe_of(epc) || pfe_bad_fn(func_no, vfunc_no) ? NULL :
-	       &pfe_features;
+	struct pfe *pfe = pfe_of(epc);
+
+	return !pfe || pfe_bad_fn(func_no, vfunc_no) ? NULL : &pfe->features;
 }
 
 /*
@@ -504,10 +527,17 @@ static int pfe_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	struct pfe *pfe;
 	int ret;
 
+	if (!pfe_fixed_64bit_ok(fixed_64bit_bars)) {
+		dev_err(dev, "fixed_64bit_bars=%#x: only BARs 0-4, none next to another\n",
+			fixed_64bit_bars);
+		return -EINVAL;
+	}
 	pfe = devm_kzalloc(dev, sizeof(*pfe), GFP_KERNEL);
 	if (!pfe)
 		return -ENOMEM;
 	pfe->pdev = pdev;
+	pfe->features = pfe_features;
+	pfe->features.bar_fixed_64bit = fixed_64bit_bars;
 	ret = pcim_enable_device(pdev);
 	if (ret)
 		return ret;

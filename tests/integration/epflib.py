@@ -70,9 +70,15 @@ def epc_driver() -> str:
 def guest_files() -> dict[str, str]:
     """Host path -> guest path of everything the endpoint tests need:
     GUEST_DIR/{configfs,pci_endpoint,pci-epf-test,pci_endpoint_test,
-    pciefw_epc}.ko, /usr/bin/pcitest and /usr/bin/pcitest.sh."""
+    pciefw_epc,ntb,ntb_transport,ntb_netdev,ntb_hw_epf,pci-epf-vntb}.ko,
+    /usr/bin/pcitest and /usr/bin/pcitest.sh."""
     env = epf_env()
     return {
+        env["EPF_NTB_KO"]: f"{GUEST_DIR}/ntb.ko",
+        env["EPF_NTB_TRANSPORT_KO"]: f"{GUEST_DIR}/ntb_transport.ko",
+        env["EPF_NTB_NETDEV_KO"]: f"{GUEST_DIR}/ntb_netdev.ko",
+        env["EPF_NTB_HW_EPF_KO"]: f"{GUEST_DIR}/ntb_hw_epf.ko",
+        env["EPF_VNTB_KO"]: f"{GUEST_DIR}/pci-epf-vntb.ko",
         epc_driver(): f"{GUEST_DIR}/pciefw_epc.ko",
         str(configfs_module()): f"{GUEST_DIR}/configfs.ko",
         env["EPF_FRAMEWORK_KO"]: f"{GUEST_DIR}/pci_endpoint.ko",
@@ -193,6 +199,60 @@ insmod /lib/modules/epf/pci_endpoint_test.ko || exit 10
 [ -c /dev/pci-endpoint-test.0 ] || exit 11
 echo "PCIEFW-HOST-READY"
 """ + SHELL_LOOP
+
+
+# pci-epf-vntb (docs/epc.md 13): the endpoint guest's function, configured
+# as Documentation/PCI/endpoint/pci-vntb-howto.rst says, on a controller
+# whose BARs 0, 2 and 4 are 64-bit as NXP i.MX8's (the layout the host's
+# ntb_hw_epf expects of 1957:0809); the NTB device on its virtual bus
+# carries ntb_transport and an ntb_netdev interface, VNTB_EP_IP.  The host
+# guest's ntb_hw_epf binds the function, and its own ntb_netdev interface
+# is VNTB_HOST_IP.  Both print PCIEFW-NTB-UP when the interface is set.
+VNTB_EP_IP, VNTB_HOST_IP = "10.10.0.1", "10.10.0.2"
+VNTB_ENDPOINT_SETUP = r"""#!/bin/sh
+d=/lib/modules/epf
+insmod $d/configfs.ko || exit 10
+mount -t configfs none /sys/kernel/config || exit 11
+insmod $d/pci_endpoint.ko || exit 12
+insmod $d/pciefw_epc.ko fixed_64bit_bars=0x15 || exit 13
+insmod $d/ntb.ko && insmod $d/ntb_transport.ko && insmod $d/pci-epf-vntb.ko ||
+	exit 14
+epc=$(ls @EP@/controllers)
+[ -n "$epc" ] || exit 15
+f=@EP@/functions/pci_epf_vntb/func1
+mkdir $f || exit 16
+echo 0x1957 > $f/vendorid
+echo 0x0809 > $f/deviceid
+v=$f/pci_epf_vntb.0
+echo 4 > $v/db_count
+echo 128 > $v/spad_count
+echo 1 > $v/num_mws
+echo @MW@ > $v/mw1
+echo 0x1957 > $v/vntb_vid
+echo 0x080a > $v/vntb_pid
+echo 0x10 > $v/vbus_number
+ln -s $f @EP@/controllers/$epc/ || exit 17
+echo 1 > @EP@/controllers/$epc/start || exit 18
+echo "PCIEFW-EPC-STARTED $epc"
+insmod $d/ntb_netdev.ko || exit 19
+ip addr add @EP_IP@/24 dev eth0 && ip link set eth0 up || exit 20
+echo "PCIEFW-NTB-UP"
+"""
+
+VNTB_HOST_SETUP = r"""#!/bin/sh
+d=/lib/modules/epf
+insmod $d/ntb.ko && insmod $d/ntb_hw_epf.ko && insmod $d/ntb_transport.ko &&
+	insmod $d/ntb_netdev.ko || exit 10
+ip addr add @HOST_IP@/24 dev eth0 && ip link set eth0 up || exit 11
+echo "PCIEFW-NTB-UP"
+"""
+
+
+def vntb_script(text, mw=0x100000):
+    """@text with the vNTB placeholders filled in (@MW@: the memory
+    window's size), ready for script()."""
+    return (text.replace("@MW@", hex(mw)).replace("@EP_IP@", VNTB_EP_IP)
+            .replace("@HOST_IP@", VNTB_HOST_IP))
 
 
 def guest_run(guest, cmd, timeout=120):
