@@ -116,9 +116,10 @@ def test_controller_unbind_and_rmmod_leave_nothing_pinned(harness, tmp_path):
     unlinks the function first: the host reads all ones, the controller's
     configfs group goes, and func1 is whole: bound again to the controller
     probed anew, it serves the host (which reconnects).  rmmod pciefw_epc
-    then succeeds with the function still linked and started, and
-    afterwards func1 can be removed and pci_epf_test unloaded; rmmod also
-    succeeds with nothing bound.  No warning in either guest."""
+    is refused while pci-epf-test holds the controller's DMA channel (it
+    takes it at bind), and succeeds once the function is unlinked;
+    afterwards func1 can be removed and pci_epf_test unloaded, and rmmod
+    also succeeds right after insmod.  No warning in either guest."""
     ep, host, ctrl = pair(harness, tmp_path)
     bdf = ctrl.rsplit("/", 1)[1]
     drv = "/sys/bus/pci/drivers/pciefw_epc"
@@ -135,7 +136,10 @@ def test_controller_unbind_and_rmmod_leave_nothing_pinned(harness, tmp_path):
              "i=$((i + 1)); [ $i -le 60 ] || exit 1; sleep 1; done")
     assert pcitest(host, "-r -s 1024") == "OKAY"
 
-    ok(ep, "rmmod pciefw_epc")
+    rc, out = guest_run(ep, "rmmod pciefw_epc")
+    assert rc != 0 and "unavailable" in out, out
+    assert pcitest(host, "-b 0") == "OKAY"
+    ok(ep, f"echo 0 > {ctrl}/start && rm {ctrl}/func1 && rmmod pciefw_epc")
     assert pcitest(host, "-b 0") == "NOT OKAY"
     ok(ep, f"rmdir {FUNC} && rmmod pci_epf_test")
     ok(ep, "insmod /lib/modules/epf/pciefw_epc.ko && rmmod pciefw_epc")
