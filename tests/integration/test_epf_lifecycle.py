@@ -77,21 +77,24 @@ def warnings_at(guest):
 
 def test_unlink_and_relink_while_the_host_uses_it(harness, tmp_path):
     """The function is unlinked (echo 0 > start not done first) while the
-    host's pcitest -w has it read the host's buffer: the unlink waits for
-    that command (the host gets its OKAY; without the pci-epf-test fix the
-    endpoint guest panicked), then the BARs' memory is freed and the host
+    host's pcitest -r has it write the host's buffer: the unlink waits for
+    that command, whose interrupt reaches the host, so its pcitest returns
+    (OKAY if it read the result registers before they went, else NOT OKAY;
+    without the pci-epf-test fix the endpoint guest panicked), then the
+    BARs' memory is freed and the host
     reads all ones from BAR0 and writes nothing into it.  Linked again, the
     function's new (zeroed) BARs reach the host at once, and it serves
     pcitest.  The endpoint guest's only warning is pci-ep-cfs's own for a
     link dropped while started."""
     ep, host, ctrl = pair(harness, tmp_path, ",reconnect=1",
-                          ["-trace", "pciefw_dma_read"], ep_args=["-smp", "2"])
+                          ["-trace", "pciefw_dma_write"],
+                          ep_args=["-smp", "2"])
     assert pcitest(host, "-b 0") == "OKAY"
-    ok(host, BG.format("-w -s 1024000"))
-    wait_stderr(host, r"pciefw_dma_read ")          # the function is reading
+    ok(host, BG.format("-r -s 4000000"))
+    wait_stderr(host, r"pciefw_dma_write ")        # the function is writing
     ok(ep, f"rm {ctrl}/func1")
     ok(host, "while [ ! -s /tmp/bg.log ]; do sleep 0.2; done")
-    assert re.search(r"WRITE \(1024000 bytes\):\s+OKAY",
+    assert re.search(r"READ \(4000000 bytes\):\s+(NOT )?OKAY",
                      ok(host, "cat /tmp/bg.log"))
     assert pcitest(host, "-b 0") == "NOT OKAY"
     ok(host, f"echo 0000:01:00.0 > {HOST_DRV}/unbind")
@@ -150,19 +153,22 @@ def test_controller_unbind_and_rmmod_leave_nothing_pinned(harness, tmp_path):
 
 
 def test_link_stopped_mid_transfer(harness, tmp_path):
-    """echo 0 > start while the function reads the host's buffer (pcitest
-    -w): the endpoint guest's function finishes its command on all ones
-    and its interrupt is not sent (raise_irq: -ENOLINK); the host reads all
-    ones, keeps its config space, and its pcitest waits in D state for the
-    interrupt that never comes (6.1's pci_endpoint_test has no timeout),
-    also after the link comes back and the host's pciefw reconnects.  No
-    warning in either guest."""
+    """echo 0 > start while the function writes the host's buffer (pcitest
+    -r; its posted writes leave the endpoint guest's shell room to run,
+    where a read through the window holds the endpoint QEMU's lock for
+    each round trip): the function finishes its command with its writes
+    dropped, and its interrupt is not sent (raise_irq: -ENOLINK); the host
+    reads all ones, keeps its config space, and its pcitest waits in D
+    state for the interrupt that never comes (6.1's pci_endpoint_test has
+    no timeout), also after the link comes back and the host's pciefw
+    reconnects.  No warning in either guest."""
     ep, host, ctrl = pair(harness, tmp_path, ",reconnect=1",
-                          ["-trace", "pciefw_dma_read"], ep_args=["-smp", "2"])
-    ok(host, BG.format("-w -s 1024000"))
-    wait_stderr(host, r"pciefw_dma_read ")
+                          ["-trace", "pciefw_dma_write"],
+                          ep_args=["-smp", "2"])
+    ok(host, BG.format("-r -s 4000000"))
+    wait_stderr(host, r"pciefw_dma_write ")        # the function is writing
     ok(ep, f"echo 0 > {ctrl}/start")
-    ok(ep, "until dmesg | grep -q 'READ => Size: 1024000'; do sleep 0.2; "
+    ok(ep, "until dmesg | grep -q 'WRITE => Size: 4000000'; do sleep 0.2; "
            "done")
     assert bg_state(host) == "D"
     assert ok(host, "cat /tmp/bg.log") == ""
