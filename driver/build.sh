@@ -26,8 +26,8 @@ if [ $epc = 1 ]; then
 fi
 
 mkdir -p "$out"
-for f in Kbuild pciefw_nic.c pciefw_irqtest.c pciefw_epc.c; do
-	cmp -s "$top/driver/$f" "$out/$f" || cp "$top/driver/$f" "$out/$f"
+for f in "$top"/driver/Kbuild "$top"/driver/*.[ch]; do
+	cmp -s "$f" "$out/${f##*/}" || cp "$f" "$out/"
 done
 make -s -C "$kdir" M="$out" PCIEFW_EPF_SYMVERS="$symvers" modules >&2
 if [ $epc = 1 ]; then

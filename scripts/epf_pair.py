@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """./dev epf-pair: the Linux PCI endpoint framework over pciefw (issue 16,
-docs/epc.md 9).
+docs/epc.md 9, 13.2).
 
 Boots the endpoint guest (pciefw-epc; the framework, pciefw_epc and
 pci-epf-test loaded, func1 created through configfs and started), then the
@@ -9,7 +9,10 @@ loaded), with the boot pieces the tests use (tests/integration/epflib.py).
 By default the host guest runs the kernel's tools/pci/pcitest.sh as is,
 its output is printed with the time it took, and the exit status is 0 if
 every line is OKAY.  --shell leaves you at the host guest's shell instead.
-Both consoles (and with --trace the bridge's trace) stay in build/epf-pair/.
+--function vntb runs pci-epf-vntb instead of pci-epf-test: both guests get
+an ntb_netdev interface, and you get the host guest's shell with the link
+up.  Both consoles (and with --trace the bridge's trace) stay in
+build/epf-pair/.
 """
 
 import os
@@ -63,6 +66,37 @@ class Runner:
 
 def say(msg):
     print(f"\033[1m==> {msg}\033[0m", file=sys.stderr, flush=True)
+
+
+# --function vntb: the endpoint guest serves a file over its interface and
+# waits; the host guest waits for the NTB link, then gives a shell.
+VNTB_EP_TAIL = r"""
+mkdir -p /tmp/www
+dd if=/dev/urandom of=/tmp/www/f bs=1M count=8 2>/dev/null
+md5sum /tmp/www/f > /tmp/www/f.md5
+httpd -p 8080 -h /tmp/www || exit 21
+echo "PCIEFW-EPC-SERVING"
+read step
+@PROBLEMS@
+dmesg | grep -E 'pciefw_epc|vntb|ntb'
+"""
+
+VNTB_HOST_TAIL = r"""
+i=0
+until ping -c 1 -W 2 @EP_IP@ > /dev/null; do
+	i=$((i + 1)); [ $i -le 60 ] || { echo "no NTB link"; break; }
+done
+ip addr show eth0
+echo
+echo "### host guest: ntb_netdev's eth0 is @HOST_IP@, the endpoint guest's is"
+echo "### @EP_IP@ (pci-epf-vntb through pciefw-epc).  Try:"
+echo "###   ping @EP_IP@"
+echo "###   wget -O - http://@EP_IP@:8080/f | md5sum; wget -O - http://@EP_IP@:8080/f.md5"
+echo "###   httpd -p 8080 -h /tmp   (then the endpoint guest could fetch)"
+echo "### exit or ^D powers off"
+setsid cttyhack sh -l
+exit 0
+"""
 
 
 def end_endpoint(ep):
@@ -127,6 +161,33 @@ def run_shell(runner, work, args):
     return status
 
 
+def run_vntb(runner, work, args):
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        say("--function vntb gives the host guest's shell: it needs a terminal "
+            "(tests/integration/test_epf_vntb.py runs it unattended)")
+        return 2
+    device_extra = f",trace={runner.path('host.pcapng')}" if args.trace else ""
+    initrd = epflib.host_initramfs(
+        work, epflib.vntb_script(epflib.VNTB_HOST_SETUP + VNTB_HOST_TAIL))
+    say("booting the endpoint guest: pci-epf-vntb, ntb_netdev "
+        f"{epflib.VNTB_EP_IP}")
+    ep = epflib.start_endpoint(
+        runner, work, read_ahead=args.read_ahead,
+        ep_script=epflib.vntb_script(epflib.VNTB_ENDPOINT_SETUP + VNTB_EP_TAIL))
+    ep.wait_for(r"^PCIEFW-EPC-SERVING", timeout=120)
+    say("booting the host guest: ntb_hw_epf, ntb_netdev "
+        f"{epflib.VNTB_HOST_IP} (^A x quits QEMU)")
+    cmd = guestlib.qemu_command(
+        runner.qemu_binary, initrd,
+        epflib.host_qemu_args(runner, device_extra,
+                              ["-device", "intel-iommu,intremap=on"]),
+        append_extra=epflib.HOST_APPEND)
+    cmd[cmd.index("stdio")] = "mon:stdio"
+    status = os.spawnv(os.P_WAIT, cmd[0], cmd)
+    end_endpoint(ep)
+    return status
+
+
 def main():
     ap = cli.Parser(
         prog="./dev epf-pair",
@@ -135,6 +196,11 @@ def main():
         "and run the kernel's pcitest.sh in the host guest (docs/epc.md 9).")
     ap.add_argument("--shell", action="store_true",
                     help="the host guest's shell instead of pcitest.sh")
+    ap.add_argument("--function", choices=("test", "vntb"), default="test",
+                    help="the endpoint function: test (pci-epf-test, "
+                    "default) or vntb (pci-epf-vntb: an ntb_netdev interface "
+                    "in each guest, and the host guest's shell; docs/epc.md "
+                    "13.2)")
     ap.add_argument("--msix", type=int, default=2048,
                     help="MSI-X vectors the function offers (default 2048)")
     ap.add_argument("--read-ahead", type=int, default=epflib.EPC_READ_AHEAD,
@@ -161,13 +227,16 @@ def main():
     runner = Runner(qemu, out)
     work = tempfile.mkdtemp(prefix="pciefw-pair-work-")
     try:
+        if args.function == "vntb":
+            return run_vntb(runner, work, args)
         if args.shell:
             return run_shell(runner, work, args)
         return run_pcitest(runner, work, args)
     finally:
         runner.stop()
         shutil.rmtree(work, ignore_errors=True)
-        say(f"endpoint guest's console: {out}/ep.log" if args.shell else
+        say(f"endpoint guest's console: {out}/ep.log"
+            if args.shell or args.function == "vntb" else
             f"consoles: {out}/ep.log (endpoint guest), {out}/host.log")
 
 

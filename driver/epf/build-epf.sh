@@ -33,13 +33,25 @@ shopt -s inherit_errexit  # also stop on errors inside $(...)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 # Our inputs besides this script: they go into the cache key.
-OUR_FILES=(Kbuild pci_endpoint_main.c pci_endpoint_hooks.h)
+OUR_FILES=(Kbuild pci_endpoint_main.c pci_endpoint_hooks.h pci_epf_test_fix.h
+	pci_epf_vntb_fix.h)
 # What is taken from the kernel source, relative to its top directory.
 FRAMEWORK_FILES=(pci-ep-cfs.c pci-epc-core.c pci-epf-core.c pci-epc-mem.c)
-SRC_FILES=(
-	"${FRAMEWORK_FILES[@]/#/drivers/pci/endpoint/}"
+# Built unchanged (a force-included header fixes what docs/epc.md 10.3 and
+# 13.1 list): the test function and its host driver, the NTB core,
+# transport and netdev, the vNTB function and the host's NTB driver.
+UNCHANGED_FILES=(
 	drivers/pci/endpoint/functions/pci-epf-test.c
 	drivers/misc/pci_endpoint_test.c
+	drivers/ntb/core.c
+	drivers/ntb/ntb_transport.c
+	drivers/net/ntb_netdev.c
+	drivers/ntb/hw/epf/ntb_hw_epf.c
+	drivers/pci/endpoint/functions/pci-epf-vntb.c
+)
+SRC_FILES=(
+	"${FRAMEWORK_FILES[@]/#/drivers/pci/endpoint/}"
+	"${UNCHANGED_FILES[@]}"
 	tools/pci/pcitest.c
 	tools/pci/pcitest.sh
 	include/uapi/linux/pcitest.h
@@ -69,24 +81,31 @@ source_version() {
 	printf '%s\n' "$v"
 }
 
-# Download linux-source-6.1=$SRCVER once and keep only SRC_FILES.
+# Download linux-source-6.1=$SRCVER once (kept: the sources test checks
+# the files built against it) and extract SRC_FILES from it; the stamp
+# names them, so a longer list extracts again.
 fetch_sources() {
-	[ -f "$SRCDIR/.extracted" ] && return 0
-	local tmp deb
+	local tmp
+	if [ -f "$SRCDIR/.extracted" ] &&
+		printf '%s\n' "${SRC_FILES[@]}" | cmp -s - "$SRCDIR/.extracted"; then
+		return 0
+	fi
 	tmp=$(mktemp -d "$CACHE/fetch.XXXXXX")
-	log "downloading linux-source-6.1=$SRCVER"
-	(cd "$tmp" && apt-get download -q "linux-source-6.1=$SRCVER" >&2) ||
-		die "apt-get download linux-source-6.1=$SRCVER failed"
-	deb=$(ls "$tmp"/linux-source-6.1_*.deb)
+	if [ ! -f "$DEB" ]; then
+		log "downloading linux-source-6.1=$SRCVER"
+		(cd "$tmp" && apt-get download -q "linux-source-6.1=$SRCVER" >&2) ||
+			die "apt-get download linux-source-6.1=$SRCVER failed"
+		mv "$tmp"/linux-source-6.1_*.deb "$DEB"
+	fi
 	log "extracting ${#SRC_FILES[@]} files"
 	mkdir -p "$tmp/src"
-	dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/src/linux-source-6.1.tar.xz |
+	dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/src/linux-source-6.1.tar.xz |
 		xz -dc | tar -x -C "$tmp/src" --strip-components=1 \
 			"${SRC_FILES[@]/#/linux-source-6.1/}"
 	rm -rf "$SRCDIR"
 	mv "$tmp/src" "$SRCDIR"
 	rm -rf "$tmp"
-	touch "$SRCDIR/.extracted"
+	printf '%s\n' "${SRC_FILES[@]}" > "$SRCDIR/.extracted"
 }
 
 # Everything that should trigger a rebuild when it changes.
@@ -129,8 +148,9 @@ build() {
 	for f in "${FRAMEWORK_FILES[@]}"; do
 		cp "$SRCDIR/drivers/pci/endpoint/$f" "$tmp/build/"
 	done
-	cp "$SRCDIR/drivers/pci/endpoint/functions/pci-epf-test.c" \
-		"$SRCDIR/drivers/misc/pci_endpoint_test.c" "$tmp/build/"
+	for f in "${UNCHANGED_FILES[@]}"; do
+		cp "$SRCDIR/$f" "$tmp/build/"
+	done
 	(cd "$HERE" && cp "${OUR_FILES[@]}" "$tmp/build/")
 	patch_framework_file "$tmp/build/pci-ep-cfs.c" cfs
 	patch_framework_file "$tmp/build/pci-epc-core.c" epc
@@ -138,7 +158,9 @@ build() {
 
 	log "building modules against $KDIR"
 	make -s -C "$KDIR" M="$tmp/build" modules >&2
-	for f in pci_endpoint.ko pci-epf-test.ko pci_endpoint_test.ko Module.symvers; do
+	for f in pci_endpoint.ko pci-epf-test.ko pci_endpoint_test.ko \
+		ntb.ko ntb_transport.ko ntb_netdev.ko ntb_hw_epf.ko \
+		pci-epf-vntb.ko Module.symvers; do
 		cp "$tmp/build/$f" "$tmp/"
 	done
 
@@ -165,6 +187,17 @@ print_env() {
 	emit EPF_SYMVERS "$OUT/Module.symvers"
 	emit EPF_PCITEST "$OUT/pcitest"
 	emit EPF_PCITEST_SH "$OUT/pcitest.sh"
+	emit EPF_NTB_KO "$OUT/ntb.ko"
+	emit EPF_NTB_TRANSPORT_KO "$OUT/ntb_transport.ko"
+	emit EPF_NTB_NETDEV_KO "$OUT/ntb_netdev.ko"
+	emit EPF_NTB_HW_EPF_KO "$OUT/ntb_hw_epf.ko"
+	emit EPF_VNTB_KO "$OUT/pci-epf-vntb.ko"
+	# What the sources test checks the built files against.
+	emit EPF_SOURCE_DEB "$DEB"
+	emit EPF_SOURCE_DIR "$SRCDIR"
+	emit EPF_BUILD_DIR "$OUT/build"
+	emit EPF_FRAMEWORK_FILES "${FRAMEWORK_FILES[*]/#/drivers/pci/endpoint/}"
+	emit EPF_UNCHANGED_FILES "${UNCHANGED_FILES[*]}"
 }
 
 main() {
@@ -184,6 +217,7 @@ main() {
 	SRCVER=$(source_version)
 	CACHE=${PCIEFW_CACHE:-$HOME/.cache/pciefw}/epf
 	SRCDIR=$CACHE/src-$SRCVER
+	DEB=$CACHE/linux-source-6.1_${SRCVER}_all.deb
 	mkdir -p "$CACHE"
 	# Parallel runs share the cache: one builder at a time.
 	exec 9>"$CACHE/.lock"

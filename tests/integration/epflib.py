@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import guestlib
@@ -69,9 +70,15 @@ def epc_driver() -> str:
 def guest_files() -> dict[str, str]:
     """Host path -> guest path of everything the endpoint tests need:
     GUEST_DIR/{configfs,pci_endpoint,pci-epf-test,pci_endpoint_test,
-    pciefw_epc}.ko, /usr/bin/pcitest and /usr/bin/pcitest.sh."""
+    pciefw_epc,ntb,ntb_transport,ntb_netdev,ntb_hw_epf,pci-epf-vntb}.ko,
+    /usr/bin/pcitest and /usr/bin/pcitest.sh."""
     env = epf_env()
     return {
+        env["EPF_NTB_KO"]: f"{GUEST_DIR}/ntb.ko",
+        env["EPF_NTB_TRANSPORT_KO"]: f"{GUEST_DIR}/ntb_transport.ko",
+        env["EPF_NTB_NETDEV_KO"]: f"{GUEST_DIR}/ntb_netdev.ko",
+        env["EPF_NTB_HW_EPF_KO"]: f"{GUEST_DIR}/ntb_hw_epf.ko",
+        env["EPF_VNTB_KO"]: f"{GUEST_DIR}/pci-epf-vntb.ko",
         epc_driver(): f"{GUEST_DIR}/pciefw_epc.ko",
         str(configfs_module()): f"{GUEST_DIR}/configfs.ko",
         env["EPF_FRAMEWORK_KO"]: f"{GUEST_DIR}/pci_endpoint.ko",
@@ -89,9 +96,7 @@ EP = "/sys/kernel/config/pci_ep"
 PROBLEMS = r"PCIEFW-DMESG-PROBLEMS: $(dmesg | grep -cE 'WARNING:|BUG:|Oops')"
 
 # Load everything, create func1 as the howto does, bind it, start the link.
-# Then each line on the console ("stop", "start", anything else to end) is
-# a step.
-ENDPOINT_SCRIPT = r"""#!/bin/sh
+ENDPOINT_SETUP = r"""#!/bin/sh
 d=/lib/modules/epf
 insmod $d/configfs.ko || exit 10
 mount -t configfs none /sys/kernel/config || exit 11
@@ -109,6 +114,11 @@ echo @MSIX@ > $f/msix_interrupts
 ln -s $f @EP@/controllers/$epc/ || exit 17
 echo 1 > @EP@/controllers/$epc/start || exit 18
 echo "PCIEFW-EPC-STARTED $epc"
+"""
+
+# Then each line on the console ("stop", "start", anything else to end) is
+# a step.
+ENDPOINT_SCRIPT = ENDPOINT_SETUP + r"""
 while read step; do
 	case "$step" in
 	stop) echo 0 > @EP@/controllers/$epc/start; echo "PCIEFW-EPC-STOPPED" ;;
@@ -167,6 +177,111 @@ HOST_PCITEST_ARGS = ["-smp", "12", "-device", "intel-iommu,intremap=on"]
 EPC_READ_AHEAD = int(os.environ.get("PCIEFW_EPC_READ_AHEAD", "4096"))
 
 
+# A guest that runs each line typed on its console as a shell command
+# (guest_run()): its output comes back behind "| ", then its status;
+# "end" ends the loop.
+SHELL_LOOP = r"""
+while IFS= read -r cmd; do
+	[ "$cmd" = end ] && break
+	out=$(sh -c "$cmd" 2>&1); rc=$?
+	[ -z "$out" ] || printf '%s\n' "$out" | sed 's/^/| /'
+	echo "PCIEFW-RC $rc"
+done
+@PROBLEMS@
+"""
+
+ENDPOINT_SHELL_SCRIPT = ENDPOINT_SETUP + r"""
+echo "PCIEFW-EPC $epc"
+""" + SHELL_LOOP
+
+HOST_SHELL_SCRIPT = r"""#!/bin/sh
+insmod /lib/modules/epf/pci_endpoint_test.ko || exit 10
+[ -c /dev/pci-endpoint-test.0 ] || exit 11
+echo "PCIEFW-HOST-READY"
+""" + SHELL_LOOP
+
+
+# pci-epf-vntb (docs/epc.md 13): the endpoint guest's function, configured
+# as Documentation/PCI/endpoint/pci-vntb-howto.rst says, on a controller
+# whose BARs 0, 2 and 4 are 64-bit as NXP i.MX8's (the layout the host's
+# ntb_hw_epf expects of 1957:0809); the NTB device on its virtual bus
+# carries ntb_transport and an ntb_netdev interface, VNTB_EP_IP.  The host
+# guest's ntb_hw_epf binds the function, and its own ntb_netdev interface
+# is VNTB_HOST_IP.  Both print PCIEFW-NTB-UP when the interface is set.
+VNTB_EP_IP, VNTB_HOST_IP = "10.10.0.1", "10.10.0.2"
+VNTB_ENDPOINT_SETUP = r"""#!/bin/sh
+d=/lib/modules/epf
+insmod $d/configfs.ko || exit 10
+mount -t configfs none /sys/kernel/config || exit 11
+insmod $d/pci_endpoint.ko || exit 12
+insmod $d/pciefw_epc.ko fixed_64bit_bars=0x15 || exit 13
+insmod $d/ntb.ko && insmod $d/ntb_transport.ko && insmod $d/pci-epf-vntb.ko ||
+	exit 14
+epc=$(ls @EP@/controllers)
+[ -n "$epc" ] || exit 15
+f=@EP@/functions/pci_epf_vntb/func1
+mkdir $f || exit 16
+echo 0x1957 > $f/vendorid
+echo 0x0809 > $f/deviceid
+v=$f/pci_epf_vntb.0
+echo 4 > $v/db_count
+echo 128 > $v/spad_count
+echo 1 > $v/num_mws
+echo @MW@ > $v/mw1
+echo 0x1957 > $v/vntb_vid
+echo 0x080a > $v/vntb_pid
+echo 0x10 > $v/vbus_number
+ln -s $f @EP@/controllers/$epc/ || exit 17
+echo 1 > @EP@/controllers/$epc/start || exit 18
+echo "PCIEFW-EPC-STARTED $epc"
+insmod $d/ntb_netdev.ko || exit 19
+ip addr add @EP_IP@/24 dev eth0 && ip link set eth0 up || exit 20
+echo "PCIEFW-NTB-UP"
+"""
+
+VNTB_HOST_SETUP = r"""#!/bin/sh
+d=/lib/modules/epf
+insmod $d/ntb.ko && insmod $d/ntb_hw_epf.ko && insmod $d/ntb_transport.ko &&
+	insmod $d/ntb_netdev.ko || exit 10
+ip addr add @HOST_IP@/24 dev eth0 && ip link set eth0 up || exit 11
+echo "PCIEFW-NTB-UP"
+"""
+
+
+def vntb_script(text, mw=0x100000):
+    """@text with the vNTB placeholders filled in (@MW@: the memory
+    window's size), ready for script()."""
+    return (text.replace("@MW@", hex(mw)).replace("@EP_IP@", VNTB_EP_IP)
+            .replace("@HOST_IP@", VNTB_HOST_IP))
+
+
+def guest_run(guest, cmd, timeout=120):
+    """Run @cmd in a guest running SHELL_LOOP: (status, output)."""
+    start = len(guest.console)
+    guest.send(cmd + "\n")
+    m = guest.wait_for(r"^PCIEFW-RC (\d+)\n", timeout=timeout)
+    out = [line[2:] for line in guest.console[start:m.start()].splitlines()
+           if line.startswith("| ")]
+    return int(m.group(1)), "\n".join(out)
+
+
+def wait_stderr(guest, pattern, timeout=120):
+    """Wait until QEMU's own output (its -trace lines, its reports) shows
+    @pattern; returns the match."""
+    rx = re.compile(pattern, re.M)
+    deadline = time.monotonic() + timeout
+    while True:
+        m = rx.search(guest.stderr)
+        if m:
+            return m
+        if not guest.running():
+            raise guestlib.GuestError(f"QEMU exited before /{pattern}/")
+        if time.monotonic() > deadline:
+            raise guestlib.GuestError(f"timeout ({timeout}s) waiting for "
+                                      f"/{pattern}/ on QEMU's stderr")
+        time.sleep(0.05)
+
+
 def script(text, msi=32, msix=32):
     """@text with the pair's placeholders filled in: @EP@ (configfs),
     @MSI@/@MSIX@ (the function's vector counts), @PROBLEMS@ (a line that
@@ -177,16 +292,18 @@ def script(text, msi=32, msix=32):
 
 
 def start_endpoint(runner, workdir, name="ep", msi=32, msix=32,
-                   sock="epc.sock", read_ahead=0, device_extra="",
-                   qemu_extra=()):
-    """Boot an endpoint guest serving the function on runner.path(@sock)
-    (or as @device_extra says: pciefw-epc properties after the path, e.g.
-    a trace); wait until it has started the link.  @runner: what tests'
-    harness fixture is (qemu_binary, path(name), track(thing))."""
-    initrd = Path(workdir) / "ep" / "initrd.cpio.gz"
+                   sock="epc.sock", read_ahead=0, ep_script=ENDPOINT_SCRIPT,
+                   device_extra="", qemu_extra=()):
+    """Boot an endpoint guest running @ep_script and serving the function
+    on runner.path(@sock) (or as @device_extra says: pciefw-epc properties
+    after the path, e.g. a trace); wait until it has started the link.
+    @runner: what tests' harness fixture is (qemu_binary, path(name),
+    track(thing)); @qemu_extra: more QEMU arguments (-smp 2: a shell that
+    runs beside a busy function)."""
+    initrd = Path(workdir) / name / "initrd.cpio.gz"
     if not initrd.exists():
-        guestlib.make_initramfs(Path(workdir) / "ep",
-                                script(ENDPOINT_SCRIPT, msi, msix),
+        guestlib.make_initramfs(Path(workdir) / name,
+                                script(ep_script, msi, msix),
                                 guest_files())
     where = f"path={runner.path(sock)}" if sock else ""
     ep = runner.track(guestlib.Guest(
@@ -216,13 +333,15 @@ def host_initramfs(workdir, host_script):
 
 def start_pair(runner, workdir, host_script, host_device_extra="",
                host_args=(), host_append="", msi=32, msix=32, read_ahead=0,
-               ep_device_extra="", ep_qemu_extra=(), sock="epc.sock"):
+               ep_script=ENDPOINT_SCRIPT, ep_device_extra="", ep_qemu_extra=(),
+               sock="epc.sock"):
     """Boot the endpoint guest, wait for its link, then boot the host
     running @host_script.  @sock None: both devices' addresses are in
     their @*_device_extra (TCP)."""
     host_initrd = host_initramfs(workdir, host_script)
     ep = start_endpoint(runner, workdir, msi=msi, msix=msix,
-                        read_ahead=read_ahead, device_extra=ep_device_extra,
+                        read_ahead=read_ahead, ep_script=ep_script,
+                        device_extra=ep_device_extra,
                         qemu_extra=ep_qemu_extra, sock=sock)
     host = runner.track(guestlib.Guest(
         runner.qemu_binary, host_initrd,

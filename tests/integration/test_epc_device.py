@@ -243,3 +243,289 @@ def test_window_read_ahead(harness):
     assert result.get("v") == 0xDDCCBBAA
     qt.writel(REGS + 0x010, 0)
     assert [m[0] for m in conn.rest()] == ["goodbye"]
+
+
+def _bar_read(conn, tag, off, size=4):
+    """A host MemRead of BAR0: (status, data)."""
+    conn.send(pfwire.message("mem_read", (1, tag), (2, 0), (3, off), (4, size)))
+    kind, f = conn.next()
+    assert kind == "completion" and f[1] == tag, (kind, f)
+    return f.get(2, 0), f.get(3, b"")
+
+
+def test_bars_follow_their_registers(harness):
+    """epc.md 3.2: while a host is connected, a BAR serves the memory its
+    registers name now: retargeted, it serves the new memory at once;
+    disabled (or at bus address 0), the host's reads are UR and its writes
+    reach nothing; resized smaller, past the new size is UR; the next host
+    is described the new size."""
+    q, qt, addr = start_epc(harness)
+    program_function(qt)
+    qt.writel(REGS + 0x054, 0)                      # no MSI-X table in BAR0
+    other = FN_RAM + 0x100000
+    qt.write(FN_RAM, b"\x11" * 16)
+    qt.write(other, b"\x22" * 16)
+    conn = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    conn.handshake()
+    assert _bar_read(conn, 1, 0) == (pfwire.SC, b"\x11" * 4)
+    qt.writel(REGS + 0x100, other)                  # retarget
+    assert _bar_read(conn, 2, 0) == (pfwire.SC, b"\x22" * 4)
+    qt.writel(REGS + 0x110, 0)                      # clear_bar
+    assert _bar_read(conn, 3, 0)[0] == pfwire.UR
+    conn.send(pfwire.message("mem_write", (1, 0), (2, 4), (3, b"\x99" * 4)))
+    assert _bar_read(conn, 4, 8)[0] == pfwire.UR    # after the write
+    assert qt.read(other, 16) == b"\x22" * 16       # it reached nothing
+    qt.writel(REGS + 0x100, 0)                      # enabled at address 0
+    qt.writel(REGS + 0x110, 0x80000000)
+    assert _bar_read(conn, 5, 0)[0] == pfwire.UR
+    qt.writel(REGS + 0x110, 0)                      # 2 KiB at FN_RAM
+    qt.writel(REGS + 0x100, FN_RAM)
+    qt.writel(REGS + 0x108, 0x800)
+    qt.writel(REGS + 0x110, 0x80000000)
+    assert _bar_read(conn, 6, 0x7FC) == (pfwire.SC, bytes(4))
+    assert _bar_read(conn, 7, 0x800)[0] == pfwire.UR
+    assert _bar_read(conn, 8, 0) == (pfwire.SC, b"\x11" * 4)
+    qt.writel(REGS + 0x010, 0)
+    assert [m[0] for m in conn.rest()] == ["goodbye"]
+    conn = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    conn.send(pfwire.hello())
+    (_, _), (kind, d) = conn.until("device_description")
+    assert pfwire.parse_fields(d[7]) == {4: 0x800}
+
+
+def test_raise_status_and_intx_level(harness):
+    """epc.md 3.3: RAISE_STATUS says whether an interrupt went out (no
+    host, not declared, sent); INTX is a level, sent when it changes and
+    to a host that connects while it is asserted."""
+    q, qt, addr = start_epc(harness)
+    program_function(qt)
+    qt.writel(REGS + 0x024, 3 | 1 << 16)            # MSI-X, no host yet
+    assert qt.readl(REGS + 0x028) == 1
+    qt.writel(REGS + 0x02C, 1)                      # INTx asserted, kept
+    assert qt.readl(REGS + 0x028) == 1 and qt.readl(REGS + 0x02C) == 1
+    conn = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    conn.send(pfwire.hello())
+    kinds = conn.until("device_description")
+    assert kinds[-1][0] == "device_description", kinds
+    assert conn.next() == ("intx", {1: 1})          # the level, at once
+    qt.writel(REGS + 0x02C, 1)                      # no change: nothing
+    assert qt.readl(REGS + 0x028) == 0
+    qt.writel(REGS + 0x02C, 0)
+    assert conn.next() == ("intx", {})              # deasserted
+    assert qt.readl(REGS + 0x028) == 0
+    qt.writel(REGS + 0x024, 3 | 8 << 16)            # beyond the 8 vectors
+    assert qt.readl(REGS + 0x028) == 2
+    qt.writel(REGS + 0x024, 3 | 5 << 16)
+    assert qt.readl(REGS + 0x028) == 0
+    assert conn.next() == ("msix", {1: 5})
+    qt.writel(REGS + 0x010, 0)
+    assert [m[0] for m in conn.rest()] == ["goodbye"]
+
+
+def _host_bar0_size(qt):
+    """Size BAR0 of the host's device at 00:04.0 as firmware does."""
+    bdf = 0x80000000 | 4 << 11
+    qt.outl(0xCF8, bdf | 0x10)
+    qt.outl(0xCFC, 0xFFFFFFFF)
+    qt.outl(0xCF8, bdf | 0x10)
+    return (~(qt.inl(0xCFC) & 0xFFFFFFF0) & 0xFFFFFFFF) + 1
+
+
+def _wait_for(what, cond, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_bar_size_change_needs_a_new_host(harness):
+    """epc.md 3.2 with the real host QEMU: a BAR given another size while
+    the host is connected keeps the host's size (its BAR stays 4 KiB, past
+    the new 2 KiB is all ones); when the link comes back the host's pciefw
+    refuses the function that now describes other BARs and reads all ones;
+    a pciefw device created anew enumerates the new size."""
+    q, qt, addr = start_epc(harness)
+    program_function(qt)
+    qt.writel(REGS + 0x054, 0)                      # no MSI-X table in BAR0
+    qt.write(FN_RAM, b"\x5a" * 0x1000)
+    qt.writel(REGS + 0x010, 1)
+    sock = addr[5:]
+    host_args = ["-M", "q35", "-device",
+                 f"pciefw,path={sock},bus=pcie.0,addr=0x4,reconnect=1"]
+    h = harness.qemu(host_args, name="host")
+    hq = h.qtest
+    assert _host_bar0_size(hq) == 0x1000
+    hq.outl(0xCF8, 0x80000000 | 4 << 11 | 0x10)
+    hq.outl(0xCFC, 0xE0000000)
+    hq.outl(0xCF8, 0x80000000 | 4 << 11 | 0x04)
+    hq.outl(0xCFC, 0x6)
+    assert hq.readl(0xE0000FFC) == 0x5A5A5A5A
+    qt.writel(REGS + 0x110, 0)                      # clear_bar, set 2 KiB
+    qt.writel(REGS + 0x108, 0x800)
+    qt.writel(REGS + 0x110, 0x80000000)
+    assert hq.readl(0xE00007FC) == 0x5A5A5A5A
+    assert hq.readl(0xE0000800) == 0xFFFFFFFF       # past the new size
+    assert _host_bar0_size(hq) == 0x1000            # the host's BAR stays
+    qt.writel(REGS + 0x010, 0)                      # the link goes and
+    qt.writel(REGS + 0x010, 1)                      # comes back
+    _wait_for("the host's refusal",
+              lambda: "different device" in h.output())
+    hq.outl(0xCF8, 0x80000000 | 4 << 11 | 0x10)
+    hq.outl(0xCFC, 0xE0000000)
+    assert hq.readl(0xE00007FC) == 0xFFFFFFFF
+    h.stop()
+    h2 = harness.qemu(host_args, name="host2")       # enumerated anew
+    assert _host_bar0_size(h2.qtest) == 0x800
+
+
+# epc.md 12: the DMA engine's registers
+DMA_SRC, DMA_DST, DMA_LEN, DMA_CTRL = 0x800, 0x808, 0x810, 0x814
+DMA_STATUS, DMA_ERROR, DMA_COUNT = 0x818, 0x81C, 0x820
+EV_DMA = 0x8
+
+
+def dma_go(qt, src, dst, length):
+    qt.writel(REGS + DMA_SRC, src & 0xFFFFFFFF)
+    qt.writel(REGS + DMA_SRC + 4, src >> 32)
+    qt.writel(REGS + DMA_DST, dst & 0xFFFFFFFF)
+    qt.writel(REGS + DMA_DST + 4, dst >> 32)
+    qt.writel(REGS + DMA_LEN, length)
+    qt.writel(REGS + 0x01C, EV_DMA)                 # EVENTS.DMA cleared
+    qt.writel(REGS + DMA_CTRL, 1)
+
+
+def dma_wait(qt):
+    """(DMA_STATUS, DMA_ERROR, DMA_COUNT) once the transfer has ended,
+    which EVENTS.DMA says."""
+    deadline = time.monotonic() + 30
+    while not qt.readl(REGS + 0x01C) & EV_DMA:
+        assert time.monotonic() < deadline, hex(qt.readl(REGS + DMA_STATUS))
+        time.sleep(0.01)
+    return tuple(qt.readl(REGS + r) for r in (DMA_STATUS, DMA_ERROR,
+                                             DMA_COUNT))
+
+
+def pattern(n, salt=0):
+    return bytes((i * 7 + salt) & 0xFF for i in range(n))
+
+
+def serve_dma_reads(conn, host_mem, count=None):
+    """Answer the engine's DmaReads from @host_mem ({address: byte}) until
+    @count bytes were asked for; returns the reads' sizes."""
+    sizes = []
+    while count is None or sum(sizes) < count:
+        kind, f = conn.next()
+        assert kind == "dma_read", (kind, f)
+        data = bytes(host_mem.get(f[2] + i, 0) for i in range(f[3]))
+        conn.send(pfwire.message("completion", (1, f[1]), (3, data)))
+        sizes.append(f[3])
+    return sizes
+
+
+def collect_dma_writes(conn, count):
+    """{address: byte} of the DmaWrites until @count bytes came."""
+    got = {}
+    while len(got) < count:
+        kind, f = conn.next()
+        assert kind == "dma_write", (kind, f)
+        got.update((f[1] + i, b) for i, b in enumerate(f[2]))
+    return got
+
+
+def test_dma_engine_moves_data(harness):
+    """epc.md 12: the engine copies the endpoint guest's memory to the host
+    (posted DmaWrites of at most max payload), the host's to the guest's
+    (DmaReads, several in flight, answered while the device goes on
+    serving the host's BAR reads), and host to host through the window;
+    each transfer ends with DONE, its byte count and EVENTS.DMA."""
+    q, qt, addr = start_epc(harness)
+    program_function(qt)
+    conn = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    conn.handshake()                                # max payload 4096
+    qt.writel(REGS + 0x400, 0)                      # window 0..128K
+    qt.writel(REGS + 0x404, 0x20000)
+    qt.writel(REGS + 0x408, HOST_BUF)
+    qt.writel(REGS + 0x410, 1)
+    local_a, local_b, n = FN_RAM + 0x10000, FN_RAM + 0x40000, 10000
+
+    qt.write(local_a, pattern(n))
+    dma_go(qt, local_a, WINDOW + 0x100, n)
+    got = collect_dma_writes(conn, n)
+    assert bytes(got[HOST_BUF + 0x100 + i] for i in range(n)) == pattern(n)
+    assert dma_wait(qt) == (0x2, 0, n)
+
+    n = 40000                                       # more than 8 reads
+    host_mem = {HOST_BUF + 0x8000 + i: b for i, b in enumerate(pattern(n, 3))}
+    dma_go(qt, WINDOW + 0x8000, local_b, n)
+    first = [conn.next() for _ in range(8)]         # 8 in flight at most
+    assert [k for k, _ in first] == ["dma_read"] * 8, first
+    tag = 77                                        # the device still serves
+    conn.send(pfwire.message("mem_read", (1, tag), (2, 0), (3, 0), (4, 4)))
+    kind, f = conn.next()
+    assert (kind, f[1]) == ("completion", tag), (kind, f)
+    for kind, f in first:
+        data = bytes(host_mem[f[2] + i] for i in range(f[3]))
+        conn.send(pfwire.message("completion", (1, f[1]), (3, data)))
+    rest = serve_dma_reads(conn, host_mem, n - sum(f[3] for _, f in first))
+    assert max(rest) <= 4096
+    assert dma_wait(qt) == (0x2, 0, n)
+    assert qt.read(local_b, n) == pattern(n, 3)
+
+    dma_go(qt, WINDOW + 0x8000, WINDOW + 0x18000, 5000)      # host to host
+    moved = {}
+    while len(moved) < 5000:
+        kind, f = conn.next()
+        if kind == "dma_read":
+            data = bytes(host_mem[f[2] + i] for i in range(f[3]))
+            conn.send(pfwire.message("completion", (1, f[1]), (3, data)))
+        else:
+            assert kind == "dma_write", (kind, f)
+            moved.update((f[1] + i, b) for i, b in enumerate(f[2]))
+    assert bytes(moved[HOST_BUF + 0x18000 + i] for i in range(5000)) == \
+        pattern(n, 3)[:5000]
+    assert dma_wait(qt) == (0x2, 0, 5000)
+    qt.writel(REGS + 0x010, 0)
+
+
+def test_dma_engine_failures(harness):
+    """epc.md 12, DMA_ERROR: LEN 0 (1); a window address no region maps
+    (3); the host refusing a read (5); ABORT (6), after which the aborted
+    reads' completions are dropped; the host gone mid-transfer (4)."""
+    q, qt, addr = start_epc(harness)
+    program_function(qt)
+    conn = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    conn.handshake()
+    qt.writel(REGS + 0x400, 0)
+    qt.writel(REGS + 0x404, 0x10000)
+    qt.writel(REGS + 0x408, HOST_BUF)
+    qt.writel(REGS + 0x410, 1)
+    local = FN_RAM + 0x10000
+
+    dma_go(qt, local, WINDOW, 0)
+    assert dma_wait(qt) == (0x4, 1, 0)
+    dma_go(qt, local, WINDOW + 0x20000, 16)         # past region 0
+    assert dma_wait(qt) == (0x4, 3, 0)
+    dma_go(qt, WINDOW, local, 16)
+    kind, f = conn.next()
+    conn.send(pfwire.message("completion", (1, f[1]), (2, pfwire.UR)))
+    assert dma_wait(qt)[:2] == (0x4, 5)
+    dma_go(qt, WINDOW, local, 20000)                # aborted with reads out
+    out = [conn.next() for _ in range(5)]           # 20000 B in 4 KiB reads
+    assert [k for k, _ in out] == ["dma_read"] * 5
+    qt.writel(REGS + DMA_CTRL, 2)
+    assert dma_wait(qt)[:2] == (0x4, 6)
+    for _, f in out:                                # late: dropped quietly
+        conn.send(pfwire.message("completion", (1, f[1]),
+                                 (3, bytes(f[3]))))
+    dma_go(qt, local, WINDOW, 8)                    # the session goes on
+    assert collect_dma_writes(conn, 8)
+    assert dma_wait(qt)[:2] == (0x2, 0)
+    dma_go(qt, WINDOW, local, 20000)
+    conn.next()
+    conn.close()                                    # the host goes
+    assert dma_wait(qt)[:2] == (0x4, 4)

@@ -13,9 +13,10 @@ import signal
 import subprocess
 
 import guestlib
-from epflib import (EPC_READ_AHEAD, HOST_PCITEST_ARGS, PCITEST_SH_SCRIPT,
-                    pcitest_sh_expected, pcitest_sh_results, pcitest_sh_times,
-                    start_endpoint, start_pair)
+from epflib import (ENDPOINT_SHELL_SCRIPT, EPC_READ_AHEAD, HOST_PCITEST_ARGS,
+                    HOST_SHELL_SCRIPT, PCITEST_SH_SCRIPT, PCITEST_SIZES,
+                    guest_run, pcitest_sh_expected, pcitest_sh_results,
+                    pcitest_sh_times, start_endpoint, start_pair)
 
 # The function goes away and comes back under the host guest's feet.
 LINK_SCRIPT = r"""#!/bin/sh
@@ -196,5 +197,66 @@ def test_pair_over_tls(harness, tmp_path):
     assert len(results) == 4, res.describe()
     for what, out in results:
         assert okay(out), (what, out)
+    assert "PCIEFW-DMESG-PROBLEMS: 0\n" in res.console, res.describe()
+    assert "PCIEFW-DMESG-PROBLEMS: 0\n" in ep_res.console, ep_res.describe()
+
+
+def _function_times(ep, what):
+    """pci-epf-test's own timings of its @what (READ/WRITE/COPY) commands
+    of 1024000 bytes, from the endpoint guest's dmesg: {dma?: [seconds]}."""
+    out = guest_run(ep, f"dmesg | grep '{what} => Size: 1024000 '")[1]
+    times = {True: [], False: []}
+    for dma, secs in re.findall(r"DMA: (YES|NO)\s+Time: ([0-9.]+) seconds",
+                                out):
+        times[dma == "YES"].append(float(secs))
+    return times
+
+
+def _host_seconds(host, cmd, runs):
+    """Wall time of @runs runs of @cmd in the host guest, per run."""
+    rc, out = guest_run(host, "t0=$(cut -d' ' -f1 /proc/uptime); "
+                        f"for i in $(seq {runs}); do {cmd} > /dev/null || "
+                        "exit 1; done; echo $t0 $(cut -d' ' -f1 /proc/uptime)",
+                        timeout=600)
+    assert rc == 0, out
+    t0, t1 = map(float, out.split())
+    return (t1 - t0) / runs
+
+
+def test_pcitest_dma(harness, tmp_path):
+    """pcitest -d: pci-epf-test moves the data with the controller's DMA
+    engine (its memcpy channel, docs/epc.md 12): read, write and copy
+    OKAY for every size pcitest.sh uses.  Then 1 MB each way with and
+    without -d, as pci-epf-test times itself and as the host guest's
+    pcitest takes (a benchmark: figures, no verdict)."""
+    ep, host = start_pair(harness, tmp_path, HOST_SHELL_SCRIPT, "", msi=1,
+                          msix=8, read_ahead=EPC_READ_AHEAD,
+                          ep_script=ENDPOINT_SHELL_SCRIPT)
+    host.wait_for(r"^PCIEFW-HOST-READY", timeout=300)
+    assert "dma0chan0" in guest_run(ep, "dmesg | grep pciefw_epc")[1]
+    bad = []
+    for flag, what in (("-r", "READ"), ("-w", "WRITE"), ("-c", "COPY")):
+        for size in PCITEST_SIZES:
+            rc, out = guest_run(host, f"pcitest {flag} -d -s {size}")
+            if rc or not re.search(r"\tOKAY$", out):
+                bad.append(out)
+    assert not bad, bad
+    figures = []
+    for flag, what in (("-r", "READ"), ("-w", "WRITE"), ("-c", "COPY")):
+        host_s = {dma: _host_seconds(host, f"pcitest {flag}{' -d' * dma} "
+                                     "-s 1024000", 5) for dma in (True, False)}
+        fn = _function_times(ep, "WRITE" if flag == "-r" else
+                             "READ" if flag == "-w" else "COPY")
+        fn_s = {dma: min(t) for dma, t in fn.items()}
+        figures.append(f"pcitest {flag} 1 MB: function {fn_s[True] * 1e3:.1f} ms "
+                       f"with DMA, {fn_s[False] * 1e3:.1f} ms without "
+                       f"({fn_s[False] / fn_s[True]:.0f}x); host, per run "
+                       f"{host_s[True] * 1e3:.0f} ms with, "
+                       f"{host_s[False] * 1e3:.0f} ms without")
+    print("\n".join(figures))
+    host.send("end\n")
+    res = host.wait(timeout=120)
+    ep.send("end\n")
+    ep_res = ep.wait(timeout=120)
     assert "PCIEFW-DMESG-PROBLEMS: 0\n" in res.console, res.describe()
     assert "PCIEFW-DMESG-PROBLEMS: 0\n" in ep_res.console, ep_res.describe()

@@ -16,8 +16,11 @@ def test_driver_checkpatch():
     r = run([os.path.join(REPO, "driver", "get-checkpatch.sh")])
     assert r.returncode == 0, r.stdout[-2000:]
     checkpatch = r.stdout.strip().splitlines()[-1]
-    for name in ("pciefw_nic.c", "pciefw_irqtest.c", "pciefw_epc.c",
-                 "epf/pci_endpoint_main.c", "epf/pci_endpoint_hooks.h"):
+    names = [os.path.join(d, f) for d in ("", "epf")
+             for f in sorted(os.listdir(os.path.join(REPO, "driver", d)))
+             if f.endswith((".c", ".h"))]
+    assert "pciefw_epc_main.c" in names and "epf/pci_endpoint_main.c" in names
+    for name in names:
         r = run([checkpatch, "--no-tree", "--strict", "-f",
                  os.path.join(REPO, "driver", name)])
         assert r.returncode == 0, r.stdout

@@ -1,9 +1,10 @@
 /*
- * pciefw-epc: the outbound window (epc.md 5), through which the endpoint
- * guest's CPU reaches the host's memory.  An access in an enabled region
- * becomes DMA to the host: a copy into the host's guest RAM where the host
- * shared it (spec 10) and bus mastering is on, else a DmaWrite (posted) or
- * a DmaRead the CPU waits for, with read-ahead (epc.md 5.1).
+ * pciefw-epc: the way to the host's memory -- the outbound window (epc.md
+ * 5), through which the endpoint guest's CPU reaches it, and the DMA
+ * engine's access (epc.md 12).  An access becomes DMA to the host: a copy
+ * into the host's guest RAM where the host shared it (spec 10) and bus
+ * mastering is on, else a DmaWrite (posted) or a DmaRead -- which the CPU
+ * waits for, with read-ahead (epc.md 5.1), and the engine does not.
  *
  * Copyright (c) 2025 The pciefw authors
  *
@@ -203,18 +204,13 @@ static void epc_trace_copy(PfEpcState *s, bool write, uint64_t host,
 /* ---------------------------------------------------------------------- */
 /* Reads and writes by messages                                            */
 
-typedef struct PfEpcDmaRead {
-    uint64_t host;
-    uint32_t len;
-} PfEpcDmaRead;
-
 /*
  * One DmaRead of @len bytes at host address @host into @dest; the CPU
  * waits for its completion (spec 5.3: the host's requests are served
  * meanwhile).  False if it did not complete successfully.
  */
-static bool epc_dma_read(PfEpcState *s, uint64_t host, uint32_t len,
-                         uint8_t *dest)
+static bool epc_fetch(PfEpcState *s, uint64_t host, uint32_t len,
+                      uint8_t *dest)
 {
     PCIeFwRequest req = { .size = len, .dest = dest };
     size_t mark;
@@ -272,7 +268,7 @@ static uint64_t epc_read_by_message(PfEpcState *s, const PfEpcMap *m,
     s->ra.len = 0;
     len = epc_ra_len(s, m, addr, size);
     if (len > size) {
-        if (epc_dma_read(s, host, len, s->ra.buf)) {
+        if (epc_fetch(s, host, len, s->ra.buf)) {
             s->ra.host = host;
             s->ra.len = len;
             s->ra.next = host + size;
@@ -283,7 +279,7 @@ static uint64_t epc_read_by_message(PfEpcState *s, const PfEpcMap *m,
         }
         /* The host refused the longer read: the read alone may pass. */
     }
-    if (!epc_dma_read(s, host, size, data)) {
+    if (!epc_fetch(s, host, size, data)) {
         return all_ones(size);
     }
     return pf_le_load(data, size);
@@ -320,38 +316,49 @@ static uint64_t epc_window_read(void *opaque, hwaddr addr, unsigned size)
     return epc_read_by_message(s, m, addr, host, size);
 }
 
+/*
+ * Write @size bytes to host address @host: a copy, or a posted DmaWrite.
+ * False if the connection failed.  What the CPU read ahead may be stale
+ * now (epc.md 5.1).
+ */
+static bool epc_host_write(PfEpcState *s, uint64_t host, const void *data,
+                           uint32_t size)
+{
+    uint8_t *dst = epc_copy_target(s, host, size);
+    size_t mark;
+
+    s->ra.len = 0;
+    if (dst) {
+        /* In host memory before anything we send later (spec 10.4). */
+        memcpy(dst, data, size);
+        s->hmem.copies++;
+        epc_trace_copy(s, true, host, data, size);
+        return true;
+    }
+    mark = pciefw_conn_mark(s->conn);
+    if (!pciefw_conn_queued(s->conn, mark,
+                            pf_put_dma_write(pciefw_conn_out(s->conn), host,
+                                             data, size), "dma_write")) {
+        return false;
+    }
+    /* Copies wait until a later read shows it applied (10.4). */
+    s->hmem.msg_write_unfenced = true;
+    pciefw_conn_posted(s->conn);
+    return true;
+}
+
 static void epc_window_write(void *opaque, hwaddr addr, uint64_t val,
                              unsigned size)
 {
     PfEpcState *s = opaque;
     const PfEpcMap *m = epc_find_map(s, addr, size);
     uint8_t data[8];
-    uint64_t host;
-    uint8_t *dst;
-    size_t mark;
 
     if (!m || !epc_window_usable(s)) {
         return;
     }
-    s->ra.len = 0;
     pf_le_store(data, size, val);
-    host = m->host + (addr - m->win_offset);
-    dst = epc_copy_target(s, host, size);
-    if (dst) {
-        /* In host memory before anything we send later (spec 10.4). */
-        memcpy(dst, data, size);
-        s->hmem.copies++;
-        epc_trace_copy(s, true, host, data, size);
-        return;
-    }
-    mark = pciefw_conn_mark(s->conn);
-    if (pciefw_conn_queued(s->conn, mark,
-                           pf_put_dma_write(pciefw_conn_out(s->conn), host,
-                                            data, size), "dma_write")) {
-        /* Copies wait until a later read shows it applied (10.4). */
-        s->hmem.msg_write_unfenced = true;
-        pciefw_conn_posted(s->conn);
-    }
+    epc_host_write(s, m->host + (addr - m->win_offset), data, size);
 }
 
 const MemoryRegionOps epc_window_ops = {
@@ -360,4 +367,93 @@ const MemoryRegionOps epc_window_ops = {
     .endianness = DEVICE_LITTLE_ENDIAN,
     .valid = { .min_access_size = 1, .max_access_size = 8 },
     .impl = { .min_access_size = 1, .max_access_size = 8 },
+};
+
+/* ---------------------------------------------------------------------- */
+/* The DMA engine's access (epc.md 12)                                     */
+
+static uint32_t epc_dma_link(void *opaque)
+{
+    PfEpcState *s = opaque;
+
+    return pciefw_conn_up(s->conn) ? pciefw_conn_session(s->conn)->max_payload
+                                   : 0;
+}
+
+static bool epc_dma_read_now(void *opaque, uint64_t host, void *dest,
+                             uint32_t len)
+{
+    PfEpcState *s = opaque;
+    uint8_t *src = epc_copy_target(s, host, len);
+
+    if (!src) {
+        return false;
+    }
+    memcpy(dest, src, len);
+    s->hmem.copies++;
+    epc_trace_copy(s, false, host, dest, len);
+    return true;
+}
+
+static bool epc_dma_read_message(void *opaque, PCIeFwRequest *req,
+                                 uint64_t host)
+{
+    PfEpcState *s = opaque;
+    size_t mark;
+
+    if (!pciefw_conn_request(s->conn, req)) {
+        return false;
+    }
+    /* If queueing fails, the connection fails @req as it closes. */
+    mark = pciefw_conn_mark(s->conn);
+    if (pciefw_conn_queued(s->conn, mark,
+                           pf_put_dma_read(pciefw_conn_out(s->conn), req->tag,
+                                           host, req->size), "dma_read")) {
+        pciefw_conn_flush(s->conn);
+    }
+    return true;
+}
+
+static bool epc_dma_write(void *opaque, uint64_t host, const void *data,
+                          uint32_t len)
+{
+    PfEpcState *s = opaque;
+
+    return pciefw_conn_up(s->conn) && epc_host_write(s, host, data, len);
+}
+
+static size_t epc_dma_backlog(void *opaque)
+{
+    PfEpcState *s = opaque;
+
+    return pf_buf_used(pciefw_conn_out(s->conn));
+}
+
+static bool epc_dma_window(void *opaque, uint64_t off, uint64_t *host,
+                           uint64_t *room)
+{
+    PfEpcState *s = opaque;
+    const PfEpcMap *m = epc_find_map(s, off, 1);
+
+    if (!m) {
+        return false;
+    }
+    *host = m->host + (off - m->win_offset);
+    *room = m->size - (off - m->win_offset);
+    return true;
+}
+
+static void epc_dma_ended(void *opaque)
+{
+    epc_dma_done(opaque);
+}
+
+const PfEpcDmaOps epc_dma_ops = {
+    .link = epc_dma_link,
+    .read_now = epc_dma_read_now,
+    .dma_read = epc_dma_read_message,
+    .dma_write = epc_dma_write,
+    .backlog = epc_dma_backlog,
+    .window = epc_dma_window,
+    .ended = epc_dma_ended,
 };

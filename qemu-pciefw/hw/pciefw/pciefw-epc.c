@@ -51,7 +51,7 @@
 #define EPC_ID                  0x000
 #define EPC_ID_VALUE            0x43504546
 #define EPC_VERSION             0x004
-#define EPC_VERSION_VALUE       0x00010000
+#define EPC_VERSION_VALUE       0x00010001
 #define EPC_WINDOW              0x008
 #define EPC_MAP_SLOTS           0x00c
 #define EPC_CTRL                0x010
@@ -66,8 +66,18 @@
 #define EPC_EV_LINK_UP          0x1
 #define EPC_EV_LINK_DOWN        0x2
 #define EPC_EV_HOST_RESET       0x4
-#define EPC_EV_ALL              0x7
+#define EPC_EV_DMA              0x8
+#define EPC_EV_ALL              0xf
 #define EPC_RAISE_IRQ           0x024
+#define EPC_RAISE_STATUS        0x028
+#define EPC_INTX                0x02c
+
+/* epc.md 3.3: RAISE_STATUS, what became of the last interrupt asked for */
+enum {
+    EPC_RAISE_SENT = 0,
+    EPC_RAISE_NO_LINK = 1,
+    EPC_RAISE_NOT_DECLARED = 2,
+};
 
 /* epc.md 3.1 */
 #define EPC_FN_ID               0x040
@@ -121,6 +131,11 @@ static void epc_event(PfEpcState *s, uint32_t ev)
 {
     s->events |= ev;
     epc_update_irq(s);
+}
+
+void epc_dma_done(PfEpcState *s)
+{
+    epc_event(s, EPC_EV_DMA);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -217,20 +232,32 @@ static uint32_t epc_check_function(const PfEpcFunction *f, char *err,
 /* ---------------------------------------------------------------------- */
 /* Host requests (spec 3.1), served from the endpoint guest's memory       */
 
-/* The latched BAR @bar if it is enabled and of the wanted space. */
+/* An enabled BAR of the wanted space. */
+static bool epc_bar_is(const PfEpcBar *b, bool io)
+{
+    return (b->flags & EPC_BAR_ENABLE) &&
+           !!(b->flags & EPC_BAR_FLAGS_IO) == io;
+}
+
+/*
+ * epc.md 3.2: the host addresses BAR @bar as it was described to it, and
+ * reaches the memory the BAR registers name now: a BAR retargeted while
+ * the link is up serves its new memory at once, a disabled one (or one at
+ * bus address 0: nothing behind it yet) serves nothing.
+ */
 static const PfEpcBar *epc_bar(PfEpcState *s, uint32_t bar, bool io)
 {
-    const PfEpcBar *b;
+    const PfEpcBar *now;
 
     if (bar >= PCIEFW_NUM_BARS) {
         return NULL;
     }
-    b = &s->live.bars[bar];
-    if (!(b->flags & EPC_BAR_ENABLE) ||
-        !!(b->flags & EPC_BAR_FLAGS_IO) != io) {
+    now = &s->fn.bars[bar];
+    if (!epc_bar_is(&s->live.bars[bar], io) || !epc_bar_is(now, io) ||
+        !now->addr) {
         return NULL;
     }
-    return b;
+    return now;
 }
 
 /* Spec 3.3: what a BAR access must be to be served. */
@@ -433,14 +460,27 @@ static int epc_on_ring_setup(void *opaque, const PfMessage *m, char *err,
 /* ---------------------------------------------------------------------- */
 /* The connection (pciefw-conn.c, endpoint role)                           */
 
-/* The Hellos agreed: the function is described (spec 2.3). */
+/*
+ * The Hellos agreed: the function is described (spec 2.3) as its
+ * registers are now -- a BAR set since START with another size is seen by
+ * a host that connects later (epc.md 3.2) -- if they still pass START's
+ * checks; else as it was last described.
+ */
 static int epc_on_session(void *opaque, const struct pf_session *ses,
                           char *err, size_t errlen)
 {
     PfEpcState *s = opaque;
+    char why[256];
     PfEpcDesc desc;
     size_t mark;
 
+    if (epc_check_function(&s->fn, why, sizeof(why))) {
+        qemu_log_mask(LOG_GUEST_ERROR, "pciefw-epc: the function's registers "
+                      "no longer pass START's checks (%s): the host sees the "
+                      "function as described before\n", why);
+    } else {
+        s->live = s->fn;
+    }
     epc_build_desc(&s->live, &desc);
     mark = pciefw_conn_mark(s->conn);
     if (!pciefw_conn_queued(s->conn, mark,
@@ -453,6 +493,12 @@ static int epc_on_session(void *opaque, const struct pf_session *ses,
     s->status |= EPC_STATUS_LINK_UP;
     info_report("pciefw-epc: host %s connected: function %04x:%04x",
                 ses->peer_name, desc.d.vendor_id, desc.d.device_id);
+    /* A level the function holds reaches the new host (epc.md 3.3). */
+    if (s->intx && s->live.intx_pin) {
+        mark = pciefw_conn_mark(s->conn);
+        pciefw_conn_queued(s->conn, mark,
+                           pf_put_intx(pciefw_conn_out(s->conn), true), "intx");
+    }
     epc_event(s, EPC_EV_LINK_UP);
     return PF_OK;
 }
@@ -471,9 +517,18 @@ static void epc_conn_closed(void *opaque, const char *why)
     s->hmem.copies = 0;
     epc_window_forget(s);
     s->status &= ~EPC_STATUS_LINK_UP;
+    pf_epc_dma_link_down(s->dma);
     if (was_up) {
         epc_event(s, EPC_EV_LINK_DOWN);
     }
+}
+
+/* The DMA engine may wait for the output to drain (epc.md 12). */
+static void epc_out_idle(void *opaque)
+{
+    PfEpcState *s = opaque;
+
+    pf_epc_dma_kick(s->dma);
 }
 
 static const PCIeFwConnOps epc_conn_ops = {
@@ -491,6 +546,7 @@ static const PCIeFwConnOps epc_conn_ops = {
     },
     .session = epc_on_session,
     .closed = epc_conn_closed,
+    .out_idle = epc_out_idle,
 };
 
 /* The link is up and a host is held: the session begins (spec 2). */
@@ -619,44 +675,75 @@ static void epc_stop(PfEpcState *s)
 /* ---------------------------------------------------------------------- */
 /* Interrupts to the host (epc.md 3.3)                                     */
 
-static void epc_raise(PfEpcState *s, uint32_t val)
+/* Queue what RAISE_IRQ asks for; RAISE_STATUS says if it could. */
+static uint32_t epc_queue_irq(PfEpcState *s, uint32_t val)
 {
     uint32_t kind = val & 3, vector = (val >> 16) & 0xfff;
     struct pf_buf *out = pciefw_conn_out(s->conn);
     size_t mark = pciefw_conn_mark(s->conn);
     int r;
 
+    /* Raised while the host's messages are handled: a re-entry. */
     if (!pciefw_conn_up(s->conn) || pciefw_conn_dispatching(s->conn)) {
-        return;
+        return EPC_RAISE_NO_LINK;
     }
     switch (kind) {
     case 1:
         if (!s->live.intx_pin) {
-            return;
+            return EPC_RAISE_NOT_DECLARED;
         }
+        /* A pulse; the INTX register holds a level. */
         r = pf_put_intx(out, true);
-        if (r == PF_OK) {
+        if (r == PF_OK && !s->intx) {
             r = pf_put_intx(out, false);
         }
         break;
     case 2:
         if (vector >= s->live.msi_vectors) {
-            return;
+            return EPC_RAISE_NOT_DECLARED;
         }
         r = pf_put_msi(out, vector);
         break;
     case 3:
         if (vector >= s->live.msix_vectors) {
-            return;
+            return EPC_RAISE_NOT_DECLARED;
         }
         r = pf_put_msix(out, vector);
         break;
     default:
-        return;
+        return EPC_RAISE_NOT_DECLARED;
     }
-    if (pciefw_conn_queued(s->conn, mark, r, "interrupt")) {
-        pciefw_conn_posted(s->conn);
+    if (!pciefw_conn_queued(s->conn, mark, r, "interrupt")) {
+        return EPC_RAISE_NO_LINK;
     }
+    pciefw_conn_posted(s->conn);
+    return EPC_RAISE_SENT;
+}
+
+/* The INTx pin as a level, sent when it changes. */
+static uint32_t epc_set_intx(PfEpcState *s, bool level)
+{
+    bool changed = level != s->intx;
+    size_t mark;
+
+    s->intx = level;
+    if (!pciefw_conn_up(s->conn) || pciefw_conn_dispatching(s->conn)) {
+        return EPC_RAISE_NO_LINK;
+    }
+    if (!s->live.intx_pin) {
+        return EPC_RAISE_NOT_DECLARED;
+    }
+    if (!changed) {
+        return EPC_RAISE_SENT;
+    }
+    mark = pciefw_conn_mark(s->conn);
+    if (!pciefw_conn_queued(s->conn, mark,
+                            pf_put_intx(pciefw_conn_out(s->conn), level),
+                            "intx")) {
+        return EPC_RAISE_NO_LINK;
+    }
+    pciefw_conn_posted(s->conn);
+    return EPC_RAISE_SENT;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -725,6 +812,9 @@ static uint64_t epc_regs_read(void *opaque, hwaddr addr, unsigned size)
     if (addr >= EPC_MAP_BASE && addr < EPC_MAP_END) {
         return epc_map_reg_read(s, addr);
     }
+    if (addr >= PF_EPC_DMA_BASE && addr < PF_EPC_DMA_END) {
+        return pf_epc_dma_reg_read(s->dma, addr);
+    }
     switch (addr) {
     case EPC_ID:
         return EPC_ID_VALUE;
@@ -744,6 +834,10 @@ static uint64_t epc_regs_read(void *opaque, hwaddr addr, unsigned size)
         return s->events;
     case EPC_EVENT_ENABLE:
         return s->event_enable;
+    case EPC_RAISE_STATUS:
+        return s->raise_status;
+    case EPC_INTX:
+        return s->intx;
     case EPC_FN_ID:
         return s->fn.id;
     case EPC_FN_SUBSYS:
@@ -782,6 +876,10 @@ static void epc_regs_write(void *opaque, hwaddr addr, uint64_t val64,
         epc_map_reg_write(s, addr, val);
         return;
     }
+    if (addr >= PF_EPC_DMA_BASE && addr < PF_EPC_DMA_END) {
+        pf_epc_dma_reg_write(s->dma, addr, val);
+        return;
+    }
     switch (addr) {
     case EPC_CTRL:
         s->ctrl = val & EPC_CTRL_START;
@@ -802,7 +900,10 @@ static void epc_regs_write(void *opaque, hwaddr addr, uint64_t val64,
         epc_update_irq(s);
         break;
     case EPC_RAISE_IRQ:
-        epc_raise(s, val);
+        s->raise_status = epc_queue_irq(s, val);
+        break;
+    case EPC_INTX:
+        s->raise_status = epc_set_intx(s, val & 1);
         break;
     case EPC_FN_ID:
         s->fn.id = val;
@@ -942,6 +1043,8 @@ static void epc_free_host_side(PfEpcState *s)
     }
     pf_shared_ram_clear(&s->hmem.ram);
     g_clear_pointer(&s->ra.buf, g_free);
+    /* After the connection: it completes the engine's reads as it goes. */
+    g_clear_pointer(&s->dma, pf_epc_dma_free);
 }
 
 static void epc_realize(PCIDevice *pdev, Error **errp)
@@ -970,6 +1073,7 @@ static void epc_realize(PCIDevice *pdev, Error **errp)
     pci_register_bar(pdev, 2, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->window);
 
     s->ra.buf = g_malloc(MAX(s->read_ahead, 8));
+    s->dma = pf_epc_dma_new(pdev, 2, EPC_WINDOW_SIZE, &epc_dma_ops, s);
     epc_offer(s);
     if (!(s->path ? epc_listen_unix(s, errp) : epc_listen_tcp(s, errp))) {
         epc_free_host_side(s);
@@ -1003,6 +1107,9 @@ static void epc_reset(DeviceState *dev)
     memset(&s->fn, 0, sizeof(s->fn));
     memset(s->maps, 0, sizeof(s->maps));
     s->irq_level = false;
+    s->raise_status = EPC_RAISE_SENT;
+    s->intx = false;
+    pf_epc_dma_reset(s->dma);
     pci_set_irq(PCI_DEVICE(s), 0);
 }
 

@@ -4,9 +4,10 @@
  * pciefw project, "epc.md N"; the protocol is docs/protocol.md, "spec N").
  *
  * The device's parts share this state: the controller and its host
- * requests (pciefw-epc.c), the outbound window to the host's memory
- * (pciefw-epc-window.c); the connection under them is pciefw-conn.c in the
- * endpoint role.
+ * requests (pciefw-epc.c), the way to the host's memory: the outbound
+ * window and the DMA engine's access (pciefw-epc-window.c); the DMA
+ * engine (pciefw-epc-dma.c); the connection under them is pciefw-conn.c
+ * in the endpoint role.
  *
  * Copyright (c) 2025 The pciefw authors
  *
@@ -20,6 +21,7 @@
 #include "crypto/tlscreds.h"
 #include "qom/object.h"
 #include "pciefw-conn.h"
+#include "pciefw-epc-dma.h"
 #include "protocol/shared_ram.h"
 
 #define TYPE_PCIEFW_EPC "pciefw-epc"
@@ -88,9 +90,11 @@ struct PfEpcState {
     uint32_t events;
     uint32_t event_enable;
     PfEpcFunction fn;           /* as programmed */
-    PfEpcFunction live;         /* as latched at START */
+    PfEpcFunction live;         /* as described to the connected host */
     PfEpcMap maps[EPC_NUM_MAPS];
     bool irq_level;
+    uint32_t raise_status;
+    bool intx;                  /* the function's INTx level (epc.md 3.3) */
 
     /* The host */
     int listen_fd;
@@ -102,6 +106,7 @@ struct PfEpcState {
 
     PfEpcHostMemory hmem;
     PfEpcReadAhead ra;
+    PfEpcDma *dma;              /* the DMA engine (epc.md 12) */
 };
 
 /* The outbound window, BAR2 (pciefw-epc-window.c). */
@@ -115,5 +120,9 @@ int epc_on_bus_master(void *opaque, const PfMessage *m, char *err,
                       size_t errlen);
 /* Forget what the window knew of the host (a new session, a stop). */
 void epc_window_forget(PfEpcState *s);
+/* The DMA engine's way to the host (epc.md 12). */
+extern const PfEpcDmaOps epc_dma_ops;
+/* A transfer of the engine ended: the EPC's DMA event (pciefw-epc.c). */
+void epc_dma_done(PfEpcState *s);
 
 #endif

@@ -9,108 +9,24 @@
  * docs/epc.md; comments cite it by section ("epc.md 3.2").
  */
 
-#include <linux/bits.h>
 #include <linux/bitfield.h>
+#include <linux/delay.h>
 #include <linux/interrupt.h>
-#include <linux/io.h>
 #include <linux/kernel.h>
 #include <linux/log2.h>
 #include <linux/module.h>
-#include <linux/pci.h>
-#include <linux/pci-epc.h>
 #include <linux/pci-epf.h>
-#include <linux/sizes.h>
 
-#define DRV_NAME "pciefw_epc"
-
-/* epc.md 1 */
-#define PFE_VENDOR_ID		0x1234
-#define PFE_DEVICE_ID		0xfe0c
-#define PFE_REGS_BAR		0
-#define PFE_REGS_SIZE		0x1000
-#define PFE_WINDOW_BAR		2
-
-/* epc.md 2 */
-#define PFE_ID			0x000
-#define PFE_ID_VALUE		0x43504546
-#define PFE_VERSION		0x004
-#define PFE_VERSION_MAJOR	GENMASK(31, 16)
-#define PFE_WINDOW_SIZE		0x008
-#define PFE_MAP_SLOTS		0x00c
-#define PFE_CTRL		0x010
-#define PFE_CTRL_START		BIT(0)
-#define PFE_STATUS		0x014
-#define PFE_STATUS_STARTED	BIT(0)
-#define PFE_STATUS_LINK_UP	BIT(1)
-#define PFE_STATUS_START_ERROR	BIT(2)
-#define PFE_ERROR		0x018
-#define PFE_EVENTS		0x01c
-#define PFE_EVENT_ENABLE	0x020
-#define PFE_EV_LINK_UP		BIT(0)
-#define PFE_EV_LINK_DOWN	BIT(1)
-#define PFE_EV_HOST_RESET	BIT(2)
-#define PFE_EV_ALL		(PFE_EV_LINK_UP | PFE_EV_LINK_DOWN | \
-				 PFE_EV_HOST_RESET)
-#define PFE_RAISE_IRQ		0x024
-#define PFE_RAISE_KIND		GENMASK(1, 0)
-#define PFE_RAISE_VECTOR	GENMASK(27, 16)
-
-/* epc.md 3.1 */
-#define PFE_FN_ID		0x040
-#define PFE_FN_SUBSYS		0x044
-#define PFE_FN_CLASS_REV	0x048
-#define PFE_FN_INTX_PIN		0x04c
-#define PFE_FN_MSI_VECTORS	0x050
-#define PFE_FN_MSIX_VECTORS	0x054
-#define PFE_FN_MSIX_TABLE	0x058
-#define PFE_FN_MSIX_PBA		0x05c
-#define PFE_MSIX_BAR		GENMASK(2, 0)
-#define PFE_MSIX_MAX		2048
-#define PFE_MSI_MAX		32
-
-/* epc.md 3.2: BAR n's registers at PFE_BAR(n) + register */
-#define PFE_BAR(n)		(0x100 + 0x20 * (n))
-#define PFE_BAR_ADDR_LO		0x00
-#define PFE_BAR_ADDR_HI		0x04
-#define PFE_BAR_SIZE_LO		0x08
-#define PFE_BAR_SIZE_HI		0x0c
-#define PFE_BAR_FLAGS		0x10
-#define PFE_BAR_FLAGS_MASK	(PCI_BASE_ADDRESS_SPACE_IO | \
-				 PCI_BASE_ADDRESS_MEM_TYPE_64 | \
-				 PCI_BASE_ADDRESS_MEM_PREFETCH)
-#define PFE_BAR_ENABLE		BIT(31)
-
-/* epc.md 5: outbound region r's registers at PFE_MAP(r) + register */
-#define PFE_MAP(r)		(0x400 + 0x20 * (r))
-#define PFE_MAP_WIN_OFFSET	0x00
-#define PFE_MAP_SIZE		0x04
-#define PFE_MAP_HOST_LO		0x08
-#define PFE_MAP_HOST_HI		0x0c
-#define PFE_MAP_CTRL		0x10
-#define PFE_MAP_ENABLE		BIT(0)
-#define PFE_MAX_MAPS		16
-
-/* Smallest outbound window worth registering (pci-epf-test's copies). */
-#define PFE_MIN_WINDOW		SZ_1M
-
-struct pfe {
-	struct pci_dev *pdev;
-	void __iomem *regs;
-	struct pci_epc *epc;
-	phys_addr_t win_base;
-	resource_size_t win_size;
-	unsigned int nr_maps;
-	/* CPU address each outbound region maps, 0 if free (epc->lock) */
-	phys_addr_t map_addr[PFE_MAX_MAPS];
-	/* what the function declared (epc->lock) */
-	u32 msi_vectors;
-	u32 msix_vectors;
-};
+#include "pciefw_epc.h"
 
 /*
- * Linked at pci-epf-test's defaults: no notifier is needed (the function
- * polls its registers), BARs are allocated at power-of-two sizes (align 0),
- * any BAR may be 32- or 64-bit.
+ * epc.md 10.2: linkup_notifier stays false although the driver calls
+ * pci_epc_linkup() on every link-up: in 6.1 a function bound after the
+ * link came up never hears of it (the core does not replay it), and
+ * pci-epf-test's unbind leaves its notifier registered.  Functions poll
+ * (pci-epf-test, pci-epf-vntb).  BARs are allocated at power-of-two sizes
+ * (align 0: a non-zero align makes pci_epf_alloc_space() stop rounding
+ * sizes to powers of two); any BAR may be 32- or 64-bit.
  */
 static const struct pci_epc_features pfe_features = {
 	.linkup_notifier = false,
@@ -119,14 +35,30 @@ static const struct pci_epc_features pfe_features = {
 	.msix_capable = true,
 };
 
-static u32 pfe_rd(struct pfe *pfe, u32 reg)
+/*
+ * epc.md 10.2: BARs that are 64-bit whatever a function asks, as on
+ * controllers whose BAR types are fixed.  0x15 (BARs 0, 2, 4) is NXP
+ * i.MX8's layout, the one the host's ntb_hw_epf expects of pci-epf-vntb
+ * (its mx8_map); 0, the default, leaves every BAR free.
+ */
+static uint fixed_64bit_bars;
+module_param(fixed_64bit_bars, uint, 0444);
+MODULE_PARM_DESC(fixed_64bit_bars,
+		 "bitmask of BARs that are always 64-bit (0x15: BARs 0, 2, 4, as i.MX8); default 0");
+
+/* A mask of 64-bit BARs below BAR5 whose upper halves are not in it. */
+static bool pfe_fixed_64bit_ok(uint mask)
 {
-	return ioread32(pfe->regs + reg);
+	return !(mask & ~0x1fU) && !(mask & mask << 1);
 }
 
-static void pfe_wr(struct pfe *pfe, u32 reg, u32 val)
+/*
+ * The controller's state, or NULL while probe has not finished: the ops
+ * run under epc->lock, under which probe publishes it.
+ */
+static struct pfe *pfe_of(struct pci_epc *epc)
 {
-	iowrite32(val, pfe->regs + reg);
+	return epc_get_drvdata(epc);
 }
 
 /* Only physical function 0 exists (max_functions = 1), no virtual ones. */
@@ -138,9 +70,10 @@ static bool pfe_bad_fn(u8 func_no, u8 vfunc_no)
 static int pfe_write_header(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 			    struct pci_epf_header *hdr)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 
-	if (pfe_bad_fn(func_no, vfunc_no) || hdr->interrupt_pin > PCI_INTERRUPT_INTD)
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no) ||
+	    hdr->interrupt_pin > PCI_INTERRUPT_INTD)
 		return -EINVAL;
 	/* epc.md 3.1; cache_line_size is the host's (it emulates the header) */
 	pfe_wr(pfe, PFE_FN_ID, hdr->vendorid | (u32)hdr->deviceid << 16);
@@ -149,10 +82,11 @@ static int pfe_write_header(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 	pfe_wr(pfe, PFE_FN_CLASS_REV, hdr->revid | (u32)hdr->progif_code << 8 |
 	       (u32)hdr->subclass_code << 16 | (u32)hdr->baseclass_code << 24);
 	pfe_wr(pfe, PFE_FN_INTX_PIN, hdr->interrupt_pin);
+	pfe->intx_pin = hdr->interrupt_pin;
 	return 0;
 }
 
-/* The size rules the device checks at START (epc.md 4, ERROR 2 and 3). */
+/* A BAR's own rules (epc.md 4, ERROR 2). */
 static bool pfe_bar_ok(const struct pci_epf_bar *bar)
 {
 	u64 size = bar->size;
@@ -160,51 +94,119 @@ static bool pfe_bar_ok(const struct pci_epf_bar *bar)
 	if (!is_power_of_2(size))
 		return false;
 	if (bar->flags & PCI_BASE_ADDRESS_SPACE_IO)
-		return size >= 4 && size <= 256;
+		return !(bar->flags & PCI_BASE_ADDRESS_MEM_PREFETCH) &&
+		       size >= 4 && size <= 256;
 	if (bar->flags & PCI_BASE_ADDRESS_MEM_TYPE_64)
 		return bar->barno < BAR_5 && size >= 16 && size <= SZ_1T;
 	return size >= 16 && size <= SZ_2G;
 }
 
+static bool pfe_bar_set(struct pfe *pfe, int barno)
+{
+	return barno >= 0 && barno < PCI_STD_NUM_BARS && pfe->bars[barno].size;
+}
+
+static bool pfe_bar_is_64(struct pfe *pfe, int barno)
+{
+	return pfe_bar_set(pfe, barno) &&
+	       (pfe->bars[barno].flags & PCI_BASE_ADDRESS_MEM_TYPE_64);
+}
+
+/*
+ * The rules between BARs, checked here rather than only at START: a BAR
+ * next to a 64-bit one is its upper half.  A BAR already set may only be
+ * retargeted (as on a DesignWare controller): another size or kind needs
+ * clear_bar first, and reaches a host only when it enumerates the
+ * function anew (epc.md 3.2).
+ */
+static int pfe_bar_conflict(struct pfe *pfe, const struct pci_epf_bar *bar)
+{
+	const struct pci_epf_bar *old = &pfe->bars[bar->barno];
+
+	if (pfe_bar_is_64(pfe, bar->barno - 1))
+		return -EINVAL;
+	if ((bar->flags & PCI_BASE_ADDRESS_MEM_TYPE_64) &&
+	    pfe_bar_set(pfe, bar->barno + 1))
+		return -EINVAL;
+	if (old->size && (old->size != bar->size || old->flags != bar->flags))
+		return -EBUSY;
+	return 0;
+}
+
 static int pfe_set_bar(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 		       struct pci_epf_bar *bar)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 	u32 base;
+	int ret;
 
-	if (pfe_bad_fn(func_no, vfunc_no) || bar->barno >= PCI_STD_NUM_BARS ||
-	    !pfe_bar_ok(bar))
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no) ||
+	    bar->barno >= PCI_STD_NUM_BARS)
 		return -EINVAL;
+	/* A fixed 64-bit BAR is 64-bit: the function is told (its flags). */
+	if (pfe->features.bar_fixed_64bit & BIT(bar->barno))
+		bar->flags |= PCI_BASE_ADDRESS_MEM_TYPE_64;
+	if (!pfe_bar_ok(bar))
+		return -EINVAL;
+	ret = pfe_bar_conflict(pfe, bar);
+	if (ret)
+		return ret;
 	base = PFE_BAR(bar->barno);
+	/*
+	 * epc.md 3.2: the device serves the host from these registers at
+	 * once.  A BAR being retargeted is disabled meanwhile, so that no
+	 * host access lands on half of the new address.
+	 */
+	if (pfe->bars[bar->barno].size)
+		pfe_wr(pfe, base + PFE_BAR_FLAGS, 0);
 	pfe_wr(pfe, base + PFE_BAR_ADDR_LO, lower_32_bits(bar->phys_addr));
 	pfe_wr(pfe, base + PFE_BAR_ADDR_HI, upper_32_bits(bar->phys_addr));
 	pfe_wr(pfe, base + PFE_BAR_SIZE_LO, lower_32_bits((u64)bar->size));
 	pfe_wr(pfe, base + PFE_BAR_SIZE_HI, upper_32_bits((u64)bar->size));
 	pfe_wr(pfe, base + PFE_BAR_FLAGS,
 	       (bar->flags & PFE_BAR_FLAGS_MASK) | PFE_BAR_ENABLE);
+	pfe->bars[bar->barno] = *bar;
 	return 0;
 }
 
+/* epc.md 3.2: the host reads all ones from a cleared BAR at once. */
 static void pfe_clear_bar(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 			  struct pci_epf_bar *bar)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 
-	if (pfe_bad_fn(func_no, vfunc_no) || bar->barno >= PCI_STD_NUM_BARS)
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no) ||
+	    bar->barno >= PCI_STD_NUM_BARS)
 		return;
 	pfe_wr(pfe, PFE_BAR(bar->barno) + PFE_BAR_FLAGS, 0);
+	memset(&pfe->bars[bar->barno], 0, sizeof(pfe->bars[0]));
 }
 
-/* epc.md 5: program a free region; the device refuses one it cannot map. */
+/*
+ * epc.md 5: program a free region.  Both ends must be aligned as a
+ * DesignWare iATU needs them (PFE_MAP_ALIGN), and the region covers whole
+ * 4 KiB pages, as there: a function developed here then maps the same
+ * way on hardware.  The device refuses a region it cannot map.
+ */
 static int pfe_map_addr(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 			phys_addr_t addr, u64 pci_addr, size_t size)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 	unsigned int r;
 	u32 base;
 
-	if (pfe_bad_fn(func_no, vfunc_no) || !size || addr < pfe->win_base ||
-	    size > pfe->win_size || addr - pfe->win_base > pfe->win_size - size)
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no) || !size)
+		return -EINVAL;
+	if (!IS_ALIGNED(addr, PFE_MAP_ALIGN) ||
+	    !IS_ALIGNED(pci_addr, PFE_MAP_ALIGN)) {
+		dev_err_ratelimited(&pfe->pdev->dev,
+				    "map_addr: %pa -> %#llx: both must be %u-byte aligned\n",
+				    &addr, pci_addr, PFE_MAP_ALIGN);
+		return -EINVAL;
+	}
+	size = ALIGN(size, PFE_MAP_ALIGN);
+	if (addr < pfe->win_base || size > pfe->win_size ||
+	    addr - pfe->win_base > pfe->win_size - size)
 		return -EINVAL;
 	for (r = 0; r < pfe->nr_maps && pfe->map_addr[r]; r++)
 		;
@@ -227,10 +229,10 @@ static int pfe_map_addr(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 static void pfe_unmap_addr(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 			   phys_addr_t addr)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 	unsigned int r;
 
-	if (pfe_bad_fn(func_no, vfunc_no) || !addr)
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no) || !addr)
 		return;
 	for (r = 0; r < pfe->nr_maps; r++) {
 		if (pfe->map_addr[r] == addr) {
@@ -244,9 +246,9 @@ static void pfe_unmap_addr(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 /* @mmc: log2 of the vector count, as in the MSI capability's MMC field. */
 static int pfe_set_msi(struct pci_epc *epc, u8 func_no, u8 vfunc_no, u8 mmc)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 
-	if (pfe_bad_fn(func_no, vfunc_no) || mmc > ilog2(PFE_MSI_MAX))
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no) || mmc > ilog2(PFE_MSI_MAX))
 		return -EINVAL;
 	pfe->msi_vectors = 1U << mmc;
 	pfe_wr(pfe, PFE_FN_MSI_VECTORS, pfe->msi_vectors);
@@ -259,9 +261,9 @@ static int pfe_set_msi(struct pci_epc *epc, u8 func_no, u8 vfunc_no, u8 mmc)
  */
 static int pfe_get_msi(struct pci_epc *epc, u8 func_no, u8 vfunc_no)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 
-	if (pfe_bad_fn(func_no, vfunc_no) || !pfe->msi_vectors)
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no) || !pfe->msi_vectors)
 		return -EINVAL;
 	return ilog2(pfe->msi_vectors);
 }
@@ -270,11 +272,11 @@ static int pfe_get_msi(struct pci_epc *epc, u8 func_no, u8 vfunc_no)
 static int pfe_set_msix(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 			u16 count_1, enum pci_barno bir, u32 offset)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 	u32 count = (u32)count_1 + 1;
 	u32 pba = offset + count * PCI_MSIX_ENTRY_SIZE;
 
-	if (pfe_bad_fn(func_no, vfunc_no) || count > PFE_MSIX_MAX ||
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no) || count > PFE_MSIX_MAX ||
 	    bir >= PCI_STD_NUM_BARS || !IS_ALIGNED(offset, 8) || pba < offset)
 		return -EINVAL;
 	pfe->msix_vectors = count;
@@ -287,41 +289,70 @@ static int pfe_set_msix(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 /* Returns the count - 1 (epc.md 3.3: the declared count). */
 static int pfe_get_msix(struct pci_epc *epc, u8 func_no, u8 vfunc_no)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 
-	if (pfe_bad_fn(func_no, vfunc_no) || !pfe->msix_vectors)
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no) || !pfe->msix_vectors)
 		return -EINVAL;
 	return pfe->msix_vectors - 1;
+}
+
+/* epc.md 3.3: RAISE_STATUS says whether anything went to the host. */
+static int pfe_raise_status(struct pfe *pfe)
+{
+	switch (pfe_rd(pfe, PFE_RAISE_STATUS)) {
+	case PFE_RAISE_SENT:
+		return 0;
+	case PFE_RAISE_NO_LINK:
+		return -ENOLINK;
+	default:
+		return -EINVAL;
+	}
+}
+
+/*
+ * INTx is a level (epc.md 3.3).  6.1's raise_irq has no deassert, so it
+ * is held for a millisecond, as Cadence's and TI's DRA7xx controllers
+ * hold it.
+ */
+static int pfe_raise_intx(struct pfe *pfe)
+{
+	int ret;
+
+	if (!pfe->intx_pin)
+		return -EINVAL;
+	pfe_wr(pfe, PFE_INTX, 1);
+	ret = pfe_raise_status(pfe);
+	if (!ret)
+		usleep_range(1000, 2000);
+	pfe_wr(pfe, PFE_INTX, 0);
+	return ret;
 }
 
 /* epc.md 3.3; @num is 1-based for MSI and MSI-X */
 static int pfe_raise_irq(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 			 enum pci_epc_irq_type type, u16 num)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
-	u32 vector = 0;
+	struct pfe *pfe = pfe_of(epc);
 
-	if (pfe_bad_fn(func_no, vfunc_no))
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no))
 		return -EINVAL;
 	switch (type) {
 	case PCI_EPC_IRQ_LEGACY:
-		break;
+		return pfe_raise_intx(pfe);
 	case PCI_EPC_IRQ_MSI:
 		if (!num || num > pfe->msi_vectors)
 			return -EINVAL;
-		vector = num - 1;
 		break;
 	case PCI_EPC_IRQ_MSIX:
 		if (!num || num > pfe->msix_vectors)
 			return -EINVAL;
-		vector = num - 1;
 		break;
 	default:
 		return -EINVAL;
 	}
 	pfe_wr(pfe, PFE_RAISE_IRQ, FIELD_PREP(PFE_RAISE_KIND, type) |
-	       FIELD_PREP(PFE_RAISE_VECTOR, vector));
-	return 0;
+	       FIELD_PREP(PFE_RAISE_VECTOR, num - 1));
+	return pfe_raise_status(pfe);
 }
 
 static const char *pfe_start_error(u32 err)
@@ -340,9 +371,11 @@ static const char *pfe_start_error(u32 err)
 /* epc.md 4 */
 static int pfe_start(struct pci_epc *epc)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 	u32 status, err;
 
+	if (!pfe)
+		return -EAGAIN;
 	pfe_wr(pfe, PFE_CTRL, PFE_CTRL_START);
 	status = pfe_rd(pfe, PFE_STATUS);
 	if (status == U32_MAX)
@@ -358,17 +391,25 @@ static int pfe_start(struct pci_epc *epc)
 
 static void pfe_stop(struct pci_epc *epc)
 {
-	struct pfe *pfe = epc_get_drvdata(epc);
+	struct pfe *pfe = pfe_of(epc);
 
-	pfe_wr(pfe, PFE_CTRL, 0);
+	if (pfe)
+		pfe_wr(pfe, PFE_CTRL, 0);
 }
 
 static const struct pci_epc_features *
 pfe_get_features(struct pci_epc *epc, u8 func_no, u8 vfunc_no)
 {
-	return pfe_bad_fn(func_no, vfunc_no) ? NULL : &pfe_features;
+	struct pfe *pfe = pfe_of(epc);
+
+	return !pfe || pfe_bad_fn(func_no, vfunc_no) ? NULL : &pfe->features;
 }
 
+/*
+ * No .owner: the core takes a reference on it for the whole life of the
+ * controller's configfs group, which would make rmmod impossible.  A
+ * function bound when the controller goes is unbound first (remove).
+ */
 static const struct pci_epc_ops pfe_epc_ops = {
 	.write_header = pfe_write_header,
 	.set_bar = pfe_set_bar,
@@ -383,8 +424,17 @@ static const struct pci_epc_ops pfe_epc_ops = {
 	.start = pfe_start,
 	.stop = pfe_stop,
 	.get_features = pfe_get_features,
-	.owner = THIS_MODULE,
 };
+
+/*
+ * 6.1's pci_epc_create() gives the EPC's device no release function, so
+ * device_unregister() in pci_epc_destroy() WARNs on every controller
+ * removal ("does not have a release() function, it is broken"), and
+ * pci_epc_destroy() then frees the EPC itself: nothing is left to do here.
+ */
+static void pfe_epc_dev_release(struct device *dev)
+{
+}
 
 /* epc.md 6: the link's events.  INTx may be shared: IRQ_NONE if none. */
 static irqreturn_t pfe_irq(int irq, void *data)
@@ -403,6 +453,8 @@ static irqreturn_t pfe_irq(int irq, void *data)
 		dev_info_ratelimited(&pfe->pdev->dev, "link up\n");
 		pci_epc_linkup(pfe->epc);
 	}
+	if (ev & PFE_EV_DMA)
+		pfe_dma_event(pfe);
 	return IRQ_HANDLED;
 }
 
@@ -413,6 +465,7 @@ static void pfe_reset(struct pfe *pfe)
 
 	pfe_wr(pfe, PFE_CTRL, 0);
 	pfe_wr(pfe, PFE_EVENT_ENABLE, 0);
+	pfe_wr(pfe, PFE_INTX, 0);
 	for (i = 0; i < PCI_STD_NUM_BARS; i++)
 		pfe_wr(pfe, PFE_BAR(i) + PFE_BAR_FLAGS, 0);
 	for (i = 0; i < PFE_MAX_MAPS; i++)
@@ -422,13 +475,15 @@ static void pfe_reset(struct pfe *pfe)
 	pfe_wr(pfe, PFE_EVENTS, PFE_EV_ALL);
 }
 
+/* A pciefw-epc 1.1 or later: RAISE_STATUS and INTX (epc.md 2). */
 static int pfe_check_device(struct pfe *pfe)
 {
 	struct device *dev = &pfe->pdev->dev;
 	u32 id = pfe_rd(pfe, PFE_ID), ver = pfe_rd(pfe, PFE_VERSION);
 
-	if (id != PFE_ID_VALUE || FIELD_GET(PFE_VERSION_MAJOR, ver) != 1) {
-		dev_err(dev, "not a pciefw-epc 1.x (ID %#x, version %#x)\n",
+	if (id != PFE_ID_VALUE || FIELD_GET(PFE_VERSION_MAJOR, ver) != 1 ||
+	    FIELD_GET(PFE_VERSION_MINOR, ver) < 1) {
+		dev_err(dev, "not a pciefw-epc 1.1 or later 1.x (ID %#x, version %#x)\n",
 			id, ver);
 		return -ENODEV;
 	}
@@ -446,19 +501,12 @@ static int pfe_check_device(struct pfe *pfe)
 	return 0;
 }
 
-static int pfe_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+/* Map BAR0 and claim BAR2 (the window: pci_epc_mem maps what it hands out). */
+static int pfe_map_bars(struct pfe *pfe)
 {
-	struct device *dev = &pdev->dev;
-	struct pfe *pfe;
+	struct pci_dev *pdev = pfe->pdev;
 	int ret;
 
-	pfe = devm_kzalloc(dev, sizeof(*pfe), GFP_KERNEL);
-	if (!pfe)
-		return -ENOMEM;
-	pfe->pdev = pdev;
-	ret = pcim_enable_device(pdev);
-	if (ret)
-		return ret;
 	if (pci_resource_len(pdev, PFE_REGS_BAR) < PFE_REGS_SIZE)
 		return -ENODEV;
 	ret = pcim_iomap_regions(pdev, BIT(PFE_REGS_BAR), DRV_NAME);
@@ -470,22 +518,47 @@ static int pfe_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = pfe_check_device(pfe);
 	if (ret)
 		return ret;
+	return pci_request_region(pdev, PFE_WINDOW_BAR, DRV_NAME);
+}
+
+static int pfe_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct device *dev = &pdev->dev;
+	struct pfe *pfe;
+	int ret;
+
+	if (!pfe_fixed_64bit_ok(fixed_64bit_bars)) {
+		dev_err(dev, "fixed_64bit_bars=%#x: only BARs 0-4, none next to another\n",
+			fixed_64bit_bars);
+		return -EINVAL;
+	}
+	pfe = devm_kzalloc(dev, sizeof(*pfe), GFP_KERNEL);
+	if (!pfe)
+		return -ENOMEM;
+	pfe->pdev = pdev;
+	pfe->features = pfe_features;
+	pfe->features.bar_fixed_64bit = fixed_64bit_bars;
+	ret = pcim_enable_device(pdev);
+	if (ret)
+		return ret;
+	ret = pfe_map_bars(pfe);
+	if (ret)
+		return ret;
 	/* The function's BARs live in coherent memory the device reads. */
 	ret = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64));
 	if (ret)
 		return ret;
 	pfe_reset(pfe);
 	pci_set_master(pdev);
+	pci_set_drvdata(pdev, pfe);
 
+	/* Its configfs group appears now; the ops refuse until the end. */
 	pfe->epc = devm_pci_epc_create(dev, &pfe_epc_ops);
 	if (IS_ERR(pfe->epc))
 		return PTR_ERR(pfe->epc);
-	/* pci_epc_create() leaves it at 0: nothing could bind. */
-	pfe->epc->max_functions = 1;
-	epc_set_drvdata(pfe->epc, pfe);
-	pci_set_drvdata(pdev, pfe);
-
-	ret = pci_epc_mem_init(pfe->epc, pfe->win_base, pfe->win_size, PAGE_SIZE);
+	pfe->epc->dev.release = pfe_epc_dev_release;
+	ret = pci_epc_mem_init(pfe->epc, pfe->win_base, pfe->win_size,
+			       PFE_MAP_ALIGN);
 	if (ret) {
 		dev_err(dev, "outbound window: %d\n", ret);
 		return ret;
@@ -498,11 +571,24 @@ static int pfe_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret)
 		goto err_vectors;
 	pfe_wr(pfe, PFE_EVENT_ENABLE, PFE_EV_ALL);
-	dev_info(dev, "endpoint controller %s: %llu MiB outbound window, %u regions\n",
+	/* Before functions can bind: pci-epf-test asks for it at bind. */
+	ret = pfe_dma_probe(pfe);
+	if (ret)
+		goto err_irq;
+
+	mutex_lock(&pfe->epc->lock);
+	/* pci_epc_create() leaves it at 0: nothing could bind. */
+	pfe->epc->max_functions = 1;
+	epc_set_drvdata(pfe->epc, pfe);
+	mutex_unlock(&pfe->epc->lock);
+	dev_info(dev, "endpoint controller %s: %llu MiB outbound window, %u regions, DMA channel %s\n",
 		 dev_name(&pfe->epc->dev), (u64)pfe->win_size / SZ_1M,
-		 pfe->nr_maps);
+		 pfe->nr_maps, pfe_dma_name(pfe));
 	return 0;
 
+err_irq:
+	pfe_wr(pfe, PFE_EVENT_ENABLE, 0);
+	free_irq(pci_irq_vector(pdev, 0), pfe);
 err_vectors:
 	pci_free_irq_vectors(pdev);
 err_mem:
@@ -511,18 +597,25 @@ err_mem:
 }
 
 /*
- * Stops the link and quiets the device; the EPC itself is destroyed by
- * devres after this returns.  Unbind the function first (configfs).
+ * Unbinds the functions still bound (epc.md 10.1), stops the link and
+ * quiets the device; the EPC itself is destroyed by devres after this
+ * returns.
  */
 static void pfe_remove(struct pci_dev *pdev)
 {
 	struct pfe *pfe = pci_get_drvdata(pdev);
 
+	pfe_unbind_functions(pfe);
+	mutex_lock(&pfe->epc->lock);
+	epc_set_drvdata(pfe->epc, NULL);
+	mutex_unlock(&pfe->epc->lock);
 	pfe_wr(pfe, PFE_EVENT_ENABLE, 0);
 	pfe_wr(pfe, PFE_CTRL, 0);
 	free_irq(pci_irq_vector(pdev, 0), pfe);
+	pfe_dma_remove(pfe);
 	pci_free_irq_vectors(pdev);
 	pci_epc_mem_exit(pfe->epc);
+	pfe_reset(pfe);
 	pci_clear_master(pdev);
 }
 
