@@ -185,6 +185,25 @@ void pf_dev_log(struct pf_dev *dev, int level, const char *fmt, ...)
 	pf_log((enum pf_log_level)level, "%s: %s", dev->model->name, msg);
 }
 
+bool pf_dev_tracing(const struct pf_dev *dev)
+{
+	return dev->conn && pf_conn_tracing(dev->conn);
+}
+
+void pf_dev_note(struct pf_dev *dev, bool to_host, const char *fmt, ...)
+{
+	char note[PF_TRACE_MAX_NOTE];
+	va_list ap;
+
+	if (!pf_dev_tracing(dev))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(note, sizeof(note), fmt, ap);
+	va_end(ap);
+	pf_conn_trace_note(dev->conn, to_host ? PF_DIR_TO_HOST : PF_DIR_TO_ENDPOINT,
+			   note);
+}
+
 void pf_dev_describe(const struct pf_dev *dev, Pciefw__DeviceDescription *d,
 		     Pciefw__Bar *bars, Pciefw__Bar **bar_ptrs)
 {

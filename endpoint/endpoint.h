@@ -124,5 +124,7 @@ const char *pf_conn_name(const struct pf_conn *c);
 bool pf_conn_tracing(const struct pf_conn *c);
 void pf_conn_trace_frames(struct pf_conn *c, int dir, const struct pf_buf *b,
 			  const char *note);
+/* A note record (spec 6) about the last record, in direction @dir. */
+void pf_conn_trace_note(struct pf_conn *c, int dir, const char *note);
 
 #endif /* PCIEFW_ENDPOINT_H */
