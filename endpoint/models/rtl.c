@@ -182,7 +182,8 @@ static int rtl_bar_read(void *s, unsigned bar, uint64_t off, void *data,
 	struct rtl *r = s;
 	struct host_read *h = &r->rd;
 
-	if (r->dead)
+	/* The MSI-X BAR's other bytes: the host serves the table and PBA. */
+	if (r->dead || !(r->axi_bars & (1u << bar)))
 		return PF_CPL_UR;
 	memset(h, 0, sizeof(*h));
 	h->active = true;
@@ -269,7 +270,7 @@ static void rtl_bar_write(void *s, unsigned bar, uint64_t off, const void *data,
 	uint64_t v = pf_le_load(data, size);
 	unsigned parts = size == 8 ? 2 : 1;
 
-	if (r->dead)
+	if (r->dead || !(r->axi_bars & (1u << bar)))
 		return;
 	if (r->writes_out + parts > PF_RTL_MAX_QUEUED) {
 		warn_once(r, LOG_QUEUE, bar, "BAR%u+0x%" PRIx64 ": dropping a write: "
