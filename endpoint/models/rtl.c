@@ -326,20 +326,28 @@ static const char *const timeout_names[] = {
 
 static void on_timeout(struct rtl *r, const struct pf_rtl_rec *e)
 {
-	bool rd = e->what == PF_RTL_TO_AR || e->what == PF_RTL_TO_R;
 	struct host_read *h = &r->rd;
+	bool rd = h->active && e->id - h->id < h->parts;
+	const char *fate = rd ? "completed as Unsupported Request (the guest "
+			   "reads all ones)" : "the write is dropped";
 	char a[64], b[64];
 
 	if ((int32_t)(e->id - r->id_floor) < 0 || e->what < PF_RTL_TO_AR ||
-	    e->what > PF_RTL_TO_B)
+	    e->what > PF_RTL_TO_BLOCKED)
 		return;
-	warn_once(r, LOG_TIMEOUT, e->bar & 7, "BAR%u+0x%" PRIx64 ": the design "
-		  "gave no %s for %" PRIu64 " cycles (the %s was presented at %s), "
-		  "given up at %s: %s", e->bar, e->addr, timeout_names[e->what],
-		  e->cycle[2] - e->cycle[0], rd ? "read" : "write",
-		  at(a, sizeof(a), e->cycle[0]), at(b, sizeof(b), e->cycle[2]),
-		  rd ? "completed as Unsupported Request (the guest reads all ones)" :
-		  "the write is dropped");
+	if (e->what == PF_RTL_TO_BLOCKED)
+		warn_once(r, LOG_TIMEOUT, e->bar & 7, "BAR%u+0x%" PRIx64 ": not "
+			  "tried, at %s: the design never finished an earlier access "
+			  "on this BAR, and nothing goes on its bus until it does or a "
+			  "reset (docs/hdl.md 9): %s", e->bar, e->addr,
+			  at(a, sizeof(a), e->cycle[0]), fate);
+	else
+		warn_once(r, LOG_TIMEOUT, e->bar & 7, "BAR%u+0x%" PRIx64 ": the "
+			  "design gave no %s for %" PRIu64 " cycles (the %s was "
+			  "presented at %s), given up at %s: %s", e->bar, e->addr,
+			  timeout_names[e->what], e->cycle[2] - e->cycle[0],
+			  rd ? "read" : "write", at(a, sizeof(a), e->cycle[0]),
+			  at(b, sizeof(b), e->cycle[2]), fate);
 	if (!rd) {
 		r->writes_out--;
 		return;
@@ -390,7 +398,9 @@ static void on_dma_read(struct rtl *r, const struct pf_rtl_rec *e)
 
 	if (!len || len > PF_RTL_MAX_BURST)
 		return;
-	d = r->dma_reads < MAX_DMA_READS ? calloc(1, sizeof(*d)) : NULL;
+	/* Past 2^64 there is no bus to send it on. */
+	d = r->dma_reads < MAX_DMA_READS && e->addr <= UINT64_MAX - (len - 1) ?
+	    calloc(1, sizeof(*d)) : NULL;
 	if (d) {
 		*d = (struct dma_read){ .r = r, .id = e->id, .addr = e->addr,
 					.cycle = e->cycle[0], .len = len };
@@ -441,7 +451,8 @@ static void on_dma_write(struct rtl *r, const struct pf_rtl_rec *e,
 
 	if (!len || len > PF_RTL_MAX_BURST || e->len != len + (len + 7) / 8)
 		return;
-	rec.resp = dma_write_runs(r, e->addr, payload, payload + len, len);
+	rec.resp = e->addr > UINT64_MAX - (len - 1) ? PF_RTL_DECERR :
+		   dma_write_runs(r, e->addr, payload, payload + len, len);
 	if (rec.resp != PF_RTL_OKAY)
 		warn_once(r, LOG_DMA, 2, "m_dma: the %u-byte write at 0x%" PRIx64
 			  " (AW at %s) could not be sent%s; answered DECERR", len,

@@ -36,8 +36,6 @@
 #define GRACE_CYCLES 8
 /* After a BAR's watchdog fired, its next accesses give up this soon. */
 #define HUNG_CYCLES 256u
-/* Responses of abandoned accesses we still expect and drop, per BAR. */
-#define MAX_OWED 64u
 /* Host accesses we queue; the bridge sends at most PF_RTL_MAX_QUEUED. */
 #define HOSTQ 1024u
 /* Spin for the next request before sleeping: adaptive, in ns. */
@@ -53,8 +51,17 @@ struct lite_access {            /* the host access on an AXI4-Lite bus */
 	bool a_done, w_done;
 };
 
+/*
+ * A BAR's bus after the watchdog gave up on an access.  If the design had
+ * taken it (AR, or AW and W), its answer may still come, and AXI4-Lite has
+ * no IDs to tell it from the next access's: nothing more goes on the bus
+ * until it comes (dropped) or a reset, so no access is ever given another's
+ * data.  A write taken halfway (AW without W, or W without AW) leaves the
+ * design mid-transaction: the bus stays closed until a reset.
+ */
 struct bar_state {
-	uint32_t owed_r, owed_b;        /* responses of abandoned accesses */
+	bool owed_r, owed_b;            /* a late answer to drop */
+	bool broken;                    /* a write taken halfway */
 	bool hung;                      /* the watchdog fired, nothing since */
 };
 
@@ -259,13 +266,13 @@ static void lite_edge(struct pf_rtl *rt, struct pf_rtl_pins *p, uint64_t c)
 		/* Responses of abandoned accesses come first (one AXI ID). */
 		if (b->rready && b->rvalid) {
 			if (s->owed_r)
-				s->owed_r--;
+				s->owed_r = false;
 			else if (ours && a->req.type == PF_RTL_READ && a->a_cyc < c)
 				lite_done(rt, b->rresp, b->rdata, c);
 		}
 		if (b->bready && b->bvalid) {
 			if (s->owed_b)
-				s->owed_b--;
+				s->owed_b = false;
 			else if (ours && a->req.type == PF_RTL_WRITE)
 				lite_done(rt, b->bresp, 0, c);
 		}
@@ -532,13 +539,28 @@ static void idle_inputs(struct pf_rtl_pins *p)
 	p->irq_ack = 0;
 }
 
+/* The next access, unless its BAR's bus is closed: then it fails now. */
 static void lite_start(struct pf_rtl *rt, uint64_t c)
 {
 	struct lite_access *a = &rt->lite;
+	const struct pf_rtl_rec *q = &rt->q[rt->q_head];
+	const struct bar_state *s = &rt->bar[q->bar];
 
+	if (s->owed_r || s->owed_b || s->broken) {
+		struct pf_rtl_rec r = { .type = PF_RTL_TIMEOUT, .bar = q->bar,
+					.id = q->id, .addr = q->addr,
+					.what = PF_RTL_TO_BLOCKED, .cycle = { c, 0, c } };
+
+		if (!rt->room)
+			return;
+		send(rt, &r, NULL, 0);
+		rt->q_head = (rt->q_head + 1) % HOSTQ;
+		rt->q_n--;
+		return;
+	}
 	memset(a, 0, sizeof(*a));
 	a->active = true;
-	a->req = rt->q[rt->q_head];
+	a->req = *q;
 	rt->q_head = (rt->q_head + 1) % HOSTQ;
 	rt->q_n--;
 	a->start = c;
@@ -638,10 +660,9 @@ static void watchdog(struct pf_rtl *rt, uint64_t c)
 	send(rt, &r, NULL, 0);
 	/* Its response, should it ever come, is not the next access's. */
 	s = &rt->bar[a->req.bar];
-	if (rd && a->a_done && s->owed_r < MAX_OWED)
-		s->owed_r++;
-	if (!rd && a->a_done && a->w_done && s->owed_b < MAX_OWED)
-		s->owed_b++;
+	s->owed_r |= rd && a->a_done;
+	s->owed_b |= !rd && a->a_done && a->w_done;
+	s->broken |= !rd && a->a_done != a->w_done;
 	s->hung = true;
 	a->active = false;
 }

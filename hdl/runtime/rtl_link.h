@@ -88,6 +88,8 @@ enum pf_rtl_timeout {
 	PF_RTL_TO_AW,           /* AWREADY */
 	PF_RTL_TO_W,            /* WREADY */
 	PF_RTL_TO_B,            /* BVALID */
+	PF_RTL_TO_BLOCKED,      /* not tried: the design never finished an
+				 * earlier access on this BAR (pf_rtl.c) */
 };
 
 /* PF_RTL_DMA_BAD.what: why the simulator refused a burst. */
