@@ -502,7 +502,7 @@ static void on_irq(struct rtl *r, const struct pf_rtl_rec *e)
 		pf_raise_msi(r->dev, (unsigned)e->data);
 	else
 		pf_raise_msix(r->dev, (unsigned)e->data);
-	pf_dev_note(r->dev, true, "rtl: %s vector %" PRIu64 ": irq_req from %s, "
+	pf_dev_note(r->dev, true, "rtl: %s vector %" PRIu64 ": irq_req at %s, "
 		    "irq_ack at %s", msi ? "MSI" : "MSI-X", e->data,
 		    at(a, sizeof(a), e->cycle[0]), at(b, sizeof(b), e->cycle[1]));
 }

@@ -126,9 +126,11 @@ int main(int argc, char **argv)
 	}
 
 	const std::unique_ptr<VerilatedContext> ctx{new VerilatedContext};
-	ctx->timeunit(-9);
-	ctx->timeprecision(-9);
 	const std::unique_ptr<PF_TOP> top{new PF_TOP{ctx.get(), "top"}};
+	// Times in the model's precision (its `timescale; 1 ps by default).
+	uint64_t per_ns = 1;
+	for (int p = ctx->timeprecision(); p < -9; p++)
+		per_ns *= 10;
 	std::unique_ptr<WaveFile> tfp;
 	pf_rtl_pins p;
 	std::memset(&p, 0, sizeof(p));
@@ -148,7 +150,7 @@ int main(int argc, char **argv)
 		}
 	}
 	// Cycle N's rising edge is at N * PF_RTL_PERIOD_NS (rtl_link.h).
-	const uint64_t half = PF_RTL_PERIOD_NS / 2;
+	const uint64_t half = PF_RTL_PERIOD_NS / 2 * per_ns;
 	top->clk = 0;
 	drive(top.get(), p);
 	top->eval();
@@ -158,7 +160,7 @@ int main(int argc, char **argv)
 		sample(top.get(), p);
 		if (!pf_rtl_cycle(rt, &p))
 			break;
-		uint64_t t = pf_rtl_now(rt) * PF_RTL_PERIOD_NS;
+		uint64_t t = pf_rtl_now(rt) * PF_RTL_PERIOD_NS * per_ns;
 		ctx->time(t);
 		top->clk = 1;
 		top->eval();                    // the edge: old inputs sampled
