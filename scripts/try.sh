@@ -3,7 +3,8 @@
 # pciefw-endpoint (with a trace) and boot the test guest with it as a PCIe
 # function behind a root port.  On a terminal you land in the guest's shell
 # (exit or ^D powers off); with --script FILE the guest runs FILE and the
-# command exits with its status.  Walkthrough: docs/models.md.
+# command exits with its status.  Walkthrough: docs/models.md; a design in
+# Verilog or VHDL (hdl-verilog, hdl-vhdl): docs/hdl.md.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -17,6 +18,10 @@ usage: ./dev try MODEL[,NAME=VALUE...] [--script FILE] [--append ARGS]
 
   MODEL[,NAME=VALUE...]  a model and its options, as pciefw-endpoint --device
                          takes them (build/endpoint/pciefw-endpoint --list-devices)
+  hdl-verilog|hdl-vhdl[,src=FILE[:FILE...]][,top=NAME][,NAME=VALUE...]
+                         a design in Verilog or VHDL, built when it changed
+                         (hdl/build.py) and run by the rtl model (docs/hdl.md);
+                         without src=, the example device pf_testdev
   --script FILE          run FILE (a /bin/sh script) in the guest instead of a
                          shell, print the console, exit with FILE's status
   --append ARGS          more guest kernel arguments, e.g. 'memmap=4K$0x10000000'
@@ -70,6 +75,13 @@ else
 	say "no pciefw_irqtest.ko for the guest (see $tmp/driver.log); going on without"
 fi
 
+case $device in
+hdl-*)
+	# Verilator's and GHDL's messages reach you as they print them.
+	say "building the design (hdl/build.py; cached by its inputs)"
+	device=$(/usr/bin/python3 hdl/build.py --device "$device") || exit 1
+	;;
+esac
 say "starting pciefw-endpoint --device $device"
 build/endpoint/pciefw-endpoint --listen "unix:$tmp/ep.sock" --device "$device" \
 	--trace "$out/trace.pcapng" "${ep_args[@]}" >"$tmp/ep.out" 2>"$out/endpoint.log" &
