@@ -207,14 +207,11 @@ def build_verilog(work: Path, top: str, bars, wave: str, srcs, cwd: Path):
 # ---- GHDL (LLVM back end) ----
 
 def vhdl_pack(prefix: str, table, var: str, pos: int, out: list, put: bool) -> int:
+    """Slice assignments, most significant bit first (pf_rtl_ghdl.c)."""
     for name, width in table:
         sig = prefix + name
-        if put:
-            out.append(f"      pf_put({var}, {pos}, {sig});" if width else
-                       f"      {var}({pos}) := {sig};")
-        else:
-            out.append(f"      {sig} <= pf_get({var}, {pos}, {width});" if width else
-                       f"      {sig} <= {var}({pos});")
+        part = f"{var}({pos} to {pos + width - 1})" if width else f"{var}({pos})"
+        out.append(f"      {part} := {sig};" if put else f"      {sig} <= {part};")
         pos += max(width, 1)
     return pos
 
@@ -257,19 +254,21 @@ begin
   bridge : process
     variable o : pf_out_bits := (others => '0');
     variable i : pf_in_bits := (others => '0');
-    variable stop, ok : integer;
+    variable ctl, ok : integer;
   begin
     pf_rtl_ghdl_init({mask}, ok);
     assert ok /= 0 report "not started by the RTL bridge" severity failure;
     wait for 5 ns;
     loop
 {chr(10).join(outs)}
-      pf_rtl_ghdl_cycle(o, i, stop);
-      exit when stop /= 0;
+      pf_rtl_ghdl_cycle(o, i, ctl);
+      exit when ctl mod 2 = 1;
       wait for 5 ns;
       clk <= '1';
       wait for 0 ns;            -- the edge: the design samples old inputs
-{chr(10).join(ins)}
+      if ctl / 2 mod 2 = 1 then
+{chr(10).join("  " + l for l in ins)}
+      end if;
       wait for 5 ns;
       clk <= '0';
       wait for 0 ns;

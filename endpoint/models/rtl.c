@@ -39,6 +39,12 @@
 /* DMA reads the bridge lets the design have waiting for the host. */
 #define MAX_DMA_READS 64u
 #define NOTE_MAX 600
+/*
+ * While the simulation works, the loop polls its events rather than wait
+ * for the doorbell (a wake-up across CPUs costs tens of µs here), until
+ * this long after the last one.
+ */
+#define POLL_NS 200000u
 
 enum { LOG_TIMEOUT, LOG_DMA, LOG_DMA_BAD, LOG_IRQ, LOG_BRESP, LOG_QUEUE, LOG_KINDS };
 
@@ -67,6 +73,8 @@ struct rtl {
 	struct rtl_proc proc;
 	bool dead;              /* the simulation is gone until a reset */
 	ev_io bell, exit_w;
+	ev_idle poll;
+	uint64_t last_event_ns;
 	ev_timer answer;        /* ANSWER_S for the deferred read */
 	struct host_read rd;
 	uint32_t next_id, id_floor;     /* ids below the floor: before a reset */
@@ -144,6 +152,8 @@ static const char *at(char *buf, size_t len, uint64_t cycle)
 static void sim_gone(struct rtl *r, const char *why);
 static uint64_t sim_cycle(const struct rtl *r);
 
+static void poll_start(struct rtl *r);
+
 static bool send_rec(struct rtl *r, struct pf_rtl_rec *rec, const void *payload,
 		     uint32_t len)
 {
@@ -153,7 +163,20 @@ static bool send_rec(struct rtl *r, struct pf_rtl_rec *rec, const void *payload,
 		sim_gone(r, "stopped taking requests (its link is full)");
 		return false;
 	}
+	poll_start(r);
 	return true;
+}
+
+/*
+ * Whether a host takes DMA writes, for the simulation, which answers them
+ * at once (posted): set by the host's first access, cleared when it goes.
+ */
+static void host_here(struct rtl *r)
+{
+	struct pf_rtl_shared *sh = r->proc.link.shared;
+
+	if (sh && __atomic_load_n(&sh->no_host, __ATOMIC_RELAXED))
+		__atomic_store_n(&sh->no_host, 0, __ATOMIC_RELAXED);
 }
 
 /* ---- Host reads ---- */
@@ -185,6 +208,7 @@ static int rtl_bar_read(void *s, unsigned bar, uint64_t off, void *data,
 	/* The MSI-X BAR's other bytes: the host serves the table and PBA. */
 	if (r->dead || !(r->axi_bars & (1u << bar)))
 		return PF_CPL_UR;
+	host_here(r);
 	memset(h, 0, sizeof(*h));
 	h->active = true;
 	h->id = r->next_id;
@@ -272,6 +296,7 @@ static void rtl_bar_write(void *s, unsigned bar, uint64_t off, const void *data,
 
 	if (r->dead || !(r->axi_bars & (1u << bar)))
 		return;
+	host_here(r);
 	if (r->writes_out + parts > PF_RTL_MAX_QUEUED) {
 		warn_once(r, LOG_QUEUE, bar, "BAR%u+0x%" PRIx64 ": dropping a write: "
 			  "%u accesses already wait for the design", bar, off,
@@ -442,28 +467,27 @@ static uint8_t dma_write_runs(struct rtl *r, uint64_t addr, const uint8_t *data,
 	return resp;
 }
 
+/* A posted write: the design has its OKAY; a failure here is only said. */
 static void on_dma_write(struct rtl *r, const struct pf_rtl_rec *e,
 			 const uint8_t *payload)
 {
 	uint32_t len = (uint32_t)e->data;
-	struct pf_rtl_rec rec = { .type = PF_RTL_DMA_WRESP, .id = e->id };
 	char a[64], b[64], c[64];
 
-	if (!len || len > PF_RTL_MAX_BURST || e->len != len + (len + 7) / 8)
+	if (!len || len > PF_RTL_MAX_BURST || e->len != len + (len + 7) / 8 ||
+	    e->addr > UINT64_MAX - (len - 1))
 		return;
-	rec.resp = e->addr > UINT64_MAX - (len - 1) ? PF_RTL_DECERR :
-		   dma_write_runs(r, e->addr, payload, payload + len, len);
-	if (rec.resp != PF_RTL_OKAY)
+	if (dma_write_runs(r, e->addr, payload, payload + len, len) != PF_RTL_OKAY)
 		warn_once(r, LOG_DMA, 2, "m_dma: the %u-byte write at 0x%" PRIx64
-			  " (AW at %s) could not be sent%s; answered DECERR", len,
-			  e->addr, at(a, sizeof(a), e->cycle[0]),
-			  pf_dev_connected(r->dev) ? "" : " (no host)");
+			  " (AW at %s) could not be sent%s: lost (posted: the "
+			  "design had its OKAY)", len, e->addr,
+			  at(a, sizeof(a), e->cycle[0]),
+			  pf_dev_connected(r->dev) ? " (output queue full)" : " (no host)");
 	else
 		pf_dev_note(r->dev, true, "rtl: m_dma write, %u bytes at 0x%" PRIx64
 			    ": AW at %s, W from %s to %s", len, e->addr,
 			    at(a, sizeof(a), e->cycle[0]), at(b, sizeof(b), e->cycle[1]),
 			    at(c, sizeof(c), e->cycle[2]));
-	send_rec(r, &rec, NULL, 0);
 }
 
 static void on_dma_bad(struct rtl *r, const struct pf_rtl_rec *e)
@@ -473,14 +497,17 @@ static void on_dma_bad(struct rtl *r, const struct pf_rtl_rec *e)
 		[PF_RTL_BAD_BURST] = "its AxBURST is not INCR",
 		[PF_RTL_BAD_ALIGN] = "its address is not a multiple of 4",
 		[PF_RTL_BAD_WLAST] = "WLAST was not on its last beat",
+		[PF_RTL_BAD_WRAP] = "it goes past 2^64",
+		[PF_RTL_BAD_NO_HOST] = "no host is connected",
 	};
 	unsigned w = e->what & 7;
 	char a[64];
 
 	warn_once(r, LOG_DMA_BAD, w, "m_dma: the %" PRIu64 "-byte %s burst at 0x%"
-		  PRIx64 " (at %s) is refused: %s; answered SLVERR", e->data,
+		  PRIx64 " (at %s) is refused: %s; answered %s", e->data,
 		  e->what & PF_RTL_BAD_READ ? "read" : "write", e->addr,
-		  at(a, sizeof(a), e->cycle[0]), w < 5 && why[w] ? why[w] : "?");
+		  at(a, sizeof(a), e->cycle[0]), w < 7 && why[w] ? why[w] : "?",
+		  resp_names[e->resp & 3]);
 }
 
 /* ---- Interrupts ---- */
@@ -557,10 +584,12 @@ static void on_event(struct rtl *r, const struct pf_rtl_rec *e)
 	}
 }
 
-static void take_events(struct rtl *r)
+/* Handle what the simulation sent; returns how many events. */
+static unsigned take_events(struct rtl *r)
 {
 	struct pf_rtl_rec e;
 	char err[200];
+	unsigned count = 0;
 	int n;
 
 	while (!r->dead &&
@@ -570,10 +599,38 @@ static void take_events(struct rtl *r)
 
 			snprintf(why, sizeof(why), "broke the link (%s)", err);
 			sim_gone(r, why);
-			return;
+			break;
 		}
 		on_event(r, &e);
+		count++;
 	}
+	return count;
+}
+
+static void poll_start(struct rtl *r)
+{
+	if (r->dead)
+		return;
+	r->last_event_ns = pf_ring_now_ns();
+	if (ev_is_active(&r->poll))
+		return;
+	/* Awake: the simulation need not ring our doorbell. */
+	pf_ring_consumer_awake(&r->proc.link.rx);
+	ev_idle_start(pf_dev_loop(r->dev), &r->poll);
+}
+
+static void poll_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	struct rtl *r = w->data;
+	uint64_t now = pf_ring_now_ns();
+
+	if (take_events(r)) {
+		r->last_event_ns = now;
+		return;
+	}
+	if (r->dead || (now - r->last_event_ns >= POLL_NS &&
+			pf_ring_consumer_sleep(&r->proc.link.rx)))
+		ev_idle_stop(loop, w);
 }
 
 static void bell_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -581,7 +638,8 @@ static void bell_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct rtl *r = w->data;
 
 	pf_doorbell_drain(w->fd);
-	take_events(r);
+	if (take_events(r))
+		poll_start(r);
 }
 
 /* ---- The simulation's life ---- */
@@ -617,6 +675,7 @@ static void unwatch(struct rtl *r)
 
 	ev_io_stop(loop, &r->bell);
 	ev_io_stop(loop, &r->exit_w);
+	ev_idle_stop(loop, &r->poll);
 	ev_timer_stop(loop, &r->answer);
 }
 
@@ -695,8 +754,12 @@ static void rtl_reset(void *s, enum pf_reset_kind kind)
 	r->id_floor = r->next_id;
 	r->writes_out = 0;
 	memset(r->warned, 0, sizeof(r->warned));
-	if (kind == PF_RESET_DISCONNECT)
+	if (kind == PF_RESET_DISCONNECT) {
 		stats(r, "host gone");
+		if (r->proc.link.shared)
+			__atomic_store_n(&r->proc.link.shared->no_host, 1,
+					 __ATOMIC_RELAXED);
+	}
 	if (r->dead) {
 		/* A reset starts a simulation that died again, as power would. */
 		if (sim_start(r, err, sizeof(err)))
@@ -850,9 +913,10 @@ static void *rtl_create(struct pf_dev *dev, struct pf_identity *id)
 	r->next_id = 1;
 	r->dead = true;
 	ev_io_init(&r->bell, bell_cb, -1, EV_READ);
+	ev_idle_init(&r->poll, poll_cb);
 	ev_io_init(&r->exit_w, exit_cb, -1, EV_READ);
 	ev_timer_init(&r->answer, answer_cb, ANSWER_S, 0);
-	r->bell.data = r->exit_w.data = r->answer.data = r;
+	r->bell.data = r->exit_w.data = r->answer.data = r->poll.data = r;
 	if (parse_identity(r, id) || parse_sim(r))
 		goto fail;
 	if (sim_start(r, err, sizeof(err))) {

@@ -96,6 +96,7 @@ static int make_link(struct rtl_proc *p, const struct pf_rtl_shared *cfg,
 	sh->reset_cycles = cfg->reset_cycles;
 	sh->watchdog_cycles = cfg->watchdog_cycles;
 	sh->cycles_per_us = cfg->cycles_per_us;
+	sh->no_host = 1;
 	return pf_rtl_link_attach(&p->link, p->base, p->size, false, p->sim_bell,
 				  err, errlen);
 }

@@ -280,10 +280,11 @@ static void lite_edge(struct pf_rtl *rt, struct pf_rtl_pins *p, uint64_t c)
 }
 
 static void dma_bad(struct pf_rtl *rt, uint32_t id, uint64_t addr, uint32_t bytes,
-		    uint8_t what, uint64_t c)
+		    uint8_t what, uint8_t resp, uint64_t c)
 {
 	struct pf_rtl_rec r = { .type = PF_RTL_DMA_BAD, .id = id, .addr = addr,
-				.data = bytes, .what = what, .cycle = { c } };
+				.data = bytes, .what = what, .resp = resp,
+				.cycle = { c } };
 
 	send(rt, &r, NULL, 0);
 }
@@ -313,7 +314,8 @@ static void dma_ar(struct pf_rtl *rt, struct pf_rtl_dma_pins *d, uint64_t c)
 	if (fault) {
 		b->has_data = true;
 		b->resp = PF_RTL_SLVERR;
-		dma_bad(rt, b->id, d->araddr, b->beats * 4u, fault | PF_RTL_BAD_READ, c);
+		dma_bad(rt, b->id, d->araddr, b->beats * 4u, fault | PF_RTL_BAD_READ,
+			PF_RTL_SLVERR, c);
 		return;
 	}
 	struct pf_rtl_rec r = { .type = PF_RTL_DMA_READ, .id = b->id,
@@ -380,10 +382,20 @@ static void dma_w(struct pf_rtl *rt, struct pf_rtl_dma_pins *d, uint64_t c)
 		return;
 	b->data_done = true;
 	bytes = b->beats * 4u;
+	/*
+	 * Posted, as a bridge to PCIe answers a write it has taken: OKAY now,
+	 * the bridge sends it after what came before; DECERR only where there
+	 * is no bus to send it on.
+	 */
+	b->resp_in = true;
+	b->resp = PF_RTL_OKAY;
+	if (!b->bad && b->addr > UINT64_MAX - (bytes - 1))
+		b->bad = PF_RTL_BAD_WRAP;
+	if (!b->bad && __atomic_load_n(&rt->link.shared->no_host, __ATOMIC_RELAXED))
+		b->bad = PF_RTL_BAD_NO_HOST;
 	if (b->bad) {
-		b->resp = PF_RTL_SLVERR;
-		b->resp_in = true;
-		dma_bad(rt, b->id, b->addr, bytes, b->bad, c);
+		b->resp = b->bad >= PF_RTL_BAD_WRAP ? PF_RTL_DECERR : PF_RTL_SLVERR;
+		dma_bad(rt, b->id, b->addr, bytes, b->bad, b->resp, c);
 		return;
 	}
 	memcpy(rt->payload, b->data, bytes);
@@ -451,21 +463,9 @@ static struct rd_burst *rd_find(struct pf_rtl *rt, uint32_t id)
 	return NULL;
 }
 
-static struct wr_burst *wr_find(struct pf_rtl *rt, uint32_t id)
-{
-	for (unsigned i = 0; i < rt->wr_n; i++) {
-		struct wr_burst *b = &rt->wr[(rt->wr_head + i) % PF_RTL_DMA_OUTSTANDING];
-
-		if (b->id == id && b->data_done && !b->resp_in)
-			return b;
-	}
-	return NULL;
-}
-
 static void take(struct pf_rtl *rt, const struct pf_rtl_rec *r)
 {
 	struct rd_burst *rb;
-	struct wr_burst *wb;
 	char why[120];
 
 	switch (r->type) {
@@ -489,13 +489,6 @@ static void take(struct pf_rtl *rt, const struct pf_rtl_rec *r)
 		if (rb->resp == PF_RTL_OKAY)
 			memcpy(rb->data, rt->payload, r->len);
 		rb->has_data = true;
-		return;
-	case PF_RTL_DMA_WRESP:
-		wb = wr_find(rt, r->id);
-		if (wb) {
-			wb->resp = r->resp;
-			wb->resp_in = true;
-		}
 		return;
 	case PF_RTL_RESET:
 		start_reset(rt, r->id);
@@ -747,10 +740,30 @@ static void pace(struct pf_rtl *rt, uint64_t cpu)
 	}
 }
 
+/*
+ * Does the next edge matter?  Not while the design only waits for the
+ * bridge -- the data of a DMA read, the response to a DMA write -- and
+ * does nothing else: then the clock stops until the answer comes, as if
+ * host memory answered at once (docs/hdl.md 4).
+ */
+static bool dma_movable(const struct pf_rtl *rt)
+{
+	for (unsigned i = 0; i < rt->rd_n; i++)
+		if (rt->rd[(rt->rd_head + i) % PF_RTL_DMA_OUTSTANDING].has_data)
+			return true;
+	for (unsigned i = 0; i < rt->wr_n; i++) {
+		const struct wr_burst *b = &rt->wr[(rt->wr_head + i) % PF_RTL_DMA_OUTSTANDING];
+
+		if (!b->data_done || b->resp_in)
+			return true;
+	}
+	return false;
+}
+
 static bool has_work(const struct pf_rtl *rt, const struct pf_rtl_pins *p)
 {
-	return rt->reset_left || rt->lite.active || rt->q_n || rt->rd_n ||
-	       rt->wr_n || p->dma.arvalid || p->dma.awvalid || p->dma.wvalid ||
+	return rt->reset_left || rt->lite.active || rt->q_n || dma_movable(rt) ||
+	       p->dma.arvalid || p->dma.awvalid || p->dma.wvalid ||
 	       p->irq_req || p->busy || !!p->intx != rt->intx;
 }
 

@@ -62,7 +62,6 @@ enum pf_rtl_rec_type {
 	PF_RTL_READ = 1,        /* bar, addr: one AXI4-Lite read */
 	PF_RTL_WRITE,           /* bar, addr, data, strb: one AXI4-Lite write */
 	PF_RTL_DMA_DATA,        /* id (burst), resp; payload: the data (OKAY) */
-	PF_RTL_DMA_WRESP,       /* id (burst), resp */
 	PF_RTL_RESET,           /* id (epoch): assert rst_n, drop everything */
 	PF_RTL_EXIT,            /* finish the simulation (waves closed) */
 
@@ -73,9 +72,10 @@ enum pf_rtl_rec_type {
 	PF_RTL_TIMEOUT,         /* id, what; cycle: presented, taken (or 0), now */
 	PF_RTL_DMA_READ,        /* id (burst), addr, data (bytes); cycle: AR */
 	PF_RTL_DMA_WRITE,       /* id, addr, data (bytes); cycle: AW, first W, last W;
-				 * payload: the bytes, then one bit per byte (WSTRB) */
-	PF_RTL_DMA_BAD,         /* id, addr, data (bytes), what; cycle: handshake:
-				 * a burst the bus refused (answered SLVERR) */
+				 * payload: the bytes, then one bit per byte (WSTRB).
+				 * Posted: the simulator has answered BRESP OKAY */
+	PF_RTL_DMA_BAD,         /* id, addr, data (bytes), what, resp; cycle:
+				 * handshake: a burst the bus refused */
 	PF_RTL_IRQ,             /* what (PF_RTL_IRQ_*), data (vector); cycle: req, ack */
 	PF_RTL_INTX,            /* what (level); cycle: change */
 	PF_RTL_RESET_DONE,      /* id (epoch); cycle: asserted, released */
@@ -98,6 +98,8 @@ enum pf_rtl_dma_bad {
 	PF_RTL_BAD_BURST,       /* AxBURST is not INCR (1) */
 	PF_RTL_BAD_ALIGN,       /* address not a multiple of 4 */
 	PF_RTL_BAD_WLAST,       /* WLAST not on the burst's last beat */
+	PF_RTL_BAD_WRAP,        /* a write past 2^64 (DECERR) */
+	PF_RTL_BAD_NO_HOST,     /* a write with no host to take it (DECERR) */
 	PF_RTL_BAD_READ = 8,    /* flag: the burst was a read */
 };
 
@@ -129,7 +131,8 @@ struct pf_rtl_shared {
 	uint32_t reset_cycles;          /* rst_n low this many cycles */
 	uint64_t watchdog_cycles;       /* a host access gives up after this */
 	uint64_t cycles_per_us;         /* 0: on demand; else free-running */
-	uint8_t pad0[64 - 32];
+	uint32_t no_host;               /* the bridge's: DMA writes get DECERR */
+	uint8_t pad0[64 - 36];
 	uint64_t cycle;                 /* the simulator's: cycles so far */
 	uint64_t clocking_ns;           /* wall time spent clocking */
 	uint64_t sleeps;                /* times it slept for want of work */

@@ -64,7 +64,7 @@ module pf_testdev (
     output wire [10:0] irq_vector,
     input  wire        irq_ack,
     output wire        intx,
-    // High while the DMA engine works: the bridge keeps the clock running.
+    // High while the design works on its own: the clock keeps running.
     output wire        busy
 );
 
@@ -203,7 +203,9 @@ module pf_testdev (
     assign irq_msi = dma_irq ? dma_irq_msi : db_irq_msi;
     assign irq_vector = dma_irq ? dma_irq_vec : db_irq_vec;
     assign intx = intx_r;
-    assign busy = busy_dma || irq_req;
+    // Steps of the engine the bus does not show; waiting for DMA data or a
+    // write response is not work: the bridge may stop the clock meanwhile.
+    assign busy = state == S_START || state == S_NEXT || state == S_FINISH;
 
     // A doorbell's vector; one that does not fit 11 bits asks for 2047,
     // which no function declares (the bridge drops it, as testdev would).

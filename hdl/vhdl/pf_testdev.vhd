@@ -66,7 +66,7 @@ entity pf_testdev is
     irq_vector     : out std_logic_vector(10 downto 0);
     irq_ack        : in  std_logic;
     intx           : out std_logic;
-    -- High while the DMA engine works: the bridge keeps the clock running.
+    -- High while the design works on its own: the clock keeps running.
     busy           : out std_logic
   );
 end entity;
@@ -250,7 +250,9 @@ begin
   irq_msi <= dma_irq_msi when dma_irq = '1' else db_irq_msi;
   irq_vector <= dma_irq_vec when dma_irq = '1' else db_irq_vec;
   intx <= intx_r;
-  busy <= busy_dma or irq_req_i;
+  -- Steps of the engine the bus does not show; waiting for DMA data or a
+  -- write response is not work: the bridge may stop the clock meanwhile.
+  busy <= '1' when state = S_START or state = S_NEXT or state = S_FINISH else '0';
 
   -- A doorbell's vector; one that does not fit 11 bits asks for 2047,
   -- which no function declares (the bridge drops it, as testdev would).
