@@ -8,6 +8,7 @@ format the simulators write."""
 
 import os
 import re
+import shutil
 import subprocess
 import time
 
@@ -123,6 +124,16 @@ def test_trace_leads_to_the_waveform(harness, lang, endpoint_binary):
                    re.search(r"W from cycle (\d+) .* to cycle (\d+)", dw[0]).groups()]
     handshake(w, "m_dma_w", first, data=0x03020100)
     handshake(w, "m_dma_w", last, data=0xFFFEFDFC, last=1)
+
+    if shutil.which("tshark"):
+        # The dissector shows each note's first stamp as fields to filter on.
+        r = subprocess.run(["tshark", "-X", "lua_script:" + str(rtllib.REPO / "tools" /
+                            "wireshark" / "pciefw.lua"), "-r", trace, "-T", "fields",
+                            "-e", "pciefw.sim_cycle", "-e", "pciefw.sim_time_ns",
+                            "-Y", "pciefw.sim_time_ns"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        assert r.returncode == 0 and "Lua Error" not in r.stdout, r.stdout
+        assert f"{ar // PERIOD_NS}\t{ar}" in r.stdout.splitlines(), r.stdout
 
     irq = [n for n in ns if n.startswith("rtl: MSI-X vector 2")]
     req, ack = cycles(irq[0], "irq_req", "irq_ack")

@@ -81,8 +81,12 @@ local f_kind = ProtoField.string("pciefw.kind", "Kind")
 local f_field = ProtoField.string("pciefw.field", "Field")
 local f_tag = ProtoField.uint32("pciefw.tag", "Tag")
 local f_data = ProtoField.bytes("pciefw.data", "Data")
+-- The RTL bridge's notes (docs/hdl.md 7): the simulation cycle of the
+-- transaction's first handshake, and its time in the waveform.
+local f_sim_cycle = ProtoField.uint64("pciefw.sim_cycle", "Simulation cycle")
+local f_sim_ns = ProtoField.uint64("pciefw.sim_time_ns", "Simulation time (ns)")
 p.fields = { f_version, f_dir, f_rtype, f_session, f_note, f_raw, f_len, f_kind, f_field,
-             f_tag, f_data }
+             f_tag, f_data, f_sim_cycle, f_sim_ns }
 
 local e_malformed = ProtoExpert.new("pciefw.malformed", "Malformed pciefw message",
                                     expert.group.MALFORMED, expert.severity.ERROR)
@@ -189,7 +193,12 @@ function p.dissector(tvb, pinfo, tree)
   pinfo.cols.dst = dir == 0 and "endpoint" or "host"
   if rtype == 3 then
     local text = total > 4 and tvb(4, total - 4):string() or ""
-    t:add(f_note, tvb(4, total - 4), text)
+    local note = t:add(f_note, tvb(4, total - 4), text)
+    local cycle, ns = text:match("^rtl: .-cycle (%d+) %((%d+) ns%)")
+    if cycle then
+      note:add(f_sim_cycle, tvb(4, total - 4), UInt64(cycle))
+      note:add(f_sim_ns, tvb(4, total - 4), UInt64(ns))
+    end
     pinfo.cols.info = "^ " .. text
     return total
   end
