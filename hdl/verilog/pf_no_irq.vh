@@ -1,4 +1,4 @@
-// Tie-offs for a broken design that raises no interrupt (test_hdl_hostile.py).
+// The interrupt port of a design that raises none, tied off (docs/hdl.md 2).
     assign irq_req = 1'b0;
     assign irq_msi = 1'b0;
     assign irq_vector = 11'd0;

@@ -1,4 +1,4 @@
-// Tie-offs for a broken design that makes no DMA (test_hdl_hostile.py).
+// The DMA master of a design that makes no DMA, tied off (docs/hdl.md 2).
     assign m_dma_awaddr = 64'd0;
     assign m_dma_awlen = 8'd0;
     assign m_dma_awsize = 3'd2;

@@ -1,7 +1,7 @@
-// The RTL device interface with one AXI4-Lite BAR (docs/hdl.md 2), as the
-// port list of the broken designs the hostile-RTL tests run
-// (tests/integration/test_hdl_hostile.py): `include it between the
-// parentheses of a module header.
+// The RTL device interface with one AXI4-Lite BAR, BAR0 (docs/hdl.md 2):
+// `include it between the parentheses of a module header, as
+// hdl/verilog/pf_minimal.v does.  hdl/build.py puts hdl/verilog/ on the
+// include path.  A design with more BARs adds their s_barN_* ports.
     input  wire        clk,
     input  wire        rst_n,
     input  wire [31:0] s_bar0_awaddr,
