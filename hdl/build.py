@@ -121,7 +121,7 @@ def input_hash(lang, top, bars, wave, srcs) -> str:
         if f.is_file():
             h.update(str(f.name).encode() + b"\0" + f.read_bytes() + b"\0")
     for s in srcs:             # the order of the sources matters to the tools
-        h.update(str(s).encode() + b"\0")
+        h.update(s.name.encode() + b"\0")
     return h.hexdigest()[:16]
 
 

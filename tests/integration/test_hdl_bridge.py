@@ -218,3 +218,20 @@ def test_skeleton(harness, lang, src):
     d.qt.writeb(bar0 + 2, 0xAB)
     assert d.qt.readl(bar0) == 0x11AB3344
     assert d.qt.readq(bar0) == 0x600DCAFE11AB3344
+
+
+@pytest.mark.parametrize("ext", ["v", "vhd"])
+def test_two_bars(harness, ext):
+    """A design with AXI4-Lite windows on BAR0 and BAR2, and the MSI-X table
+    in BAR1: each access reaches its own port."""
+    lang = "verilog" if ext == "v" else "vhdl"
+    ep = harness.endpoint(device=rtllib.device(
+        f"hdl-{lang},src={rtllib.HOSTILE / ('two_bars.' + ext)},bar2=64K"))
+    _, q, d = start(harness, endpoint=ep)
+    assert d.bars[2].size == 64 * 1024 and d.bars[1].size == 4096
+    b0, b2 = d.bars[0].addr, d.bars[2].addr
+    assert d.qt.readl(b0) == 0xBA400000 and d.qt.readl(b2) == 0xBA420000
+    d.qt.writel(b0 + 4, 0x1111)
+    d.qt.writel(b2 + 4, 0x2222)
+    assert d.qt.readl(b0 + 4) == 0x1111 and d.qt.readl(b2 + 4) == 0x2222
+    assert d.qt.readl(d.bars[1].addr + 0x900) == 0xFFFFFFFF     # no window

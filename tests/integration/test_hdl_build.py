@@ -98,7 +98,8 @@ def test_examples_lint_clean(tmp_path):
         assert r.returncode == 0 and not r.stdout, (src, r.stdout)
     r = subprocess.run(["ghdl-llvm", "-a", "--std=08", f"--workdir={tmp_path}",
                         str(REPO / "hdl" / "runtime" / "pf_rtl_pkg.vhd"),
-                        *map(str, sorted((REPO / "hdl" / "vhdl").glob("*.vhd")))],
+                        *map(str, sorted((REPO / "hdl" / "vhdl").glob("*.vhd"))),
+                        *map(str, sorted(rtllib.HOSTILE.glob("*.vhd")))],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert r.returncode == 0 and not r.stdout, r.stdout
 
