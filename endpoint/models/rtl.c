@@ -84,7 +84,6 @@ struct rtl {
 	unsigned msix_vectors, msi_vectors;
 	bool intx_pin;
 	unsigned warned[LOG_KINDS]; /* per kind: BARs/flags logged once */
-	uint64_t warned_vector;
 	uint8_t payload[PF_RTL_MAX_PAYLOAD];
 };
 
@@ -328,7 +327,8 @@ static void on_write_done(struct rtl *r, const struct pf_rtl_rec *e)
 
 	if ((int32_t)(e->id - r->id_floor) < 0)
 		return;
-	r->writes_out--;
+	if (r->writes_out)
+		r->writes_out--;
 	r->warned[LOG_TIMEOUT] &= ~(1u << e->bar);
 	if (e->resp != PF_RTL_OKAY)
 		warn_once(r, LOG_BRESP, e->bar, "BAR%u+0x%" PRIx64 ": the design "
@@ -352,7 +352,7 @@ static const char *const timeout_names[] = {
 static void on_timeout(struct rtl *r, const struct pf_rtl_rec *e)
 {
 	struct host_read *h = &r->rd;
-	bool rd = h->active && e->id - h->id < h->parts;
+	bool rd = e->data == PF_RTL_READ;
 	const char *fate = rd ? "completed as Unsupported Request (the guest "
 			   "reads all ones)" : "the write is dropped";
 	char a[64], b[64];
@@ -374,7 +374,8 @@ static void on_timeout(struct rtl *r, const struct pf_rtl_rec *e)
 			  rd ? "read" : "write", at(a, sizeof(a), e->cycle[0]),
 			  at(b, sizeof(b), e->cycle[2]), fate);
 	if (!rd) {
-		r->writes_out--;
+		if (r->writes_out)
+			r->writes_out--;
 		return;
 	}
 	if (h->active && e->id - h->id < h->parts && !(h->done & (1u << (e->id - h->id)))) {

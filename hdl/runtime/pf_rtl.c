@@ -541,7 +541,7 @@ static void lite_start(struct pf_rtl *rt, uint64_t c)
 
 	if (s->owed_r || s->owed_b || s->broken) {
 		struct pf_rtl_rec r = { .type = PF_RTL_TIMEOUT, .bar = q->bar,
-					.id = q->id, .addr = q->addr,
+					.id = q->id, .addr = q->addr, .data = q->type,
 					.what = PF_RTL_TO_BLOCKED, .cycle = { c, 0, c } };
 
 		if (!rt->room)
@@ -645,6 +645,7 @@ static void watchdog(struct pf_rtl *rt, uint64_t c)
 	r.bar = a->req.bar;
 	r.id = a->req.id;
 	r.addr = a->req.addr;
+	r.data = a->req.type;
 	r.what = rd ? (a->a_done ? PF_RTL_TO_R : PF_RTL_TO_AR) :
 		 !a->a_done ? PF_RTL_TO_AW : !a->w_done ? PF_RTL_TO_W : PF_RTL_TO_B;
 	r.cycle[0] = a->start;

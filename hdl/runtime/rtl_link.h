@@ -69,7 +69,8 @@ enum pf_rtl_rec_type {
 	PF_RTL_HELLO = 64,      /* data: AXI4-Lite BARs (bit mask); payload: name */
 	PF_RTL_READ_DONE,       /* id, resp, data; cycle: AR, R */
 	PF_RTL_WRITE_DONE,      /* id, resp; cycle: AW, W, B */
-	PF_RTL_TIMEOUT,         /* id, what; cycle: presented, taken (or 0), now */
+	PF_RTL_TIMEOUT,         /* id, what, data (PF_RTL_READ or _WRITE); cycle:
+				 * presented, taken (or 0), now */
 	PF_RTL_DMA_READ,        /* id (burst), addr, data (bytes); cycle: AR */
 	PF_RTL_DMA_WRITE,       /* id, addr, data (bytes); cycle: AW, first W, last W;
 				 * payload: the bytes, then one bit per byte (WSTRB).
