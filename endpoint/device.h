@@ -318,6 +318,11 @@ void pf_set_intx(struct pf_dev *dev, bool level);
 bool pf_dev_tracing(const struct pf_dev *dev);
 void pf_dev_note(struct pf_dev *dev, bool to_host, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * From bar_read, for a read it completes now (not deferred): @note is
+ * recorded right after that read's completion.
+ */
+void pf_dev_note_completion(struct pf_dev *dev, const char *note);
 void pf_complete_read_note(struct pf_dev *dev, int status, const void *data,
 			   uint32_t size, const char *note);
 

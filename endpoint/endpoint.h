@@ -60,6 +60,8 @@ struct pf_dev {
 	struct pf_tag_windows cancelled;
 
 	struct pf_deferred deferred;    /* defer.c */
+	/* pf_dev_note_completion(): written after the next completion. */
+	char *completion_note;
 
 	/*
 	 * Guest memory shared by the host (docs/protocol.md 10): DMA is a
