@@ -79,7 +79,8 @@ struct rtl {
 	struct pf_rtl_shared cfg;
 	struct rtl_proc proc;
 	bool dead;              /* the simulation is gone until a reset */
-	ev_io bell, exit_w;
+	ev_io bell;
+	ev_child exit_w;        /* libev reaps children: this has the status */
 	ev_idle poll;
 	uint64_t last_event_ns;
 	ev_timer answer;        /* ANSWER_S for the deferred read */
@@ -705,9 +706,9 @@ static void watch(struct rtl *r)
 	struct ev_loop *loop = pf_dev_loop(r->dev);
 
 	ev_io_set(&r->bell, r->proc.bridge_bell, EV_READ);
-	ev_io_set(&r->exit_w, r->proc.pidfd, EV_READ);
+	ev_child_set(&r->exit_w, r->proc.pid, 0);
 	ev_io_start(loop, &r->bell);
-	ev_io_start(loop, &r->exit_w);
+	ev_child_start(loop, &r->exit_w);
 }
 
 static void unwatch(struct rtl *r)
@@ -715,7 +716,7 @@ static void unwatch(struct rtl *r)
 	struct ev_loop *loop = pf_dev_loop(r->dev);
 
 	ev_io_stop(loop, &r->bell);
-	ev_io_stop(loop, &r->exit_w);
+	ev_child_stop(loop, &r->exit_w);
 	ev_idle_stop(loop, &r->poll);
 	ev_timer_stop(loop, &r->answer);
 }
@@ -748,12 +749,13 @@ static void sim_gone(struct rtl *r, const char *why)
 	read_fail_all(r);
 }
 
-static void exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void exit_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
 	struct rtl *r = w->data;
 
-	if (!rtl_proc_reap(&r->proc))
+	if (w->rpid != r->proc.pid)
 		return;
+	rtl_proc_exited(&r->proc, w->rstatus);
 	take_events(r);         /* what it did before it went */
 	sim_gone(r, NULL);
 }
@@ -955,7 +957,7 @@ static void *rtl_create(struct pf_dev *dev, struct pf_identity *id)
 	r->dead = true;
 	ev_io_init(&r->bell, bell_cb, -1, EV_READ);
 	ev_idle_init(&r->poll, poll_cb);
-	ev_io_init(&r->exit_w, exit_cb, -1, EV_READ);
+	ev_child_init(&r->exit_w, exit_cb, 0, 0);
 	ev_timer_init(&r->answer, answer_cb, ANSWER_S, 0);
 	r->bell.data = r->exit_w.data = r->answer.data = r->poll.data = r;
 	if (parse_identity(r, id) || parse_sim(r))

@@ -30,6 +30,7 @@ static void release(struct rtl_proc *p)
 	memset(&p->link, 0, sizeof(p->link));
 	p->pidfd = p->sim_bell = p->bridge_bell = -1;
 	p->pid = 0;
+	p->exited = false;
 }
 
 /* The child: the link on fds 3-5, stdout into the endpoint's log (stderr). */
@@ -161,6 +162,7 @@ int rtl_proc_start(struct rtl_proc *p, const char *dir, const char *wave,
 	pid_t parent = getpid();
 
 	memset(p, 0, sizeof(*p));
+	p->status = -1;
 	p->pidfd = p->sim_bell = p->bridge_bell = -1;
 	if ((size_t)snprintf(run, sizeof(run), "%s/run", dir) >= sizeof(run) ||
 	    access(run, X_OK)) {
@@ -198,17 +200,29 @@ fail:
 
 bool rtl_proc_reap(struct rtl_proc *p)
 {
-	if (!p->pid)
+	pid_t r;
+
+	if (!p->pid || p->exited)
 		return true;
-	if (waitpid(p->pid, &p->status, WNOHANG) != p->pid)
+	r = waitpid(p->pid, &p->status, WNOHANG);
+	if (r == 0 || (r < 0 && errno != ECHILD))
 		return false;
-	p->pid = 0;
+	/* ECHILD: libev reaped it; its ev_child watcher has the status. */
+	p->exited = true;
 	return true;
+}
+
+void rtl_proc_exited(struct rtl_proc *p, int status)
+{
+	p->exited = true;
+	p->status = status;
 }
 
 void rtl_proc_describe_exit(const struct rtl_proc *p, char *buf, size_t len)
 {
-	if (WIFSIGNALED(p->status))
+	if (p->status == -1)
+		snprintf(buf, len, "ended");
+	else if (WIFSIGNALED(p->status))
 		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(p->status),
 			 strsignal(WTERMSIG(p->status)));
 	else
@@ -227,9 +241,10 @@ void rtl_proc_stop(struct rtl_proc *p, double grace_s)
 		poll(&pfd, p->pidfd >= 0 ? 1 : 0, (int)(grace_s * 1000));
 	}
 	if (p->pid && !rtl_proc_reap(p)) {
-		kill(p->pid, SIGKILL);
-		waitpid(p->pid, &p->status, 0);
-		p->pid = 0;
+		/* By its pidfd: a reaped pid may already be another process's. */
+		if (p->pidfd < 0 || pidfd_send_signal(p->pidfd, SIGKILL, NULL, 0) == 0)
+			waitpid(p->pid, &p->status, 0);
+		p->exited = true;
 	}
 	release(p);
 }

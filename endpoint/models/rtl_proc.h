@@ -15,7 +15,9 @@
 
 struct rtl_proc {
 	pid_t pid;              /* 0: none */
-	int pidfd;              /* readable once the process has exited */
+	bool exited;            /* it has, and was reaped (status below) */
+	int pidfd;              /* readable once the process has exited; the
+				 * signals go through it: its pid may be reused */
 	int sim_bell, bridge_bell;
 	void *base;             /* the link's memfd, mapped */
 	size_t size;
@@ -34,8 +36,13 @@ int rtl_proc_start(struct rtl_proc *p, const char *dir, const char *wave,
 		   const struct pf_rtl_shared *cfg, double timeout_s,
 		   char *err, size_t errlen);
 
-/* Has the process exited?  Reaps it (sets status) when it has. */
+/*
+ * Has the process exited?  Reaps it (sets status) when it has.  libev's
+ * default loop reaps children itself (SIGCHLD): the model learns the
+ * status from an ev_child watcher and says so with rtl_proc_exited().
+ */
 bool rtl_proc_reap(struct rtl_proc *p);
+void rtl_proc_exited(struct rtl_proc *p, int status);
 
 /* "exited with status N" or "was killed by signal N (NAME)". */
 void rtl_proc_describe_exit(const struct rtl_proc *p, char *buf, size_t len);

@@ -38,9 +38,6 @@
 #define HUNG_CYCLES 256u
 /* Host accesses we queue; the bridge sends at most PF_RTL_MAX_QUEUED. */
 #define HOSTQ 1024u
-/* Spin for the next request before sleeping: adaptive, in ns. */
-#define SPIN_MIN_NS 2000
-#define SPIN_MAX_NS 100000
 /* Free-running: how often to look at the wall clock, in cycles. */
 #define PACE_EVERY 64
 
@@ -111,7 +108,6 @@ struct pf_rtl {
 	bool room;                      /* room for this edge's events */
 
 	unsigned quiet;
-	struct pf_spin spin;
 	uint64_t clock_start_ns;
 	uint64_t pace_t0_ns, pace_c0;
 
@@ -199,7 +195,6 @@ struct pf_rtl *pf_rtl_open(unsigned bars, const char *name)
 	sigaction(SIGTERM, &sa, NULL);      /* no SA_RESTART: a sleep ends */
 	sigaction(SIGINT, &sa, NULL);
 	rt->bars = bars & 0x3f;
-	pf_spin_init(&rt->spin, SPIN_MIN_NS, SPIN_MAX_NS);
 	pf_ring_consumer_awake(&rt->link.rx);
 	rt->clock_start_ns = rt->pace_t0_ns = pf_ring_now_ns();
 	start_reset(rt, 0);                 /* power-on reset */
@@ -685,35 +680,21 @@ static void doze(uint64_t ns)
 }
 
 /*
- * Nothing to do: spin a little for the next request (it is often close
- * behind), then sleep on the doorbell.  Simulated time does not move.
+ * Nothing to do: sleep on the doorbell until the bridge sends something.
+ * Simulated time does not move.  No spinning first: on a machine of two
+ * CPUs, where QEMU's vCPU and the endpoint poll already, a spinning
+ * simulation took their CPU and made register reads four times slower
+ * (docs/hdl.md 10).
  */
 static void sleep_for_work(struct pf_rtl *rt)
 {
-	uint64_t now = pf_ring_now_ns(), until = now + rt->spin.budget_ns, slept;
-
-	publish(rt, now);
-	while (now < until) {
-		if (pf_ring_readable(&rt->link.rx) || stop_signal) {
-			pf_spin_hit(&rt->spin);
-			rt->clock_start_ns = pf_ring_now_ns();
-			return;
-		}
-		__builtin_ia32_pause();
-		now = pf_ring_now_ns();
-	}
+	publish(rt, pf_ring_now_ns());
 	if (pf_ring_consumer_sleep(&rt->link.rx)) {
 		__atomic_store_n(&rt->link.shared->sleeps, rt->link.shared->sleeps + 1,
 				 __ATOMIC_RELAXED);
-		slept = pf_ring_now_ns();
 		while (!pf_ring_readable(&rt->link.rx) && !rt->link.rx.corrupt &&
 		       !stop_signal)
 			doze(0);
-		/* Woken soon after giving up: spinning longer would have paid. */
-		if (pf_ring_now_ns() - slept < SPIN_MAX_NS)
-			pf_spin_hit(&rt->spin);
-		else
-			pf_spin_miss(&rt->spin);
 		pf_ring_consumer_awake(&rt->link.rx);
 	}
 	rt->clock_start_ns = pf_ring_now_ns();

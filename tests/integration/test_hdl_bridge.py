@@ -174,13 +174,14 @@ def test_clock_modes(harness, mode):
     ep, q, d = run(harness, "verilog", opts)
     assert d.reg(0) == 0x7E57DE01
     q.stop()
-    ep.wait_log("host gone")
+    wait_for(lambda: ep.output().count("host gone") == 1, what="the first host gone")
     before = stats(ep)
     time.sleep(0.5)
     _, q2, d2 = start(harness, endpoint=ep)
     assert d2.reg(0) == 0x7E57DE01
     q2.stop()
-    ep.wait_log("host gone", timeout=30)
+    wait_for(lambda: ep.output().count("host gone") == 2, timeout=30,
+             what="the second host gone")
     grown = stats(ep) - before
     print(f"{mode}: {grown} cycles across 0.5 s of idle and one session")
     if mode == "on-demand":
