@@ -359,6 +359,14 @@ static void dma_kick(struct pf_dev *dev)
 		ev_timer_start(dev->loop, t);
 }
 
+static void log_shared_ram(void *opaque, bool warn, const char *line)
+{
+	if (warn)
+		pf_warn("%s", line);
+	else
+		pf_info("%s", line);
+}
+
 static int handle_memory_map(struct pf_dev *dev, const Pciefw__MemoryMap *mm,
 			     char *err, size_t errlen)
 {
@@ -369,7 +377,8 @@ static int handle_memory_map(struct pf_dev *dev, const Pciefw__MemoryMap *mm,
 			 "file descriptor for each", mm->n_regions);
 		return PF_ERR_INVALID;
 	}
-	pf_shared_ram_set(&dev->gmem, mm, fds, pf_conn_name(dev->conn));
+	pf_shared_ram_set(&dev->gmem, mm, fds, pf_conn_name(dev->conn),
+			  log_shared_ram, NULL);
 	return PF_OK;
 }
 
@@ -845,6 +854,8 @@ int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errl
 			   m->reset->kind == PCIEFW__RESET_KIND__RESET_FUNCTION ?
 			   "function-level" : "system");
 		reset_device(dev, (enum pf_reset_kind)m->reset->kind);
+		/* A reset clears Bus Master Enable (spec 10.3). */
+		dev->bus_master = false;
 		send_completion(dev, m->reset->tag, PF_CPL_OK, NULL, 0);
 		return PF_OK;
 	default:

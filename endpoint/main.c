@@ -40,6 +40,8 @@ static void usage(FILE *f)
 "      --no-shm-rings         do not offer shared-memory rings on UNIX sockets:\n"
 "                             every message goes through the socket\n"
 "      --max-payload=BYTES    largest data payload accepted (default %u, max %u)\n"
+"      --hello-timeout=SECONDS  how long a connected host has to send its Hello,\n"
+"                             TLS handshake included (default 10; 0.1 to 3600)\n"
 "      --trace=FILE           record every message both ways (pcapng)\n"
 "      --trace-limit=BYTES    rotate the trace at this size (FILE.1, FILE.2, ...);\n"
 "                             at least 4096, suffixes K, M, G\n"
@@ -90,6 +92,7 @@ int main(int argc, char **argv)
 		{ "opt", required_argument, NULL, 'O' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-payload", required_argument, NULL, 'p' },
+		{ "hello-timeout", required_argument, NULL, 'H' },
 		{ "tls-creds", required_argument, NULL, 'C' },
 		{ "tls-verify-peer", no_argument, NULL, 'P' },
 		{ "no-guest-memory", no_argument, NULL, 'G' },
@@ -109,6 +112,7 @@ int main(int argc, char **argv)
 	const char *trace_path = NULL, *tls_dir = NULL;
 	bool tls_verify_peer = false, guest_memory = true, shm_rings = true;
 	unsigned long max_payload = PCIEFW_DEFAULT_PAYLOAD;
+	double hello_timeout = PF_HELLO_TIMEOUT_S;
 	unsigned long long trace_limit = 0;
 	unsigned long trace_files = 4;
 	int level = PF_LOG_INFO, c;
@@ -138,6 +142,17 @@ int main(int argc, char **argv)
 			    max_payload < PCIEFW_MIN_PAYLOAD ||
 			    max_payload > PCIEFW_MAX_PAYLOAD)
 				return fail("invalid --max-payload '%s'", optarg);
+			break;
+		}
+		case 'H': {
+			char *end;
+
+			errno = 0;
+			hello_timeout = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(hello_timeout >= 0.1) ||
+			    hello_timeout > 3600)
+				return fail("invalid --hello-timeout '%s' (seconds, 0.1 "
+					    "to 3600)", optarg);
 			break;
 		}
 		case 't':
@@ -237,6 +252,7 @@ int main(int argc, char **argv)
 	cfg.hello.max_payload = (uint32_t)max_payload;
 	cfg.guest_memory = guest_memory;
 	cfg.shm_rings = shm_rings;
+	cfg.hello_timeout_s = hello_timeout;
 	if (trace_path) {
 		cfg.trace = pf_trace_create(trace_path, "pciefw-endpoint", err, sizeof(err));
 		if (!cfg.trace) {

@@ -42,11 +42,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME = REPO / "hdl" / "runtime"
 PROTOCOL = REPO / "protocol"
-C_RUNTIME = [RUNTIME / "pf_rtl.c", RUNTIME / "rtl_link.c", PROTOCOL / "ring.c"]
+# The rings of spec 11 (protocol/ring.c, and what it calls) carry the link.
+C_RUNTIME = [RUNTIME / "pf_rtl.c", RUNTIME / "rtl_link.c", PROTOCOL / "ring.c",
+             PROTOCOL / "shared_fd.c"]
 # The interface's Verilog headers (pf_ports.vh ...), on every include path.
 VERILOG_INC = REPO / "hdl" / "verilog"
 RUNTIME_INPUTS = sorted(RUNTIME.iterdir()) + sorted(VERILOG_INC.glob("*.vh")) + \
-    [PROTOCOL / "ring.c", PROTOCOL / "ring.h", PROTOCOL / "pciefw.h", Path(__file__)]
+    [PROTOCOL / n for n in ("ring.c", "ring.h", "shared_fd.c", "shared_fd.h",
+                            "pciefw.h")] + [Path(__file__)]
 HDL_EXT = (".v", ".sv", ".vh", ".svh", ".vhd", ".vhdl")
 EXAMPLES = {"verilog": REPO / "hdl" / "verilog" / "pf_testdev.v",
             "vhdl": REPO / "hdl" / "vhdl" / "pf_testdev.vhd"}

@@ -290,6 +290,21 @@ int pf_trace_write_session(struct pf_trace_writer *w, uint64_t ts_ns,
 			    (const uint8_t *)text, len < 1024 ? len : 1024);
 }
 
+void pf_trace_write_frames(struct pf_trace_writer *w, uint64_t ts_ns,
+			   enum pf_dir dir, const uint8_t *p, size_t len)
+{
+	const uint8_t *end = p + len;
+
+	while (w && (size_t)(end - p) >= PF_FRAME_HEADER) {
+		uint32_t n = pf_frame_get_header(p);
+
+		if (n > (size_t)(end - p) - PF_FRAME_HEADER)
+			break;
+		pf_trace_write(w, ts_ns, dir, p + PF_FRAME_HEADER, n);
+		p += PF_FRAME_HEADER + n;
+	}
+}
+
 int pf_trace_write_malformed(struct pf_trace_writer *w, uint64_t ts_ns,
 			     enum pf_dir dir, const uint8_t *raw, size_t len)
 {

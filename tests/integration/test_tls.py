@@ -208,6 +208,21 @@ def test_second_tls_host_is_told_the_device_is_busy(harness, creds):
     assert d.reg(REG_ID) == ID
 
 
+def test_second_plain_text_host_is_told_busy_in_plain_text(harness, creds):
+    """A second host that does not speak TLS, while a TLS host is served:
+    it reads Error{ERROR_BUSY} in plain text (spec 1.5, 2.4), not a TLS
+    record it cannot read nor a bare close, and the first is still
+    served."""
+    ep = tls_endpoint(harness, creds)
+    q = harness.qemu(qemu_args(ep, creds["qemu"]))
+    d = DeviceUnderTest(q, TOPO)
+    line = refused(harness, qemu_args(ep))
+    assert re.search(r"endpoint reported an error \(ERROR_BUSY: device testdev is "
+                     r"busy: it already serves a host \(connection 1\)\)$", line), line
+    assert "refused a second host" in ep.output(), ep.output()
+    assert d.reg(REG_ID) == ID
+
+
 def test_silent_host_does_not_keep_a_tls_endpoint(harness, creds):
     """A host that connects and never starts its TLS handshake is dropped
     after the deadline (spec 1.5); the device then serves the next host."""
