@@ -9,6 +9,9 @@ QEMU we build and measures, in one run:
   access   register read/write latency from inside the guest for QEMU's
            in-process pci-testdev (the floor), pciefw+testdev over UNIX and
            TCP, and vfio-user-pci with libvfio-user's gpio sample
+  hdl      testdev beside the same register map in RTL, Verilog under
+           Verilator and VHDL under GHDL (docs/hdl.md): register latency,
+           DMA copy throughput, simulated cycles per second
 
 Prints one JSON object per measurement on stdout.
 """
@@ -35,12 +38,12 @@ ENDPOINT = BUILD / "endpoint" / "pciefw-endpoint"
 LOGDIR = None       # the run's temporary directory (main)
 
 
-def Endpoint(device, listen):
+def Endpoint(device, listen, log_level="warn"):
     """A pciefw-endpoint for one benchmark (procs.Endpoint: stopped by PID,
     its warnings logged in the run's temporary directory)."""
     name = "ep-" + "".join(c if c.isalnum() else "-" for c in listen)
     return procs.Endpoint(str(ENDPOINT), str(LOGDIR), listen, device,
-                          ["--log-level", "warn"], name=name)
+                          ["--log-level", log_level], name=name)
 
 
 class Peer(threading.Thread):
@@ -148,11 +151,13 @@ tcp-blast rr 10.0.2.2 {echo.port} {rr_count}
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["nic", "access", "all"])
+    ap.add_argument("what", choices=["nic", "access", "hdl", "all"])
     ap.add_argument("--qemu", default=os.environ.get("PCIEFW_QEMU"), required=False)
     ap.add_argument("--mib", type=int, default=64, help="MiB per TCP transfer")
     ap.add_argument("--rr", type=int, default=2000, help="request/responses")
     ap.add_argument("--reads", type=int, default=20000, help="register accesses")
+    ap.add_argument("--dma-bytes", type=int, default=1 << 20, help="bytes per DMA copy")
+    ap.add_argument("--copies", type=int, default=20, help="DMA copies (hdl)")
     args = ap.parse_args()
     if not args.qemu:
         ap.error("--qemu or PCIEFW_QEMU is required (./dev bench sets it)")
@@ -167,6 +172,11 @@ def main():
             sys.path.insert(0, str(REPO / "bench"))
             import access_bench
             access_bench.run(args.qemu, tmp, args.reads, results, Endpoint, BUILD)
+        if args.what in ("hdl", "all"):
+            sys.path.insert(0, str(REPO / "bench"))
+            import hdl_bench
+            hdl_bench.run(args.qemu, tmp, args.reads, args.dma_bytes, args.copies,
+                          results, Endpoint, BUILD)
     finally:
         subprocess.run(["rm", "-rf", str(tmp)])
 

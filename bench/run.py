@@ -41,6 +41,10 @@ ACCESS_TARGETS = [(t, k, op) for t, kinds in (("in-process", ("mmio", "io")),
                                               ("pciefw-tcp", ("mmio", "io")),
                                               ("vfio-user", ("io",)))
                   for k in kinds for op in ("read", "write")]
+HDL = ("testdev", "rtl-verilog", "rtl-vhdl")
+HDL_TARGETS = [(t, k, op) for t in HDL
+               for k, op in (("mmio", "read"), ("mmio", "write"), ("dma", "copy"))] + \
+              [(t, "sim", "clock") for t in HDL[1:]]
 NICS = ("pciefw", "pciefw-shm", "pciefw-e1000", "e1000", "virtio-net-pci")
 NIC_TARGETS = [(n, op) for n in NICS
                for op in ("send", "recv", "rr")]
@@ -92,6 +96,25 @@ def access_section(recs):
                              f"{p50 / float(vu['p50_us']):.2f}x" if vu else "-"])
     return table(["device", "BAR", "access", "mean µs", "p50 µs", "p99 µs",
                   "p50 / in-process", "p50 / vfio-user"], rows)
+
+
+def hdl_section(recs):
+    by = {(r["target"], r["kind"], r["op"]): r for r in recs}
+    base_rd = float(by[("testdev", "mmio", "read")]["p50_us"])
+    base_dma = float(by[("testdev", "dma", "copy")]["mib_s"])
+    sims = {"testdev": "- (C)", "rtl-verilog": "Verilator", "rtl-vhdl": "GHDL (LLVM)"}
+    rows = []
+    for t in HDL:
+        rd, wr, dma = (by[(t, k, op)] for k, op in
+                       (("mmio", "read"), ("mmio", "write"), ("dma", "copy")))
+        clock = by.get((t, "sim", "clock"))
+        rows.append([t, sims[t], rd["p50_us"], f"{float(rd['p50_us']) / base_rd:.1f}x",
+                     wr["p50_us"], dma["mib_s"],
+                     f"{base_dma / float(dma['mib_s']):.0f}x",
+                     f"{float(clock['cycles_per_s']) / 1e6:.2f}" if clock else "-"])
+    return table(["device", "simulated by", "MMIO read p50 µs", "read / testdev",
+                  "MMIO write p50 µs", "DMA copy MiB/s", "testdev's copy / this",
+                  "simulated Mcycles/s"], rows)
 
 
 def nic_section(recs):
@@ -187,11 +210,17 @@ def main():
     if args.smoke:
         access = run_json_lines(guest + ["access", "--reads", "50"])
         nic = run_json_lines(guest + ["nic", "--mib", "1", "--rr", "20"])
+        hdl = run_json_lines(guest + ["hdl", "--reads", "50", "--copies", "2",
+                                      "--dma-bytes", "65536"])
     else:
         access = run_json_lines(guest + ["access", "--reads", "20000"])
         nic = run_json_lines(guest + ["nic", "--mib", "64", "--rr", "2000"])
+        hdl = run_json_lines(guest + ["hdl", "--reads", "20000", "--copies", "10",
+                                      "--dma-bytes", str(1 << 20)])
     require(access, lambda r: (r["target"], r["kind"], r["op"]),
             ACCESS_TARGETS, "access latency")
+    require(hdl, lambda r: (r["target"], r["kind"], r["op"]), HDL_TARGETS,
+            "RTL device")
     require(nic, lambda r: (r["nic"], r["op"]), NIC_TARGETS, "NIC")
     proto = protocol_figures(args.smoke)
     chart(access, out / "benchmarks.png")
@@ -229,6 +258,22 @@ in a shared memfd: the session on shared-memory rings both sides poll
 the socket. `docs/performance.md` says where the time goes.
 
 {targets_section(access, nic, proto)}
+
+## Devices in RTL beside testdev
+
+One register map in three implementations (`docs/hdl.md` 6), each in its
+own guest behind `-device pciefw` as users get it (shared-memory rings,
+guest RAM shared): `testdev` in C, and the example device `pf_testdev` in
+Verilog under Verilator and in VHDL under GHDL, behind the RTL bridge
+(`--device rtl`). In the guest, `bench/guest/access_lat.c` times 32-bit
+reads and writes of `SCRATCH`, and `bench/guest/dma_bench.c` times DMA
+copies of {'64 KiB' if args.smoke else '1 MiB'} between two reserved areas
+(start, then poll `DMA_STATUS`). *Simulated Mcycles/s* is the endpoint's
+count of cycles over the wall time the simulation spent clocking them (the
+`rtl` model logs both); an idle simulation sleeps and is not counted.
+`docs/hdl.md` section 10 says where the time goes.
+
+{hdl_section(hdl)}
 
 ## NIC throughput
 

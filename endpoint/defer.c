@@ -14,6 +14,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "msg.h"
+#include "trace.h"
 
 struct pf_held {
 	struct pf_held *next;
@@ -124,6 +125,12 @@ static void drain(struct pf_dev *dev)
 void pf_complete_read(struct pf_dev *dev, int status, const void *data,
 		      uint32_t size)
 {
+	pf_complete_read_note(dev, status, data, size, NULL);
+}
+
+void pf_complete_read_note(struct pf_dev *dev, int status, const void *data,
+			   uint32_t size, const char *note)
+{
 	struct pf_deferred *d = &dev->deferred;
 	size_t mark;
 
@@ -143,6 +150,8 @@ void pf_complete_read(struct pf_dev *dev, int status, const void *data,
 				      status == PF_CPL_OK ? size : 0) < 0)
 			pf_err("out of memory queueing a completion");
 		pf_conn_out_end(dev->conn, mark);
+		if (note)
+			pf_conn_trace_note(dev->conn, PF_DIR_TO_HOST, note);
 	}
 	drain(dev);
 }

@@ -59,6 +59,13 @@ static void send_completion(struct pf_dev *dev, uint32_t tag, int status,
 	if (status != PF_CPL_OK)
 		size = 0;
 	SEND(dev, pf_put_completion(o, tag, (Pciefw__Status)status, data, size));
+	if (dev->completion_note) {
+		if (dev->conn)
+			pf_conn_trace_note(dev->conn, PF_DIR_TO_HOST,
+					   dev->completion_note);
+		free(dev->completion_note);
+		dev->completion_note = NULL;
+	}
 }
 
 /* ---- Instance life cycle ---- */
@@ -147,6 +154,7 @@ void pf_dev_destroy(struct pf_dev *dev)
 	free(dev->dma_kick);
 	if (dev->model->ops->destroy)
 		dev->model->ops->destroy(dev->state);
+	free(dev->completion_note);
 	free(dev->scratch);
 	free(dev);
 }
@@ -194,6 +202,31 @@ void pf_dev_log(struct pf_dev *dev, int level, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pf_log((enum pf_log_level)level, "%s: %s", dev->model->name, msg);
+}
+
+bool pf_dev_tracing(const struct pf_dev *dev)
+{
+	return dev->conn && pf_conn_tracing(dev->conn);
+}
+
+void pf_dev_note_completion(struct pf_dev *dev, const char *note)
+{
+	free(dev->completion_note);
+	dev->completion_note = pf_dev_tracing(dev) && note ? strdup(note) : NULL;
+}
+
+void pf_dev_note(struct pf_dev *dev, bool to_host, const char *fmt, ...)
+{
+	char note[PF_TRACE_MAX_NOTE];
+	va_list ap;
+
+	if (!pf_dev_tracing(dev))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(note, sizeof(note), fmt, ap);
+	va_end(ap);
+	pf_conn_trace_note(dev->conn, to_host ? PF_DIR_TO_HOST : PF_DIR_TO_ENDPOINT,
+			   note);
 }
 
 void pf_dev_describe(const struct pf_dev *dev, Pciefw__DeviceDescription *d,
@@ -703,6 +736,7 @@ static void mem_read(struct pf_dev *dev, const Pciefw__MemRead *r)
 	if (access_ok(dev, r->bar, r->offset, r->size, false))
 		st = pf_access_read(dev, r->bar, r->offset, dev->scratch, r->size);
 	if (st == PF_CPL_DEFER) {
+		pf_dev_note_completion(dev, NULL);
 		pf_defer_begin(dev, r->tag, r->size);
 		return;
 	}

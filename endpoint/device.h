@@ -306,6 +306,27 @@ void pf_raise_msi(struct pf_dev *dev, unsigned vector);
 void pf_set_intx(struct pf_dev *dev, bool level);
 
 /*
+ * Notes in the trace (docs/protocol.md 6): what the model makes of a
+ * transaction, as a note record.  pf_dev_note() writes one after the last
+ * record: with @to_host, about the message the model's last call produced
+ * (a DmaRead, DmaWrite or interrupt); without, about a host request.
+ * pf_complete_read_note() is pf_complete_read() with @note (NULL: none)
+ * recorded right after the completion, before held requests go on.  Both
+ * do nothing without a trace; pf_dev_tracing() says whether there is one,
+ * so that a model formats notes only when they are kept.
+ */
+bool pf_dev_tracing(const struct pf_dev *dev);
+void pf_dev_note(struct pf_dev *dev, bool to_host, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/*
+ * From bar_read, for a read it completes now (not deferred): @note is
+ * recorded right after that read's completion.
+ */
+void pf_dev_note_completion(struct pf_dev *dev, const char *note);
+void pf_complete_read_note(struct pf_dev *dev, int status, const void *data,
+			   uint32_t size, const char *note);
+
+/*
  * Logging to the endpoint's stderr, prefixed with the time, level and
  * model name.  @level is PF_LOG_ERROR, PF_LOG_WARN, PF_LOG_INFO or
  * PF_LOG_DEBUG; the endpoint shows INFO and above unless run with

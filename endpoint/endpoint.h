@@ -60,6 +60,8 @@ struct pf_dev {
 	struct pf_tag_windows cancelled;
 
 	struct pf_deferred deferred;    /* defer.c */
+	/* pf_dev_note_completion(): written after the next completion. */
+	char *completion_note;
 
 	/*
 	 * Guest memory shared by the host (docs/protocol.md 10): DMA is a
@@ -130,5 +132,7 @@ const char *pf_conn_name(const struct pf_conn *c);
 bool pf_conn_tracing(const struct pf_conn *c);
 void pf_conn_trace_frames(struct pf_conn *c, int dir, const struct pf_buf *b,
 			  const char *note);
+/* A note record (spec 6) about the last record, in direction @dir. */
+void pf_conn_trace_note(struct pf_conn *c, int dir, const char *note);
 
 #endif /* PCIEFW_ENDPOINT_H */

@@ -205,6 +205,13 @@ bool pf_conn_tracing(const struct pf_conn *c)
 	return c->srv->cfg.trace != NULL;
 }
 
+void pf_conn_trace_note(struct pf_conn *c, int dir, const char *note)
+{
+	if (c->srv->cfg.trace)
+		pf_trace_write_note(c->srv->cfg.trace, pf_now_ns(), (enum pf_dir)dir,
+				    note);
+}
+
 void pf_conn_trace_frames(struct pf_conn *c, int dir, const struct pf_buf *b,
 			  const char *note)
 {

@@ -29,6 +29,9 @@ BASE_PKGS=(
 	busybox-static pciutils ethtool cpio xz-utils kmod iproute2
 	# trace inspection
 	tshark
+	# devices in Verilog and VHDL (docs/hdl.md): Verilator, and GHDL with
+	# its LLVM back end (hdl/build.py says why); gtkwave only to look
+	verilator ghdl ghdl-llvm
 )
 # Only for ./dev bench (the chart in docs/benchmarks.md).
 BENCH_PKGS=(python3-matplotlib)

@@ -3,7 +3,8 @@
 # pciefw-endpoint (with a trace) and boot the test guest with it as a PCIe
 # function behind a root port.  On a terminal you land in the guest's shell
 # (exit or ^D powers off); with --script FILE the guest runs FILE and the
-# command exits with its status.  Walkthrough: docs/models.md.
+# command exits with its status.  Walkthrough: docs/models.md; a design in
+# Verilog or VHDL (hdl-verilog, hdl-vhdl): docs/hdl.md.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -17,6 +18,10 @@ usage: ./dev try MODEL[,NAME=VALUE...] [--script FILE] [--timeout SECONDS]
 
   MODEL[,NAME=VALUE...]  a model and its options, as pciefw-endpoint --device
                          takes them (build/endpoint/pciefw-endpoint --list-devices)
+  hdl-verilog|hdl-vhdl[,src=FILE[:FILE...]][,top=NAME][,NAME=VALUE...]
+                         a design in Verilog or VHDL, built when it changed
+                         (hdl/build.py) and run by the rtl model (docs/hdl.md);
+                         without src=, the example device pf_testdev
   --script FILE          run FILE (a /bin/sh script) in the guest instead of a
                          shell, print the console as it comes, exit with
                          FILE's status
@@ -69,6 +74,15 @@ done
 [ -n "$device" ] || { usage >&2; exit 2; }
 [ -z "$script" ] || [ -r "$script" ] || bad "cannot read $script"
 model=${device%%,*}
+
+# A design in RTL is built first (when it changed): it becomes the rtl
+# model's options.  Verilator's and GHDL's messages reach you as printed.
+case $device in
+hdl-*)
+	say "building the design (hdl/build.py; cached by its inputs)"
+	device=$(/usr/bin/python3 hdl/build.py --device "$device") || exit 1
+	;;
+esac
 
 # The model and its option names first: a typo costs nothing here.
 check_out=$(build/endpoint/pciefw-endpoint --check --device "$device" \

@@ -273,7 +273,7 @@ static void regs_write(struct testdev *t, uint64_t off, const void *data,
 		return;
 	}
 	memcpy(t->regs + off, data, size);
-	if (off <= REG_SCRATCH && off + size > REG_SCRATCH)
+	if (off < REG_SCRATCH + 4 && off + size > REG_SCRATCH)
 		set_reg32(t, REG_INV, ~reg32(t, REG_SCRATCH));
 }
 

@@ -30,6 +30,12 @@ def test_bench_smoke(qemu_binary, endpoint_binary, tmp_path):
         for r in got:
             nums = [c for c in r[1:] if re.fullmatch(r"[0-9.]+x?", c)]
             assert len(nums) >= 3 and any(float(c.rstrip("x")) > 0 for c in nums), r
+    # Devices in RTL beside testdev: read latency, DMA, simulated cycles/s.
+    for target, sim in (("testdev", "- (C)"), ("rtl-verilog", "Verilator"),
+                        ("rtl-vhdl", "GHDL (LLVM)")):
+        got = [r for r in rows if r[0] == target and r[1] == sim]
+        assert len(got) == 1, (target, rows)
+        assert all(float(c.rstrip("x")) > 0 for c in got[0][2:7]), got
     # The shared-memory path's targets, each with this run's ratio.
     targets = [r for r in rows if len(r) == 3 and r[2].startswith("at ")]
     assert len(targets) == 6, targets

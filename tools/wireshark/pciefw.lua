@@ -159,6 +159,12 @@ local function make_fields(prefix, sch, top)
   end
 end
 for _, msg in pairs(MESSAGES) do make_fields("pciefw." .. msg[1], msg[2], true) end
+-- The RTL bridge's notes (docs/hdl.md 7): the simulation cycle of the
+-- transaction's first handshake, and its time in the waveform.
+local f_sim_cycle = ProtoField.uint64("pciefw.sim_cycle", "Simulation cycle")
+local f_sim_ns = ProtoField.uint64("pciefw.sim_time_ns", "Simulation time (ns)")
+table.insert(fields, f_sim_cycle)
+table.insert(fields, f_sim_ns)
 p.fields = fields
 
 local e_malformed = ProtoExpert.new("pciefw.malformed", "Malformed pciefw message",
@@ -333,7 +339,12 @@ function p.dissector(tvb, pinfo, tree)
   pinfo.cols.dst = dir == 0 and "endpoint" or "host"
   if rtype == 3 then
     local text = total > 4 and tvb(4, total - 4):string() or ""
-    t:add(f_note, tvb(4, total - 4), text)
+    local note = t:add(f_note, tvb(4, total - 4), text)
+    local cycle, ns = text:match("^rtl: .-cycle (%d+) %((%d+) ns%)")
+    if cycle then
+      note:add(f_sim_cycle, tvb(4, total - 4), UInt64(cycle))
+      note:add(f_sim_ns, tvb(4, total - 4), UInt64(ns))
+    end
     pinfo.cols.info = "^ " .. text
     return total
   end
