@@ -132,6 +132,16 @@ static uint32_t ring_dist(const struct e1k_ring *r, uint32_t from, uint32_t to)
 	return to >= from ? to - from : r->count - from + to;
 }
 
+/*
+ * Heads and tails hold whatever 16-bit value the guest wrote (SDM
+ * 13.4.28-29, 13.4.39-40: the driver's self-test reads them back); the
+ * ring runs only while both lie inside it (e1000 7).
+ */
+static bool ring_live(const struct e1k_ring *r)
+{
+	return r->count && r->head < r->count && r->tail < r->count;
+}
+
 static bool link_up(const struct e1k *e)
 {
 	return e->net && e->net->link_up;
@@ -346,21 +356,28 @@ static bool tail_ok(const struct e1k_ring *r, uint32_t fetched, uint32_t tail)
 	       ring_dist(r, r->head, tail) >= ring_dist(r, r->head, fetched);
 }
 
-static void rx_tail_write(struct e1k *e, uint32_t tail)
+/* Read the descriptors the guest has given and the device not yet fetched. */
+static void rx_fetch(struct e1k *e)
 {
 	uint32_t count;
 
-	if (!tail_ok(&e->rx, e->rx_fetched, tail)) {
+	if (!ring_live(&e->rx) || !pf_dev_connected(e->dev))
+		return;
+	count = ring_dist(&e->rx, e->rx_fetched, e->rx.tail);
+	if (count)
+		count = fetch_descs(e, &e->rx, e->rx_fetched, count, rx_descs_done);
+	e->rx_fetched = (e->rx_fetched + count) % e->rx.count;
+}
+
+static void rx_tail_write(struct e1k *e, uint32_t tail)
+{
+	if (ring_live(&e->rx) && tail < e->rx.count &&
+	    !tail_ok(&e->rx, e->rx_fetched, tail)) {
 		pf_dev_log(e->dev, PF_LOG_DEBUG, "ignoring RDT %u", tail);
 		return;
 	}
 	e->rx.tail = tail;
-	if (!pf_dev_connected(e->dev))
-		return;
-	count = ring_dist(&e->rx, e->rx_fetched, tail);
-	if (count)
-		count = fetch_descs(e, &e->rx, e->rx_fetched, count, rx_descs_done);
-	e->rx_fetched = (e->rx_fetched + count) % e->rx.count;
+	rx_fetch(e);
 }
 
 static uint32_t ethertype(const uint8_t *f)
@@ -497,7 +514,7 @@ static void e1k_receive(void *opaque, const uint8_t *frame, size_t len)
 	uint16_t csum, special = 0;
 	size_t n = len;
 
-	if (!pf_dev_connected(e->dev) || !(rctl & RCTL_EN) || !e->rx.count ||
+	if (!pf_dev_connected(e->dev) || !(rctl & RCTL_EN) || !ring_live(&e->rx) ||
 	    len < 14 || !rx_accept(e, frame, len))
 		return;
 	if (len + FCS_LEN > max) {
@@ -791,7 +808,7 @@ static void tx_descs_done(void *opaque, enum pf_dma_result res,
 
 static void tx_kick(struct e1k *e)
 {
-	if (!(e->regs[E1K_TCTL / 4] & TCTL_EN) || !e->tx.count ||
+	if (!(e->regs[E1K_TCTL / 4] & TCTL_EN) || !ring_live(&e->tx) ||
 	    !pf_dev_connected(e->dev))
 		return;
 	while (e->tx_fetched != e->tx.tail && e->tx_q_len < TX_BATCHES) {
@@ -822,8 +839,6 @@ static void rx_restart(struct e1k *e, uint32_t head)
 {
 	e->rx.gen++;
 	e->rx.head = e->rx_fetched = e->rx_valid = head;
-	if (e->rx.tail >= e->rx.count)
-		e->rx.tail = head;
 }
 
 /* The same for TX: batches in flight are abandoned, never written back. */
@@ -831,8 +846,6 @@ static void tx_restart(struct e1k *e, uint32_t head)
 {
 	e->tx.gen++;
 	e->tx.head = e->tx_fetched = head;
-	if (e->tx.tail >= e->tx.count)
-		e->tx.tail = head;
 	e->tx_q_head = e->tx_q_len = 0;
 	if (e->tx_open) {
 		e->tx_open->bad = true;
@@ -896,7 +909,8 @@ static void device_reset(struct e1k *e)
 	e->regs[E1K_CTRL / 4] = CTRL_SLU | 1u | 2u << 8;   /* FD, 1000 Mb/s */
 	e->regs[E1K_VET / 4] = 0x8100;
 	e->regs[E1K_RXCSUM / 4] = RXCSUM_IPOFL;
-	e->regs[0x1000 / 4] = 0x30;                         /* PBA: 48 KB RX */
+	e->regs[E1K_PBA / 4] = 0x00100030;                  /* 48 KB RX, 16 KB TX */
+	e->regs[E1K_LEDCTL / 4] = 0x602;  /* as QEMU's e1000; only ethtool -p reads it */
 	/* The EEPROM's address loads into receive address 0 (SDM 5.6.1). */
 	e->regs[E1K_RA / 4] = (uint32_t)pf_le_load(e->mac, 4);
 	e->regs[E1K_RA / 4 + 1] = (uint32_t)pf_le_load(e->mac + 4, 2) | RAH_AV;
@@ -932,13 +946,35 @@ static uint32_t reg_read(struct e1k *e, uint32_t off)
 		e->icr = 0;
 		update_irq(e);
 		return v;
-	case E1K_ICS: case E1K_IMC: return 0;
+	/*
+	 * ICS reads as ICR without clearing it: real parts do, and drivers
+	 * (VxWorks') rely on it, as QEMU's e1000 notes.
+	 */
+	case E1K_ICS: return e->icr;
+	case E1K_IMC: return 0;
 	case E1K_IMS: return e->ims;
 	case E1K_RDH: return e->rx.head;
 	case E1K_RDT: return e->rx.tail;
 	case E1K_TDH: return e->tx.head;
 	case E1K_TDT: return e->tx.tail;
 	default: return e->regs[off / 4];
+	}
+}
+
+/*
+ * The bits a plain register keeps (e1000 3): reserved bits read 0 (SDM
+ * 13.4, 13.5; the widths Linux's e1000_reg_test checks).
+ */
+static uint32_t plain_mask(uint32_t off)
+{
+	if (off >= E1K_RA && off < E1K_RA + 0x80)
+		return off & 4 ? 0x8003ffffu : 0xffffffffu;   /* RAH: AV, AS, address */
+	switch (off) {
+	case E1K_FCAH: case E1K_FCT: case E1K_VET: case E1K_RADV: case E1K_TADV:
+		return 0xffff;
+	case E1K_TIPG: return 0x3fffffff;
+	case E1K_RXCSUM: return 0x3ff;
+	default: return 0xffffffffu;
 	}
 }
 
@@ -953,18 +989,16 @@ static void ctrl_write(struct e1k *e, uint32_t v)
 	e->regs[E1K_CTRL / 4] = v & ~(CTRL_RST | CTRL_PHY_RST);
 }
 
+/* A head write restarts the ring there; one outside it stops the ring (e1000 7). */
 static void head_write(struct e1k *e, bool rx, uint32_t v)
 {
-	struct e1k_ring *r = rx ? &e->rx : &e->tx;
-
-	if (v >= r->count && v) {
-		pf_dev_log(e->dev, PF_LOG_DEBUG, "ignoring %s %u", rx ? "RDH" : "TDH", v);
-		return;
-	}
-	if (rx)
+	if (rx) {
 		rx_restart(e, v);
-	else
+		rx_fetch(e);
+	} else {
 		tx_restart(e, v);
+		tx_kick(e);
+	}
 }
 
 static void reg_write(struct e1k *e, uint32_t off, uint32_t v)
@@ -988,21 +1022,23 @@ static void reg_write(struct e1k *e, uint32_t off, uint32_t v)
 	case E1K_ITR: e->regs[off / 4] = v & 0xffff; return;
 	case E1K_TCTL: e->regs[off / 4] = v; tx_kick(e); return;
 	case E1K_RDBAL: case E1K_RDBAH:
-		e->regs[off / 4] = v;
+		/* Bits 3:0 of the base read 0 (SDM 13.4.25). */
+		e->regs[off / 4] = off == E1K_RDBAL ? v & ~0xfu : v;
 		set_ring_base(e, true, off == E1K_RDBAH, v);
 		return;
 	case E1K_RDLEN: e->regs[off / 4] = v & 0xfff80u; set_ring_len(e, true, v); return;
 	case E1K_RDH: head_write(e, true, v & 0xffff); return;
 	case E1K_RDT: rx_tail_write(e, v & 0xffff); return;
 	case E1K_TDBAL: case E1K_TDBAH:
-		e->regs[off / 4] = v;
+		e->regs[off / 4] = off == E1K_TDBAL ? v & ~0xfu : v;
 		set_ring_base(e, false, off == E1K_TDBAH, v);
 		return;
 	case E1K_TDLEN: e->regs[off / 4] = v & 0xfff80u; set_ring_len(e, false, v); return;
 	case E1K_TDH: head_write(e, false, v & 0xffff); return;
 	case E1K_TDT:
 		v &= 0xffff;
-		if (!tail_ok(&e->tx, e->tx_fetched, v)) {
+		if (ring_live(&e->tx) && v < e->tx.count &&
+		    !tail_ok(&e->tx, e->tx_fetched, v)) {
 			pf_dev_log(e->dev, PF_LOG_DEBUG, "ignoring TDT %u", v);
 			return;
 		}
@@ -1011,13 +1047,14 @@ static void reg_write(struct e1k *e, uint32_t off, uint32_t v)
 		return;
 	case E1K_RDTR: case E1K_TIDV:
 		e->regs[off / 4] = v & 0xffff;
-		/* FPD: report what is pending now (SDM 13.4.30). */
-		if (v & RDTR_FPD)
-			(off == E1K_RDTR ? rx_delay_cb : tx_delay_cb)(pf_dev_loop(e->dev),
-				off == E1K_RDTR ? &e->rdtr_timer : &e->tidv_timer, 0);
+		/* FPD: report now what a delay timer holds, if any (SDM 13.4.30). */
+		if (v & RDTR_FPD && off == E1K_RDTR && ev_is_active(&e->rdtr_timer))
+			rx_delay_cb(pf_dev_loop(e->dev), &e->rdtr_timer, 0);
+		else if (v & RDTR_FPD && off == E1K_TIDV && ev_is_active(&e->tidv_timer))
+			tx_delay_cb(pf_dev_loop(e->dev), &e->tidv_timer, 0);
 		return;
 	default:
-		e->regs[off / 4] = v;
+		e->regs[off / 4] = v & plain_mask(off);
 	}
 }
 
