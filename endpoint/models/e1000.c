@@ -311,8 +311,16 @@ static void rx_descs_done(void *opaque, enum pf_dma_result res,
 	if (!live)
 		return;
 	if (res != PF_DMA_OK || len != count * DESC_SIZE) {
+		/*
+		 * Only what was read may receive frames: fetches issued after
+		 * this one are dropped (their slots would follow a gap) and the
+		 * next tail write reads again from here (e1000 7).  Earlier
+		 * fetches have completed (spec 5.2), so rx_valid is @first.
+		 */
 		pf_dev_log(e->dev, PF_LOG_WARN, "RX ring unreadable at 0x%llx",
 			   (unsigned long long)desc_addr(&e->rx, first));
+		e->rx.gen++;
+		e->rx_fetched = e->rx_valid;
 		return;
 	}
 	for (uint32_t i = 0; i < count; i++)

@@ -18,10 +18,15 @@
 
 enum {
 	CTRL = 0x0, STATUS = 0x8, EECD = 0x10, EERD = 0x14, MDIC = 0x20,
-	ICR = 0xc0, ICS = 0xc8, IMS = 0xd0, IMC = 0xd8, TCTL = 0x400,
+	ICR = 0xc0, ICS = 0xc8, IMS = 0xd0, IMC = 0xd8, RCTL = 0x100,
+	TCTL = 0x400, RDBAL = 0x2800, RDBAH = 0x2804, RDLEN = 0x2808,
+	RDH = 0x2810, RDT = 0x2818,
 	TDBAL = 0x3800, TDBAH = 0x3804, TDLEN = 0x3808, TDH = 0x3810,
 	TDT = 0x3818, TSCTC = 0x40f8, TSCTFC = 0x40fc, GPTC = 0x4080,
+	MPC = 0x4010, GPRC = 0x4074,
 };
+#define RCTL_EN  0x2u
+#define RCTL_BAM 0x8000u
 #define EECD_SK 1u
 #define EECD_CS 2u
 #define EECD_DI 4u
@@ -323,6 +328,116 @@ static void test_tso_hostile(struct fixture *f, gconstpointer data)
 	g_assert_cmpint(recv(f->sock, seg, sizeof(seg), MSG_DONTWAIT), <, 0);
 }
 
+/* ---- RX (e1000 5, 7) ---- */
+
+#define RX_GOOD_RING (GUEST_BASE + 0x2000)
+#define RX_BUF_OLD   (GUEST_BASE + 0x100000)   /* the first ring's buffers */
+#define RX_BUF_NEW   (GUEST_BASE + 0x200000)   /* the second ring's */
+#define RX_SLOTS     16u
+
+/* Descriptors @first..@last of the ring at @ring, buffers from @buf. */
+static void put_rx_descs(struct pf_host *h, uint64_t ring, unsigned first,
+			 unsigned last, uint64_t buf)
+{
+	for (unsigned i = first; i <= last; i++) {
+		uint64_t at = ring + i * 16;
+
+		if (at < GUEST_BASE)
+			continue;          /* outside guest RAM: nothing to write */
+		memset(gmem(h, at), 0, 16);
+		pf_le_store(gmem(h, at), 8, buf + i * 2048);
+	}
+}
+
+static void rx_ring(struct pf_host *h, uint64_t ring)
+{
+	wr32(h, 0, RDBAL, (uint32_t)ring);
+	wr32(h, 0, RDBAH, (uint32_t)(ring >> 32));
+	wr32(h, 0, RDLEN, RX_SLOTS * 16);
+	wr32(h, 0, RDH, 0);
+}
+
+static void send_broadcast(struct fixture *f)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	uint8_t frame[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+			      0x52, 0x54, 0x00, 0x00, 0x00, 0x02, 0x08, 0x06 };
+
+	g_snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/ep", f->dir);
+	g_assert_cmpint(sendto(f->sock, frame, sizeof(frame), 0,
+			       (struct sockaddr *)&sa, sizeof(sa)), ==, sizeof(frame));
+}
+
+/* Wait until the frame has been received or dropped: (GPRC, MPC). */
+static void rx_outcome(struct pf_host *h, uint32_t *gprc, uint32_t *mpc)
+{
+	*gprc = *mpc = 0;
+	for (int i = 0; i < 300 && !*gprc && !*mpc; i++) {
+		*gprc += rd32(h, 0, GPRC);
+		*mpc += rd32(h, 0, MPC);
+		pf_host_poll(h, 10);
+	}
+}
+
+static bool all_bytes(const uint8_t *p, size_t n, uint8_t v)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != v)
+			return false;
+	return true;
+}
+
+/*
+ * Issue 21 item 5: the read of descriptors 0-3 fails (the ring starts
+ * 64 bytes below guest RAM), that of 4-7 succeeds.  No frame may then go
+ * to a buffer address that was not read from this ring: slots 0-3 still
+ * hold the previous ring's addresses in the model's cache.
+ */
+static void test_rx_fetch_fails_in_part(struct fixture *f, gconstpointer data)
+{
+	struct pf_host *h = f->h;
+	uint64_t bad_ring = GUEST_BASE - 4 * 16;
+	uint32_t gprc, mpc;
+
+	memset(gmem(h, RX_BUF_OLD), 0xa5, RX_SLOTS * 2048);
+	memset(gmem(h, RX_BUF_NEW), 0xa5, RX_SLOTS * 2048);
+	put_rx_descs(h, RX_GOOD_RING, 0, RX_SLOTS - 1, RX_BUF_OLD);
+	wr32(h, 0, RCTL, RCTL_EN | RCTL_BAM);
+	rx_ring(h, RX_GOOD_RING);
+	wr32(h, 0, RDT, 8);                 /* the model caches slots 0-7 */
+	rd32(h, 0, STATUS);
+	rd32(h, 0, STATUS);                 /* after the fetch's completion */
+
+	put_rx_descs(h, bad_ring, 0, RX_SLOTS - 1, RX_BUF_NEW);
+	rx_ring(h, bad_ring);
+	wr32(h, 0, RDT, 4);                 /* slots 0-3: unbacked, refused */
+	wr32(h, 0, RDT, 8);                 /* slots 4-7: read */
+	rd32(h, 0, STATUS);
+	rd32(h, 0, STATUS);
+	g_assert_cmpuint(pf_host_stats(h)->dma_refused, ==, 1);
+	send_broadcast(f);
+	rx_outcome(h, &gprc, &mpc);
+	g_assert_cmpuint(gprc, ==, 0);      /* dropped: no descriptor was read */
+	g_assert_cmpuint(mpc, ==, 1);
+	g_assert_cmpuint(pf_host_stats(h)->dma_writes, ==, 0);
+	g_assert_cmpuint(pf_host_stats(h)->dma_refused, ==, 1);
+	g_assert_true(all_bytes(gmem(h, RX_BUF_OLD), RX_SLOTS * 2048, 0xa5));
+	g_assert_true(all_bytes(gmem(h, RX_BUF_NEW), RX_SLOTS * 2048, 0xa5));
+
+	/* The next tail write reads again: a readable ring receives. */
+	put_rx_descs(h, RX_GOOD_RING, 0, RX_SLOTS - 1, RX_BUF_NEW);
+	rx_ring(h, RX_GOOD_RING);
+	wr32(h, 0, RDT, 8);
+	rd32(h, 0, STATUS);
+	rd32(h, 0, STATUS);
+	send_broadcast(f);
+	rx_outcome(h, &gprc, &mpc);
+	g_assert_cmpuint(gprc, ==, 1);
+	g_assert_cmphex(gmem(h, RX_BUF_NEW)[0], ==, 0xff);
+	g_assert_cmphex(gmem(h, RX_GOOD_RING + 12)[0] & 3, ==, 3);   /* DD, EOP */
+	g_assert_true(all_bytes(gmem(h, RX_BUF_OLD), RX_SLOTS * 2048, 0xa5));
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -331,5 +446,6 @@ int main(int argc, char **argv)
 	ADD("/e1000/intx-level", test_intx_level);
 	ADD("/e1000/tso-segments", test_tso_segments);
 	ADD("/e1000/tso-hostile", test_tso_hostile);
+	ADD("/e1000/rx-fetch-fails-in-part", test_rx_fetch_fails_in_part);
 	return g_test_run();
 }
