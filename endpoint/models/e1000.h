@@ -169,6 +169,12 @@ typedef void e1k_emit_fn(void *opaque, const uint8_t *frame, size_t len);
 
 #define E1K_FRAME_MAX 16384u   /* largest frame sent or received (e1000 7) */
 #define E1K_TSO_MAX   (65536u + 256u)  /* largest packet TSO accepts */
+/*
+ * Most segments one TSO packet may make, so that what one descriptor can
+ * cost stays bounded (e1000 7): MSS 1 would make 65,536 frames.  Linux
+ * asks for at most 745 (64 KiB at TCP_MIN_MSS, 88).
+ */
+#define E1K_TSO_SEGS_MAX 1024u
 
 /*
  * Finish @pkt (@len bytes) as @job says and emit the frame(s).  Returns the number of frames
