@@ -27,6 +27,8 @@
 #define FRAME_STD    1522u     /* RCTL.LPE clear: with tag and FCS */
 #define DELAY_UNIT   1.024e-6  /* RDTR/RADV/TIDV/TADV unit (SDM 13.4.30) */
 #define ITR_UNIT     256e-9    /* ITR unit (SDM 13.4.18) */
+#define REVIVE_IRQ_S 2.0       /* the longest a revival's INTx stays up (3.1) */
+#define REVIVE_DOWN_S 3.0      /* a revival's first link-down, over a driver watchdog period */
 
 struct e1k_ring {
 	uint64_t base;
@@ -68,6 +70,16 @@ struct e1k {
 	/* Interrupts (e1000 4). */
 	uint32_t icr, ims;
 	bool intx;
+	/*
+	 * The host's session has made no request yet: a function reset now
+	 * is a reconnecting host's (docs/protocol.md 1.4), a revival (3.1):
+	 * @revive_irq asserts INTx whatever IMS says until ICR is read, and
+	 * the link reads down (@revive) until the driver resets the device,
+	 * but for one spell of link up that lets it queue a frame.
+	 */
+	bool session_fresh, revive_irq;
+	enum { REVIVE_NONE, REVIVE_DOWN, REVIVE_UP, REVIVE_DOWN_AGAIN } revive;
+	ev_timer revive_timer, revive_link_timer;
 	ev_tstamp last_assert;
 	ev_timer itr_timer, rdtr_timer, radv_timer, tidv_timer, tadv_timer;
 
@@ -144,7 +156,8 @@ static bool ring_live(const struct e1k_ring *r)
 
 static bool link_up(const struct e1k *e)
 {
-	return e->net && e->net->link_up;
+	return e->net && e->net->link_up &&
+	       (e->revive == REVIVE_NONE || e->revive == REVIVE_UP);
 }
 
 /* ---- Interrupts (e1000 4) ---- */
@@ -157,7 +170,7 @@ static bool link_up(const struct e1k *e)
 static void update_irq(struct e1k *e)
 {
 	struct ev_loop *loop = pf_dev_loop(e->dev);
-	bool want = (e->icr & e->ims) != 0;
+	bool want = (e->icr & e->ims) != 0 || (e->revive_irq && e->icr);
 	ev_tstamp gap, since;
 
 	if (!want) {
@@ -179,6 +192,77 @@ static void update_irq(struct e1k *e)
 	e->intx = true;
 	e->last_assert = ev_now(loop);
 	pf_set_intx(e->dev, true);
+}
+
+static void raise_cause(struct e1k *e, uint32_t causes);
+
+/* The link the model reports changed (e1000 3.1, 3.3): PHY bits and LSC. */
+static void link_changed(struct e1k *e)
+{
+	e1k_phy_set_link(&e->phy, link_up(e));
+	raise_cause(e, ICR_LSC);
+}
+
+/*
+ * The function was reset by a host reconnecting to this endpoint, which
+ * replaces one the guest had configured (e1000 3.1).  The guest's driver
+ * believes its rings, interrupt mask and receive settings are in place;
+ * only its own reset brings them back.  The link reads down and LSC is
+ * latched, and INTx is asserted for it even though IMS is 0 (from just
+ * after the reset's completion: the host takes no interrupt while the
+ * function is being reset), for a bounded time.
+ */
+static void revive(struct e1k *e)
+{
+	struct ev_loop *loop = pf_dev_loop(e->dev);
+
+	e->revive = REVIVE_DOWN;
+	e1k_phy_set_link(&e->phy, false);
+	e->icr |= ICR_LSC;
+	ev_timer_set(&e->revive_timer, 0, 0);
+	ev_timer_start(loop, &e->revive_timer);
+	ev_timer_set(&e->revive_link_timer, REVIVE_DOWN_S, 0);
+	ev_timer_start(loop, &e->revive_link_timer);
+}
+
+/*
+ * Still no reset from the driver: it had nothing to send when the link
+ * went (Linux's e1000 resets only a link-down device that has frames
+ * queued).  The link comes up so that it queues some (e1000 3.1).
+ */
+static void revive_link_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct e1k *e = w->data;
+
+	if (e->revive != REVIVE_DOWN)
+		return;
+	e->revive = REVIVE_UP;
+	link_changed(e);
+}
+
+/* A TX tail written for a ring this device does not have: link down again. */
+static void revive_tx(struct e1k *e)
+{
+	if (e->revive != REVIVE_UP || ring_live(&e->tx))
+		return;
+	pf_dev_log(e->dev, PF_LOG_INFO, "revived: the driver queued frames on a "
+		   "ring it set up before; link down until it resets the device");
+	e->revive = REVIVE_DOWN_AGAIN;
+	link_changed(e);
+}
+
+static void revive_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct e1k *e = w->data;
+
+	e->revive_irq = !e->revive_irq;
+	if (e->revive_irq) {
+		pf_dev_log(e->dev, PF_LOG_INFO, "revived by a reconnecting host: "
+			   "link change interrupt raised for the guest's driver");
+		ev_timer_set(&e->revive_timer, REVIVE_IRQ_S, 0);
+		ev_timer_start(loop, &e->revive_timer);
+	}
+	update_irq(e);
 }
 
 static void raise_cause(struct e1k *e, uint32_t causes)
@@ -906,10 +990,13 @@ static void set_ring_base(struct e1k *e, bool rx, bool high, uint32_t v)
 static void device_reset(struct e1k *e)
 {
 	ev_timer *timers[] = { &e->itr_timer, &e->rdtr_timer, &e->radv_timer,
-			       &e->tidv_timer, &e->tadv_timer };
+			       &e->tidv_timer, &e->tadv_timer, &e->revive_timer,
+			       &e->revive_link_timer };
 
 	for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
 		stop_timer(e, timers[i]);
+	e->revive_irq = false;
+	e->revive = REVIVE_NONE;
 	e->icr = e->ims = 0;
 	update_irq(e);
 	e->last_assert = 0;
@@ -940,6 +1027,7 @@ static uint32_t reg_read(struct e1k *e, uint32_t off)
 {
 	uint32_t v;
 
+	e->session_fresh = false;
 	if (off >= E1K_STATS && off < E1K_STATS_END)
 		return stat_read(e, (off - E1K_STATS) / 4);
 	switch (off) {
@@ -952,6 +1040,8 @@ static uint32_t reg_read(struct e1k *e, uint32_t off)
 		/* Reading acknowledges every cause and lowers INTA# (SDM 13.4.17). */
 		v = e->icr;
 		e->icr = 0;
+		e->revive_irq = false;
+		stop_timer(e, &e->revive_timer);
 		update_irq(e);
 		return v;
 	/*
@@ -1011,6 +1101,7 @@ static void head_write(struct e1k *e, bool rx, uint32_t v)
 
 static void reg_write(struct e1k *e, uint32_t off, uint32_t v)
 {
+	e->session_fresh = false;
 	if (off >= E1K_STATS && off < E1K_STATS_END)
 		return;                 /* read-only counters */
 	switch (off) {
@@ -1051,6 +1142,7 @@ static void reg_write(struct e1k *e, uint32_t off, uint32_t v)
 			return;
 		}
 		e->tx.tail = v;
+		revive_tx(e);
 		tx_kick(e);
 		return;
 	case E1K_RDTR: case E1K_TIDV:
@@ -1131,6 +1223,10 @@ static void e1k_reset(void *s, enum pf_reset_kind kind)
 			   (unsigned long long)e->n_tx_bad);
 	e->ioaddr = 0;
 	device_reset(e);
+	if (kind == PF_RESET_FUNCTION && e->session_fresh)
+		revive(e);
+	/* A new host's session starts with the next connection. */
+	e->session_fresh = kind == PF_RESET_DISCONNECT;
 }
 
 static void e1k_link(void *opaque, bool up)
@@ -1138,8 +1234,7 @@ static void e1k_link(void *opaque, bool up)
 	struct e1k *e = opaque;
 
 	pf_dev_log(e->dev, PF_LOG_INFO, "link %s", up ? "up" : "down");
-	e1k_phy_set_link(&e->phy, up);
-	raise_cause(e, ICR_LSC);
+	link_changed(e);
 }
 
 static void e1k_destroy(void *s)
@@ -1164,6 +1259,7 @@ static void *e1k_create(struct pf_dev *dev, struct pf_identity *id)
 	ev_timer *timers[] = { &e->itr_timer, &e->rdtr_timer, &e->radv_timer,
 			       &e->tidv_timer, &e->tadv_timer };
 	e->dev = dev;
+	e->session_fresh = true;
 	e->tx_buf = malloc(TX_BUF_SIZE);
 	if (!e->tx_buf || pf_opt_mac(dev, "mac", e->mac)) {
 		free(e->tx_buf);
@@ -1174,6 +1270,10 @@ static void *e1k_create(struct pf_dev *dev, struct pf_identity *id)
 		ev_init(timers[i], i == 0 ? itr_cb : i < 3 ? rx_delay_cb : tx_delay_cb);
 		timers[i]->data = e;
 	}
+	ev_init(&e->revive_timer, revive_cb);
+	e->revive_timer.data = e;
+	ev_init(&e->revive_link_timer, revive_link_cb);
+	e->revive_link_timer.data = e;
 	e1k_eeprom_init(&e->ee, e->mac);
 	e->net = pf_net_create(pf_dev_option(dev, "backend"), pf_dev_loop(dev), dev,
 			       pf_dev_option(dev, "pcap"), e1k_receive, e1k_link, e,
