@@ -174,6 +174,11 @@ MUTANTS = [
            "\tcase E1K_FCAH: case E1K_FCT:", "\tcase E1K_FCT:",
            [pytest("tests/integration/test_e1000_diff.py", "-k", "registers_against")],
            "e1000 3: FCAH keeps bits 15:0 (e1000_reg_test)"),
+    Mutant("e1000-no-revival", "endpoint/models/e1000.c",
+           "\tif (kind == PF_RESET_FUNCTION && e->session_fresh)\n\t\trevive(e);\n", "",
+           [pytest("tests/integration/test_e1000_guest.py", "-k",
+                   "reset_while_endpoint_gone")],
+           "e1000 3.1: a replaced endpoint leads the stock driver to reset it"),
     # --- our own: the QEMU device ---
     Mutant("qemu-intx-left-asserted-on-drop", "qemu-pciefw/hw/pciefw/pciefw.c",
            "    if (s->desc.intx_pin) {\n        pciefw_set_intx(s, false);\n"
