@@ -949,6 +949,11 @@ static void tx_restart(struct e1k *e, uint32_t head)
 /* RDLEN/TDLEN: bytes, a multiple of 128 (SDM 13.4.27). */
 static void set_ring_len(struct e1k *e, bool rx, uint32_t v)
 {
+	/* A driver that sets its rings up again without a reset ends a revival. */
+	if (e->revive != REVIVE_NONE) {
+		e->revive = REVIVE_NONE;
+		link_changed(e);
+	}
 	uint32_t count = (v & 0xfff80u) / DESC_SIZE;
 	void *mem = NULL;
 
