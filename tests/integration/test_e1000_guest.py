@@ -19,6 +19,10 @@ from nicnet import HERE, UDHCPC, Sink, Source, nic_device_args
 TRANSFER_MIB = int(os.environ.get("PCIEFW_E1000_MIB", "64"))
 MAC = "52:54:00:e1:00:01"
 PROBLEMS = r"WARNING:|BUG:|Oops|Hardware Error|EEPROM Checksum|Tx Unit Hang|tx_timeout|NETDEV WATCHDOG"
+# The kernel log without the notice its timer check prints at boot when the
+# TCG host is slow ("..MP-BIOS bug: 8254 timer not connected to IO-APIC"),
+# which PROBLEMS' "BUG:" would match, matched without case as it is.
+DMESG_LOG = "dmesg | grep -vF 'MP-BIOS bug: 8254 timer'"
 
 FILES = {str(HERE / "guest_files" / "udhcpc.sh"): UDHCPC}
 
@@ -34,8 +38,8 @@ udhcpc -i eth0 -n -q -t 10 -T 1 -s {UDHCPC} || exit 12
 """
 
 DMESG = f"""
-echo "PCIEFW-DMESG-PROBLEMS: $(dmesg | grep -ciE '{PROBLEMS}')"
-dmesg | grep -iE '{PROBLEMS}' | head -20
+echo "PCIEFW-DMESG-PROBLEMS: $({DMESG_LOG} | grep -ciE '{PROBLEMS}')"
+{DMESG_LOG} | grep -iE '{PROBLEMS}' | head -20
 """
 
 INTERRUPTS = """
@@ -209,8 +213,8 @@ echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
 nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
 nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
 echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
-echo "PCIEFW-UNEXPECTED: $(dmesg | grep -iE '{PROBLEMS}' | grep -cvE '{EXPECTED_IN_RECOVERY}')"
-dmesg | grep -iE '{PROBLEMS}' | head -20
+echo "PCIEFW-UNEXPECTED: $({DMESG_LOG} | grep -iE '{PROBLEMS}' | grep -cvE '{EXPECTED_IN_RECOVERY}')"
+{DMESG_LOG} | grep -iE '{PROBLEMS}' | head -20
 """
     device = f"e1000,mac={MAC},host-loopback=on"
     ep = harness.endpoint(name="e1000", device=device)
@@ -269,8 +273,8 @@ echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
 nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
 nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
 echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
-echo "PCIEFW-UNEXPECTED: $(dmesg | grep -iE '{PROBLEMS}' | grep -cvE '{EXPECTED_IN_RECOVERY}')"
-dmesg | grep -iE '{PROBLEMS}' | head -20
+echo "PCIEFW-UNEXPECTED: $({DMESG_LOG} | grep -iE '{PROBLEMS}' | grep -cvE '{EXPECTED_IN_RECOVERY}')"
+{DMESG_LOG} | grep -iE '{PROBLEMS}' | head -20
 """
     device = f"e1000,mac={MAC},host-loopback=on"
     ep = harness.endpoint(name="e1000", device=device)

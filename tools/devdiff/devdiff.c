@@ -260,6 +260,21 @@ static char *next_word(char **p)
 	return w;
 }
 
+/* A number of a list line, or a one-line error naming the line. */
+static uint32_t list_u32(const char *path, int lineno, const char *what, const char *s)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s)
+		die("%s:%d: %s missing", path, lineno, what);
+	errno = 0;
+	v = strtoul(s, &end, 0);
+	if (errno || *end || end == s || v > 0xffffffffu)
+		die("%s:%d: %s '%s' is not a 32-bit number", path, lineno, what, s);
+	return (uint32_t)v;
+}
+
 static struct list read_list(const char *path)
 {
 	struct list L = { 0 };
@@ -286,7 +301,7 @@ static struct list read_list(const char *path)
 			continue;
 		if (!strcmp(kind, "flush")) {
 			ln.kind = L_FLUSH;
-			ln.off = (uint32_t)strtoul(next_word(&p) ?: "", NULL, 0);
+			ln.off = list_u32(path, lineno, "offset", next_word(&p));
 		} else if (!strcmp(kind, "reg")) {
 			char *name = next_word(&p), *off = next_word(&p), *cls = next_word(&p);
 
@@ -294,17 +309,22 @@ static struct list read_list(const char *path)
 				die("%s:%d: reg NAME OFFSET CLASS [KEY=VALUE]...", path, lineno);
 			ln.kind = L_REG;
 			ln.name = strdup(name);
-			ln.off = (uint32_t)strtoul(off, NULL, 0);
+			ln.off = list_u32(path, lineno, "offset", off);
 			ln.cls = strdup(cls);
 		} else if (!strcmp(kind, "proc")) {
 			ln.kind = L_PROC;
-			ln.name = strdup(next_word(&p) ?: "");
+			ln.name = next_word(&p);
+			if (!ln.name)
+				die("%s:%d: proc NAME [KEY=VALUE]...", path, lineno);
+			ln.name = strdup(ln.name);
 		} else {
 			die("%s:%d: unknown line kind '%s'", path, lineno, kind);
 		}
-		while ((w = next_word(&p)) && ln.a.n < 16) {
+		while ((w = next_word(&p))) {
 			char *eq = strchr(w, '=');
 
+			if (ln.a.n == 16)
+				die("%s:%d: more than 16 KEY=VALUE", path, lineno);
 			if (!eq)
 				die("%s:%d: '%s' is not KEY=VALUE", path, lineno, w);
 			*eq = 0;

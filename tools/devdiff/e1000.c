@@ -680,10 +680,14 @@ int e1000_wire(int argc, char **argv)
 	struct rx_seen seen[TAGS];
 	uint64_t base, t0;
 	uint8_t *mem;
+	char *end;
 
 	if (argc != 7)
 		die("usage: devdiff wire e1000 LIST MEMBASE BDF_A BDF_B");
-	base = strtoull(argv[4], NULL, 0);
+	base = strtoull(argv[4], &end, 0);
+	if (*end || end == argv[4] || base & 0xfff)
+		die("MEMBASE '%s': want the page-aligned address of 4 MiB of reserved RAM",
+		    argv[4]);
 	mem = map_mem(base, 2 * DEV_MEM);
 	for (int k = 0; k < 2; k++)
 		nic_init(&n[k], argv[5 + k], mem + k * DEV_MEM, base + k * DEV_MEM);
