@@ -127,6 +127,13 @@ def _report(title: str, pair: devdiff.Pair, rows, decls=None) -> str:
             f"{len(rows)} differences\n" + devdiff.diff_table(rows, listed=listed))
 
 
+def _print_compared(title: str, pair: devdiff.Pair):
+    """Every name the run compared, and what it left alone and why."""
+    print(f"\n{title}: compared {', '.join(pair.compared)}")
+    for name, why in pair.skips:
+        print(f"  not written: {name} ({why})")
+
+
 def _check_against_page(title, pair, rows, heading):
     decls = devdiff.declared(PAGE, heading)
     report = _report(title, pair, rows, decls)
@@ -169,6 +176,7 @@ def test_registers_against_qemus_e1000(run):
     """Every register difference from QEMU's e1000 is listed in docs/e1000.md
     10.1 with its reason, and ours meets the SDM widths and the Linux
     driver's self-test (FCAH's 16 bits, IMS/ICS bits 5 and 8, ...)."""
+    _print_compared("registers", run.regs)
     _check_against_page("registers, ours vs QEMU's e1000", run.regs, run.regs.diffs,
                         "10.1")
 
@@ -184,6 +192,7 @@ def test_registers_qemu_against_itself(run):
 def test_wire_against_qemus_e1000(run):
     """TX frames on the wire, RX write-backs, counters: every difference
     from QEMU's e1000 is listed in docs/e1000.md 10.2."""
+    _print_compared("the wire", run.wire)
     rows = _wire_rows(run, run.wire, OURS, QEMU_A)
     _check_against_page("the wire, ours vs QEMU's e1000", run.wire, rows, "10.2")
 

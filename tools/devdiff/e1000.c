@@ -532,6 +532,14 @@ static void rx_setup(struct nic *n)
 	/* e1000_setup_rctl with MTU 9000 and 2048-byte buffers: BAM, LPE */
 	wr(d, RCTL, 1u << 1 | 1u << 15 | 1u << 5);
 	wr(d, RDT, RING - 1);
+	/*
+	 * Frames come straight to the device's wire, not behind these
+	 * writes: the first read returns after the device took them, the
+	 * second after the descriptor read they started has completed (its
+	 * data reached the device before this read's request did).
+	 */
+	flush(d);
+	flush(d);
 }
 
 /* The frame's tag: "PFDD" and one byte, somewhere in its first buffer. */
