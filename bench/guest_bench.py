@@ -120,7 +120,6 @@ def nic_variants(tmp):
 def bench_nic(qemu, tmp, mib, rr_count):
     variants, eps = nic_variants(tmp)
     files = {str(BUILD / "bench" / "tcp-blast"): "/bin/tcp-blast",
-             str(REPO / "tests" / "integration" / "guest_files" / "udhcpc.sh"): UDHCPC,
              driver_module(): "/lib/modules/extra/pciefw_nic.ko"}
     try:
         for name, args, load in variants:

@@ -365,7 +365,8 @@ static void usage(FILE *f)
 "      --no-shm           leave out the shm rows (DMA with guest RAM shared\n"
 "                         with the endpoint, docs/protocol.md 10)\n"
 "      --json             print JSON instead of a table\n"
-"  -h, --help             show this help\n");
+"  -h, --help             show this help\n"
+"  -V, --version          show the version\n");
 }
 
 static unsigned parse_count(const char *s, const char *what)
@@ -393,6 +394,7 @@ int main(int argc, char **argv)
 		{ "no-shm", no_argument, NULL, 'S' },
 		{ "pin", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
 	struct opts o = { .reads = 20000, .writes = 200000, .dma_mib = 64 };
@@ -400,7 +402,7 @@ int main(int argc, char **argv)
 	char addrs[2][300], dir[] = "/tmp/pciefw-bench-XXXXXX";
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:w:d:e:p:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:w:d:e:p:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o.reads = parse_count(optarg, "--reads"); break;
 		case 'w': o.writes = parse_count(optarg, "--writes"); break;
@@ -428,7 +430,14 @@ int main(int argc, char **argv)
 			break;
 		}
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'V':
+			printf("pciefw-bench %s (protocol %u.%u)\n", PCIEFW_VERSION,
+			       PCIEFW_VERSION_MAJOR, PCIEFW_VERSION_MINOR);
+			return 0;
+		default:
+			/* getopt said which option; the help is one --help away. */
+			fprintf(stderr, "Try 'pciefw-bench --help'.\n");
+			return 2;
 		}
 	}
 	for (; optind < argc && o.n_addrs < 8; optind++)

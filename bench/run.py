@@ -2,10 +2,14 @@
 """./dev bench: run every benchmark in one go on the same QEMU binary and the
 same guest kernel, and write docs/benchmarks.md and docs/benchmarks.png.
 
-  bench/run.py [--smoke] [--out DIR]
+  bench/run.py [--smoke] [--out DIR] [--compare REV]
 
 --smoke runs each benchmark with tiny counts (the test suite does this so the
 benchmarks cannot rot) and writes to --out, never to docs/.
+--compare REV runs the guest benchmarks of this tree and of git revision REV
+(built in a scratch tree under the cache) in one run and prints their
+ratios side by side (bench/compare.py); with --out it also writes
+compare.md there.  docs/ is left alone.
 """
 
 from __future__ import annotations
@@ -160,6 +164,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny counts; for tests")
     ap.add_argument("--out", default=None, help="output directory (default docs/)")
+    ap.add_argument("--compare", metavar="REV", default=None,
+                    help="compare this tree with git revision REV, side by side")
     args = ap.parse_args()
     out = Path(args.out or (REPO / "docs"))
     if args.smoke and not args.out:
@@ -168,6 +174,14 @@ def main():
     qemu = os.environ.get("PCIEFW_QEMU")
     if not qemu:
         ap.error("PCIEFW_QEMU is not set (./dev bench sets it)")
+    if args.compare:
+        sys.path.insert(0, str(REPO / "bench"))
+        import compare
+        text = compare.compare(args.compare, args.smoke, qemu)
+        print(text)
+        if args.out:
+            (out / "compare.md").write_text(text)
+        return
 
     guest = [sys.executable, str(REPO / "bench" / "guest_bench.py")]
     if args.smoke:

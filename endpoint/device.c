@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "endpoint.h"
 #include "log.h"
 #include "msg.h"
@@ -71,21 +72,12 @@ static const struct pf_model_option *find_option(const struct pf_model *m,
 	return NULL;
 }
 
-struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
-			     char **opts, size_t n_opts, char *err, size_t errlen)
+int pf_dev_check_options(const struct pf_model *model, char *const *opts,
+			 size_t n_opts, char *err, size_t errlen)
 {
-	struct pf_dev *dev = calloc(1, sizeof(*dev));
-
-	if (!dev) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	dev->model = model;
-	dev->loop = loop;
-	dev->next_tag = 1;
 	if (n_opts > PF_MAX_MODEL_OPTS) {
 		snprintf(err, errlen, "too many options for device %s", model->name);
-		goto fail;
+		return -1;
 	}
 	for (size_t i = 0; i < n_opts; i++) {
 		const char *eq = strchr(opts[i], '=');
@@ -93,16 +85,36 @@ struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
 		if (!eq || eq == opts[i]) {
 			snprintf(err, errlen, "device %s: option '%s' is not NAME=VALUE",
 				 model->name, opts[i]);
-			goto fail;
+			return -1;
 		}
 		if (!find_option(model, opts[i], (size_t)(eq - opts[i]))) {
 			snprintf(err, errlen,
 				 "device %s has no option '%.*s' (see --list-devices)",
 				 model->name, (int)(eq - opts[i]), opts[i]);
-			goto fail;
+			return -1;
 		}
+	}
+	return 0;
+}
+
+struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
+			     char **opts, size_t n_opts, char *err, size_t errlen)
+{
+	struct pf_dev *dev;
+
+	if (pf_dev_check_options(model, opts, n_opts, err, errlen))
+		return NULL;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	dev->model = model;
+	dev->loop = loop;
+	dev->next_tag = 1;
+	for (size_t i = 0; i < n_opts; i++) {
 		dev->opt_names[i] = opts[i];
-		dev->opt_values[i] = eq + 1;
+		dev->opt_values[i] = strchr(opts[i], '=') + 1;
 	}
 	dev->n_opts = n_opts;
 	dev->state = model->create(dev, &dev->id);
@@ -110,6 +122,16 @@ struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
 		snprintf(err, errlen, "device %s: %s", model->name,
 			 dev->error[0] ? dev->error : "cannot create");
 		goto fail;
+	}
+	for (unsigned i = 0; i < 6; i++) {
+		char why[160];
+
+		if (pf_access_normalize(&dev->id.bars[i], i, why, sizeof(why))) {
+			snprintf(err, errlen, "device %s: %s", model->name, why);
+			if (model->ops->destroy)
+				model->ops->destroy(dev->state);
+			goto fail;
+		}
 	}
 	return dev;
 fail:
@@ -315,6 +337,14 @@ static void dma_kick(struct pf_dev *dev)
 		ev_timer_start(dev->loop, t);
 }
 
+static void log_shared_ram(void *opaque, bool warn, const char *line)
+{
+	if (warn)
+		pf_warn("%s", line);
+	else
+		pf_info("%s", line);
+}
+
 static int handle_memory_map(struct pf_dev *dev, const Pciefw__MemoryMap *mm,
 			     char *err, size_t errlen)
 {
@@ -325,7 +355,8 @@ static int handle_memory_map(struct pf_dev *dev, const Pciefw__MemoryMap *mm,
 			 "file descriptor for each", mm->n_regions);
 		return PF_ERR_INVALID;
 	}
-	pf_shared_ram_set(&dev->gmem, mm, fds, pf_conn_name(dev->conn));
+	pf_shared_ram_set(&dev->gmem, mm, fds, pf_conn_name(dev->conn),
+			  log_shared_ram, NULL);
 	return PF_OK;
 }
 
@@ -601,6 +632,7 @@ void pf_dev_attach(struct pf_dev *dev, struct pf_conn *conn,
 	dev->next_tag = 1;
 	pf_tag_windows_clear(&dev->cancelled);
 	dev->intx_level = false;
+	dev->warned_access = 0;
 	/* No map and bus mastering off until the host says (10.2, 10.3). */
 	pf_shared_ram_clear(&dev->gmem);
 	dev->bus_master = false;
@@ -669,8 +701,7 @@ static void mem_read(struct pf_dev *dev, const Pciefw__MemRead *r)
 	int st = PF_CPL_UR;
 
 	if (access_ok(dev, r->bar, r->offset, r->size, false))
-		st = dev->model->ops->bar_read(dev->state, r->bar, r->offset,
-					       dev->scratch, r->size);
+		st = pf_access_read(dev, r->bar, r->offset, dev->scratch, r->size);
 	if (st == PF_CPL_DEFER) {
 		pf_defer_begin(dev, r->tag, r->size);
 		return;
@@ -689,7 +720,7 @@ static void mem_write(struct pf_dev *dev, const Pciefw__MemWrite *w)
 			   size, w->bar, (unsigned long long)w->offset);
 		return;
 	}
-	dev->model->ops->bar_write(dev->state, w->bar, w->offset, w->data.data, size);
+	pf_access_write(dev, w->bar, w->offset, w->data.data, size);
 }
 
 static void io_read(struct pf_dev *dev, const Pciefw__IoRead *r)
@@ -697,8 +728,13 @@ static void io_read(struct pf_dev *dev, const Pciefw__IoRead *r)
 	int st = PF_CPL_UR;
 
 	if (access_ok(dev, r->bar, r->offset, r->size, true))
-		st = dev->model->ops->bar_read(dev->state, r->bar, r->offset,
-					       dev->scratch, r->size);
+		st = pf_access_read(dev, r->bar, r->offset, dev->scratch, r->size);
+	if (st == PF_CPL_DEFER) {
+		/* Only memory reads may wait (device.h). */
+		pf_dev_log(dev, PF_LOG_WARN, "the model deferred an IO read; "
+			   "completing it with CA");
+		st = PF_CPL_CA;
+	}
 	send_completion(dev, r->tag, st, dev->scratch, r->size);
 }
 
@@ -707,11 +743,9 @@ static void io_write(struct pf_dev *dev, const Pciefw__IoWrite *w)
 	int st = PF_CPL_UR;
 	uint32_t size = (uint32_t)w->data.len;
 
-	if (access_ok(dev, w->bar, w->offset, size, true)) {
-		dev->model->ops->bar_write(dev->state, w->bar, w->offset,
-					   w->data.data, size);
+	if (access_ok(dev, w->bar, w->offset, size, true) &&
+	    pf_access_write(dev, w->bar, w->offset, w->data.data, size))
 		st = PF_CPL_OK;
-	}
 	send_completion(dev, w->tag, st, NULL, 0);
 }
 
@@ -797,6 +831,8 @@ int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errl
 			   m->reset->kind == PCIEFW__RESET_KIND__RESET_FUNCTION ?
 			   "function-level" : "system");
 		reset_device(dev, (enum pf_reset_kind)m->reset->kind);
+		/* A reset clears Bus Master Enable (spec 10.3). */
+		dev->bus_master = false;
 		send_completion(dev, m->reset->tag, PF_CPL_OK, NULL, 0);
 		return PF_OK;
 	default:

@@ -52,10 +52,38 @@ enum pf_bar_kind {
 	PF_BAR_IO,
 };
 
+/*
+ * A BAR, and the access contract of its bar_read/bar_write (as QEMU's
+ * MemoryRegionOps .impl sizes): the framework hands the model only
+ *
+ *   - accesses of access_min..access_max bytes (1, 2, 4 or 8; 0 means 1
+ *     and 8, IO BARs 1 and 4), naturally aligned, inside the BAR;
+ *   - and, with @bursts PF_BURST_WHOLE (memory BARs), accesses longer
+ *     than 8 bytes of any length up to the session's max payload at any
+ *     offset inside the BAR: the model then serves exactly @size bytes.
+ *
+ * Any other access the host may send (spec 3.3) is brought to that shape
+ * first: a read narrower than access_min is widened to it and the bytes
+ * asked for are taken from the result; a longer one (an 8-byte access to
+ * a 4-byte register file, a burst to a BAR with PF_BURST_SPLIT) is split
+ * into the largest declared accesses, in ascending address order, as a
+ * register block sees a multi-dword TLP; a write that does not start and
+ * end on an access_min boundary is refused (posted: dropped and logged
+ * once; IO: UR), since widening it would invent bytes.  A split read
+ * completes with the status of its first piece that is not OK.
+ */
+enum pf_burst {
+	PF_BURST_SPLIT = 0,     /* split into declared accesses (the default) */
+	PF_BURST_UR,            /* refused: reads UR, writes dropped and logged */
+	PF_BURST_WHOLE,         /* handed to the model whole */
+};
+
 struct pf_bar_decl {
 	enum pf_bar_kind kind;
 	bool prefetchable;
 	uint64_t size;             /* power of two */
+	uint8_t access_min, access_max;
+	enum pf_burst bursts;      /* accesses longer than 8 bytes */
 };
 
 struct pf_identity {
@@ -89,21 +117,23 @@ enum pf_reset_kind {
 };
 
 /*
- * Callbacks.  @s is the model's state from create().  BAR and config
- * callbacks see only accesses the framework has checked against the
- * identity: a declared BAR, inside its size, 1/2/4/8 bytes naturally
- * aligned (IO: 1/2/4) or (memory BARs, when the host negotiated
- * PCIEFW_FEATURE_MEM_BURST) a burst of up to max payload bytes.  Anything
- * else never reaches the model: reads complete UR, posted writes are
- * dropped with a warning (spec 3.3).  Data is little-endian bytes.
- * Accesses to the MSI-X table and PBA are the host's and never arrive.
+ * Callbacks.  @s is the model's state from create().  BAR callbacks see
+ * only the accesses their BAR declares (struct pf_bar_decl above), config
+ * callbacks only 1, 2 or 4 bytes naturally aligned in the forwarded
+ * ranges.  What the host sends that breaks spec 3.3 never reaches the
+ * model: reads complete UR, posted writes are dropped with a warning.
+ * Data is little-endian bytes.  Accesses to the MSI-X table and PBA are
+ * the host's and never arrive.
  */
 struct pf_model_ops {
 	/*
 	 * Required (the framework calls it unchecked).  Fill @data with @size
 	 * bytes and return PF_CPL_OK, or PF_CPL_UR/PF_CPL_CA (the guest reads
 	 * all ones), or PF_CPL_DEFER (memory BARs only, see
-	 * pf_complete_read()).  @data is zeroed by nobody: fill all of it.
+	 * pf_complete_read(); an access the framework split cannot wait and
+	 * completes with CA, so a register that defers is declared wide
+	 * enough for the accesses it takes).  @data is zeroed by nobody: fill
+	 * all of it, and no more.
 	 */
 	int (*bar_read)(void *s, unsigned bar, uint64_t off, void *data, uint32_t size);
 	/*

@@ -49,6 +49,7 @@ struct pf_dev {
 	struct pf_session session;
 	uint8_t *scratch;               /* read data, max payload bytes */
 	bool intx_level;
+	unsigned warned_access;         /* BARs whose refused write was logged */
 
 	/* Outstanding DMA reads, oldest first (spec 5.2), and their sum. */
 	struct dma_op *dma_head, *dma_tail;
@@ -78,6 +79,12 @@ struct pf_dev {
 	uint64_t n_dma_base;            /* reads + writes before this host */
 };
 
+/*
+ * Are @opts "name=value" with names @model declares?  0, or -1 with @err
+ * set.  The values are checked by the model, in pf_dev_create().
+ */
+int pf_dev_check_options(const struct pf_model *model, char *const *opts,
+			 size_t n_opts, char *err, size_t errlen);
 /* Build an instance of @model with "name=value" options. */
 struct pf_dev *pf_dev_create(const struct pf_model *model, struct ev_loop *loop,
 			     char **opts, size_t n_opts, char *err, size_t errlen);

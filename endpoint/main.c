@@ -32,7 +32,9 @@ static void usage(FILE *f)
 "  -l, --listen=ADDR          tcp:HOST:PORT or unix:PATH (repeatable);\n"
 "                             default " DEFAULT_LISTEN "; PORT 0 picks a free port\n"
 "      --tls-creds=DIR        TLS on TCP listeners, with DIR/server-cert.pem and\n"
-"                             DIR/server-key.pem (QEMU's tls-creds-x509 layout)\n"
+"                             DIR/server-key.pem (QEMU's tls-creds-x509 layout;\n"
+"                             ./dev tls-certs makes them); an error when every\n"
+"                             --listen is a UNIX socket (they never use TLS)\n"
 "      --tls-verify-peer      require hosts' client certificates, signed by\n"
 "                             DIR/ca-cert.pem\n"
 "      --no-guest-memory      do not offer to map guest RAM (DMA by copy) on\n"
@@ -40,17 +42,25 @@ static void usage(FILE *f)
 "      --no-shm-rings         do not offer shared-memory rings on UNIX sockets:\n"
 "                             every message goes through the socket\n"
 "      --max-payload=BYTES    largest data payload accepted (default %u, max %u)\n"
+"      --hello-timeout=SECONDS  how long a connected host has to send its Hello,\n"
+"                             TLS handshake included (default 10; 0.1 to 3600)\n"
 "      --trace=FILE           record every message both ways (pcapng)\n"
 "      --trace-limit=BYTES    rotate the trace at this size (FILE.1, FILE.2, ...);\n"
 "                             at least 4096, suffixes K, M, G\n"
 "      --trace-files=N        rotated files to keep (default 4)\n"
 "      --log-level=LEVEL      error, warn, info (default) or debug\n"
 "      --list-devices         list the device models and their options\n"
+"      --check                check the --device model and its option names\n"
+"                             (not their values) and exit: 0 if known\n"
 "  -h, --help                 show this help and exit\n"
 "  -V, --version              show the version and exit\n"
 "\n"
 "Each listening address is printed on stdout as 'listening on ADDR'.\n"
 "SIGINT or SIGTERM says goodbye to the connected host and exits 0.\n"
+"On a UNIX socket path where another process listens the endpoint does not\n"
+"start; a socket file nobody listens on (left by a killed run) is replaced.\n"
+"Exit status: 0 after SIGINT or SIGTERM, 2 for a bad option or an address\n"
+"another process holds (or a path that is no socket), 1 for other failures.\n"
 "Protocol: docs/protocol.md.  Example:\n"
 "  pciefw-endpoint --listen unix:/tmp/testdev.sock --device testdev\n",
 		PCIEFW_DEFAULT_PAYLOAD, PCIEFW_MAX_PAYLOAD);
@@ -83,6 +93,24 @@ static int fail(const char *fmt, const char *arg)
 	return 2;
 }
 
+/* Does any of the --listen addresses name TCP? (Bad ones fail later.) */
+static bool any_tcp(const char *const *listen, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strncmp(listen[i], "tcp:", 4))
+			return true;
+	return false;
+}
+
+static int fail_payload(const char *arg)
+{
+	char why[160];
+
+	snprintf(why, sizeof(why), "invalid --max-payload '%%s' (bytes, %u to %u)",
+		 PCIEFW_MIN_PAYLOAD, PCIEFW_MAX_PAYLOAD);
+	return fail(why, arg);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -90,6 +118,7 @@ int main(int argc, char **argv)
 		{ "opt", required_argument, NULL, 'O' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "max-payload", required_argument, NULL, 'p' },
+		{ "hello-timeout", required_argument, NULL, 'H' },
 		{ "tls-creds", required_argument, NULL, 'C' },
 		{ "tls-verify-peer", no_argument, NULL, 'P' },
 		{ "no-guest-memory", no_argument, NULL, 'G' },
@@ -99,6 +128,7 @@ int main(int argc, char **argv)
 		{ "trace-files", required_argument, NULL, 'F' },
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "list-devices", no_argument, NULL, 'D' },
+		{ "check", no_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
@@ -108,7 +138,9 @@ int main(int argc, char **argv)
 	char *opts[MAX_OPTS], *device = NULL;
 	const char *trace_path = NULL, *tls_dir = NULL;
 	bool tls_verify_peer = false, guest_memory = true, shm_rings = true;
+	bool check_only = false;
 	unsigned long max_payload = PCIEFW_DEFAULT_PAYLOAD;
+	double hello_timeout = PF_HELLO_TIMEOUT_S;
 	unsigned long long trace_limit = 0;
 	unsigned long trace_files = 4;
 	int level = PF_LOG_INFO, c;
@@ -137,7 +169,18 @@ int main(int argc, char **argv)
 			if (errno || *end || optarg[0] == '-' ||
 			    max_payload < PCIEFW_MIN_PAYLOAD ||
 			    max_payload > PCIEFW_MAX_PAYLOAD)
-				return fail("invalid --max-payload '%s'", optarg);
+				return fail_payload(optarg);
+			break;
+		}
+		case 'H': {
+			char *end;
+
+			errno = 0;
+			hello_timeout = strtod(optarg, &end);
+			if (errno || *end || end == optarg || !(hello_timeout >= 0.1) ||
+			    hello_timeout > 3600)
+				return fail("invalid --hello-timeout '%s' (seconds, 0.1 "
+					    "to 3600)", optarg);
 			break;
 		}
 		case 't':
@@ -182,6 +225,9 @@ int main(int argc, char **argv)
 		case 'D':
 			list_devices(stdout);
 			return 0;
+		case 'K':
+			check_only = true;
+			break;
 		case 'h':
 			usage(stdout);
 			printf("\nDevice models:\n");
@@ -192,7 +238,8 @@ int main(int argc, char **argv)
 			       PCIEFW_VERSION_MAJOR, PCIEFW_VERSION_MINOR);
 			return 0;
 		default:
-			usage(stderr);
+			/* getopt said which option; the help is one --help away. */
+			fprintf(stderr, "Try 'pciefw-endpoint --help'.\n");
 			return 2;
 		}
 	}
@@ -202,6 +249,12 @@ int main(int argc, char **argv)
 		return fail("%s", "no --device given (see --list-devices)");
 	if (tls_verify_peer && !tls_dir)
 		return fail("%s", "--tls-verify-peer needs --tls-creds DIR");
+	if (!n_listen)
+		listen[n_listen++] = DEFAULT_LISTEN;
+	if (tls_dir && !any_tcp(listen, n_listen))
+		return fail("%s", "--tls-creds is for TCP listeners, and every --listen "
+			    "here is a UNIX socket, which never uses TLS (owner-only "
+			    "instead: docs/protocol.md 1.5)");
 
 	pf_log_init("pciefw-endpoint", (enum pf_log_level)level);
 	signal(SIGPIPE, SIG_IGN);
@@ -210,6 +263,15 @@ int main(int argc, char **argv)
 	if (pf_device_spec_parse(device, opts, n_opts, &spec, err, sizeof(err)))
 		return fail("%s", err);
 	const struct pf_model *model = spec.model;
+
+	/* Nothing opened, bound or created: a script's early check. */
+	if (check_only) {
+		if (pf_dev_check_options(model, spec.opts, spec.n_opts, err,
+					 sizeof(err)))
+			return fail("%s", err);
+		printf("device %s: model and option names known\n", model->name);
+		return 0;
+	}
 
 	struct ev_loop *loop = EV_DEFAULT;
 
@@ -237,6 +299,7 @@ int main(int argc, char **argv)
 	cfg.hello.max_payload = (uint32_t)max_payload;
 	cfg.guest_memory = guest_memory;
 	cfg.shm_rings = shm_rings;
+	cfg.hello_timeout_s = hello_timeout;
 	if (trace_path) {
 		cfg.trace = pf_trace_create(trace_path, "pciefw-endpoint", err, sizeof(err));
 		if (!cfg.trace) {
@@ -246,15 +309,19 @@ int main(int argc, char **argv)
 		pf_trace_set_limit(cfg.trace, trace_limit, (unsigned)trace_files);
 	}
 	server = pf_server_new(loop, &cfg);
-	if (!n_listen)
-		listen[n_listen++] = DEFAULT_LISTEN;
 	for (size_t i = 0; i < n_listen; i++) {
 		struct pf_addr addr;
 
-		if (pf_addr_parse(listen[i], &addr, err, sizeof(err)) ||
-		    pf_server_listen(server, &addr, err, sizeof(err))) {
+		if (pf_addr_parse(listen[i], &addr, err, sizeof(err))) {
 			pf_err("%s", err);
-			return 1;
+			return 2;
+		}
+		if (pf_server_listen(server, &addr, err, sizeof(err))) {
+			/* Taken by another process, or a file of the user's. */
+			bool taken = errno == EADDRINUSE || errno == EEXIST;
+
+			pf_err("%s", err);
+			return taken ? 2 : 1;
 		}
 	}
 

@@ -35,8 +35,8 @@
 #define RING_SPIN_MAX_NS 500000
 /* One idle callback's poll, before other watchers get their turn. */
 #define RING_SPIN_SLICE_NS 20000
-/* How long a TLS host may take to finish its handshake (spec 1.5). */
-#define TLS_DEADLINE_S 10.0
+/* Unread input read at close, so the host sees our end, not a reset. */
+#define CLOSE_DRAIN_BYTES (256 * 1024)
 
 /* CONN_TLS: the TLS handshake; our Hello waits in the output queue. */
 enum conn_state { CONN_TLS, CONN_HELLO, CONN_READY };
@@ -65,10 +65,16 @@ struct pf_conn {
 	struct pf_spin budget;
 	uint64_t last_work_ns, slept_ns;
 	/*
-	 * TLS: the handshake, and the Hello a refused host is to send, are
-	 * due within TLS_DEADLINE_S: a silent host does not keep the device.
+	 * The host's Hello (after the TLS handshake, if any) is due within
+	 * the configured hello timeout of its connecting (spec 2.1): a silent
+	 * host does not keep the device.
 	 */
 	ev_timer deadline;
+	/*
+	 * Spec 11.1: a RingSetup may only be the host's first message after
+	 * our DeviceDescription, once.
+	 */
+	bool ring_setup_allowed;
 	enum conn_state state;
 	struct pf_frame_decoder dec;
 	struct pf_codec codec;
@@ -223,6 +229,35 @@ static void queue_error(struct pf_conn *c, Pciefw__ErrorCode code, const char *t
 	pf_conn_out_end(c, mark);
 }
 
+/* Spec 7.1: tell the host why, then close. */
+static void protocol_error(struct pf_conn *c, Pciefw__ErrorCode code,
+			   const char *text)
+{
+	queue_error(c, code, text);
+	conn_fail(c, "protocol error: %s", text);
+}
+
+/*
+ * Read (and drop) what the host sent that we will never handle, so that
+ * closing does not reset the connection: the host then reads our last
+ * words (an Error) and a clean end of stream (spec 2.4, 7.1).  Bounded:
+ * a host that keeps writing gets the reset.
+ */
+static void drain_before_close(struct pf_conn *c)
+{
+	static uint8_t buf[4096];
+	size_t total = 0;
+
+	while (total < CLOSE_DRAIN_BYTES) {
+		ssize_t n = pf_socket_recv(c->st, buf, sizeof(buf));
+
+		if (n <= 0 && !(n < 0 && errno == EINTR))
+			break;
+		if (n > 0)
+			total += (size_t)n;
+	}
+}
+
 /* Best effort, bounded: the peer may not be reading any more. */
 static void flush_before_close(struct pf_conn *c)
 {
@@ -271,6 +306,8 @@ static int on_hello(struct pf_conn *c, const PfMessage *m)
 		s.max_payload, (unsigned long long)s.features);
 	pf_frame_decoder_set_max(&c->dec, PCIEFW_MAX_FRAME(s.max_payload));
 	c->state = CONN_READY;
+	ev_timer_stop(c->srv->loop, &c->deadline);
+	c->ring_setup_allowed = s.features & PCIEFW_FEATURE_SHM_RINGS;
 	pf_dev_attach(c->srv->cfg.dev, c, &s);
 	return send_description(c);
 }
@@ -337,6 +374,7 @@ static void on_frame(struct pf_conn *c, const uint8_t *body, size_t len)
 		r = on_ring_setup(c, m->ring_setup, err, sizeof(err));
 		break;
 	default:
+		c->ring_setup_allowed = false;
 		r = pf_dev_handle(c->srv->cfg.dev, m, err, sizeof(err));
 	}
 	if (r) {
@@ -438,6 +476,16 @@ static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 	for (int i = 0; i < max_reads && !c->dead && !c->throttled; i++) {
 		ssize_t n = pf_stream_recv(c->st, buf, sizeof(buf));
 
+		/* Beside the rings fds come without ring bytes: look every time. */
+		if (c->st->fd_overflow) {
+			char text[120];
+
+			snprintf(text, sizeof(text),
+				 "more than %u file descriptors passed and not "
+				 "claimed by a memory map", PCIEFW_MAX_PENDING_FDS);
+			protocol_error(c, PCIEFW__ERROR_CODE__ERROR_LIMIT, text);
+			break;
+		}
 		if (n > 0) {
 			if (!c->received && !c->tls && speaks_tls(buf, (size_t)n)) {
 				conn_fail(c, "the host speaks TLS: start the endpoint "
@@ -446,16 +494,6 @@ static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 				break;
 			}
 			c->received = true;
-			if (c->st->fd_overflow) {
-				char text[120];
-
-				snprintf(text, sizeof(text),
-					 "more than %u file descriptors passed and not "
-					 "claimed by a memory map", PCIEFW_MAX_PENDING_FDS);
-				queue_error(c, PCIEFW__ERROR_CODE__ERROR_LIMIT, text);
-				conn_fail(c, "protocol error: %s", text);
-				break;
-			}
 			feed(c, buf, (size_t)n);
 			if ((size_t)n < sizeof(buf) && !to_eof &&
 			    !pf_stream_pending(c->st))
@@ -477,9 +515,14 @@ static void conn_read(struct pf_conn *c, int max_reads, bool to_eof)
 				  "host disconnected" :
 				  "host disconnected in the middle of a frame");
 		else if (errno == EPROTO && c->st->wake_fd >= 0)
+			/* Nothing can be trusted to carry an Error (11.5). */
 			conn_fail(c, "the host broke the shared-memory rings (an "
-				  "impossible index, or bytes on the socket; spec "
-				  "11.5)");
+				  "impossible index; spec 11.5)");
+		else if (errno == EBADMSG && c->st->wake_fd >= 0)
+			protocol_error(c, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
+				       "bytes on the socket beside the rings "
+				       "other than one zero byte with each "
+				       "batch of file descriptors (spec 11.1)");
 		else
 			conn_fail(c, "read failed: %s", strerror(errno));
 	}
@@ -526,7 +569,7 @@ static void conn_handshake(struct pf_conn *c)
 	}
 	c->state = CONN_HELLO;
 	if (r == PF_OK) {
-		ev_timer_stop(c->srv->loop, &c->deadline);
+		/* The deadline runs on: the Hello is due too (spec 2.1). */
 		pf_info("%s: TLS session established", c->name);
 	} else {
 		snprintf(c->refusal, sizeof(c->refusal), "%s", err);
@@ -606,12 +649,16 @@ static int on_ring_setup(struct pf_conn *c, const Pciefw__RingSetup *rs,
 	size_t mark;
 
 	if (!(c->srv->cfg.dev->session.features & PCIEFW_FEATURE_SHM_RINGS) ||
-	    c->st->wake_fd >= 0) {
-		snprintf(err, errlen, "ring_setup %s", c->st->wake_fd >= 0 ?
-			 "while already on the rings" :
-			 "without the shm rings feature");
+	    !c->ring_setup_allowed) {
+		snprintf(err, errlen, "ring_setup %s",
+			 !(c->srv->cfg.dev->session.features & PCIEFW_FEATURE_SHM_RINGS) ?
+			 "without the shm rings feature" :
+			 "not as the host's first message after the description, "
+			 "or a second one");
 		return PF_ERR_UNEXPECTED;
 	}
+	/* Accepted or refused, there is one per session. */
+	c->ring_setup_allowed = false;
 	if (!pf_conn_take_fds(c, fds, PCIEFW_RING_SETUP_FDS)) {
 		snprintf(err, errlen, "ring_setup without its %u fds",
 			 PCIEFW_RING_SETUP_FDS);
@@ -677,13 +724,20 @@ static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pf_conn *c = w->data;
+	double s = c->srv->cfg.hello_timeout_s;
 
 	if (c->refusal[0])
-		conn_fail(c, "refused: %s (no Hello from the host within %.0f s)",
-			  c->refusal, TLS_DEADLINE_S);
+		conn_fail(c, "refused: %s (no Hello from the host within %g s)",
+			  c->refusal, s);
 	else if (c->state == CONN_TLS)
-		conn_fail(c, "no TLS handshake from the host within %.0f s",
-			  TLS_DEADLINE_S);
+		conn_fail(c, "no TLS handshake from the host within %g s", s);
+	else if (c->state == CONN_HELLO) {
+		char text[120];
+
+		snprintf(text, sizeof(text), "no hello from the host within %g s "
+			 "of connecting (spec 2.1)", s);
+		protocol_error(c, PCIEFW__ERROR_CODE__ERROR_PROTOCOL, text);
+	}
 }
 
 static void reaper_cb(struct ev_loop *loop, ev_idle *w, int revents)
@@ -699,6 +753,7 @@ static void conn_close(struct pf_conn *c)
 	if (srv->cfg.dev->conn == c)
 		pf_dev_detach(srv->cfg.dev);
 	flush_before_close(c);
+	drain_before_close(c);
 	ev_io_stop(srv->loop, &c->rd);
 	ev_io_stop(srv->loop, &c->wr);
 	ev_idle_stop(srv->loop, &c->reaper);
@@ -805,13 +860,12 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	ev_io_init(&c->rd, read_cb, fd, EV_READ);
 	ev_io_init(&c->wr, write_cb, fd, EV_WRITE);
 	ev_idle_init(&c->reaper, reaper_cb);
-	ev_timer_init(&c->deadline, deadline_cb, TLS_DEADLINE_S, 0);
+	ev_timer_init(&c->deadline, deadline_cb, srv->cfg.hello_timeout_s, 0);
 	ev_idle_init(&c->spin, spin_cb);
 	ev_init(&c->bell, bell_cb);
 	c->rd.data = c->wr.data = c->reaper.data = c->deadline.data = c;
 	c->spin.data = c->bell.data = c;
-	if (c->tls)
-		ev_timer_start(loop, &c->deadline);
+	ev_timer_start(loop, &c->deadline);
 	srv->conn = c;
 	pf_info("%s: accepted on %s%s", c->name,
 		l->addr.kind == PF_ADDR_UNIX ? "unix socket" : "tcp",

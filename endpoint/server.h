@@ -20,7 +20,11 @@ struct pf_server_config {
 	bool shm_rings;
 	struct pf_trace_writer *trace;  /* may be NULL */
 	struct pf_tls *tls;             /* NULL: plain connections */
+	/* How long a host has to send its Hello, TLS included (spec 2.1). */
+	double hello_timeout_s;
 };
+
+#define PF_HELLO_TIMEOUT_S 10.0
 
 struct pf_server *pf_server_new(struct ev_loop *loop,
 				const struct pf_server_config *cfg);

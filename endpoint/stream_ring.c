@@ -7,7 +7,6 @@
 #include "stream.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,6 @@
 #include <unistd.h>
 
 #include "ring.h"
-#include "shared_ram.h"
 
 struct ring_stream {
 	struct pf_stream base;      /* base.fd: the socket; base.wake_fd: ours */
@@ -39,31 +37,41 @@ static ssize_t fail_eproto(void)
 }
 
 /*
- * Read what the socket holds: zero bytes that carried fds (kept by
- * pf_socket_recv), the host's end of stream, or a violation.
+ * Read one batch of what the socket holds (spec 11.1): a zero byte that
+ * carried fds (kept by pf_socket_recv), the host's end of stream, or a
+ * violation -- any other byte, or a zero byte without fds.  One recvmsg a
+ * call: the kernel returns at most one fd batch per call, and a host that
+ * keeps the socket full cannot keep us here (its fds pile up to the
+ * limit of 10.2 instead).
  */
 static void drain_socket(struct ring_stream *r)
 {
+	unsigned fds_before = r->base.n_fds;
 	uint8_t buf[64];
+	ssize_t n;
 
-	for (;;) {
-		ssize_t n = pf_socket_recv(&r->base, buf, sizeof(buf));
-
-		if (n == 0) {
-			r->hung_up = true;
-			return;
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				r->hung_up = true;
-			return;
-		}
-		for (ssize_t i = 0; i < n; i++)
-			if (buf[i])
-				r->stray_bytes = true;
+	do {
+		n = pf_socket_recv(&r->base, buf, sizeof(buf));
+	} while (n < 0 && errno == EINTR);
+	if (n == 0) {
+		r->hung_up = true;
+		return;
 	}
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			r->hung_up = true;
+		return;
+	}
+	if (n != 1 || buf[0] ||
+	    (r->base.n_fds == fds_before && !r->base.fd_overflow))
+		r->stray_bytes = true;
+}
+
+/* The host broke the socket's rule (11.1): an Error can still go out. */
+static ssize_t fail_socket_rule(void)
+{
+	errno = EBADMSG;
+	return -1;
 }
 
 static ssize_t ring_recv(struct pf_stream *st, void *buf, size_t len)
@@ -71,8 +79,10 @@ static ssize_t ring_recv(struct pf_stream *st, void *buf, size_t len)
 	struct ring_stream *r = ring_of(st);
 	ssize_t n = pf_ring_read(&r->rx, buf, len);
 
-	if (n < 0 || r->stray_bytes)
+	if (n < 0)
 		return fail_eproto();
+	if (r->stray_bytes)
+		return fail_socket_rule();
 	if (n > 0) {
 		if (pf_ring_producer_needs_kick(&r->rx))
 			pf_doorbell_ring(r->peer_bell);
@@ -81,7 +91,7 @@ static ssize_t ring_recv(struct pf_stream *st, void *buf, size_t len)
 	/* Empty: whatever woke us may have been the socket. */
 	drain_socket(r);
 	if (r->stray_bytes)
-		return fail_eproto();
+		return fail_socket_rule();
 	if (r->hung_up && !pf_ring_readable(&r->rx))
 		return 0;
 	errno = EAGAIN;
@@ -156,56 +166,6 @@ static const struct pf_stream_ops ring_ops = {
 	.awake = ring_awake,
 };
 
-/* Map the host's region, if it is one we can trust not to shrink. */
-static void *map_region(int fd, uint64_t size, char *err, size_t errlen)
-{
-	char why[160];
-	const char *refused;
-	void *p;
-
-	if (size < pf_ring_region_size(PF_RING_MIN_BYTES) ||
-	    size > pf_ring_region_size(PF_RING_MAX_BYTES)) {
-		snprintf(err, errlen, "ring region of %llu bytes (%zu to %zu "
-			 "expected)", (unsigned long long)size,
-			 pf_ring_region_size(PF_RING_MIN_BYTES),
-			 pf_ring_region_size(PF_RING_MAX_BYTES));
-		return NULL;
-	}
-	refused = pf_shared_fd_refusal(fd, 0, size, why, sizeof(why));
-	if (refused) {
-		snprintf(err, errlen, "ring region refused: %s", refused);
-		return NULL;
-	}
-	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED) {
-		snprintf(err, errlen, "cannot map the ring region: %s",
-			 strerror(errno));
-		return NULL;
-	}
-	return p;
-}
-
-/* A doorbell must be an eventfd we can ring without ever blocking. */
-static bool doorbell_ok(int fd, char *err, size_t errlen)
-{
-	char path[64], link[64];
-	ssize_t n;
-	int flags;
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0 || (link[n] = 0, strcmp(link, "anon_inode:[eventfd]"))) {
-		snprintf(err, errlen, "a ring doorbell is not an eventfd");
-		return false;
-	}
-	flags = fcntl(fd, F_GETFL);
-	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-		snprintf(err, errlen, "ring doorbell: %s", strerror(errno));
-		return false;
-	}
-	return true;
-}
-
 struct pf_stream *pf_stream_ring(int fd, const int fds[PCIEFW_RING_SETUP_FDS],
 				 uint64_t region_size, char *err, size_t errlen)
 {
@@ -221,8 +181,9 @@ struct pf_stream *pf_stream_ring(int fd, const int fds[PCIEFW_RING_SETUP_FDS],
 	r->base.fd = fd;
 	r->base.wake_fd = fds[1];
 	r->peer_bell = fds[2];
-	if (doorbell_ok(fds[1], err, errlen) && doorbell_ok(fds[2], err, errlen))
-		r->region = map_region(fds[0], region_size, err, errlen);
+	if (pf_doorbell_check(fds[1], err, errlen) &&
+	    pf_doorbell_check(fds[2], err, errlen))
+		r->region = pf_ring_region_map(fds[0], region_size, err, errlen);
 	close(fds[0]);
 	if (!r->region) {
 		ring_free(&r->base);

@@ -27,6 +27,7 @@ struct tls_stream {
 	gnutls_session_t session;
 	bool checked_first_byte;
 	bool established;           /* handshake done: close_notify is due */
+	bool got_data;              /* a record of the session came */
 	/*
 	 * A record that could not be sent whole is retried by GnuTLS itself
 	 * (it keeps the encrypted record): the next send passes no data.
@@ -161,6 +162,19 @@ static ssize_t tls_recv(struct pf_stream *st, void *buf, size_t len)
 	/* A peer that closes without close_notify has still ended the stream. */
 	if (r == GNUTLS_E_PREMATURE_TERMINATION)
 		return 0;
+	if (r == GNUTLS_E_PULL_ERROR) {
+		/*
+		 * The socket failed under TLS: say how (errno from recv()).
+		 * A host that refused our certificate drops the connection
+		 * right after the handshake, often with a reset: that is its
+		 * end of the stream, which the server explains as such.
+		 */
+		if (errno == ECONNRESET && !t->got_data)
+			return 0;
+		return -1;
+	}
+	if (r > 0)
+		t->got_data = true;
 	return r >= 0 ? r : tls_error(r);
 }
 

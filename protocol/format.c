@@ -32,7 +32,7 @@ static void put(struct out *o, const char *fmt, ...)
 }
 
 /* Data as hex bytes in bus order; long payloads abbreviated. */
-static void put_data(struct out *o, const ProtobufCBinaryData *d)
+static void put_bytes(struct out *o, const ProtobufCBinaryData *d)
 {
 	size_t show = d->len < 16 ? d->len : 16;
 
@@ -43,6 +43,24 @@ static void put_data(struct out *o, const ProtobufCBinaryData *d)
 		put(o, "... (%zu bytes)", d->len);
 	else if (!d->len)
 		put(o, "-");
+}
+
+/*
+ * Register data: a 1, 2, 4 or 8-byte access is shown as the value it
+ * carries (little-endian on the wire, spec 1.4), zero-padded to its width:
+ * "data=0x00000003"; other lengths as bytes.
+ */
+static void put_data(struct out *o, const ProtobufCBinaryData *d)
+{
+	unsigned long long v = 0;
+
+	if (d->len != 1 && d->len != 2 && d->len != 4 && d->len != 8) {
+		put_bytes(o, d);
+		return;
+	}
+	for (size_t i = d->len; i-- > 0;)
+		v = v << 8 | d->data[i];
+	put(o, " data=0x%0*llx", (int)d->len * 2, v);
 }
 
 static void put_text(struct out *o, const char *name, const char *s)
@@ -130,7 +148,7 @@ char *pf_msg_format(const PfMessage *m, char *buf, size_t len)
 		break;
 	case PCIEFW__MESSAGE__BODY_DMA_WRITE:
 		put(&o, " address=0x%llx", (unsigned long long)m->dma_write->address);
-		put_data(&o, &m->dma_write->data);
+		put_bytes(&o, &m->dma_write->data);
 		break;
 	case PCIEFW__MESSAGE__BODY_INTX:
 		put(&o, " %s", m->intx->asserted ? "assert" : "deassert");

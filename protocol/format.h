@@ -6,7 +6,11 @@
 
 #include "codec.h"
 
-/* "mem_read tag=5 bar=0 offset=0x4 size=4"; returns @out. */
+/*
+ * "mem_read tag=5 bar=0 offset=0x4 size=4"; returns @out.  The data of a
+ * register access or its completion (1, 2, 4 or 8 bytes) is its value,
+ * "data=0x00000003"; other data, and DMA writes, bytes in bus order.
+ */
 char *pf_msg_format(const PfMessage *m, char *out, size_t len);
 
 /* The address a message targets and its BAR (-1 when none): BAR offset

@@ -13,17 +13,32 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "pciefw.h"
+#include "shared_fd.h"
 
 #define LOAD_ACQ(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define LOAD_RELAXED(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
 #define FULL_FENCE()    __atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+/*
+ * A test build only (tests/meson.build builds an endpoint with it): a
+ * consumer going to sleep pauses between its two steps, so that a race
+ * between them shows in every test run rather than once in a million
+ * sleeps.  Production builds compile it to nothing.
+ */
+#ifdef PF_RING_TEST_SLEEP_PAUSE_US
+#define TEST_SLEEP_PAUSE() usleep(PF_RING_TEST_SLEEP_PAUSE_US)
+#else
+#define TEST_SLEEP_PAUSE() do { } while (0)
+#endif
 
 static uint32_t data_offset(enum pf_ring_dir dir, uint32_t ring_bytes)
 {
@@ -90,9 +105,18 @@ int pf_ring_attach(struct pf_ring *r, void *base, size_t size,
 		return PF_ERR_INVALID;
 	}
 	r->ctl = &h->ctl[dir];
+	/* Both sides start at 0 (spec 11.2): anything else is not a new ring. */
+	if (LOAD_ACQ(&r->ctl->tail) || LOAD_ACQ(&r->ctl->head)) {
+		snprintf(err, errlen, "ring %s has indices %llu/%llu at setup "
+			 "(0 expected)", dir == PF_RING_TO_HOST ? "to the host" :
+			 "to the endpoint",
+			 (unsigned long long)LOAD_RELAXED(&r->ctl->tail),
+			 (unsigned long long)LOAD_RELAXED(&r->ctl->head));
+		return PF_ERR_INVALID;
+	}
 	r->data = (uint8_t *)base + data_offset(dir, ring_bytes);
 	r->size = ring_bytes;
-	r->pos = producer ? LOAD_ACQ(&r->ctl->tail) : LOAD_ACQ(&r->ctl->head);
+	r->pos = 0;
 	return PF_OK;
 }
 
@@ -181,6 +205,7 @@ bool pf_ring_consumer_sleep(struct pf_ring *r)
 {
 	STORE_REL(&r->ctl->consumer_asleep, 1);
 	FULL_FENCE();
+	TEST_SLEEP_PAUSE();
 	if (pf_ring_readable(r) || r->corrupt) {
 		STORE_REL(&r->ctl->consumer_asleep, 0);
 		return false;
@@ -251,6 +276,54 @@ uint64_t pf_ring_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void *pf_ring_region_map(int fd, uint64_t size, char *err, size_t errlen)
+{
+	char why[160];
+	const char *refused;
+	void *p;
+
+	if (size < pf_ring_region_size(PF_RING_MIN_BYTES) ||
+	    size > pf_ring_region_size(PF_RING_MAX_BYTES)) {
+		snprintf(err, errlen, "ring region of %llu bytes (%zu to %zu "
+			 "expected)", (unsigned long long)size,
+			 pf_ring_region_size(PF_RING_MIN_BYTES),
+			 pf_ring_region_size(PF_RING_MAX_BYTES));
+		return NULL;
+	}
+	refused = pf_shared_fd_refusal(fd, 0, size, why, sizeof(why));
+	if (refused) {
+		snprintf(err, errlen, "ring region refused: %s", refused);
+		return NULL;
+	}
+	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "cannot map the ring region: %s",
+			 strerror(errno));
+		return NULL;
+	}
+	return p;
+}
+
+bool pf_doorbell_check(int fd, char *err, size_t errlen)
+{
+	char path[64], link[64];
+	ssize_t n;
+	int flags;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0 || (link[n] = 0, strcmp(link, "anon_inode:[eventfd]"))) {
+		snprintf(err, errlen, "a ring doorbell is not an eventfd");
+		return false;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		snprintf(err, errlen, "ring doorbell: %s", strerror(errno));
+		return false;
+	}
+	return true;
 }
 
 int pf_doorbell_ring(int fd)

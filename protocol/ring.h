@@ -127,6 +127,16 @@ void pf_spin_miss(struct pf_spin *s);
 /* Monotonic nanoseconds. */
 uint64_t pf_ring_now_ns(void);
 
+/*
+ * The receiving end of a RingSetup (spec 11.1): map the region the peer
+ * made, if it is one we can trust not to shrink (protocol/shared_fd.h),
+ * of a size within the layout's bounds.  NULL with the reason in @err.
+ * @fd is not closed.
+ */
+void *pf_ring_region_map(int fd, uint64_t size, char *err, size_t errlen);
+/* A doorbell must be an eventfd we can ring without blocking; makes it so. */
+bool pf_doorbell_check(int fd, char *err, size_t errlen);
+
 /* Signal / drain an eventfd (the doorbell); errors are the caller's. */
 int pf_doorbell_ring(int fd);
 void pf_doorbell_drain(int fd);

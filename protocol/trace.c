@@ -40,7 +40,7 @@ struct pf_trace_reader {
 	FILE *f;
 	uint8_t *block;
 	size_t cap;
-	uint64_t index;
+	uint64_t index;          /* records read so far */
 	bool all_types;
 	/* Per interface of the current section: resolution, or 0 if absent. */
 	uint32_t n_ifaces;
@@ -290,6 +290,21 @@ int pf_trace_write_session(struct pf_trace_writer *w, uint64_t ts_ns,
 			    (const uint8_t *)text, len < 1024 ? len : 1024);
 }
 
+void pf_trace_write_frames(struct pf_trace_writer *w, uint64_t ts_ns,
+			   enum pf_dir dir, const uint8_t *p, size_t len)
+{
+	const uint8_t *end = p + len;
+
+	while (w && (size_t)(end - p) >= PF_FRAME_HEADER) {
+		uint32_t n = pf_frame_get_header(p);
+
+		if (n > (size_t)(end - p) - PF_FRAME_HEADER)
+			break;
+		pf_trace_write(w, ts_ns, dir, p + PF_FRAME_HEADER, n);
+		p += PF_FRAME_HEADER + n;
+	}
+}
+
 int pf_trace_write_malformed(struct pf_trace_writer *w, uint64_t ts_ns,
 			     enum pf_dir dir, const uint8_t *raw, size_t len)
 {
@@ -326,11 +341,12 @@ int pf_trace_close(struct pf_trace_writer *w)
 	return r;
 }
 
+/* @read: records read so far; the failure is in the next one. */
 static int reader_fail(char *err, size_t errlen, int code, const char *msg,
-		       uint64_t index)
+		       uint64_t read)
 {
 	snprintf(err, errlen, "%s (at record %llu)", msg,
-		 (unsigned long long)index);
+		 (unsigned long long)read + 1);
 	return code;
 }
 
@@ -495,7 +511,7 @@ static int parse_epb(struct pf_trace_reader *r, uint32_t len,
 		return reader_fail(err, errlen, PF_ERR_CORRUPT,
 				   "frame length disagrees with the record",
 				   r->index);
-	rec->index = r->index++;
+	rec->index = ++r->index;
 	rec->ts_ns = ticks_to_ns((uint64_t)get32(b + 12) << 32 | get32(b + 16),
 				 r->ticks_per_sec[iface]);
 	rec->dir = (enum pf_dir)data[1];

@@ -59,6 +59,13 @@ void pf_trace_set_limit(struct pf_trace_writer *w, uint64_t max_bytes,
 int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
 		   const uint8_t *body, size_t body_len);
 /* A session record: a connection starts; @text says which (spec 6). */
+/*
+ * Append every frame of @p..@p+@len (length prefixes included, as queued
+ * for sending) as message records: what a side sends.  A partial frame at
+ * the end is left out.  NULL @w: nothing.
+ */
+void pf_trace_write_frames(struct pf_trace_writer *w, uint64_t ts_ns,
+			   enum pf_dir dir, const uint8_t *p, size_t len);
 int pf_trace_write_session(struct pf_trace_writer *w, uint64_t ts_ns,
 			   const char *text);
 /*
@@ -84,7 +91,11 @@ int pf_trace_flush(struct pf_trace_writer *w);
 int pf_trace_close(struct pf_trace_writer *w);
 
 struct pf_trace_record {
-	uint64_t index;          /* 0-based record number, all types counted */
+	/*
+	 * Record number, from 1, every type counted: the frame number
+	 * Wireshark gives the record (spec 6), as every tool prints it.
+	 */
+	uint64_t index;
 	uint64_t ts_ns;          /* nanoseconds since the epoch */
 	enum pf_dir dir;
 	enum pf_trace_type type;

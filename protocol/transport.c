@@ -123,19 +123,95 @@ static struct addrinfo *tcp_resolve(const struct pf_addr *a, int passive,
 	return res;
 }
 
+/*
+ * Who listens on the UNIX socket at @sun, if anyone: 1 and the listener's
+ * pid in *@pid (0 if unknown) when a connection is accepted or the backlog
+ * is full, 0 when nobody does (a stale file from a killed run), -1 when
+ * that cannot be told (errno).
+ */
+static int unix_listener(const struct sockaddr_un *sun, pid_t *pid)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int r, saved;
+
+	*pid = 0;
+	if (fd < 0)
+		return -1;
+	r = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
+	saved = errno;
+	if (r == 0 && !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		*pid = cred.pid;
+	close(fd);
+	if (r == 0 || saved == EAGAIN)
+		return 1;
+	if (saved == ECONNREFUSED)
+		return 0;
+	errno = saved;
+	return -1;
+}
+
+/*
+ * Make @a's path free for bind(): refuse a path where a process listens
+ * (EADDRINUSE) or that is no socket (EEXIST: never delete a user's file);
+ * remove a socket nobody listens on.
+ */
+static int unix_claim_path(const struct pf_addr *a, const struct sockaddr_un *sun,
+			   char *err, size_t errlen)
+{
+	struct stat st;
+	pid_t pid;
+	int r;
+
+	if (lstat(a->path, &st) < 0)
+		return errno == ENOENT ? 0 : -1;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "cannot listen on unix:%s: the file exists and is "
+			 "not a socket", a->path);
+		errno = EEXIST;
+		return -2;
+	}
+	r = unix_listener(sun, &pid);
+	if (r < 0)
+		return -1;
+	if (r == 0)
+		return unlink(a->path) < 0 && errno != ENOENT ? -1 : 0;
+	if (pid)
+		snprintf(err, errlen, "cannot listen on unix:%s: another process "
+			 "(pid %d) is listening there; stop it or choose another "
+			 "path", a->path, (int)pid);
+	else
+		snprintf(err, errlen, "cannot listen on unix:%s: another process "
+			 "is listening there; stop it or choose another path",
+			 a->path);
+	errno = EADDRINUSE;
+	return -2;
+}
+
 int pf_listen(const struct pf_addr *a, char *err, size_t errlen)
 {
 	int fd, one = 1;
 
 	if (a->kind == PF_ADDR_UNIX) {
 		struct sockaddr_un sun;
+		int claimed;
 
+		unix_sockaddr(a, &sun);
+		claimed = unix_claim_path(a, &sun, err, errlen);
+		if (claimed == -2)
+			return -1;
+		if (claimed < 0) {
+			int saved = errno;
+
+			snprintf(err, errlen, "cannot listen on unix:%s: %s", a->path,
+				 strerror(saved));
+			errno = saved;
+			return -1;
+		}
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
 			goto sys;
-		unix_sockaddr(a, &sun);
-		/* A stale socket file from a killed run would block bind(). */
-		unlink(a->path);
 		/*
 		 * Owner only (0600): whoever connects drives the device and
 		 * its DMA, so other local users must not (README, Security).
@@ -145,9 +221,12 @@ int pf_listen(const struct pf_addr *a, char *err, size_t errlen)
 
 		umask(mask);
 		if (r < 0 || listen(fd, 8) < 0) {
+			int saved = errno;
+
 			snprintf(err, errlen, "cannot listen on unix:%s: %s",
-				 a->path, strerror(errno));
+				 a->path, strerror(saved));
 			close(fd);
+			errno = saved;
 			return -1;
 		}
 		return fd;
@@ -169,9 +248,13 @@ int pf_listen(const struct pf_addr *a, char *err, size_t errlen)
 		close(fd);
 		fd = -1;
 	}
-	if (fd < 0)
+	if (fd < 0) {
+		int saved = errno;
+
 		snprintf(err, errlen, "cannot listen on tcp:%s:%u: %s",
-			 a->host, a->port, strerror(errno));
+			 a->host, a->port, strerror(saved));
+		errno = saved;
+	}
 	freeaddrinfo(res);
 	return fd;
 sys:

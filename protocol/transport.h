@@ -27,7 +27,13 @@ int pf_addr_parse(const char *s, struct pf_addr *a, char *err, size_t errlen);
 /* Human-readable form, e.g. for logs. */
 void pf_addr_format(const struct pf_addr *a, char *out, size_t outlen);
 
-/* Listening socket (non-blocking, close-on-exec), or -1 with @err set. */
+/*
+ * Listening socket (non-blocking, close-on-exec), or -1 with @err set and
+ * errno saying why: EADDRINUSE when another process listens there (a UNIX
+ * path where one answers, a TCP port in use).  A UNIX socket file nobody
+ * listens on (left by a killed run) is removed first; a path that exists
+ * and is not a socket is refused (EEXIST).
+ */
 int pf_listen(const struct pf_addr *a, char *err, size_t errlen);
 /* The port a TCP listening socket is bound to (for port 0). */
 int pf_bound_port(int fd);

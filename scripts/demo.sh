@@ -57,7 +57,7 @@ ip link set eth0 up
 step "lspci -vvv -d 1234:fe02"
 lspci -vvv -d 1234:fe02
 step "udhcpc -i eth0"
-udhcpc -i eth0 -n -q -t 10 -T 1 -s /sbin/udhcpc.sh || exit 2
+udhcpc -i eth0 -n -q -t 10 -T 1 || exit 2
 step "ip addr show eth0"
 ip addr show eth0
 step "ping -c 5 10.0.2.2   (the host, through slirp in the endpoint)"

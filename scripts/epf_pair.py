@@ -12,7 +12,6 @@ every line is OKAY.  --shell leaves you at the host guest's shell instead.
 Both consoles (and with --trace the bridge's trace) stay in build/epf-pair/.
 """
 
-import argparse
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..",
                                 "tests", "integration"))
+import cli  # noqa: E402  (scripts/cli.py)
 import epflib  # noqa: E402
 import guestlib  # noqa: E402
 
@@ -128,7 +128,7 @@ def run_shell(runner, work, args):
 
 
 def main():
-    ap = argparse.ArgumentParser(
+    ap = cli.Parser(
         prog="./dev epf-pair",
         description="Boot the endpoint guest (pci-epf-test through "
         "pciefw-epc) and the host guest (pci_endpoint_test through pciefw) "

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Boot the guest of ./dev try (scripts/try.sh) with the device on
 TMP/ep.sock: attached to the terminal when interactive, otherwise to
-completion, printing its console and exiting with the script's status.
-QEMU's interrupt trace events (what became of each interrupt the model
-raised) go to QEMU_LOG.  PCIEFW_TRY_APPEND: more kernel arguments.
+completion, printing its console as it comes and exiting with the script's
+status.  QEMU's interrupt trace events (what became of each interrupt the
+model raised) go to QEMU_LOG.  PCIEFW_TRY_APPEND: more kernel arguments;
+PCIEFW_TRY_TIMEOUT: seconds the guest may run when not interactive.
 
 usage: try_guest.py TMP QEMU_LOG INTERACTIVE(0|1) [HOST:GUEST...]
 """
@@ -21,15 +22,24 @@ args = ["-device", "pcie-root-port,id=rp0,slot=1",
         "-trace", "pciefw_msi", "-trace", "pciefw_msix", "-trace", "pciefw_intx",
         "-D", qemu_log]
 append = os.environ.get("PCIEFW_TRY_APPEND", "")
+timeout = int(os.environ.get("PCIEFW_TRY_TIMEOUT", "300"))
 if interactive:
     cmd = guestlib.qemu_command(os.environ["PCIEFW_QEMU"], initrd, args,
                                 append_extra=append)
     cmd[cmd.index("stdio")] = "mon:stdio"
     os.execv(cmd[0], cmd)
-res = guestlib.boot_guest(os.environ["PCIEFW_QEMU"], initrd, args, timeout=300,
-                         append_extra=append)
-print(res.console)
+guest = guestlib.Guest(os.environ["PCIEFW_QEMU"], initrd, args, append_extra=append,
+                       echo=sys.stdout)
+try:
+    guest.start()
+    res = guest.wait(timeout)
+finally:
+    guest.stop()
 if res.status is None:
-    print("try: the guest did not finish: " + res.describe(), file=sys.stderr)
+    why = (f"not finished after {timeout} s (--timeout)" if res.timed_out else
+           f"QEMU exited ({res.returncode}) before the guest's script ended")
+    print(f"try: the guest did not finish: {why}", file=sys.stderr)
+    if res.stderr.strip():
+        print("--- QEMU said ---\n" + res.stderr.strip(), file=sys.stderr)
     sys.exit(1)
 sys.exit(res.status)

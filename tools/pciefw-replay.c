@@ -76,18 +76,24 @@ static void usage(FILE *f)
 "                            then it bounds the wait for a host to connect)\n"
 "  -s, --session=N           replay only the Nth session (connection) of the\n"
 "                            trace; default: each in turn, one connection each\n"
-"  -u, --until=INDEX         replay records up to INDEX (as pciefw-trace\n"
-"                            numbers them) and stop there\n"
+"  -u, --until=N             replay the messages up to record #N and stop there\n"
 "      --allow-truncated     replay the whole records of a trace that was cut\n"
 "                            short (recorder killed); default: refuse it\n"
 "      --no-progress         no progress bar (default: one on stderr when it\n"
 "                            is a terminal)\n"
 "  -h, --help                show this help\n"
+"  -V, --version             show the version\n"
 "\n"
-"A divergence is reported with the trace record number (#N, as in\n"
-"pciefw-trace), its time in the recording, the expected (recorded) and the\n"
-"actual (live) message, and the recorded messages before it; the last line\n"
-"says 'N divergences'.\n"
+"Records are numbered from #1, every type counted (sessions, notes and\n"
+"malformed input too): as pciefw-trace prints them and Wireshark numbers its\n"
+"frames (docs/protocol.md 6).  Only messages are replayed, and not the\n"
+"guest-memory and ring set-up (spec 10.5, 11.6).  A divergence is reported\n"
+"with the record number, its time in the recording, the expected (recorded)\n"
+"and the actual (live) message, where their data first differ (the byte\n"
+"offset and both in hex around it), and the recorded messages before it;\n"
+"the last line says 'replayed N of M messages ...: N divergences'.\n"
+"A replay drives a live peer from the recording's start: replay against a\n"
+"fresh endpoint each time (one that served a replay already has state).\n"
 "Exit status: 0 the replay matched the recording, 1 it diverged, 2 usage\n"
 "error, 3 unreadable trace or connection failure.\n"
 "Example: pciefw-replay nic.pcapng unix:/tmp/nic.sock\n",
@@ -131,6 +137,7 @@ static int parse_args(int argc, char **argv, struct rp_opts *o)
 		{ "allow-truncated", no_argument, NULL, OPT_ALLOW_TRUNCATED },
 		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
 	const char *listen = NULL;
@@ -142,7 +149,7 @@ static int parse_args(int argc, char **argv, struct rp_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->context = DEFAULT_CONTEXT;
 	o->until = UINT64_MAX;
-	while ((c = getopt_long(argc, argv, "el:tki:C:T:s:u:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "el:tki:C:T:s:u:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'e':
 			o->role = RP_AS_ENDPOINT;
@@ -195,6 +202,10 @@ static int parse_args(int argc, char **argv, struct rp_opts *o)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(RP_EXIT_MATCH);
+		case 'V':
+			printf("pciefw-replay %s (protocol %u.%u)\n", PCIEFW_VERSION,
+			       PCIEFW_VERSION_MAJOR, PCIEFW_VERSION_MINOR);
 			exit(RP_EXIT_MATCH);
 		default:
 			fprintf(stderr, "Try 'pciefw-replay --help'.\n");

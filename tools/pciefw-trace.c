@@ -38,7 +38,9 @@ struct stats {
 	/* Outstanding non-posted requests, by direction and tag. */
 	struct { uint32_t tag; uint64_t ts; int kind; bool used; } pending[2][PENDING_SLOTS];
 	struct latency lat[MAX_KINDS];
-	uint64_t first_ts, last_ts, records, sessions, malformed;
+	uint64_t first_ts, last_ts;
+	/* Records of every type (the last one's number), and by type. */
+	uint64_t records, messages, sessions, notes, malformed;
 };
 
 static void usage(FILE *f)
@@ -57,21 +59,28 @@ static void usage(FILE *f)
 "  -s, --stats             print statistics instead of messages: counts per\n"
 "                          kind, bytes moved, request-to-completion latency\n"
 "  -h, --help              show this help\n"
+"  -V, --version           show the version\n"
 "\n"
 "Each line: record number, seconds since the first record, direction\n"
-"(H>E: host to endpoint, E>H: endpoint to host), the message.  A line\n"
-"'--- session: ...' marks where a connection begins; 'MALFORMED n bytes:'\n"
-"shows input the recorder could not take as a message (they are shown\n"
-"unless --kind, --bar or --addr select messages).  --stats counts both;\n"
-"its percentiles are nearest-rank.\n"
+"(H>E: host to endpoint, E>H: endpoint to host), the message.  Records are\n"
+"numbered from #1, every type counted: Wireshark's frame numbers, and the\n"
+"numbers pciefw-replay reports and --until takes (docs/protocol.md 6).\n"
+"A line '--- session: ...' marks where a connection begins, '^' a note on\n"
+"the message before it; 'MALFORMED n bytes:' shows input the recorder could\n"
+"not take as a message (they are shown unless --kind, --bar or --addr select\n"
+"messages).  --stats counts records of every type, then messages by kind;\n"
+"its percentiles are nearest-rank.  Data of 1, 2, 4 or 8 bytes (register\n"
+"accesses, their completions) is shown as its value, data=0x00000003\n"
+"(little-endian on the wire); other data, and DMA writes, as bytes.\n"
 "Exit status: 0, or 1 if the file is unreadable, truncated or corrupt.\n");
 }
 
+/* A usage error: one line, and where the help is. */
 static int fail(const char *fmt, const char *arg)
 {
 	fprintf(stderr, "pciefw-trace: ");
 	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n");
+	fprintf(stderr, "\nTry 'pciefw-trace --help'.\n");
 	return 2;
 }
 
@@ -84,13 +93,14 @@ static int parse_filter(int argc, char **argv, struct filter *f, bool *stats)
 		{ "addr", required_argument, NULL, 'a' },
 		{ "stats", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
 	int c;
 
 	f->bar = -1;
 	f->dir = -1;
-	while ((c = getopt_long(argc, argv, "k:d:b:a:sh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "k:d:b:a:shV", longopts, NULL)) != -1) {
 		char *end, *save = NULL, *k;
 
 		switch (c) {
@@ -134,15 +144,19 @@ static int parse_filter(int argc, char **argv, struct filter *f, bool *stats)
 		case 'h':
 			usage(stdout);
 			exit(0);
+		case 'V':
+			printf("pciefw-trace %s (protocol %u.%u)\n", PCIEFW_VERSION,
+			       PCIEFW_VERSION_MAJOR, PCIEFW_VERSION_MINOR);
+			exit(0);
 		default:
-			usage(stderr);
+			/* getopt said which option; the help is one --help away. */
+			fprintf(stderr, "Try 'pciefw-trace --help'.\n");
 			return 2;
 		}
 	}
-	if (optind != argc - 1) {
-		usage(stderr);
-		return 2;
-	}
+	if (optind != argc - 1)
+		return fail("%s", optind == argc ? "no trace FILE given" :
+			    "expected one trace FILE");
 	return 0;
 }
 
@@ -209,9 +223,7 @@ static void account(struct stats *s, const struct pf_trace_record *r,
 	uint32_t tag;
 	int dir = (int)r->dir;
 
-	if (!s->records++)
-		s->first_ts = r->ts_ns;
-	s->last_ts = r->ts_ns;
+	s->messages++;
 	s->count[dir][m->body_case]++;
 	switch (m->body_case) {
 	case PCIEFW__MESSAGE__BODY_DMA_WRITE:
@@ -259,12 +271,28 @@ static void new_session(struct stats *s)
 	memset(s->pending, 0, sizeof(s->pending));
 }
 
+/* Every record, whatever its type: the span and the count (#1..#N). */
+static void count_record(struct stats *s, const struct pf_trace_record *r)
+{
+	if (!s->records++)
+		s->first_ts = r->ts_ns;
+	s->last_ts = r->ts_ns;
+	if (r->type == PF_REC_SESSION)
+		new_session(s);
+	else if (r->type == PF_REC_NOTE)
+		s->notes++;
+	else if (r->type == PF_REC_MALFORMED)
+		s->malformed++;
+}
+
 static void print_stats(struct stats *s)
 {
-	printf("%llu records over %.6f s\n", (unsigned long long)s->records,
+	printf("%llu records (#1 to #%llu) over %.6f s\n",
+	       (unsigned long long)s->records, (unsigned long long)s->records,
 	       s->records ? (s->last_ts - s->first_ts) / 1e9 : 0.0);
-	printf("sessions %llu, malformed records %llu\n\n",
-	       (unsigned long long)s->sessions, (unsigned long long)s->malformed);
+	printf("messages %llu, sessions %llu, notes %llu, malformed records %llu\n\n",
+	       (unsigned long long)s->messages, (unsigned long long)s->sessions,
+	       (unsigned long long)s->notes, (unsigned long long)s->malformed);
 	printf("%-20s %12s %12s\n", "kind", "host>endpt", "endpt>host");
 	for (int k = 1; k < MAX_KINDS; k++)
 		if (s->count[0][k] || s->count[1][k])
@@ -321,8 +349,10 @@ int main(int argc, char **argv)
 		PfMessage *m = NULL;
 		char why[256];
 
-		if (rec.index == 0)
+		if (rec.index == 1)
 			first = rec.ts_ns;
+		if (want_stats)
+			count_record(s, &rec);
 		if (rec.type == PF_REC_NOTE) {
 			/* A note goes with the message before it. */
 			if (!want_stats && shown)
@@ -331,10 +361,6 @@ int main(int argc, char **argv)
 		}
 		shown = false;
 		if (rec.type != PF_REC_MESSAGE) {
-			if (want_stats && rec.type == PF_REC_SESSION)
-				new_session(s);
-			else if (want_stats)
-				s->malformed++;
 			/* Shown unless a filter asks for particular messages. */
 			if (!want_stats && !f.any_kind && f.bar < 0 && !f.have_range &&
 			    (f.dir < 0 || rec.type == PF_REC_SESSION ||

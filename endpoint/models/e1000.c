@@ -1168,25 +1168,15 @@ static int e1k_bar_read(void *s, unsigned bar, uint64_t off, void *data,
 			uint32_t size)
 {
 	struct e1k *e = s;
-	uint8_t *out = data;
+	uint32_t v;
 
-	if (bar == 1) {
-		uint32_t v = off == 0 ? e->ioaddr :
-			     off == 4 && e->ioaddr < E1K_REGS_SIZE ? reg_read(e, e->ioaddr) : 0;
-
-		pf_le_store(data, size, v >> (8 * (off & 3)));
-		return PF_CPL_OK;
-	}
-	if (bar != 0)
-		return PF_CPL_UR;
-	if (size < 4) {
-		uint32_t v = reg_read(e, (uint32_t)off & ~3u);
-
-		pf_le_store(data, size, v >> (8 * (off & 3)));
-		return PF_CPL_OK;
-	}
-	for (uint32_t i = 0; i < size; i += 4)
-		pf_le_store(out + i, 4, reg_read(e, (uint32_t)off + i));
+	/* 4-byte accesses only (the BARs' declaration): one register each. */
+	if (bar == 1)
+		v = off == 0 ? e->ioaddr :
+		    off == 4 && e->ioaddr < E1K_REGS_SIZE ? reg_read(e, e->ioaddr) : 0;
+	else
+		v = reg_read(e, (uint32_t)off);
+	pf_le_store(data, 4, v);
 	return PF_CPL_OK;
 }
 
@@ -1194,23 +1184,17 @@ static void e1k_bar_write(void *s, unsigned bar, uint64_t off, const void *data,
 			  uint32_t size)
 {
 	struct e1k *e = s;
-	const uint8_t *in = data;
+	uint32_t v = (uint32_t)pf_le_load(data, 4);
 
-	if (size < 4) {
-		pf_dev_log(e->dev, PF_LOG_DEBUG, "ignoring %u-byte write at BAR%u+0x%llx",
-			   size, bar, (unsigned long long)off);
-		return;
-	}
 	if (bar == 1) {
 		/* IOADDR selects a register, IODATA reaches it (SDM 13.2.2). */
 		if (off == 0)
-			e->ioaddr = (uint32_t)pf_le_load(data, 4) & 0x1fffcu;
+			e->ioaddr = v & 0x1fffcu;
 		else if (off == 4)
-			reg_write(e, e->ioaddr, (uint32_t)pf_le_load(data, 4));
+			reg_write(e, e->ioaddr, v);
 		return;
 	}
-	for (uint32_t i = 0; i < size; i += 4)
-		reg_write(e, (uint32_t)off + i, (uint32_t)pf_le_load(in + i, 4));
+	reg_write(e, (uint32_t)off, v);
 }
 
 static void e1k_reset(void *s, enum pf_reset_kind kind)
@@ -1298,8 +1282,14 @@ static void *e1k_create(struct pf_dev *dev, struct pf_identity *id)
 	id->subsystem_id = 0x1100;
 	id->class_code = 0x020000;
 	id->revision = 3;
-	id->bars[0] = (struct pf_bar_decl){ PF_BAR_MEM32, false, E1K_REGS_SIZE };
-	id->bars[1] = (struct pf_bar_decl){ PF_BAR_IO, false, 64 };
+	/* 32-bit registers, in memory and through IOADDR/IODATA (SDM 13.2). */
+	id->bars[0] = (struct pf_bar_decl){
+		.kind = PF_BAR_MEM32, .size = E1K_REGS_SIZE,
+		.access_min = 4, .access_max = 4,
+	};
+	id->bars[1] = (struct pf_bar_decl){
+		.kind = PF_BAR_IO, .size = 64, .access_min = 4, .access_max = 4,
+	};
 	id->intx_pin = 1;
 	return e;
 }

@@ -727,8 +727,11 @@ static void *nic_create(struct pf_dev *dev, struct pf_identity *id)
 	id->subsystem_id = 0x0002;
 	id->class_code = 0x020000;
 	id->revision = 1;
-	id->bars[0] = (struct pf_bar_decl){ PF_BAR_MEM32, false, 4096 };
-	id->bars[1] = (struct pf_bar_decl){ PF_BAR_MEM32, false, 4096 };
+	/* 32-bit registers and 64-bit statistics (docs/nic.md). */
+	id->bars[0] = (struct pf_bar_decl){
+		.kind = PF_BAR_MEM32, .size = 4096, .access_min = 4, .access_max = 8,
+	};
+	id->bars[1] = (struct pf_bar_decl){ .kind = PF_BAR_MEM32, .size = 4096 };
 	id->intx_pin = 1;
 	id->msi_vectors = 1;
 	id->msix_vectors = N_VECTORS;

@@ -284,8 +284,6 @@ static int testdev_bar_read(void *s, unsigned bar, uint64_t off, void *data,
 
 	switch (bar) {
 	case BAR_REGS:
-		if (size > 8)
-			return PF_CPL_UR;      /* a register file: no bursts */
 		if (off == REG_FETCH && size == 4)
 			return fetch(t);
 		pf_le_store(t->regs + REG_RESET_COUNT, 4, t->reset_count);
@@ -314,12 +312,6 @@ static void testdev_bar_write(void *s, unsigned bar, uint64_t off,
 
 	switch (bar) {
 	case BAR_REGS:
-		if (size > 8) {
-			pf_dev_log(t->dev, PF_LOG_WARN,
-				   "dropping a %u-byte burst to BAR0+0x%llx", size,
-				   (unsigned long long)off);
-			break;
-		}
 		regs_write(t, off, data, size);
 		break;
 	case BAR_RAM:
@@ -392,10 +384,16 @@ static void *testdev_create(struct pf_dev *dev, struct pf_identity *id)
 	id->subsystem_id = 0x0001;
 	id->class_code = 0xff0000;
 	id->revision = 1;
-	id->bars[BAR_REGS] = (struct pf_bar_decl){ PF_BAR_MEM32, false, 4096 };
-	id->bars[BAR_MSIX] = (struct pf_bar_decl){ PF_BAR_MEM32, false, 4096 };
-	id->bars[BAR_RAM] = (struct pf_bar_decl){ PF_BAR_MEM64, true, RAM_SIZE };
-	id->bars[BAR_IO] = (struct pf_bar_decl){ PF_BAR_IO, false, IO_SIZE };
+	/* A register file: 1-8 bytes, no bursts (docs/testdev.md). */
+	id->bars[BAR_REGS] = (struct pf_bar_decl){
+		.kind = PF_BAR_MEM32, .size = 4096, .bursts = PF_BURST_UR,
+	};
+	id->bars[BAR_MSIX] = (struct pf_bar_decl){ .kind = PF_BAR_MEM32, .size = 4096 };
+	id->bars[BAR_RAM] = (struct pf_bar_decl){
+		.kind = PF_BAR_MEM64, .prefetchable = true, .size = RAM_SIZE,
+		.bursts = PF_BURST_WHOLE,
+	};
+	id->bars[BAR_IO] = (struct pf_bar_decl){ .kind = PF_BAR_IO, .size = IO_SIZE };
 	id->intx_pin = 1;
 	id->msi_vectors = MSI_VECTORS;
 	id->msix_vectors = MSIX_VECTORS;

@@ -74,7 +74,7 @@ static void read_all(const char *path, bool all_types, size_t size)
 	struct pf_trace_record rec;
 	struct pf_trace_reader *r;
 	struct pf_codec codec;
-	uint64_t next = 0;
+	uint64_t next = 1;          /* records are numbered from 1 */
 	char err[512];
 	int ret;
 

@@ -23,6 +23,10 @@ shopt -s inherit_errexit  # also stop on errors inside $(...)
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SELF="$HERE/$(basename "${BASH_SOURCE[0]}")"
 DEFAULT_MODULES="e1000 e1000e virtio_pci virtio_net"
+# udhcpc's default event script in the image: "udhcpc -i eth0" applies
+# its lease (without one, busybox's udhcpc leaves a down link down and
+# retries forever).
+UDHCPC_SCRIPT=$HERE/udhcpc.script
 MODULES=${PCIEFW_GUEST_MODULES:-$DEFAULT_MODULES}
 # Fixed timestamp for everything packed, so images are byte-for-byte stable.
 EPOCH=${SOURCE_DATE_EPOCH:-0}
@@ -139,12 +143,13 @@ host_tool_libs() {
 	done | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u
 }
 
-# Everything that should trigger a rebuild when it changes.
+# Everything that should trigger a rebuild when it changes: contents, by
+# canonical path (where PATH finds a tool, /sbin or /usr/sbin, is no input).
 input_stamp() {
 	{
-		sha256sum "$SELF"
+		sha256sum "$SELF" "$UDHCPC_SCRIPT" | cut -d' ' -f1
 		printf 'abi=%s modules=%s epoch=%s\n' "$ABI" "$MODULES" "$EPOCH"
-		host_inputs | xargs sha256sum
+		host_inputs | xargs readlink -f | LC_ALL=C sort -u | xargs sha256sum
 	} | sha256sum | cut -d' ' -f1
 }
 
@@ -274,6 +279,7 @@ install_scripts() {
 	local root=$1
 	write_init "$root/init"
 	write_loadmod "$root/bin/loadmod"
+	install -D -m 0755 "$UDHCPC_SCRIPT" "$root/etc/udhcpc/default.script"
 	cat >"$root/etc/profile" <<'PROFILE'
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 PS1='guest# '

@@ -5,6 +5,9 @@ Binaries:
                    one qemu-pciefw/build-qemu.sh builds (built on first use)
   PCIEFW_ENDPOINT  pciefw-endpoint; default <repo>/build/endpoint/pciefw-endpoint
                    (built with meson/ninja if missing)
+  PCIEFW_ENDPOINT_SLEEP_PAUSE
+                   its test build with a pause in the rings' sleep;
+                   default: build/tests/pciefw-endpoint-sleep-pause beside it
 
 Every process a test starts is registered with the ``harness`` fixture,
 which stops exactly those processes, by PID, when the test ends, whether it
@@ -14,6 +17,7 @@ passed or not.
 import os
 import shutil
 import signal
+import sys
 import subprocess
 import tempfile
 
@@ -24,6 +28,8 @@ from qtest import Qemu
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+# Helpers the tests share with ./dev's commands (tlscerts: ./dev tls-certs).
+sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 
 def _env_path():
@@ -69,6 +75,21 @@ def endpoint_binary():
                            stderr=subprocess.STDOUT, text=True)
         if r.returncode != 0:
             pytest.fail("building pciefw-endpoint failed:\n" + r.stdout[-4000:])
+    return path
+
+
+@pytest.fixture(scope="session")
+def sleep_pause_endpoint_binary(endpoint_binary):
+    """pciefw-endpoint with a test hook (tests/meson.build): a consumer of
+    the rings pauses 1 ms between announcing sleep and looking for bytes.
+    Beside PCIEFW_ENDPOINT's build (build/tests/), or
+    PCIEFW_ENDPOINT_SLEEP_PAUSE."""
+    path = os.environ.get("PCIEFW_ENDPOINT_SLEEP_PAUSE") or os.path.join(
+        os.path.dirname(os.path.dirname(endpoint_binary)), "tests",
+        "pciefw-endpoint-sleep-pause")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"no {path}: build it (ninja -C build, as ./dev build "
+                    "does), or set PCIEFW_ENDPOINT_SLEEP_PAUSE")
     return path
 
 

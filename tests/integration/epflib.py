@@ -177,19 +177,23 @@ def script(text, msi=32, msix=32):
 
 
 def start_endpoint(runner, workdir, name="ep", msi=32, msix=32,
-                   sock="epc.sock", read_ahead=0):
-    """Boot an endpoint guest serving the function on runner.path(@sock);
-    wait until it has started the link.  @runner: what tests' harness
-    fixture is (qemu_binary, path(name), track(thing))."""
+                   sock="epc.sock", read_ahead=0, device_extra="",
+                   qemu_extra=()):
+    """Boot an endpoint guest serving the function on runner.path(@sock)
+    (or as @device_extra says: pciefw-epc properties after the path, e.g.
+    a trace); wait until it has started the link.  @runner: what tests'
+    harness fixture is (qemu_binary, path(name), track(thing))."""
     initrd = Path(workdir) / "ep" / "initrd.cpio.gz"
     if not initrd.exists():
         guestlib.make_initramfs(Path(workdir) / "ep",
                                 script(ENDPOINT_SCRIPT, msi, msix),
                                 guest_files())
+    where = f"path={runner.path(sock)}" if sock else ""
     ep = runner.track(guestlib.Guest(
         runner.qemu_binary, initrd,
-        ["-device", f"pciefw-epc,path={runner.path(sock)}"
-         + (f",read-ahead={read_ahead}" if read_ahead else "")],
+        list(qemu_extra) +
+        ["-device", f"pciefw-epc,{where}"
+         + (f",read-ahead={read_ahead}" if read_ahead else "") + device_extra],
         append_extra=ENDPOINT_APPEND, log_path=runner.path(name + ".log")))
     ep.start()
     ep.wait_for(r"^PCIEFW-EPC-STARTED", timeout=180)
@@ -197,10 +201,12 @@ def start_endpoint(runner, workdir, name="ep", msi=32, msix=32,
 
 
 def host_qemu_args(runner, device_extra="", host_args=(), sock="epc.sock"):
-    """The host QEMU's device arguments: pciefw behind a root port."""
+    """The host QEMU's device arguments: pciefw behind a root port (on
+    runner.path(@sock), or where @device_extra says)."""
+    where = f",path={runner.path(sock)}" if sock else ""
     return list(host_args) + [
         "-device", "pcie-root-port,id=rp0",
-        "-device", f"pciefw,bus=rp0,path={runner.path(sock)}{device_extra}"]
+        "-device", f"pciefw,bus=rp0{where}{device_extra}"]
 
 
 def host_initramfs(workdir, host_script):
@@ -209,15 +215,18 @@ def host_initramfs(workdir, host_script):
 
 
 def start_pair(runner, workdir, host_script, host_device_extra="",
-               host_args=(), host_append="", msi=32, msix=32, read_ahead=0):
+               host_args=(), host_append="", msi=32, msix=32, read_ahead=0,
+               ep_device_extra="", ep_qemu_extra=(), sock="epc.sock"):
     """Boot the endpoint guest, wait for its link, then boot the host
-    running @host_script."""
+    running @host_script.  @sock None: both devices' addresses are in
+    their @*_device_extra (TCP)."""
     host_initrd = host_initramfs(workdir, host_script)
     ep = start_endpoint(runner, workdir, msi=msi, msix=msix,
-                        read_ahead=read_ahead)
+                        read_ahead=read_ahead, device_extra=ep_device_extra,
+                        qemu_extra=ep_qemu_extra, sock=sock)
     host = runner.track(guestlib.Guest(
         runner.qemu_binary, host_initrd,
-        host_qemu_args(runner, host_device_extra, host_args),
+        host_qemu_args(runner, host_device_extra, host_args, sock=sock),
         append_extra=f"{HOST_APPEND} {host_append}".strip(),
         log_path=runner.path("host.log")))
     host.start()

@@ -178,7 +178,8 @@ class Guest:
 
     Use as a context manager (starts on enter, stops on exit) or call
     start()/stop() yourself.  Set PCIEFW_GUEST_ECHO=1 to copy the console
-    to stderr live, or pass ``log_path`` to keep it in a file.
+    to stderr live, pass ``echo`` (a text stream) to copy it there, or
+    ``log_path`` to keep it in a file.
     """
 
     def __init__(
@@ -191,6 +192,7 @@ class Guest:
         memory: int = 512,
         log_path: str | os.PathLike | None = None,
         shared_ram: bool = True,
+        echo=None,
     ):
         self.cmd = qemu_command(qemu_binary, initrd, extra_args, append_extra,
                                 kernel, memory, shared_ram)
@@ -205,7 +207,8 @@ class Guest:
         self._start_time = 0.0
         self._end_time: float | None = None
         self._timed_out = False
-        self._echo = os.environ.get("PCIEFW_GUEST_ECHO") == "1"
+        self._echo = echo or (sys.stderr if os.environ.get("PCIEFW_GUEST_ECHO") == "1"
+                              else None)
         self._log = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -290,8 +293,8 @@ class Guest:
                     self._cond.notify_all()
                 if sink is self._console:
                     if self._echo:
-                        sys.stderr.write(text)
-                        sys.stderr.flush()
+                        self._echo.write(text)
+                        self._echo.flush()
                     if self._log:
                         self._log.write(text)
                         self._log.flush()

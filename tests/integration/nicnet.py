@@ -15,7 +15,8 @@ import guestlib
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 DRIVER_KO = "/lib/modules/extra/pciefw_nic.ko"
-UDHCPC = "/sbin/udhcpc.sh"
+# The image's own udhcpc event script (tests/guest/udhcpc.script).
+UDHCPC = "/etc/udhcpc/default.script"
 
 
 def driver_module() -> str:
@@ -31,7 +32,7 @@ def driver_module() -> str:
 
 
 def guest_files() -> dict[str, str]:
-    return {driver_module(): DRIVER_KO, str(HERE / "guest_files" / "udhcpc.sh"): UDHCPC}
+    return {driver_module(): DRIVER_KO}
 
 
 def kernel_modules(*names: str) -> tuple[dict[str, str], list[str]]:

@@ -285,9 +285,13 @@ class ScriptedEndpoint(threading.Thread):
     with nothing behind its registers would (reads of zeros, resets and
     I/O and config writes completed), records every message, and sends
     whatever the test hands to send().  Setting @reading False makes it
-    stop reading its socket, like a peer that hangs."""
+    stop reading its socket, like a peer that hangs.  With @collect_fds it
+    keeps the file descriptors QEMU passes (SCM_RIGHTS) in self.fds; with
+    @rings (which implies it) it accepts QEMU's RingSetup and goes on over
+    the shared-memory rings (spec 11), as RingEndpoint."""
 
-    def __init__(self, path, greeting=None, accept_timeout=30):
+    def __init__(self, path, greeting=None, accept_timeout=30,
+                 collect_fds=False, rings=False):
         super().__init__(daemon=True)
         self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.srv.bind(path)
@@ -296,7 +300,12 @@ class ScriptedEndpoint(threading.Thread):
             hello(features=0, max_payload=65536) + description()
         self.reading = True
         self.answer_reads_with = None    # MemRead data, if not zeros
+        self.unanswered = set()          # request kinds left hanging
         self.accept_timeout = accept_timeout
+        self.collect_fds = collect_fds or rings
+        self.accept_rings = rings
+        self.rings = None           # a RingEndpoint once accepted
+        self.fds = []
         self.conn = None
         self.received = []
         self.closed = False
@@ -323,8 +332,21 @@ class ScriptedEndpoint(threading.Thread):
             if not self.reading:
                 time.sleep(0.05)
                 continue
+            if self.rings:
+                data = self.rings.recv(0.2)
+                if data is None:
+                    break           # QEMU hung up
+                frames, buf = split_frames(buf + data)
+                for f in frames:
+                    self._handle(Msg(f))
+                continue
             try:
-                data = conn.recv(65536)
+                if self.collect_fds:
+                    data, fds, _, _ = socket.recv_fds(conn, 65536, 64)
+                    with self._cv:
+                        self.fds += fds
+                else:
+                    data = conn.recv(65536)
             except socket.timeout:
                 continue
             except OSError:
@@ -342,8 +364,16 @@ class ScriptedEndpoint(threading.Thread):
         with self._cv:
             self.received.append(m)
             self._cv.notify_all()
+        if m.kind == KINDS["ring_setup"] and self.accept_rings:
+            with self._cv:
+                fds, self.fds = self.fds[:3], self.fds[3:]
+            self.send(message("ring_ready", (1, 1)))
+            self.rings = RingEndpoint(self.conn, fds, m.get(1))
+            return
         reply = None
-        if m.kind in (CONFIG_READ, IO_READ):
+        if m.kind in self.unanswered:
+            pass
+        elif m.kind in (CONFIG_READ, IO_READ):
             reply = completion(m.get(1), SC, bytes(m.get(3)))
         elif m.kind == MEM_READ:
             reply = completion(m.get(1), SC, self.answer_reads_with
@@ -359,6 +389,10 @@ class ScriptedEndpoint(threading.Thread):
         short poll; a QEMU busy applying what came before may take far
         longer than that to read more (a loaded machine), so only
         @timeout seconds without any progress fail."""
+        if self.rings:
+            with self._send_lock:
+                self.rings.send(data, timeout)
+            return
         view = memoryview(data)
         with self._send_lock:
             last = time.monotonic()
@@ -397,6 +431,11 @@ class ScriptedEndpoint(threading.Thread):
             except OSError:
                 pass
         self.join(5)
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        if self.rings:
+            self.rings.close()
 
 
 # ---------------------------------------------------------------------------
@@ -426,17 +465,46 @@ def ring_region(ring_bytes, sealed=True):
     return fd, mem
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_fence_word = ctypes.c_int()
+_libc.pthread_spin_init(ctypes.byref(_fence_word), 0)
+
+
+def full_fence():
+    """The full fence spec 11.3 puts between a store and a load of
+    different shared words.  Python has none of its own; glibc's x86-64
+    pthread_spin_lock is a `lock`-prefixed instruction, which on x86 orders
+    every earlier store before every later load (this project runs on
+    x86-64 only)."""
+    _libc.pthread_spin_lock(ctypes.byref(_fence_word))
+    _libc.pthread_spin_unlock(ctypes.byref(_fence_word))
+
+
 class RingHost(Conn):
     """A host that moves its session to the rings: after handshake() and
-    setup(), send() writes into the ring to the endpoint (and always rings
-    its doorbell: a spurious kick is allowed) and next() reads the ring to
-    the host, sleeping on our doorbell.  The socket only shows EOF."""
+    setup(), send() writes into the ring to the endpoint and next() reads
+    the ring to the host, sleeping on our doorbell.  The socket only shows
+    EOF.
 
-    def __init__(self, address, ring_bytes=65536, timeout=10.0):
+    Kicks (spec 11.4): by default send() rings the endpoint's doorbell
+    after every write (a spurious kick is allowed); with exact_kicks only
+    when the endpoint has announced sleep, as a producer that saves the
+    system call does, so a wake-up the endpoint loses is not covered up.
+    A full ring is waited for as 11.4 says, on our doorbell only: the
+    endpoint must kick it once it has read (no polling covers that up
+    either); room_waits counts the waits that slept until a kick.  fill()
+    writes without kicking, as a host slow between publishing its tail and
+    kicking would: the kick then comes from the wait for room."""
+
+    def __init__(self, address, ring_bytes=65536, timeout=10.0,
+                 exact_kicks=False):
         super().__init__(address, timeout)
         self.ring_bytes = ring_bytes
         self.timeout = timeout
+        self.exact_kicks = exact_kicks
         self.on_rings = False
+        self.room_waits = 0
+        self.kick_due = False
 
     def setup(self, sealed=True, fds=None):
         """RingSetup with a fresh region; returns the RingReady fields."""
@@ -457,11 +525,13 @@ class RingHost(Conn):
         return 64 + 256 * d + off
 
     def _word(self, d, off):
-        """The 64-bit index as one aligned machine word: a peer must never
-        see it half written (spec 11.3), which byte copies could show."""
+        """The 64-bit index (or 32-bit flag) as one aligned machine word: a
+        peer must never see it half written (spec 11.3), which byte copies
+        could show."""
         key = (d, off)
         if key not in self._words:
-            self._words[key] = ctypes.c_uint64.from_buffer(self.mem, self.ctl(d, off))
+            kind = ctypes.c_uint32 if off in (CTL_ASLEEP, CTL_WAITING) else ctypes.c_uint64
+            self._words[key] = kind.from_buffer(self.mem, self.ctl(d, off))
         return self._words[key]
 
     def set_index(self, d, off, value):
@@ -470,24 +540,90 @@ class RingHost(Conn):
     def index(self, d, off):
         return self._word(d, off).value
 
+    def endpoint_asleep(self):
+        """The endpoint has announced sleep on the ring to it."""
+        return self.index(TO_ENDPOINT, CTL_ASLEEP) != 0
+
+    def room(self):
+        """Bytes the ring to the endpoint can take now."""
+        used = self.tx_pos - self.index(TO_ENDPOINT, CTL_HEAD)
+        assert 0 <= used <= self.ring_bytes, f"endpoint wrote head -{used}"
+        return self.ring_bytes - used
+
+    def _kick(self):
+        """Spec 11.4, Writing: after publishing the tail, fence and kick the
+        endpoint if it sleeps (exact_kicks), or kick it anyway."""
+        self.kick_due = False
+        if self.exact_kicks:
+            full_fence()
+            if not self.endpoint_asleep():
+                return
+        os.eventfd_write(self.ep_bell, 1)
+
+    def fill(self, data):
+        """Copy what fits of @data and publish it, without a kick yet;
+        returns the bytes written."""
+        base = RING_HEADER + TO_ENDPOINT * self.ring_bytes
+        n = min(self.room(), len(data))
+        done = 0
+        while done < n:
+            at = (self.tx_pos + done) % self.ring_bytes
+            k = min(n - done, self.ring_bytes - at)
+            self.mem[base + at:base + at + k] = data[done:done + k]
+            done += k
+        if n:
+            self.tx_pos += n
+            self.set_index(TO_ENDPOINT, CTL_TAIL, self.tx_pos)
+            self.kick_due = True
+        return n
+
+    def _write_some(self, data):
+        """Copy what fits of @data, publish it, kick; bytes written."""
+        n = self.fill(data)
+        if n:
+            self._kick()
+        return n
+
+    def _wait_for_room(self):
+        """Spec 11.4, Room: announce that we wait, fence, look again, then
+        sleep on our doorbell until the endpoint, having read, kicks it.
+        A kick from before the announcement does not count."""
+        try:
+            os.eventfd_read(self.our_bell)
+        except BlockingIOError:
+            pass
+        self.set_index(TO_ENDPOINT, CTL_WAITING, 1)
+        try:
+            full_fence()
+            if self.kick_due and not self.room():
+                self._kick()
+            deadline = time.monotonic() + self.timeout
+            slept = False
+            while not self.room():
+                slept = True
+                left = max(0, deadline - time.monotonic())
+                r, _, _ = select.select([self.our_bell], [], [], left)
+                assert r, (
+                    "the ring to the endpoint stays full" if not self.room() else
+                    "the endpoint read from the full ring but never kicked "
+                    "our doorbell (spec 11.4)")
+                try:
+                    os.eventfd_read(self.our_bell)
+                except BlockingIOError:
+                    pass
+            self.room_waits += slept
+        finally:
+            self.set_index(TO_ENDPOINT, CTL_WAITING, 0)
+
     def send(self, data):
         if not self.on_rings:
             return super().send(data)
-        base = RING_HEADER + TO_ENDPOINT * self.ring_bytes
-        deadline = time.monotonic() + self.timeout
-        while data:
-            room = self.ring_bytes - (self.tx_pos - self.index(TO_ENDPOINT, CTL_HEAD))
-            n = min(room, len(data))
-            if not n:
-                assert time.monotonic() < deadline, "ring to the endpoint stays full"
-                time.sleep(0.001)
-                continue
-            for i in range(n):
-                self.mem[base + (self.tx_pos + i) % self.ring_bytes] = data[i]
-            self.tx_pos += n
-            self.set_index(TO_ENDPOINT, CTL_TAIL, self.tx_pos)
-            data = data[n:]
-            os.eventfd_write(self.ep_bell, 1)
+        view = memoryview(data)
+        while view:
+            n = self._write_some(view)
+            view = view[n:]
+            if view and not n:
+                self._wait_for_room()
 
     def _recv(self):
         if not self.on_rings:
@@ -503,6 +639,10 @@ class RingHost(Conn):
                             for i in range(avail))
                 self.rx_pos += avail
                 self.set_index(TO_HOST, CTL_HEAD, self.rx_pos)
+                # Spec 11.4, Room: an endpoint waiting for room is kicked.
+                full_fence()
+                if self.index(TO_HOST, CTL_WAITING):
+                    os.eventfd_write(self.ep_bell, 1)
                 return out
             # Spec 11.5: what it wrote before hanging up is read first.
             if hung_up:
@@ -526,3 +666,105 @@ class RingHost(Conn):
             self.mem.close()
             for fd in (self.fd, self.ep_bell, self.our_bell):
                 os.close(fd)
+
+
+class RingEndpoint:
+    """The endpoint's side of the rings (spec 11), for scripted endpoints:
+    maps the region QEMU passed with its RingSetup (fds: region, our
+    doorbell, QEMU's doorbell), reads the ring to the endpoint and writes
+    the ring to the host with slice copies, so a test can keep the ring
+    full (a flood) at memory speed.  Every write kicks QEMU's doorbell (a
+    spurious kick is allowed, spec 11.4); reading polls our doorbell and
+    the socket, whose end of stream says QEMU has gone."""
+
+    def __init__(self, sock, fds, region_size):
+        self.sock = sock
+        self.fd, self.our_bell, self.host_bell = fds
+        self.mem = mmap.mmap(self.fd, region_size)
+        magic, version, self.ring_bytes = struct.unpack_from("<III", self.mem, 0)
+        assert magic == RING_MAGIC and version == 1, (magic, version)
+        self.rx_pos = self.tx_pos = 0
+        self._words = {}
+        self.kicks = 0
+
+    def _word(self, d, off):
+        key = (d, off)
+        if key not in self._words:
+            self._words[key] = ctypes.c_uint64.from_buffer(
+                self.mem, 64 + 256 * d + off)
+        return self._words[key]
+
+    def room(self):
+        return self.ring_bytes - (self.tx_pos - self._word(TO_HOST, CTL_HEAD).value)
+
+    def write_some(self, data):
+        """Copy as much of @data as fits; returns the bytes written."""
+        n = min(self.room(), len(data))
+        base = RING_HEADER + TO_HOST * self.ring_bytes
+        done = 0
+        while done < n:
+            at = (self.tx_pos + done) % self.ring_bytes
+            k = min(n - done, self.ring_bytes - at)
+            self.mem[base + at:base + at + k] = data[done:done + k]
+            done += k
+        if n:
+            self.tx_pos += n
+            self._word(TO_HOST, CTL_TAIL).value = self.tx_pos
+            os.eventfd_write(self.host_bell, 1)
+            self.kicks += 1
+        return n
+
+    def send(self, data, timeout=30.0):
+        view = memoryview(data)
+        deadline = time.monotonic() + timeout
+        while view:
+            n = self.write_some(view)
+            view = view[n:]
+            if view:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the ring to the host stays full")
+                select.select([self.our_bell], [], [], 0.001)
+
+    def recv(self, timeout):
+        """Bytes QEMU wrote (b"" if none within @timeout), None once QEMU
+        has hung up and its last bytes were read (spec 11.5)."""
+        base = RING_HEADER + TO_ENDPOINT * self.ring_bytes
+        deadline = time.monotonic() + timeout
+        hung_up = False
+        while True:
+            avail = self._word(TO_ENDPOINT, CTL_TAIL).value - self.rx_pos
+            assert 0 <= avail <= self.ring_bytes, f"QEMU wrote tail +{avail}"
+            if avail:
+                at = self.rx_pos % self.ring_bytes
+                first = min(avail, self.ring_bytes - at)
+                out = bytes(self.mem[base + at:base + at + first]) + \
+                    bytes(self.mem[base:base + avail - first])
+                self.rx_pos += avail
+                self._word(TO_ENDPOINT, CTL_HEAD).value = self.rx_pos
+                if self._word(TO_ENDPOINT, CTL_WAITING).value:
+                    os.eventfd_write(self.host_bell, 1)
+                return out
+            # Spec 11.5: what QEMU wrote before hanging up is read first.
+            if hung_up:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return b""
+            r, _, _ = select.select([self.our_bell, self.sock], [], [],
+                                    min(left, 0.01))
+            if self.our_bell in r:
+                try:
+                    os.eventfd_read(self.our_bell)
+                except BlockingIOError:
+                    pass
+            if self.sock in r:
+                try:
+                    hung_up = not self.sock.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    hung_up = True
+
+    def close(self):
+        self._words.clear()
+        self.mem.close()
+        for fd in (self.fd, self.our_bell, self.host_bell):
+            os.close(fd)

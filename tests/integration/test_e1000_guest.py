@@ -13,7 +13,7 @@ import time
 import pytest
 
 import guestlib
-from nicnet import HERE, UDHCPC, Sink, Source, nic_device_args
+from nicnet import UDHCPC, Sink, Source, nic_device_args
 
 # MiB each way; PCIEFW_E1000_MIB changes it for a longer run by hand.
 TRANSFER_MIB = int(os.environ.get("PCIEFW_E1000_MIB", "64"))
@@ -24,7 +24,7 @@ PROBLEMS = r"WARNING:|BUG:|Oops|Hardware Error|EEPROM Checksum|Tx Unit Hang|tx_t
 # which PROBLEMS' "BUG:" would match, matched without case as it is.
 DMESG_LOG = "dmesg | grep -vF 'MP-BIOS bug: 8254 timer'"
 
-FILES = {str(HERE / "guest_files" / "udhcpc.sh"): UDHCPC}
+FILES = {}
 
 # Load Debian's module (and nothing else), bring eth0 up, lease an address.
 BRING_UP = f"""#!/bin/sh

@@ -40,6 +40,17 @@ def okay(line):
     return re.search(r"\tOKAY $", line) is not None
 
 
+def trace_text(path):
+    """pciefw-trace's listing of @path (and its --stats run clean)."""
+    tool = str(guestlib.REPO / "build" / "tools" / "pciefw-trace")
+    r = subprocess.run([tool, "--stats", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    assert r.returncode == 0, r.stdout
+    r = subprocess.run([tool, path], stdout=subprocess.PIPE, text=True)
+    assert r.returncode == 0
+    return r.stdout
+
+
 def test_pcitest_sh(harness, tmp_path):
     """The kernel's tools/pci/pcitest.sh, unchanged, in the host guest
     against pci-epf-test in the endpoint guest (32 MSI, 2048 MSI-X
@@ -75,8 +86,10 @@ def test_link_down_and_back(harness, tmp_path):
     start`: the host's pciefw reconnects (reconnect=1) and the function
     works again, without reloading anything in either guest."""
     trace = harness.path("host.pcapng")
+    ep_trace = harness.path("ep.pcapng")
     ep, host = start_pair(harness, tmp_path, LINK_SCRIPT,
-                          f",reconnect=1,trace={trace}")
+                          f",reconnect=1,trace={trace}",
+                          ep_device_extra=f",trace={ep_trace}")
     up = host.wait_for(r"^PCIEFW-UP: (.*)\n", timeout=300)
     assert okay(up.group(1)), host.console
     ep.send("stop\n")
@@ -100,22 +113,21 @@ def test_link_down_and_back(harness, tmp_path):
     assert "PCIEFW-DMESG-PROBLEMS: 0\n" in ep_res.console, ep_res.describe()
     assert "link down" in ep_res.console, ep_res.describe()
 
-    # The bridge's trace opens in pciefw-trace: two sessions (the link went
-    # down once), the host's BAR accesses, the function's DMA into host
-    # memory (pcitest -r) and its interrupts.
+    # Both ends' traces open in pciefw-trace: two sessions each (the link
+    # went down once), the host's BAR accesses and the function's
+    # interrupts; the function's DMA into host memory (pcitest -r) went as
+    # copies into the host's shared RAM (spec 10), which only the
+    # endpoint's trace shows (10.5), and both sessions ran on the rings.
     host.stop()
-    r = subprocess.run([str(guestlib.REPO / "build" / "tools" / "pciefw-trace"),
-                        "--stats", trace], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True)
-    assert r.returncode == 0, r.stdout
-    r = subprocess.run([str(guestlib.REPO / "build" / "tools" / "pciefw-trace"),
-                        trace], stdout=subprocess.PIPE, text=True)
-    assert r.returncode == 0
-    text = r.stdout
-    assert len(re.findall(r"---  session: ", text)) == 2, text[:4000]
-    for d, kind in (("H>E", "mem_write"), ("H>E", "mem_read"),
-                    ("E>H", "dma_write"), ("E>H", "msi")):
-        assert re.search(rf"{d}\s+{kind} ", text), (kind, text[:4000])
+    ep.stop()
+    host_text, ep_text = trace_text(trace), trace_text(ep_trace)
+    for text in (host_text, ep_text):
+        assert len(re.findall(r"---  session: ", text)) == 2, text[:4000]
+        assert text.count("session continues over shared-memory rings") == 2
+        for d, kind in (("H>E", "mem_write"), ("H>E", "mem_read"),
+                        ("E>H", "msi")):
+            assert re.search(rf"{d}\s+{kind} ", text), (kind, text[:4000])
+    assert re.search(r"E>H\s+dma_write .*\n.*shared memory: copied", ep_text)
 
 
 def test_endpoint_killed_and_restarted(harness, tmp_path):
@@ -140,5 +152,49 @@ def test_endpoint_killed_and_restarted(harness, tmp_path):
     read = re.search(r"^PCIEFW-BACK-READ: (.*)$", res.console, re.M)
     assert back and okay(back.group(1)), res.describe()
     assert read and okay(read.group(1)), res.describe()
+    assert "PCIEFW-DMESG-PROBLEMS: 0\n" in res.console, res.describe()
+    assert "PCIEFW-DMESG-PROBLEMS: 0\n" in ep_res.console, ep_res.describe()
+
+
+TLS_SCRIPT = r"""#!/bin/sh
+insmod /lib/modules/epf/pci_endpoint_test.ko || exit 10
+for t in "-b 0" "-r -s 4096" "-w -s 4096" "-c -s 4096"; do
+	echo "PCIEFW-T: pcitest $t: $(pcitest $t 2>&1 | tr '\n' ' ')"
+done
+@PROBLEMS@
+"""
+
+
+def test_pair_over_tls(harness, tmp_path):
+    """The pair over TCP inside TLS (docs/protocol.md 1.5): pciefw-epc
+    listens with server credentials, the host's pciefw connects with
+    client credentials and checks the endpoint's certificate; BAR, read,
+    write and copy tests pass across it."""
+    import socket
+
+    import tlscerts
+    tlscerts.make_ca(tmp_path / "ca", "pciefw pair CA")
+    tlscerts.issue(tmp_path / "ca", tmp_path / "ep-creds", "server")
+    tlscerts.issue(tmp_path / "ca", tmp_path / "host-creds", "client")
+    with socket.socket() as s:          # a free port for the endpoint
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ep, host = start_pair(
+        harness, tmp_path, TLS_SCRIPT, sock=None,
+        host_device_extra=f",raddr=127.0.0.1,rport={port},tls-creds=tls0",
+        host_args=["-object", "tls-creds-x509,id=tls0,endpoint=client,"
+                   f"dir={tmp_path / 'host-creds'}"],
+        ep_device_extra=f"laddr=127.0.0.1,lport={port},tls-creds=tls0",
+        ep_qemu_extra=["-object", "tls-creds-x509,id=tls0,endpoint=server,"
+                       f"dir={tmp_path / 'ep-creds'}"])
+    res = host.wait(timeout=600)
+    ep.send("end\n")
+    ep_res = ep.wait(timeout=120)
+    assert res.status == 0, res.describe()
+    results = re.findall(r"^PCIEFW-T: (pcitest [^:]*): (.*)$", res.console,
+                         re.M)
+    assert len(results) == 4, res.describe()
+    for what, out in results:
+        assert okay(out), (what, out)
     assert "PCIEFW-DMESG-PROBLEMS: 0\n" in res.console, res.describe()
     assert "PCIEFW-DMESG-PROBLEMS: 0\n" in ep_res.console, ep_res.describe()

@@ -114,6 +114,15 @@ def _shm_rings(act):
     return _negotiated(pfwire.FEATURE_SHM_RINGS, 2, act)
 
 
+def _stray_socket_byte(ep):
+    """On the rings, a zero byte on the socket that carries no fds."""
+    c = pfwire.RingHost(ep.address)
+    c.handshake(max_payload=PAYLOAD, minor=2, features=3 | pfwire.FEATURE_SHM_RINGS)
+    assert c.setup().get(1, 0) == 1
+    c.sock.sendall(b"\x00")
+    return c
+
+
 def _pass_65_fds(c):
     r, w = os.pipe()
     try:
@@ -173,6 +182,7 @@ DRIVERS = {
     "too-many-fds": _guest_memory(_pass_65_fds),
     "rings-unnegotiated": _after_handshake(pfwire.ring_setup(1 << 20)),
     "ring-setup-fds": _shm_rings(lambda c: c.send(pfwire.ring_setup(1 << 20))),
+    "socket-bytes-after-rings": _stray_socket_byte,
 }
 
 
@@ -205,6 +215,22 @@ def test_endpoint_sends_the_code_of_the_table(endpoint, case):
     assert pfwire.ERROR_CODES[fields.get(1, 0)] == code, (case, fields)
     assert fields.get(2), f"{case}: the Error has no text"
     assert endpoint.alive()
+
+
+def test_rules_on_the_message_come_before_rules_in_context(endpoint):
+    """Spec 7.1's order: a completion of a 4-byte DMA read with more than
+    max payload bytes breaks a limit (the message alone) and the length
+    rule (in context); the limit is what the endpoint reports."""
+    c = _ready(endpoint)
+    wr = lambda off, v: message("mem_write", (1, 0), (2, off), (3, v.to_bytes(4, "little")))
+    c.send(wr(0x10, 0x1000) + wr(0x20, 4) + wr(0x24, 1 | 2 << 4))
+    kind, dma = c.until("dma_read")[-1]
+    c.send(message("completion", (1, dma.get(1, 0)), (2, 0),
+                   (3, bytes(PAYLOAD + 1))))
+    got = c.rest()
+    c.close()
+    assert got and got[-1][0] == "error", got
+    assert pfwire.ERROR_CODES[got[-1][1].get(1, 0)] == "ERROR_LIMIT", got
 
 
 @pytest.mark.parametrize("transport", ["unix", "tcp"])
@@ -346,10 +372,39 @@ QEMU_CASES = {
 }
 
 
+def _qemu_on_rings_gets_a_socket_byte(harness):
+    """QEMU on the rings with a scripted endpoint that then writes a byte
+    on the socket beside them (spec 11.1)."""
+    path = harness.path("rings.sock")
+    greeting = pfwire.hello(minor=2, features=3 | pfwire.FEATURE_SHM_RINGS,
+                            max_payload=PAYLOAD) + _description()
+    peer = harness.track(pfwire.ScriptedEndpoint(path, greeting, rings=True))
+    harness.qemu(["-M", "q35", "-device", f"pciefw,path={path},bus=pcie.0,addr=0x4"])
+    assert peer.rings, "QEMU did not move to the rings"
+    peer.conn.sendall(b"\x01")
+    return peer
+
+
+# Cases whose violation needs the session on the rings.
+QEMU_RING_CASES = {
+    "socket-bytes-after-rings": _qemu_on_rings_gets_a_socket_byte,
+}
+
+
 def test_every_host_case_has_a_driver():
     table = spec_table()
     host_cases = {c for c, (recv, _) in table.items() if recv != "endpoint"}
-    assert host_cases == set(QEMU_CASES), host_cases ^ set(QEMU_CASES)
+    drivers = set(QEMU_CASES) | set(QEMU_RING_CASES)
+    assert host_cases == drivers, host_cases ^ drivers
+
+
+@pytest.mark.parametrize("case", sorted(QEMU_RING_CASES))
+def test_qemu_on_the_rings_sends_the_code_of_the_table(harness, case):
+    _, code = spec_table()[case]
+    peer = QEMU_RING_CASES[case](harness)
+    err = peer.wait_for(lambda m: m.kind == pfwire.ERROR, what="QEMU's Error")
+    assert pfwire.ERROR_CODES[err.get(1)] == code, err
+    assert peer.wait_closed(30), "QEMU did not close the connection"
 
 
 @pytest.mark.parametrize("case", sorted(QEMU_CASES))

@@ -9,8 +9,11 @@ pfwire.py where the point is what no real endpoint sends) and QEMU under
 qtest on UNIX sockets in a private directory.
 """
 
+import errno
 import os
+import re
 import signal
+import threading
 import time
 
 import pytest
@@ -27,10 +30,11 @@ MCH_PCIEXBAR = 0x60
 
 
 def _scripted(harness, greeting=None, topo="q35-rootbus", dev_opts="",
-              extra=()):
+              extra=(), collect_fds=False, rings=False):
     """A scripted endpoint and QEMU with the device on q35's root bus."""
     path = harness.path("peer.sock")
-    peer = harness.track(ScriptedEndpoint(path, greeting))
+    peer = harness.track(ScriptedEndpoint(path, greeting,
+                                          collect_fds=collect_fds, rings=rings))
     t = TOPOLOGIES[topo]
     dev = f"pciefw,id=fw0,path={path},bus={t['bus']}"
     if t["addr"]:
@@ -52,6 +56,176 @@ def _rss_peak_kib(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     raise AssertionError("no VmHWM")
+
+
+# ---------------------------------------------------------------------------
+# Guest RAM shared with an endpoint that shrinks it (spec 10.2)
+
+GUEST_RAM = {
+    "file": ["-object", "memory-backend-file,id=mem,size=128M,share=on,"
+             "mem-path={dir}/ram"],
+    "memfd-unsealed": ["-object",
+                       "memory-backend-memfd,id=mem,size=128M,share=on,seal=off"],
+    "memfd-sealed": ["-object", "memory-backend-memfd,id=mem,size=128M,share=on"],
+}
+
+
+@pytest.mark.parametrize("ram", sorted(GUEST_RAM))
+def test_endpoint_truncating_guest_ram(harness, ram):
+    """An endpoint that negotiates guest memory and truncates every fd it
+    is given must not kill QEMU (SIGBUS on its next guest-RAM access):
+    QEMU shares only files sealed against shrinking, and says once why it
+    shares nothing else."""
+    greeting = pfwire.hello(minor=1, features=3 | pfwire.FEATURE_GUEST_MEMORY,
+                            max_payload=65536) + pfwire.description()
+    backing = [a.format(dir=harness.workdir) for a in GUEST_RAM[ram]]
+    peer, q, d = _scripted(harness, greeting, collect_fds=True,
+                           extra=backing + ["-M", "q35,memory-backend=mem"])
+    peer.wait_for(lambda m: m.kind == pfwire.KINDS["memory_map"],
+                  what="QEMU's memory map")
+    truncated = 0
+    for fd in list(peer.fds):
+        try:
+            os.ftruncate(fd, 0)
+            truncated += 1
+        except OSError as e:
+            assert e.errno == errno.EPERM, e
+    # QEMU touches guest RAM (qtest writes and reads through its mapping).
+    d.qt.writel(RAM_A, 0x600DF00D)
+    assert d.qt.readl(RAM_A) == 0x600DF00D
+    assert q.alive(), q.output()
+    assert truncated == 0
+    if ram == "memfd-sealed":
+        assert peer.fds, "sealed guest RAM is shared"
+        assert "not shared with the endpoint" not in q.output()
+    else:
+        assert not peer.fds, peer.fds
+        out = q.output()
+        assert out.count("is not shared with the endpoint (the file is not "
+                         "sealed against shrinking") == 1, out
+
+
+# ---------------------------------------------------------------------------
+# Every wait ends at its deadline, whatever the endpoint sends meanwhile
+
+TIMEOUT_MS = 2000
+# INTx up and down: cheap for the endpoint, handled one by one by QEMU.
+INTX_FLOOD = b"".join(pfwire.intx(i % 2 == 0) for i in range(8192))
+
+
+class _Flood(threading.Thread):
+    """Keeps the ring to QEMU full of frames while the test runs."""
+
+    def __init__(self, rings):
+        super().__init__(daemon=True)
+        self.rings = rings
+        self.stopping = False
+        self.sent = 0
+        self.start()
+
+    def run(self):
+        view, at = memoryview(INTX_FLOOD), 0
+        while not self.stopping:
+            n = self.rings.write_some(view[at:])
+            self.sent += n
+            at = (at + n) % len(INTX_FLOOD)
+            if not n:
+                time.sleep(0.0002)
+
+    def stop(self):
+        self.stopping = True
+        self.join(5)
+
+
+class _QmpProbe(threading.Thread):
+    """query-status every 0.2 s until stopped; the slowest answer is how
+    long QEMU's main loop (and the BQL) was held."""
+
+    def __init__(self, qmp):
+        super().__init__(daemon=True)
+        self.qmp = qmp
+        self.stopping = False
+        self.slowest = 0.0
+        self.start()
+
+    def run(self):
+        while not self.stopping:
+            t = time.monotonic()
+            self.qmp.cmd("query-status")
+            self.slowest = max(self.slowest, time.monotonic() - t)
+            time.sleep(0.2)
+
+    def stop(self):
+        self.stopping = True
+        self.join(30)
+
+
+def _qtest_durations(out, command):
+    """How long QEMU spent in each @command, from its qtest log: the time
+    of the reply line minus that of the request line."""
+    times, begun = [], None
+    for line in out.splitlines():
+        m = re.match(r"\[([RS]) \+([0-9.]+)\] (\S*)", line)
+        if not m:
+            continue
+        if m.group(1) == "R":
+            begun = float(m.group(2)) if m.group(3) == command else None
+        elif begun is not None:
+            times.append(float(m.group(2)) - begun)
+            begun = None
+    return times
+
+
+@pytest.mark.parametrize("wait", ["mem-read", "reset", "posted-drain"])
+def test_flooding_endpoint_does_not_hold_the_vcpu(harness, wait):
+    """An endpoint that leaves a request unanswered (a MemRead, a Reset)
+    or its posted writes unread, and keeps the ring to QEMU full of
+    frames, holds the vCPU and the BQL only until the timeout: the wait
+    ends at its deadline (the guest's read returns all ones within
+    timeout + 1 s), and QMP is never kept waiting longer than that
+    (spec 7.2)."""
+    greeting = pfwire.hello(minor=2, features=3 | pfwire.FEATURE_SHM_RINGS,
+                            max_payload=65536) + pfwire.description(
+                                bars=pfwire.bar(0, 1 << 20))
+    peer, q, d = _scripted(harness, greeting, rings=True,
+                           dev_opts=f"timeout={TIMEOUT_MS}")
+    assert peer.rings, "QEMU did not move to the rings"
+    bar0 = d.bars[0].addr
+    bound = TIMEOUT_MS / 1000 + 1.0
+    if wait == "mem-read":
+        peer.unanswered.add(pfwire.MEM_READ)
+    elif wait == "reset":
+        peer.unanswered.add(pfwire.RESET)
+    else:
+        peer.reading = False
+    flood = harness.track(_Flood(peer.rings))
+    probe = harness.track(_QmpProbe(q.qmp))
+    if wait == "mem-read":
+        t0 = time.monotonic()
+        assert d.qt.readl(bar0) == ALL_ONES[4]
+        assert time.monotonic() - t0 <= bound
+    elif wait == "reset":
+        # Requested here, the reset runs from the main loop.
+        q.qmp.cmd("system_reset")
+        wait_for(lambda: "completion timeout" in q.output(), 60,
+                 "the reset's completion timeout")
+    else:
+        # 1 MiB of posted writes fills the ring, the next 1 MiB our
+        # queue; the write that finds it full waits for room.
+        chunk = bytes(range(256)) * 256
+        for _ in range(64):
+            d.qt.b64write(bar0, chunk)
+            if "completion timeout" in q.output():
+                break
+        assert max(_qtest_durations(q.output(), "b64write")) <= bound
+    time.sleep(0.5)             # one more probe after the wait
+    probe.stop()
+    flood.stop()
+    assert flood.sent > (1 << 20), flood.sent
+    assert probe.slowest <= bound, \
+        f"{wait}: QMP waited {probe.slowest:.1f} s for an answer"
+    assert q.alive()
+    assert "completion timeout" in q.output(), q.output()[-2000:]
 
 
 # ---------------------------------------------------------------------------

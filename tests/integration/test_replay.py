@@ -21,9 +21,12 @@ import time
 import pytest
 
 import guestlib
+import pfwire
 from nicnet import DRIVER_KO, UDHCPC, guest_files, nic_device_args
 
 from testdev_map import *  # noqa: F401,F403  (docs/testdev.md)
+DISSECTOR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "tools", "wireshark", "pciefw.lua")
 
 # Where the qtest script puts things: testdev on q35's root bus at 00:04.0.
 BDF = (0, 4, 0)
@@ -56,7 +59,8 @@ def records(path):
         if btype == 6:
             caplen = struct.unpack_from("<I", data, off + 20)[0]
             pkt = data[off + 28:off + 28 + caplen]
-            out.append((len(out), pkt[1], pkt[2], pkt[4:]))
+            # Numbered from 1, as Wireshark numbers frames (spec 6).
+            out.append((len(out) + 1, pkt[1], pkt[2], pkt[4:]))
         off += blen
     return out
 
@@ -384,12 +388,17 @@ def test_replay_as_host_finds_divergence(testdev_recording, harness, endpoint_bi
                     r"recording, \+\d+\.\d{6} s into the replay\): completion "
                     r"differs in data$", out[head]), out[head]
     assert re.match(rf"  expected: #{first}\s+\+\S+ E>H  completion tag=\d+ "
-                    r"status=successful data=01000000$", out[head + 1]), out[head + 1]
+                    r"status=successful data=0x00000001$", out[head + 1]), out[head + 1]
     # QEMU reset it twice per session: the second replay reads 3, not 1.
     assert re.match(r"  actual:\s+E>H  completion tag=\d+ status=successful "
-                    r"data=03000000$", out[head + 2]), out[head + 2]
-    assert out[head + 3] == "  recorded before it:"
-    context = out[head + 4:head + 7]
+                    r"data=0x00000003$", out[head + 2]), out[head + 2]
+    # Where the data differ: byte 0, both dumped around it.
+    assert out[head + 3] == "  data: first difference at byte 0 (0x0) of 4 recorded, 4 live:"
+    assert re.match(r"    expected 0x0000: 01 00 00 00 -- ", out[head + 4]), out[head + 4]
+    assert re.match(r"    actual   0x0000: 03 00 00 00 -- ", out[head + 5]), out[head + 5]
+    assert out[head + 6] == " " * 19 + " ^^", out[head + 6]
+    assert out[head + 7] == "  recorded before it:"
+    context = out[head + 8:head + 11]
     assert len(context) == 3 and all(l.startswith("    #") for l in context), out
     assert "mem_read" in context[-1] and "offset=0x3c" in context[-1], context
     assert out[-1].endswith("1 divergence (stopped at the first; --keep-going "
@@ -413,6 +422,79 @@ def test_replay_as_host_finds_divergence(testdev_recording, harness, endpoint_bi
     assert re.search(rf"^divergence 1 at record #{desc} .*: device_description differs "
                      r"in device_id, subsystem_id, class_code, bars, msi_vectors, "
                      r"msix_vectors$", r.stdout, re.M), r.stdout
+
+
+def test_one_record_numbering_and_count_across_tools(testdev_recording, harness,
+                                                     endpoint_binary):
+    """QEMU's recording has sessions, notes and messages the replay does
+    not send (guest memory and ring set-up): pciefw-trace numbers every
+    record from #1, --stats counts them all, Wireshark's frame numbers are
+    the same records, and pciefw-replay counts the same and takes --until
+    in the same numbers (docs/protocol.md 6)."""
+    trace = testdev_recording[1]
+    r = run([tool(endpoint_binary, "pciefw-trace"), trace])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    numbers = [int(re.match(r"#(\d+) ", l).group(1)) for l in lines]
+    total = len(lines)
+    assert numbers == list(range(1, total + 1)), numbers[:5]
+    msgs = trace_lines(endpoint_binary, trace)
+    notes = [l for l in lines if re.match(r"#\d+ +\S+  \^   ", l)]
+    assert notes and len(msgs) + len(notes) < total, r.stdout
+    r = run([tool(endpoint_binary, "pciefw-trace"), "--stats", trace])
+    assert r.stdout.splitlines()[0].startswith(f"{total} records (#1 to #{total}) "), r.stdout
+    assert f"messages {len(msgs)}, sessions 1, notes {len(notes)}," in r.stdout, r.stdout
+    # tshark numbers the same records: each message is of the same kind there.
+    r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", trace, "-T", "fields",
+             "-e", "frame.number", "-e", "pciefw.kind"])
+    assert r.returncode == 0, r.stderr
+    frames = dict(l.split("\t") for l in r.stdout.splitlines())
+    assert len(frames) == total
+    assert all(frames[str(i)] == t.split()[0] for i, _, t in msgs), r.stdout
+    # pciefw-replay: the same counts, and --until N is record #N.
+    until = next(i for i, _, t in msgs if t.startswith("msix"))
+    replayed = sum(1 for i, _, t in msgs if i <= until and not t.startswith(NOT_REPLAYED))
+    ep = harness.endpoint(name="fresh-count")
+    r = run([tool(endpoint_binary, "pciefw-replay"), "--until", str(until), trace,
+             ep.address])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f": {total} records, {len(msgs)} messages (" in r.stdout.splitlines()[0], r.stdout
+    assert re.search(rf"^pciefw-replay: replayed {replayed} of {replayed} messages \(up to "
+                     rf"record #{until}: a prefix of the trace\) in .*: 0 divergences$",
+                     r.stdout, re.M), r.stdout
+
+
+def test_divergence_shows_where_the_data_differ(harness, endpoint_binary):
+    """A 64-byte burst read whose recorded completion differs from what the
+    endpoint answers only at byte 40: the report names that byte and dumps
+    both around it (the message lines show only the first 16 bytes)."""
+    trace = harness.path("burst.pcapng")
+    ep = harness.endpoint(name="rec", args=["--trace", trace])
+    c = pfwire.Conn(ep.address)
+    c.handshake()
+    c.send(pfwire.message("mem_read", (1, 1), (2, 2), (3, 0x40), (4, 64)))
+    assert c.until("completion")[-1][0] == "completion"
+    c.close()
+    ep.wait_log("host disconnected")
+    assert ep.stop() == 0
+    # The model "changed": byte 40 of the recorded data (RAM, zero) is 0x5a.
+    data = bytearray(open(trace, "rb").read())
+    at = data.index(b"\x1a\x40" + bytes(64))           # Completion.data, 64 bytes
+    data[at + 2 + 40] = 0x5A
+    open(trace, "wb").write(data)
+    fresh = harness.endpoint(name="fresh-burst")
+    r = run([tool(endpoint_binary, "pciefw-replay"), trace, fresh.address])
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout.splitlines()
+    head = next(i for i, l in enumerate(out) if l.startswith("divergence 1 "))
+    assert out[head].endswith(": completion differs in data"), out[head]
+    assert out[head + 3] == ("  data: first difference at byte 40 (0x28) of 64 "
+                             "recorded, 64 live:"), r.stdout
+    row = " ".join(["00"] * 8)
+    assert out[head + 4] == f"    expected 0x0020: {row}  5a {' '.join(['00'] * 7)}", r.stdout
+    assert out[head + 5] == f"    actual   0x0020: {row}  {row}", r.stdout
+    assert out[head + 6] == " " * 19 + "   " * 8 + "  ^^", r.stdout
+    assert out[head + 7].startswith("    expected 0x0030: "), r.stdout
 
 
 @pytest.mark.parametrize("which", ["endpoint-trace", "qemu-trace"])
@@ -460,7 +542,7 @@ def test_recording_ended_by_the_endpoint(harness, endpoint_binary):
         n = len([f for _, f in frames(trace)
                  if f[4] not in (18 << 3 | 2, 19 << 3 | 2)
                  and f[4:6] not in (bytes([0xA2, 1]), bytes([0xAA, 1]))])
-        assert re.search(rf"replayed {n} of {n} records in .*: 0 divergences$",
+        assert re.search(rf"replayed {n} of {n} messages in .*: 0 divergences$",
                          r.stdout), r.stdout
         ep.stop()
     rp = Replay(replay, harness.workdir, q_trace, name="bye-replay")
@@ -494,8 +576,8 @@ def test_replay_as_endpoint_finds_divergence(testdev_recording, harness, endpoin
     assert rc == 1, out
     assert re.search(rf"^divergence 1 at record #{write} .*: mem_write differs in data\n"
                      rf"  expected: #{write} .* H>E  mem_write bar=0 offset=0x4 "
-                     r"data=78563412\n"
-                     r"  actual: +H>E  mem_write bar=0 offset=0x4 data=fecaad0b\n",
+                     r"data=0x12345678\n"
+                     r"  actual: +H>E  mem_write bar=0 offset=0x4 data=0x0badcafe\n",
                      out, re.M), out
 
 
@@ -521,7 +603,7 @@ def test_bad_trace_files(testdev_recording, harness, endpoint_binary, tmp_path):
         "ethernet": (bytes(other_link), "not a pciefw trace: capture is not a pciefw "
                      "trace (wrong link type)"),
         "headers-only": (data[:shb + idb], "the trace holds no messages"),
-        "undecodable": (bytes(bad_body), f"record {records_before(data, msg)} is "
+        "undecodable": (bytes(bad_body), f"record {records_before(data, msg) + 1} is "
                         "not a pciefw message (corrupt trace)"),
     }
     ep = harness.endpoint(name="target")
@@ -605,7 +687,7 @@ def test_progress_bar_on_a_terminal(testdev_recording, harness, endpoint_binary)
             os.close(slave)
         os.close(master)
     assert p.returncode == 0, out
-    assert re.search(rb"\[#+\.*\] +\d+% \d+/\d+ records, 0 divergences", err), err
+    assert re.search(rb"\[#+\.*\] +\d+% \d+/\d+ messages, 0 divergences", err), err
     assert err.endswith(b"\r\x1b[K"), err[-80:]             # cleared at the end
     assert b"\r" not in out
 
@@ -809,8 +891,9 @@ def test_nic_session_replay(harness, tmp_path, endpoint_binary):
         # Messages up to that record number (a session record is not one).
         n = sum(1 for i, _, t in trace_lines(endpoint_binary, trace)
                 if i <= dhcp_done and not t.startswith(NOT_REPLAYED))
-        assert re.search(rf"replayed {n} of {n} records \(a "
-                         r"prefix of the trace\) .*: 0 divergences$", r.stdout), r.stdout
+        assert re.search(rf"replayed {n} of {n} messages \(up to record "
+                         rf"#{dhcp_done}: a prefix of the trace\) .*: 0 divergences$",
+                         r.stdout), r.stdout
     # And the ping, with interrupts matched per vector.
     for trace in (ep_trace, q_trace):
         r = against_fresh_nic("ping", "--loose-irqs", "--until", str(ping_done),
@@ -844,7 +927,7 @@ def test_nic_session_replay(harness, tmp_path, endpoint_binary):
         assert r.returncode in (0, 1), r.stdout + r.stderr
         found = divergences(r.stdout)
         n = sum(1 for _, _, t in lines if not t.startswith(NOT_REPLAYED))
-        assert re.search(rf"replayed {n} of {n} records in .*: "
+        assert re.search(rf"replayed {n} of {n} messages in .*: "
                          rf"{len(found)} divergences?$", r.stdout), r.stdout
         assert all(i >= syn_ack for i in found), r.stdout
         print(f"{os.path.basename(trace)}: whole session replayed with "
@@ -859,5 +942,5 @@ def test_nic_session_replay(harness, tmp_path, endpoint_binary):
     r = against_fresh_nic("other-mac", mac="52:54:00:00:00:01")
     assert r.returncode == 1, r.stdout
     assert re.search(rf"^divergence 1 at record #{mac_lo} .*: completion differs in data\n"
-                     r"  expected: .* data=5254005e\n  actual: .* data=52540000\n",
+                     r"  expected: .* data=0x5e005452\n  actual: .* data=0x00005452\n",
                      r.stdout, re.M), r.stdout

@@ -79,8 +79,8 @@ def test_lspci_and_devmem(harness, tmp_path, endpoint_binary):
     tool = endpoint_binary.replace("endpoint/pciefw-endpoint", "tools/pciefw-trace")
     out = subprocess.run([tool, "--kind", "mem_write", trace], stdout=subprocess.PIPE,
                          text=True, check=True).stdout
-    assert "mem_write bar=0 offset=0x4 data=78563412" in out, out
-    assert "mem_write bar=2 offset=0x100 data=0100feca" in out, out
+    assert "mem_write bar=0 offset=0x4 data=0x12345678" in out, out
+    assert "mem_write bar=2 offset=0x100 data=0xcafe0001" in out, out
     out = subprocess.run([tool, "--kind", "dma_read,completion", trace],
                          stdout=subprocess.PIPE, text=True, check=True).stdout
     assert out.count(f"dma_read tag=") == 2, out

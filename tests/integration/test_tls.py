@@ -8,12 +8,14 @@ endpoint does not trust and a plain-text peer are each refused with one
 line that says why.
 """
 
+import os
 import re
 import socket
+import subprocess
 
 import pytest
 
-import tlscerts
+import tlscerts  # scripts/tlscerts.py (./dev tls-certs), on the path by conftest
 from test_qemu_device import (RAM_A, RAM_B, TOPOLOGIES, DeviceUnderTest, _lines,
                               wait_for)
 from testdev_map import ID, REG_ID, REG_RESET_COUNT, REG_SCRATCH, ST_DONE, ST_ERROR
@@ -208,6 +210,21 @@ def test_second_tls_host_is_told_the_device_is_busy(harness, creds):
     assert d.reg(REG_ID) == ID
 
 
+def test_second_plain_text_host_is_told_busy_in_plain_text(harness, creds):
+    """A second host that does not speak TLS, while a TLS host is served:
+    it reads Error{ERROR_BUSY} in plain text (spec 1.5, 2.4), not a TLS
+    record it cannot read nor a bare close, and the first is still
+    served."""
+    ep = tls_endpoint(harness, creds)
+    q = harness.qemu(qemu_args(ep, creds["qemu"]))
+    d = DeviceUnderTest(q, TOPO)
+    line = refused(harness, qemu_args(ep))
+    assert re.search(r"endpoint reported an error \(ERROR_BUSY: device testdev is "
+                     r"busy: it already serves a host \(connection 1\)\)$", line), line
+    assert "refused a second host" in ep.output(), ep.output()
+    assert d.reg(REG_ID) == ID
+
+
 def test_silent_host_does_not_keep_a_tls_endpoint(harness, creds):
     """A host that connects and never starts its TLS handshake is dropped
     after the deadline (spec 1.5); the device then serves the next host."""
@@ -221,3 +238,58 @@ def test_silent_host_does_not_keep_a_tls_endpoint(harness, creds):
         silent.close()
     q = harness.qemu(qemu_args(ep, creds["qemu"]))
     assert DeviceUnderTest(q, TOPO).reg(REG_ID) == ID
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_dev_tls_certs_make_credentials_both_sides_take(harness, tmp_path):
+    """./dev tls-certs DIR: a CA, DIR/server for the endpoint, DIR/client
+    for QEMU; a session runs on them, QEMU checking the endpoint's name.
+    A second run on the same DIR overwrites nothing."""
+    d = tmp_path / "tls"
+    r = subprocess.run([os.path.join(REPO, "dev"), "tls-certs", str(d), "--name",
+                        "localhost", "--name", "127.0.0.1"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout
+    for f in ("ca/ca-cert.pem", "ca/ca-key.pem", "server/ca-cert.pem",
+              "server/server-cert.pem", "server/server-key.pem", "client/ca-cert.pem",
+              "client/client-cert.pem", "client/client-key.pem"):
+        assert (d / f).is_file(), f
+    assert (d / "server" / "server-key.pem").stat().st_mode & 0o077 == 0
+    ep = harness.endpoint(listen="tcp:127.0.0.1:0",
+                          args=["--tls-creds", str(d / "server"), "--tls-verify-peer"])
+    q = harness.qemu(qemu_args(ep, str(d / "client")))
+    assert DeviceUnderTest(q, TOPO).reg(REG_ID) == ID
+    assert "connection 1: TLS session established" in ep.output(), ep.output()
+    before = (d / "ca" / "ca-key.pem").read_bytes()
+    r = subprocess.run([os.path.join(REPO, "dev"), "tls-certs", str(d)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=60)
+    assert r.returncode != 0 and "is not empty" in r.stdout, r.stdout
+    assert (d / "ca" / "ca-key.pem").read_bytes() == before
+
+
+def test_tls_creds_with_only_unix_listeners_is_refused(harness, creds):
+    """UNIX sockets never use TLS (1.5): --tls-creds there would be
+    ignored, so the endpoint refuses to start and says why."""
+    with pytest.raises(RuntimeError) as e:
+        harness.endpoint(name="unixtls", args=["--tls-creds", creds["ep"]])
+    assert "--tls-creds is for TCP listeners, and every --listen here is a UNIX " \
+        "socket, which never uses TLS" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("reconnect", ["", ",reconnect=1"])
+def test_endpoint_says_why_a_host_left_after_the_handshake(harness, creds, reconnect):
+    """QEMU refuses the endpoint's certificate (it names another host) and
+    drops the connection, with a reset when it would reconnect: the
+    endpoint's log points at its certificate, not 'Protocol error'."""
+    ep = tls_endpoint(harness, creds)
+    args = qemu_args(ep, creds["qemu"])
+    args[-1] += ",tls-hostname=wrong.example.org" + reconnect
+    line = refused(harness, args)
+    assert "Certificate does not match the hostname wrong.example.org" in line, line
+    out = ep.wait_log("connection 1: closed:")
+    assert "connection 1: closed: host disconnected right after the TLS handshake " \
+        "(did it refuse our certificate? its log says why)" in out, out
+    assert "Protocol error" not in out, out

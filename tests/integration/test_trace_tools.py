@@ -52,7 +52,7 @@ def test_print_filter_and_stats(recorded, endpoint_binary):
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     # A session record marks where the connection begins (spec 6).
-    assert lines[0].startswith("#0") and "---  session: session 1: host connected" in lines[0]
+    assert lines[0].startswith("#1 ") and "---  session: session 1: host connected" in lines[0]
     assert "E>H  hello magic=0x21574650" in lines[1]
     assert "H>E  hello" in lines[2]
     assert "device_description id=1234:fe01" in lines[3]
@@ -103,7 +103,7 @@ def test_bad_trace_files(recorded, endpoint_binary, tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("tshark"), reason="tshark not installed")
-def test_tshark_dissector(recorded):
+def test_tshark_dissector(recorded, endpoint_binary):
     r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", recorded, "-V"])
     assert r.returncode == 0, r.stderr
     assert "Malformed" not in r.stdout and "Lua Error" not in r.stdout + r.stderr
@@ -114,6 +114,25 @@ def test_tshark_dissector(recorded):
     assert "--- session: session 1" in summary[0], summary[0]
     assert "endpoint → host" in summary[1] and "hello" in summary[1]
     assert any("mem_read tag=" in l for l in summary)
+    # Every field, at its default value too (bar=0 is not on the wire),
+    # IDs in hex, register data as its value: as pciefw-trace shows it.
+    assert "device_description vendor_id=0x1234 device_id=0xfe01 " in r.stdout, r.stdout
+    writes = [l for l in summary if " mem_write " in l]
+    assert writes and all(re.search(r"mem_write bar=0 offset=0x[0-9a-f]+ "
+                                     r"data=0x[0-9a-f]{8}$", l) for l in writes), writes
+    # Numeric fields to filter on, defaults included.
+    r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", recorded, "-Y",
+             'pciefw.kind == "mem_write" && pciefw.bar == 0 && pciefw.offset == 0x4 '
+             '&& pciefw.value == 7', "-T", "fields", "-e", "frame.number"])
+    assert r.returncode == 0, r.stderr
+    frames = r.stdout.split()
+    trace = run([tool(endpoint_binary, "pciefw-trace"), recorded]).stdout.splitlines()
+    wanted = [l.split()[0][1:] for l in trace
+              if l.endswith("mem_write bar=0 offset=0x4 data=0x00000007")]
+    assert frames and frames == wanted, (frames, wanted)
+    r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", recorded, "-V", "-Y",
+             f"frame.number == {frames[0]}"])
+    assert "[BAR: 0 (default: not on the wire)]" in r.stdout, r.stdout
 
 
 def test_trace_rotation(harness, endpoint_binary):
@@ -190,7 +209,7 @@ def test_sessions_and_malformed_input(harness, endpoint_binary):
     assert len(sessions) == 3, r.stdout
     assert "session 1: host connected" in sessions[0]
     assert "session 3: host connected" in sessions[2]
-    assert lines[0].startswith("#0 ") and "session 1" in lines[0], lines[0]
+    assert lines[0].startswith("#1 ") and "session 1" in lines[0], lines[0]
     bad = [i for i, l in enumerate(lines) if "MALFORMED" in l]
     assert len(bad) == 2, r.stdout
     assert "H>E  MALFORMED 10 bytes: 06 00 00 00 ff ff ff ff ff ff" in lines[bad[0]]
@@ -198,7 +217,7 @@ def test_sessions_and_malformed_input(harness, endpoint_binary):
     for i in bad:                                      # then the Error reply
         assert "E>H  error code=" in lines[i + 1], lines[i + 1]
     r = run([trace_tool, "--stats", trace])
-    assert "sessions 3, malformed records 2" in r.stdout, r.stdout
+    assert "sessions 3, notes 0, malformed records 2" in r.stdout, r.stdout
     if shutil.which("tshark"):
         r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", trace])
         assert r.returncode == 0 and "Lua Error" not in r.stdout + r.stderr

@@ -71,7 +71,7 @@ static void test_roundtrip(void)
 	while (pf_trace_next(r, &rec, err, sizeof(err)) == PF_OK) {
 		uint32_t len = pf_frame_get_header(s.data + off);
 
-		g_assert_cmpuint(rec.index, ==, (uint64_t)i);
+		g_assert_cmpuint(rec.index, ==, (uint64_t)i + 1);   /* from 1 */
 		g_assert_cmpuint(rec.ts_ns, ==, 1700000000123456789ull + (uint64_t)i);
 		g_assert_cmpint(rec.dir, ==, i & 1);
 		g_assert_cmpmem(rec.body, rec.body_len, s.data + off + 4, len);
@@ -247,7 +247,7 @@ static void test_session_and_malformed(void)
 	r = pf_trace_open(p, err, sizeof(err));
 	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_OK);
 	g_assert_cmpint(rec.type, ==, PF_REC_MESSAGE);
-	g_assert_cmpuint(rec.index, ==, 1);
+	g_assert_cmpuint(rec.index, ==, 2);
 	g_assert_cmpmem(rec.body, rec.body_len, b.data + 4, b.len - 4);
 	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_EOF);
 	pf_trace_close_reader(r);
@@ -266,7 +266,7 @@ static void test_session_and_malformed(void)
 	g_assert_cmpmem(rec.body, rec.body_len, junk, sizeof(junk));
 	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_OK);
 	g_assert_cmpint(rec.type, ==, PF_REC_SESSION);
-	g_assert_cmpuint(rec.index, ==, 3);
+	g_assert_cmpuint(rec.index, ==, 4);
 	g_assert_cmpint(pf_trace_next(r, &rec, err, sizeof(err)), ==, PF_EOF);
 	pf_trace_close_reader(r);
 	pf_buf_free(&b);

@@ -64,8 +64,8 @@ struct stream {
 
 struct stats {
 	uint64_t divergences;
-	uint64_t replayed;       /* records handled: sent or matched */
-	uint64_t total;          /* records to replay */
+	uint64_t replayed;       /* messages handled: sent or matched */
+	uint64_t total;          /* messages to replay */
 	unsigned sessions;
 };
 
@@ -139,7 +139,7 @@ static void progress(struct ctx *c, bool force)
 	fprintf(stderr, "\r\033[K[");
 	for (unsigned i = 0; i < width; i++)
 		fputc(i < fill ? '#' : '.', stderr);
-	fprintf(stderr, "] %3.0f%% %llu/%llu records, %llu divergence%s",
+	fprintf(stderr, "] %3.0f%% %llu/%llu messages, %llu divergence%s",
 		frac * 100, (unsigned long long)c->st->replayed,
 		(unsigned long long)c->st->total,
 		(unsigned long long)c->st->divergences,
@@ -209,6 +209,9 @@ static void diverge(struct ctx *c, long pos, const PfMessage *live,
 		       pf_msg_format(live, line, sizeof(line)));
 	else
 		printf("  actual:   %s\n", nothing ? nothing : "nothing");
+	/* The lines above cut data to its first bytes: say where it differs. */
+	if (r && live)
+		rp_print_data_diff(stdout, r->m, live);
 	if (c->o->context) {
 		long from = (r ? pos : c->cursor + 1) - (long)c->o->context;
 		long to = r ? pos : c->cursor + 1;
@@ -1085,15 +1088,20 @@ int rp_replay(const struct rp_opts *o, struct rp_script *s)
 		pf_addr_format(&a, shown, sizeof(shown));
 		printf("listening on %s\n", shown);
 	}
-	printf("pciefw-replay: %s: %zu records, %zu session%s over %.6f s; "
-	       "replaying %s as the %s %s %s\n", o->trace, s->n, s->n_sess,
-	       s->n_sess == 1 ? "" : "s",
+	/* Records as pciefw-trace --stats counts them (every type). */
+	printf("pciefw-replay: %s: %llu records, %llu messages", o->trace,
+	       (unsigned long long)s->records, (unsigned long long)s->messages);
+	if (s->messages != s->n)
+		printf(" (%zu replayed: guest memory and ring set-up are not, spec "
+		       "10.5, 11.6)", s->n);
+	printf(", %zu session%s over %.6f s; replaying %s as the %s %s %s\n",
+	       s->n_sess, s->n_sess == 1 ? "" : "s",
 	       s->n ? (double)(s->rec[s->n - 1].ts_ns - s->t0) / 1e9 : 0.0,
 	       o->session ? "one session" : (s->n_sess > 1 ? "every session" : "it"),
 	       o->role == RP_AS_HOST ? "host" : "endpoint",
 	       o->role == RP_AS_HOST ? "against" : "on", o->addr);
 	if (s->skipped)
-		printf("pciefw-replay: skipping %zu records before the first hello\n",
+		printf("pciefw-replay: skipping %zu messages before the first hello\n",
 		       s->skipped);
 	if (s->truncated)
 		printf("pciefw-replay: the trace is truncated (%s); replaying its "
@@ -1130,10 +1138,14 @@ int rp_replay(const struct rp_opts *o, struct rp_script *s)
 			"to replay\n", o->trace);
 		return RP_EXIT_FAILED;
 	}
-	printf("pciefw-replay: %s %llu of %llu records%s in %.3f s: %llu divergence%s%s\n",
+	if (o->until != UINT64_MAX)
+		snprintf(err, sizeof(err), " (up to record #%llu: a prefix of the trace)",
+			 (unsigned long long)o->until);
+	else
+		snprintf(err, sizeof(err), "%s", all ? "" : " (a prefix of the trace)");
+	printf("pciefw-replay: %s %llu of %llu messages%s in %.3f s: %llu divergence%s%s\n",
 	       c.stop ? "stopped after" : "replayed",
-	       (unsigned long long)st.replayed, (unsigned long long)st.total,
-	       all ? "" : " (a prefix of the trace)",
+	       (unsigned long long)st.replayed, (unsigned long long)st.total, err,
 	       (double)(rp_mono_ns() - t_start) / 1e9,
 	       (unsigned long long)st.divergences, st.divergences == 1 ? "" : "s",
 	       c.stop ? " (stopped at the first; --keep-going counts them all)" : "");

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "buf.h"
 #include "codec.h"
@@ -27,7 +28,8 @@ enum {
 /* ---- The trace as a script (script.c) ---- */
 
 struct rp_rec {
-	uint64_t index;          /* record number in the file, as pciefw-trace prints it */
+	uint64_t index;          /* record number in the file (from 1, every type
+				  * counted), as pciefw-trace prints it */
 	uint64_t ts_ns;
 	enum pf_dir dir;
 	PfMessage *m;            /* owned (protobuf-c default allocator) */
@@ -54,8 +56,10 @@ struct rp_session {
 };
 
 struct rp_script {
-	struct rp_rec *rec;
+	struct rp_rec *rec;              /* the messages replayed */
 	size_t n;
+	uint64_t records;                /* records of every type in the file */
+	uint64_t messages;               /* message records, replayed or not */
 	struct rp_session *sess;
 	size_t n_sess;
 	uint64_t t0;                       /* timestamp of the first record */
@@ -98,6 +102,13 @@ int rp_ignores_parse(struct rp_ignores *ig, const char *spec, char *err,
  */
 bool rp_msg_equal(const struct rp_ignores *ig, const PfMessage *want,
 		  const PfMessage *got, char *diff, size_t difflen);
+
+/*
+ * When @want and @got are of one kind and their data differ, print to @f
+ * the first differing byte's offset and both data around it in hex
+ * (datadiff.c); false, printing nothing, otherwise.
+ */
+bool rp_print_data_diff(FILE *f, const PfMessage *want, const PfMessage *got);
 
 /* ---- Simulated guest memory (mem.c) ---- */
 

@@ -156,8 +156,15 @@ int rp_script_load(const char *path, bool allow_truncated,
 		snprintf(err, errlen, "%s", why);
 		return -1;
 	}
+	/* Every record is counted, as pciefw-trace and Wireshark number them. */
+	pf_trace_want_all(r);
 	while ((ret = pf_trace_next(r, &rec, why, sizeof(why))) == PF_OK) {
 		PfMessage *m;
+
+		s->records = rec.index;
+		if (rec.type != PF_REC_MESSAGE)
+			continue;
+		s->messages++;
 
 		if (s->n == cap) {
 			size_t ncap = cap ? 2 * cap : 1024;

@@ -1,15 +1,27 @@
 -- Wireshark/tshark dissector for pciefw traces (docs/protocol.md section 6).
 --
 --   tshark -X lua_script:tools/wireshark/pciefw.lua -r trace.pcapng -V
+--   tshark -X lua_script:tools/wireshark/pciefw.lua -r trace.pcapng \
+--       -Y 'pciefw.kind == "mem_write" && pciefw.bar == 0 && pciefw.offset == 0x4'
 --
 -- Records are pcapng Enhanced Packet Blocks of link type USER0 (147):
 -- a 4-byte pseudo-header (version, direction, record type, reserved), then
 -- for a message record (type 0) the frame: a 4-byte little-endian length
 -- and a protobuf-encoded pciefw.Message; for a session record (type 1) the
--- text that describes the connection starting there; for a malformed
--- record (type 2) the raw bytes received that were not a valid message.
--- The protobuf decoding below follows protocol/pciefw.proto; keep the
--- field numbers in step with it.
+-- text that describes the connection starting there; for a note (type 3)
+-- text about the message before it; for a malformed record (type 2) the
+-- raw bytes received that were not a valid message.  Wireshark's frame
+-- numbers are the record numbers pciefw-trace and pciefw-replay print.
+--
+-- Every field of a message is shown, those at their default value too
+-- (protobuf leaves them off the wire: they are added, marked generated),
+-- in the order of protocol/pciefw.proto, and each is a filterable field:
+-- pciefw.tag, pciefw.bar, pciefw.offset, pciefw.size, pciefw.address,
+-- pciefw.vector, pciefw.status, pciefw.data and pciefw.value (data of 1, 2,
+-- 4 or 8 bytes as the little-endian value it carries), and pciefw.<kind>.<field>
+-- for the rest (pciefw.device_description.vendor_id, pciefw.hello.features,
+-- ...).  IDs, addresses and offsets are in hex.  The decoding below follows
+-- protocol/pciefw.proto; keep the field numbers in step with it.
 
 local p = Proto("pciefw", "pciefw PCIe transaction forwarding")
 
@@ -21,13 +33,49 @@ local GOODBYE = { [0] = "shutdown", "unplug", "busy" }
 local ERROR_CODE = { [0] = "protocol", "version", "unexpected", "bad-frame",
                      "busy", "unknown-tag", "limit", "internal" }
 
--- field number -> { name, type[, enum table | sub-message schema] }
-local BAR = { [1] = { "index", "uint" }, [2] = { "kind", "enum", BAR_KIND },
-              [3] = { "prefetchable", "bool" }, [4] = { "size", "uint" } }
-local MEM_REGION = { [1] = { "guest_address", "uint" }, [2] = { "size", "uint" },
-                     [3] = { "fd_offset", "uint" } }
+-- Shared fields: one filter name whatever the message kind.
+local COMMON = {
+  tag = ProtoField.uint32("pciefw.tag", "Tag", base.DEC),
+  bar = ProtoField.uint32("pciefw.bar", "BAR", base.DEC),
+  offset = ProtoField.uint64("pciefw.offset", "Offset", base.HEX),
+  size = ProtoField.uint64("pciefw.size", "Size", base.DEC),
+  address = ProtoField.uint64("pciefw.address", "Address", base.HEX),
+  vector = ProtoField.uint32("pciefw.vector", "Vector", base.DEC),
+  status = ProtoField.uint32("pciefw.status", "Status", base.DEC, STATUS),
+  data = ProtoField.bytes("pciefw.data", "Data"),
+}
+local f_value = ProtoField.uint64("pciefw.value", "Value (little-endian data)", base.HEX)
+
+-- The uint64 fields of pciefw.proto (the other integers are uint32).
+local U64 = { offset = true, address = true, size = true, features = true,
+              msix_table_offset = true, msix_pba_offset = true, guest_address = true,
+              fd_offset = true, region_size = true }
+-- An integer as its ProtoField takes it.
+local function int_value(name, v)
+  if U64[name] then return v end
+  return v:tonumber()
+end
+
+-- Hex: identities, addresses, offsets, bit sets.
+local HEX = { offset = true, address = true, vendor_id = true, device_id = true,
+              subsystem_vendor_id = true, subsystem_id = true, class_code = true,
+              features = true, magic = true, msix_table_offset = true,
+              msix_pba_offset = true, guest_address = true, fd_offset = true }
+
+-- Schema: field number -> { name, type[, enum table | sub-schema] }; a
+-- sub-schema has its own .prefix (filter names).
+local function schema(prefix, fields)
+  fields.prefix = prefix
+  return fields
+end
+local BAR = schema("pciefw.device_description.bar", {
+  [1] = { "index", "uint" }, [2] = { "kind", "enum", BAR_KIND },
+  [3] = { "prefetchable", "bool" }, [4] = { "size", "uint" } })
+local MEM_REGION = schema("pciefw.memory_map.region", {
+  [1] = { "guest_address", "uint" }, [2] = { "size", "uint" },
+  [3] = { "fd_offset", "uint" } })
 local MESSAGES = {
-  [1] = { "hello", { [1] = { "magic", "fixed32" }, [2] = { "version_major", "uint" },
+  [1] = { "hello", { [1] = { "magic", "uint" }, [2] = { "version_major", "uint" },
           [3] = { "version_minor", "uint" }, [4] = { "features", "uint" },
           [5] = { "peer_name", "string" }, [6] = { "max_payload", "uint" } } },
   [2] = { "config_read", { [1] = { "tag", "uint" }, [2] = { "offset", "uint" },
@@ -46,7 +94,7 @@ local MESSAGES = {
           [3] = { "data", "bytes" } } },
   [9] = { "dma_read", { [1] = { "tag", "uint" }, [2] = { "address", "uint" },
           [3] = { "size", "uint" } } },
-  [10] = { "dma_write", { [1] = { "address", "uint" }, [2] = { "data", "bytes" } } },
+  [10] = { "dma_write", { [1] = { "address", "uint" }, [2] = { "data", "memory" } } },
   [11] = { "intx", { [1] = { "asserted", "bool" } } },
   [12] = { "msi", { [1] = { "vector", "uint" } } },
   [13] = { "msix", { [1] = { "vector", "uint" } } },
@@ -54,14 +102,14 @@ local MESSAGES = {
           [1] = { "vendor_id", "uint" }, [2] = { "device_id", "uint" },
           [3] = { "subsystem_vendor_id", "uint" }, [4] = { "subsystem_id", "uint" },
           [5] = { "class_code", "uint" }, [6] = { "revision", "uint" },
-          [7] = { "bar", "message", BAR }, [8] = { "msi_vectors", "uint" },
+          [7] = { "bars", "message", BAR }, [8] = { "msi_vectors", "uint" },
           [9] = { "msix_vectors", "uint" }, [10] = { "msix_table_bar", "uint" },
           [11] = { "msix_table_offset", "uint" }, [12] = { "msix_pba_bar", "uint" },
           [13] = { "msix_pba_offset", "uint" }, [14] = { "intx_pin", "uint" } } },
   [15] = { "reset", { [1] = { "tag", "uint" }, [2] = { "kind", "enum", RESET_KIND } } },
   [16] = { "goodbye", { [1] = { "reason", "enum", GOODBYE }, [2] = { "text", "string" } } },
   [17] = { "error", { [1] = { "code", "enum", ERROR_CODE }, [2] = { "text", "string" } } },
-  [18] = { "memory_map", { [1] = { "region", "message", MEM_REGION } } },
+  [18] = { "memory_map", { [1] = { "regions", "message", MEM_REGION } } },
   [19] = { "bus_master", { [1] = { "enabled", "bool" } } },
   [20] = { "ring_setup", { [1] = { "region_size", "uint" } } },
   [21] = { "ring_ready", { [1] = { "accepted", "bool" }, [2] = { "reason", "string" } } },
@@ -78,11 +126,40 @@ local f_note = ProtoField.string("pciefw.note", "Note on the message before")
 local f_raw = ProtoField.bytes("pciefw.raw", "Raw bytes received")
 local f_len = ProtoField.uint32("pciefw.length", "Frame length")
 local f_kind = ProtoField.string("pciefw.kind", "Kind")
-local f_field = ProtoField.string("pciefw.field", "Field")
-local f_tag = ProtoField.uint32("pciefw.tag", "Tag")
-local f_data = ProtoField.bytes("pciefw.data", "Data")
-p.fields = { f_version, f_dir, f_rtype, f_session, f_note, f_raw, f_len, f_kind, f_field,
-             f_tag, f_data }
+local fields = { f_version, f_dir, f_rtype, f_session, f_note, f_raw, f_len, f_kind,
+                 f_value }
+for _, f in pairs(COMMON) do table.insert(fields, f) end
+
+-- The ProtoField of each field of each schema: a message's own fields
+-- share the COMMON ones by name; the rest, and sub-messages' fields, are
+-- PREFIX.NAME.
+local function make_fields(prefix, sch, top)
+  for _, spec in ipairs(sch) do
+    local name, kind = spec[1], spec[2]
+    if kind == "message" then
+      make_fields(spec[3].prefix, spec[3], false)
+    elseif top and COMMON[name] then
+      spec.field = COMMON[name]
+    else
+      local abbrev = prefix .. "." .. name
+      if kind == "uint" then
+        spec.field = (U64[name] and ProtoField.uint64 or ProtoField.uint32)(
+          abbrev, name, HEX[name] and base.HEX or base.DEC)
+      elseif kind == "enum" then
+        spec.field = ProtoField.uint32(abbrev, name, base.DEC, spec[3])
+      elseif kind == "bool" then
+        spec.field = ProtoField.bool(abbrev, name)
+      elseif kind == "string" then
+        spec.field = ProtoField.string(abbrev, name)
+      else
+        spec.field = ProtoField.bytes(abbrev, name)
+      end
+      table.insert(fields, spec.field)
+    end
+  end
+end
+for _, msg in pairs(MESSAGES) do make_fields("pciefw." .. msg[1], msg[2], true) end
+p.fields = fields
 
 local e_malformed = ProtoExpert.new("pciefw.malformed", "Malformed pciefw message",
                                     expert.group.MALFORMED, expert.severity.ERROR)
@@ -107,63 +184,130 @@ local function varint(tvb, off, stop)
   return nil, off
 end
 
--- Decode fields in [off, stop) with @schema under @tree; false if malformed.
-local function decode(tvb, tree, off, stop, schema, summary)
+local function hex(v)
+  return "0x" .. v:tohex():gsub("^0+(.)", "%1")
+end
+
+-- A scalar's text in the summary, as pciefw-trace writes it.
+local function shown(spec, v)
+  local name, kind = spec[1], spec[2]
+  if kind == "enum" then return spec[3][v:tonumber()] or tostring(v) end
+  if kind == "bool" then return v:tonumber() ~= 0 and "true" or "false" end
+  if HEX[name] then return hex(v) end
+  return tostring(v)
+end
+
+-- Data's text: 1, 2, 4 or 8 bytes of register data as their value; other
+-- data (and DMA writes) as bytes, long ones cut.
+local function data_text(tvb, start, len, kind)
+  if len == 0 then return "-", nil end
+  if kind == "bytes" and (len == 1 or len == 2 or len == 4 or len == 8) then
+    local v = tvb(start, len):le_uint64()
+    return "0x" .. v:tohex():sub(-2 * len), v
+  end
+  local shown_len = len < 16 and len or 16
+  local s = tostring(tvb(start, shown_len):bytes()):lower()
+  if len > shown_len then s = s .. "... (" .. len .. " bytes)" end
+  return s, nil
+end
+
+-- Decode the fields in [off, stop) with @sch under @tree; a table of each
+-- field's summary text by field number, or nil if malformed.
+local decode
+decode = function(tvb, tree, off, stop, sch)
+  local seen, texts = {}, {}
   while off < stop do
     local key, noff = varint(tvb, off, stop)
-    if not key then return false end
+    if not key then return nil end
     local num = key:rshift(3):tonumber()
     local wire = key:band(UInt64(7)):tonumber()
-    local spec = schema[num] or { "field_" .. num, "unknown" }
-    local name, kind = spec[1], spec[2]
+    local spec = sch[num]
     if wire == 0 then
       local v, vend = varint(tvb, noff, stop)
-      if not v then return false end
-      local shown = tostring(v)
-      if kind == "enum" then
-        shown = (spec[3][v:tonumber()] or "unknown") .. " (" .. shown .. ")"
-      elseif kind == "bool" then
-        shown = v:tonumber() ~= 0 and "true" or "false"
-      elseif name == "offset" or name == "address" or name == "size" then
-        shown = "0x" .. v:tohex():gsub("^0+(.)", "%1")
+      if not v then return nil end
+      if spec and spec.field then
+        if spec[2] == "enum" then
+          tree:add(spec.field, tvb(off, vend - off), v:tonumber())
+        elseif spec[2] == "bool" then
+          tree:add(spec.field, tvb(off, vend - off), v:tonumber() ~= 0)
+        else
+          tree:add(spec.field, tvb(off, vend - off), int_value(spec[1], v))
+        end
+        texts[num] = shown(spec, v)
+        seen[num] = true
       end
-      local item = tree:add(f_field, tvb(off, vend - off), name .. ": " .. shown)
-      if name == "tag" then tree:add(f_tag, tvb(noff, vend - noff), v:tonumber()) end
-      table.insert(summary, name .. "=" .. shown)
       off = vend
-    elseif wire == 5 then
-      if noff + 4 > stop then return false end
-      local v = tvb(noff, 4):le_uint()
-      tree:add(f_field, tvb(off, noff + 4 - off), string.format("%s: 0x%08x", name, v))
+    elseif wire == 5 then                       -- fixed32: the hello's magic
+      if noff + 4 > stop then return nil end
+      local v = UInt64(tvb(noff, 4):le_uint())
+      if spec and spec.field then
+        tree:add(spec.field, tvb(off, noff + 4 - off), int_value(spec[1], v))
+        texts[num] = shown(spec, v)
+        seen[num] = true
+      end
       off = noff + 4
     elseif wire == 1 then
-      if noff + 8 > stop then return false end
-      tree:add(f_field, tvb(off, noff + 8 - off), name .. ": " .. tostring(tvb(noff, 8):le_uint64()))
+      if noff + 8 > stop then return nil end
       off = noff + 8
     elseif wire == 2 then
       local len, dstart = varint(tvb, noff, stop)
-      if not len then return false end
+      if not len then return nil end
       len = len:tonumber()
-      if dstart + len > stop then return false end
-      if kind == "message" then
-        local sub = tree:add(f_field, tvb(off, dstart + len - off), name)
-        if not decode(tvb, sub, dstart, dstart + len, spec[3], {}) then return false end
-      elseif kind == "string" then
+      if dstart + len > stop then return nil end
+      if spec and spec[2] == "message" then
+        local sub = tree:add(p, tvb(off, dstart + len - off), spec[1])
+        local subtexts = decode(tvb, sub, dstart, dstart + len, spec[3])
+        if not subtexts then return nil end
+        local parts = {}
+        for n = 1, #spec[3] do table.insert(parts, subtexts[n]) end
+        texts[num] = (texts[num] and texts[num] .. "," or "") .. table.concat(parts, ":")
+        seen[num] = true
+      elseif spec and spec[2] == "string" then
         local s = len > 0 and tvb(dstart, len):string() or ""
-        tree:add(f_field, tvb(off, dstart + len - off), name .. ": \"" .. s .. "\"")
-        table.insert(summary, name .. "=\"" .. s .. "\"")
-      else
-        local item = tree:add(f_field, tvb(off, dstart + len - off),
-                              name .. ": " .. len .. " bytes")
-        if len > 0 then item:add(f_data, tvb(dstart, len)) end
-        table.insert(summary, name .. "=" .. len .. "B")
+        tree:add(spec.field, tvb(off, dstart + len - off), s)
+        texts[num] = "\"" .. s .. "\""
+        seen[num] = true
+      elseif spec and spec.field then
+        local text, v = data_text(tvb, dstart, len, spec[2])
+        if len > 0 then tree:add(spec.field, tvb(dstart, len)) end
+        if v then tree:add(f_value, tvb(dstart, len), v) end
+        texts[num] = text
+        seen[num] = true
       end
       off = dstart + len
     else
-      return false
+      return nil
     end
   end
-  return true
+  -- Fields at their default value are not on the wire (proto3): shown.
+  for num, spec in ipairs(sch) do
+    if not seen[num] then
+      local item
+      if spec[2] == "message" then
+        texts[num] = "-"
+      elseif spec[2] == "string" then
+        item = tree:add(spec.field, "")
+        texts[num] = "\"\""
+      elseif spec[2] == "bytes" or spec[2] == "memory" then
+        item = tree:add(spec.field, ByteArray.new())
+        texts[num] = "-"
+      elseif spec[2] == "bool" then
+        item = tree:add(spec.field, false)
+        texts[num] = "false"
+      elseif spec[2] == "enum" then
+        item = tree:add(spec.field, 0)
+        texts[num] = shown(spec, UInt64(0))
+      else
+        item = tree:add(spec.field, int_value(spec[1], UInt64(0)))
+        texts[num] = shown(spec, UInt64(0))
+      end
+      if item then
+        item:append_text(" (default: not on the wire)")
+        item:set_generated()
+      end
+    end
+  end
+  return texts
 end
 
 function p.dissector(tvb, pinfo, tree)
@@ -220,11 +364,18 @@ function p.dissector(tvb, pinfo, tree)
   local msg = MESSAGES[num]
   local kind = msg and msg[1] or ("unknown kind " .. num)
   t:add(f_kind, tvb(8, len), kind)
-  local summary = {}
-  if msg and not decode(tvb, t, start, start + mlen:tonumber(), msg[2], summary) then
-    t:add_proto_expert_info(e_malformed, "bad " .. kind .. " fields")
+  local summary = { kind }
+  if msg then
+    local texts = decode(tvb, t, start, start + mlen:tonumber(), msg[2])
+    if not texts then
+      t:add_proto_expert_info(e_malformed, "bad " .. kind .. " fields")
+    else
+      for n = 1, #msg[2] do
+        table.insert(summary, msg[2][n][1] .. "=" .. texts[n])
+      end
+    end
   end
-  pinfo.cols.info = kind .. " " .. table.concat(summary, " ")
+  pinfo.cols.info = table.concat(summary, " ")
   return total
 end
 

@@ -81,7 +81,10 @@ static void *gpu_create(struct pf_dev *dev, struct pf_identity *id)
 	id->subsystem_vendor_id = 0x1af4;
 	id->subsystem_id = 0x1100;
 	id->class_code = 0x00ff00;          /* PCI_CLASS_OTHERS */
-	id->bars[0] = (struct pf_bar_decl){ PF_BAR_MEM32, false, g->size };
+	/* Video memory: any access, bursts handed whole. */
+	id->bars[0] = (struct pf_bar_decl){
+		.kind = PF_BAR_MEM32, .size = g->size, .bursts = PF_BURST_WHOLE,
+	};
 	return g;
 }
 

@@ -83,10 +83,10 @@ static void *irq_create(struct pf_dev *dev, struct pf_identity *id)
 	id->subsystem_vendor_id = 0x1af4;
 	id->subsystem_id = 0x1100;
 	id->class_code = 0x020000;
-	id->bars[0] = (struct pf_bar_decl){ PF_BAR_MEM32, false, REGS_SIZE };
+	id->bars[0] = (struct pf_bar_decl){ .kind = PF_BAR_MEM32, .size = REGS_SIZE };
 	if (d->msix) {
 		/* The host emulates the table and PBA inside BAR1. */
-		id->bars[1] = (struct pf_bar_decl){ PF_BAR_MEM32, false, 4096 };
+		id->bars[1] = (struct pf_bar_decl){ .kind = PF_BAR_MEM32, .size = 4096 };
 		id->msix_vectors = VECTORS;
 		id->msix_table_bar = 1;
 		id->msix_table_offset = 0;

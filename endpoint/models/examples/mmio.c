@@ -64,7 +64,7 @@ static void *mmio_create(struct pf_dev *dev, struct pf_identity *id)
 	id->subsystem_vendor_id = 0x1af4;
 	id->subsystem_id = 0x1100;
 	id->class_code = 0x020000;
-	id->bars[0] = (struct pf_bar_decl){ PF_BAR_MEM32, false, REGS_SIZE };
+	id->bars[0] = (struct pf_bar_decl){ .kind = PF_BAR_MEM32, .size = REGS_SIZE };
 	return m;
 }
 

@@ -61,9 +61,7 @@ static int rx_bar_read(void *s, unsigned bar, uint64_t off, void *data,
 {
 	struct rx *r = s;
 
-	memset(data, 0, size);
-	if (size == 4 && off < REGS_END)
-		pf_le_store(data, 4, r->regs[off / 4]);
+	pf_le_store(data, 4, off < REGS_END ? r->regs[off / 4] : 0);
 	return PF_CPL_OK;
 }
 
@@ -72,8 +70,8 @@ static void rx_bar_write(void *s, unsigned bar, uint64_t off,
 {
 	struct rx *r = s;
 
-	if (size != 4 || off >= RX_KICK + 4)
-		return;            /* only 32-bit writes to registers count */
+	if (off >= RX_KICK + 4)
+		return;
 	if (off == RX_KICK)
 		receive(r);
 	else
@@ -116,8 +114,12 @@ static void *rx_create(struct pf_dev *dev, struct pf_identity *id)
 	id->subsystem_vendor_id = 0x1af4;
 	id->subsystem_id = 0x1100;
 	id->class_code = 0x020000;
-	id->bars[0] = (struct pf_bar_decl){ PF_BAR_MEM32, false, REGS_SIZE };
-	id->bars[1] = (struct pf_bar_decl){ PF_BAR_MEM32, false, 4096 };
+	/* 32-bit registers: the framework hands us only 4-byte accesses. */
+	id->bars[0] = (struct pf_bar_decl){
+		.kind = PF_BAR_MEM32, .size = REGS_SIZE,
+		.access_min = 4, .access_max = 4,
+	};
+	id->bars[1] = (struct pf_bar_decl){ .kind = PF_BAR_MEM32, .size = 4096 };
 	id->msix_vectors = VECTORS;
 	id->msix_table_bar = 1;
 	id->msix_table_offset = 0;

@@ -90,14 +90,8 @@ static const MemoryRegionOps pciefw_msix_window_ops = {
     .read_with_attrs = pciefw_msix_window_read,
     .write_with_attrs = pciefw_msix_window_write,
     .endianness = DEVICE_LITTLE_ENDIAN,
-    .valid = {
-        .min_access_size = 1,
-        .max_access_size = 8,
-    },
-    .impl = {
-        .min_access_size = 1,
-        .max_access_size = 8,
-    },
+    .valid = { .min_access_size = 1, .max_access_size = 8 },
+    .impl = { .min_access_size = 1, .max_access_size = 8 },
 };
 
 /* msix_init()'s stand-in for BAR @bar: as large, never mapped. */

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "shared_fd.h"
 
 void pf_shared_ram_clear(struct pf_shared_ram *gm)
 {
@@ -18,37 +18,12 @@ void pf_shared_ram_clear(struct pf_shared_ram *gm)
 	gm->n = 0;
 }
 
-/*
- * Why @fd cannot back [off, off + size) safely, or NULL.  Only a regular
- * or memory file at least that long, sealed against shrinking: a host
- * that could shrink it under our mapping could make a copy fault (SIGBUS).
- */
-const char *pf_shared_fd_refusal(int fd, uint64_t off, uint64_t size,
-				 char *why, size_t whylen)
-{
-	struct stat st;
-	int seals;
-
-	if (fstat(fd, &st) < 0)
-		return strerror(errno);
-	if (!S_ISREG(st.st_mode))
-		return "not a regular or memory file";
-	if (st.st_size < 0 || (uint64_t)st.st_size < off ||
-	    (uint64_t)st.st_size - off < size) {
-		snprintf(why, whylen, "the file has %lld bytes, the region needs %llu",
-			 (long long)st.st_size, (unsigned long long)(off + size));
-		return why;
-	}
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK))
-		return "the file is not sealed against shrinking (F_SEAL_SHRINK)";
-	return NULL;
-}
-
 unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm,
-			  const int *fds, const char *who)
+			  const int *fds, const char *who, pf_shared_ram_log log,
+			  void *opaque)
 {
 	uint64_t total = 0;
+	char line[400];
 
 	pf_shared_ram_clear(gm);
 	for (size_t i = 0; i < mm->n_regions; i++) {
@@ -67,10 +42,11 @@ unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm
 		}
 		close(fds[i]);
 		if (why) {
-			pf_warn("%s: guest memory region 0x%llx+0x%llx refused (%s): "
-				"its DMA goes by messages", who,
-				(unsigned long long)r->guest_address,
-				(unsigned long long)r->size, why);
+			snprintf(line, sizeof(line), "%s: guest memory region "
+				 "0x%llx+0x%llx refused (%s): its DMA goes by "
+				 "messages", who, (unsigned long long)r->guest_address,
+				 (unsigned long long)r->size, why);
+			log(opaque, true, line);
 			continue;
 		}
 		gm->r[gm->n++] = (struct pf_shared_region){
@@ -78,8 +54,10 @@ unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm
 		};
 		total += r->size;
 	}
-	pf_info("%s: guest memory: %u of %zu regions mapped (%llu MiB)", who,
-		gm->n, mm->n_regions, (unsigned long long)(total >> 20));
+	snprintf(line, sizeof(line), "%s: guest memory: %u of %zu regions mapped "
+		 "(%llu MiB)", who, gm->n, mm->n_regions,
+		 (unsigned long long)(total >> 20));
+	log(opaque, false, line);
 	return gm->n;
 }
 

@@ -1,7 +1,8 @@
 /*
  * Guest RAM the host shared with the endpoint (docs/protocol.md 10): the
  * regions of the last MemoryMap that could be mapped safely, and lookups
- * that say whether a DMA range lies wholly inside one of them.
+ * that say whether a DMA range lies wholly inside one of them.  Used by
+ * every endpoint: the daemon and QEMU's pciefw-epc.
  */
 #ifndef PCIEFW_SHARED_RAM_H
 #define PCIEFW_SHARED_RAM_H
@@ -30,16 +31,13 @@ struct pf_shared_ram {
  * safely is refused and logged: DMA there goes by messages.  Returns the
  * number of regions kept.  @mm has passed pf_msg_validate().
  */
-unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm,
-			  const int *fds, const char *who);
-void pf_shared_ram_clear(struct pf_shared_ram *gm);
+/* Where a side's log lines go: @warn for a refusal, else the summary. */
+typedef void (*pf_shared_ram_log)(void *opaque, bool warn, const char *line);
 
-/*
- * Why the host's @fd cannot back [off, off + size) safely, or NULL (the
- * guest's RAM here, the rings' region in stream_ring.c).  @why is scratch.
- */
-const char *pf_shared_fd_refusal(int fd, uint64_t off, uint64_t size,
-				 char *why, size_t whylen);
+unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm,
+			  const int *fds, const char *who, pf_shared_ram_log log,
+			  void *opaque);
+void pf_shared_ram_clear(struct pf_shared_ram *gm);
 
 /* Where [addr, addr + len) is mapped, if wholly inside one region. */
 uint8_t *pf_shared_ram_find(const struct pf_shared_ram *gm, uint64_t addr,
