@@ -27,6 +27,8 @@
 #define FRAME_STD    1522u     /* RCTL.LPE clear: with tag and FCS */
 #define DELAY_UNIT   1.024e-6  /* RDTR/RADV/TIDV/TADV unit (SDM 13.4.30) */
 #define ITR_UNIT     256e-9    /* ITR unit (SDM 13.4.18) */
+#define REVIVE_IRQ_S 2.0       /* the longest a revival's INTx stays up (3.1) */
+#define REVIVE_DOWN_S 3.0      /* a revival's first link-down, over a driver watchdog period */
 
 struct e1k_ring {
 	uint64_t base;
@@ -68,6 +70,16 @@ struct e1k {
 	/* Interrupts (e1000 4). */
 	uint32_t icr, ims;
 	bool intx;
+	/*
+	 * The host's session has made no request yet: a function reset now
+	 * is a reconnecting host's (docs/protocol.md 1.4), a revival (3.1):
+	 * @revive_irq asserts INTx whatever IMS says until ICR is read, and
+	 * the link reads down (@revive) until the driver resets the device,
+	 * but for one spell of link up that lets it queue a frame.
+	 */
+	bool session_fresh, revive_irq;
+	enum { REVIVE_NONE, REVIVE_DOWN, REVIVE_UP, REVIVE_DOWN_AGAIN } revive;
+	ev_timer revive_timer, revive_link_timer;
 	ev_tstamp last_assert;
 	ev_timer itr_timer, rdtr_timer, radv_timer, tidv_timer, tadv_timer;
 
@@ -132,9 +144,20 @@ static uint32_t ring_dist(const struct e1k_ring *r, uint32_t from, uint32_t to)
 	return to >= from ? to - from : r->count - from + to;
 }
 
+/*
+ * Heads and tails hold whatever 16-bit value the guest wrote (SDM
+ * 13.4.28-29, 13.4.39-40: the driver's self-test reads them back); the
+ * ring runs only while both lie inside it (e1000 7).
+ */
+static bool ring_live(const struct e1k_ring *r)
+{
+	return r->count && r->head < r->count && r->tail < r->count;
+}
+
 static bool link_up(const struct e1k *e)
 {
-	return e->net && e->net->link_up;
+	return e->net && e->net->link_up &&
+	       (e->revive == REVIVE_NONE || e->revive == REVIVE_UP);
 }
 
 /* ---- Interrupts (e1000 4) ---- */
@@ -147,7 +170,7 @@ static bool link_up(const struct e1k *e)
 static void update_irq(struct e1k *e)
 {
 	struct ev_loop *loop = pf_dev_loop(e->dev);
-	bool want = (e->icr & e->ims) != 0;
+	bool want = (e->icr & e->ims) != 0 || (e->revive_irq && e->icr);
 	ev_tstamp gap, since;
 
 	if (!want) {
@@ -169,6 +192,77 @@ static void update_irq(struct e1k *e)
 	e->intx = true;
 	e->last_assert = ev_now(loop);
 	pf_set_intx(e->dev, true);
+}
+
+static void raise_cause(struct e1k *e, uint32_t causes);
+
+/* The link the model reports changed (e1000 3.1, 3.3): PHY bits and LSC. */
+static void link_changed(struct e1k *e)
+{
+	e1k_phy_set_link(&e->phy, link_up(e));
+	raise_cause(e, ICR_LSC);
+}
+
+/*
+ * The function was reset by a host reconnecting to this endpoint, which
+ * replaces one the guest had configured (e1000 3.1).  The guest's driver
+ * believes its rings, interrupt mask and receive settings are in place;
+ * only its own reset brings them back.  The link reads down and LSC is
+ * latched, and INTx is asserted for it even though IMS is 0 (from just
+ * after the reset's completion: the host takes no interrupt while the
+ * function is being reset), for a bounded time.
+ */
+static void revive(struct e1k *e)
+{
+	struct ev_loop *loop = pf_dev_loop(e->dev);
+
+	e->revive = REVIVE_DOWN;
+	e1k_phy_set_link(&e->phy, false);
+	e->icr |= ICR_LSC;
+	ev_timer_set(&e->revive_timer, 0, 0);
+	ev_timer_start(loop, &e->revive_timer);
+	ev_timer_set(&e->revive_link_timer, REVIVE_DOWN_S, 0);
+	ev_timer_start(loop, &e->revive_link_timer);
+}
+
+/*
+ * Still no reset from the driver: it had nothing to send when the link
+ * went (Linux's e1000 resets only a link-down device that has frames
+ * queued).  The link comes up so that it queues some (e1000 3.1).
+ */
+static void revive_link_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct e1k *e = w->data;
+
+	if (e->revive != REVIVE_DOWN)
+		return;
+	e->revive = REVIVE_UP;
+	link_changed(e);
+}
+
+/* A TX tail written for a ring this device does not have: link down again. */
+static void revive_tx(struct e1k *e)
+{
+	if (e->revive != REVIVE_UP || ring_live(&e->tx))
+		return;
+	pf_dev_log(e->dev, PF_LOG_INFO, "revived: the driver queued frames on a "
+		   "ring it set up before; link down until it resets the device");
+	e->revive = REVIVE_DOWN_AGAIN;
+	link_changed(e);
+}
+
+static void revive_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct e1k *e = w->data;
+
+	e->revive_irq = !e->revive_irq;
+	if (e->revive_irq) {
+		pf_dev_log(e->dev, PF_LOG_INFO, "revived by a reconnecting host: "
+			   "link change interrupt raised for the guest's driver");
+		ev_timer_set(&e->revive_timer, REVIVE_IRQ_S, 0);
+		ev_timer_start(loop, &e->revive_timer);
+	}
+	update_irq(e);
 }
 
 static void raise_cause(struct e1k *e, uint32_t causes)
@@ -301,8 +395,16 @@ static void rx_descs_done(void *opaque, enum pf_dma_result res,
 	if (!live)
 		return;
 	if (res != PF_DMA_OK || len != count * DESC_SIZE) {
+		/*
+		 * Only what was read may receive frames: fetches issued after
+		 * this one are dropped (their slots would follow a gap) and the
+		 * next tail write reads again from here (e1000 7).  Earlier
+		 * fetches have completed (spec 5.2), so rx_valid is @first.
+		 */
 		pf_dev_log(e->dev, PF_LOG_WARN, "RX ring unreadable at 0x%llx",
 			   (unsigned long long)desc_addr(&e->rx, first));
+		e->rx.gen++;
+		e->rx_fetched = e->rx_valid;
 		return;
 	}
 	for (uint32_t i = 0; i < count; i++)
@@ -346,21 +448,28 @@ static bool tail_ok(const struct e1k_ring *r, uint32_t fetched, uint32_t tail)
 	       ring_dist(r, r->head, tail) >= ring_dist(r, r->head, fetched);
 }
 
-static void rx_tail_write(struct e1k *e, uint32_t tail)
+/* Read the descriptors the guest has given and the device not yet fetched. */
+static void rx_fetch(struct e1k *e)
 {
 	uint32_t count;
 
-	if (!tail_ok(&e->rx, e->rx_fetched, tail)) {
+	if (!ring_live(&e->rx) || !pf_dev_connected(e->dev))
+		return;
+	count = ring_dist(&e->rx, e->rx_fetched, e->rx.tail);
+	if (count)
+		count = fetch_descs(e, &e->rx, e->rx_fetched, count, rx_descs_done);
+	e->rx_fetched = (e->rx_fetched + count) % e->rx.count;
+}
+
+static void rx_tail_write(struct e1k *e, uint32_t tail)
+{
+	if (ring_live(&e->rx) && tail < e->rx.count &&
+	    !tail_ok(&e->rx, e->rx_fetched, tail)) {
 		pf_dev_log(e->dev, PF_LOG_DEBUG, "ignoring RDT %u", tail);
 		return;
 	}
 	e->rx.tail = tail;
-	if (!pf_dev_connected(e->dev))
-		return;
-	count = ring_dist(&e->rx, e->rx_fetched, tail);
-	if (count)
-		count = fetch_descs(e, &e->rx, e->rx_fetched, count, rx_descs_done);
-	e->rx_fetched = (e->rx_fetched + count) % e->rx.count;
+	rx_fetch(e);
 }
 
 static uint32_t ethertype(const uint8_t *f)
@@ -497,7 +606,7 @@ static void e1k_receive(void *opaque, const uint8_t *frame, size_t len)
 	uint16_t csum, special = 0;
 	size_t n = len;
 
-	if (!pf_dev_connected(e->dev) || !(rctl & RCTL_EN) || !e->rx.count ||
+	if (!pf_dev_connected(e->dev) || !(rctl & RCTL_EN) || !ring_live(&e->rx) ||
 	    len < 14 || !rx_accept(e, frame, len))
 		return;
 	if (len + FCS_LEN > max) {
@@ -791,7 +900,7 @@ static void tx_descs_done(void *opaque, enum pf_dma_result res,
 
 static void tx_kick(struct e1k *e)
 {
-	if (!(e->regs[E1K_TCTL / 4] & TCTL_EN) || !e->tx.count ||
+	if (!(e->regs[E1K_TCTL / 4] & TCTL_EN) || !ring_live(&e->tx) ||
 	    !pf_dev_connected(e->dev))
 		return;
 	while (e->tx_fetched != e->tx.tail && e->tx_q_len < TX_BATCHES) {
@@ -822,8 +931,6 @@ static void rx_restart(struct e1k *e, uint32_t head)
 {
 	e->rx.gen++;
 	e->rx.head = e->rx_fetched = e->rx_valid = head;
-	if (e->rx.tail >= e->rx.count)
-		e->rx.tail = head;
 }
 
 /* The same for TX: batches in flight are abandoned, never written back. */
@@ -831,8 +938,6 @@ static void tx_restart(struct e1k *e, uint32_t head)
 {
 	e->tx.gen++;
 	e->tx.head = e->tx_fetched = head;
-	if (e->tx.tail >= e->tx.count)
-		e->tx.tail = head;
 	e->tx_q_head = e->tx_q_len = 0;
 	if (e->tx_open) {
 		e->tx_open->bad = true;
@@ -844,6 +949,11 @@ static void tx_restart(struct e1k *e, uint32_t head)
 /* RDLEN/TDLEN: bytes, a multiple of 128 (SDM 13.4.27). */
 static void set_ring_len(struct e1k *e, bool rx, uint32_t v)
 {
+	/* A driver that sets its rings up again without a reset ends a revival. */
+	if (e->revive != REVIVE_NONE) {
+		e->revive = REVIVE_NONE;
+		link_changed(e);
+	}
 	uint32_t count = (v & 0xfff80u) / DESC_SIZE;
 	void *mem = NULL;
 
@@ -885,10 +995,13 @@ static void set_ring_base(struct e1k *e, bool rx, bool high, uint32_t v)
 static void device_reset(struct e1k *e)
 {
 	ev_timer *timers[] = { &e->itr_timer, &e->rdtr_timer, &e->radv_timer,
-			       &e->tidv_timer, &e->tadv_timer };
+			       &e->tidv_timer, &e->tadv_timer, &e->revive_timer,
+			       &e->revive_link_timer };
 
 	for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++)
 		stop_timer(e, timers[i]);
+	e->revive_irq = false;
+	e->revive = REVIVE_NONE;
 	e->icr = e->ims = 0;
 	update_irq(e);
 	e->last_assert = 0;
@@ -896,7 +1009,8 @@ static void device_reset(struct e1k *e)
 	e->regs[E1K_CTRL / 4] = CTRL_SLU | 1u | 2u << 8;   /* FD, 1000 Mb/s */
 	e->regs[E1K_VET / 4] = 0x8100;
 	e->regs[E1K_RXCSUM / 4] = RXCSUM_IPOFL;
-	e->regs[0x1000 / 4] = 0x30;                         /* PBA: 48 KB RX */
+	e->regs[E1K_PBA / 4] = 0x00100030;                  /* 48 KB RX, 16 KB TX */
+	e->regs[E1K_LEDCTL / 4] = 0x602;  /* as QEMU's e1000; only ethtool -p reads it */
 	/* The EEPROM's address loads into receive address 0 (SDM 5.6.1). */
 	e->regs[E1K_RA / 4] = (uint32_t)pf_le_load(e->mac, 4);
 	e->regs[E1K_RA / 4 + 1] = (uint32_t)pf_le_load(e->mac + 4, 2) | RAH_AV;
@@ -918,6 +1032,7 @@ static uint32_t reg_read(struct e1k *e, uint32_t off)
 {
 	uint32_t v;
 
+	e->session_fresh = false;
 	if (off >= E1K_STATS && off < E1K_STATS_END)
 		return stat_read(e, (off - E1K_STATS) / 4);
 	switch (off) {
@@ -930,15 +1045,39 @@ static uint32_t reg_read(struct e1k *e, uint32_t off)
 		/* Reading acknowledges every cause and lowers INTA# (SDM 13.4.17). */
 		v = e->icr;
 		e->icr = 0;
+		e->revive_irq = false;
+		stop_timer(e, &e->revive_timer);
 		update_irq(e);
 		return v;
-	case E1K_ICS: case E1K_IMC: return 0;
+	/*
+	 * ICS reads as ICR without clearing it: real parts do, and drivers
+	 * (VxWorks') rely on it, as QEMU's e1000 notes.
+	 */
+	case E1K_ICS: return e->icr;
+	case E1K_IMC: return 0;
 	case E1K_IMS: return e->ims;
 	case E1K_RDH: return e->rx.head;
 	case E1K_RDT: return e->rx.tail;
 	case E1K_TDH: return e->tx.head;
 	case E1K_TDT: return e->tx.tail;
 	default: return e->regs[off / 4];
+	}
+}
+
+/*
+ * The bits a plain register keeps (e1000 3): reserved bits read 0 (SDM
+ * 13.4, 13.5; the widths Linux's e1000_reg_test checks).
+ */
+static uint32_t plain_mask(uint32_t off)
+{
+	if (off >= E1K_RA && off < E1K_RA + 0x80)
+		return off & 4 ? 0x8003ffffu : 0xffffffffu;   /* RAH: AV, AS, address */
+	switch (off) {
+	case E1K_FCAH: case E1K_FCT: case E1K_VET: case E1K_RADV: case E1K_TADV:
+		return 0xffff;
+	case E1K_TIPG: return 0x3fffffff;
+	case E1K_RXCSUM: return 0x3ff;
+	default: return 0xffffffffu;
 	}
 }
 
@@ -953,22 +1092,21 @@ static void ctrl_write(struct e1k *e, uint32_t v)
 	e->regs[E1K_CTRL / 4] = v & ~(CTRL_RST | CTRL_PHY_RST);
 }
 
+/* A head write restarts the ring there; one outside it stops the ring (e1000 7). */
 static void head_write(struct e1k *e, bool rx, uint32_t v)
 {
-	struct e1k_ring *r = rx ? &e->rx : &e->tx;
-
-	if (v >= r->count && v) {
-		pf_dev_log(e->dev, PF_LOG_DEBUG, "ignoring %s %u", rx ? "RDH" : "TDH", v);
-		return;
-	}
-	if (rx)
+	if (rx) {
 		rx_restart(e, v);
-	else
+		rx_fetch(e);
+	} else {
 		tx_restart(e, v);
+		tx_kick(e);
+	}
 }
 
 static void reg_write(struct e1k *e, uint32_t off, uint32_t v)
 {
+	e->session_fresh = false;
 	if (off >= E1K_STATS && off < E1K_STATS_END)
 		return;                 /* read-only counters */
 	switch (off) {
@@ -988,36 +1126,40 @@ static void reg_write(struct e1k *e, uint32_t off, uint32_t v)
 	case E1K_ITR: e->regs[off / 4] = v & 0xffff; return;
 	case E1K_TCTL: e->regs[off / 4] = v; tx_kick(e); return;
 	case E1K_RDBAL: case E1K_RDBAH:
-		e->regs[off / 4] = v;
+		/* Bits 3:0 of the base read 0 (SDM 13.4.25). */
+		e->regs[off / 4] = off == E1K_RDBAL ? v & ~0xfu : v;
 		set_ring_base(e, true, off == E1K_RDBAH, v);
 		return;
 	case E1K_RDLEN: e->regs[off / 4] = v & 0xfff80u; set_ring_len(e, true, v); return;
 	case E1K_RDH: head_write(e, true, v & 0xffff); return;
 	case E1K_RDT: rx_tail_write(e, v & 0xffff); return;
 	case E1K_TDBAL: case E1K_TDBAH:
-		e->regs[off / 4] = v;
+		e->regs[off / 4] = off == E1K_TDBAL ? v & ~0xfu : v;
 		set_ring_base(e, false, off == E1K_TDBAH, v);
 		return;
 	case E1K_TDLEN: e->regs[off / 4] = v & 0xfff80u; set_ring_len(e, false, v); return;
 	case E1K_TDH: head_write(e, false, v & 0xffff); return;
 	case E1K_TDT:
 		v &= 0xffff;
-		if (!tail_ok(&e->tx, e->tx_fetched, v)) {
+		if (ring_live(&e->tx) && v < e->tx.count &&
+		    !tail_ok(&e->tx, e->tx_fetched, v)) {
 			pf_dev_log(e->dev, PF_LOG_DEBUG, "ignoring TDT %u", v);
 			return;
 		}
 		e->tx.tail = v;
+		revive_tx(e);
 		tx_kick(e);
 		return;
 	case E1K_RDTR: case E1K_TIDV:
 		e->regs[off / 4] = v & 0xffff;
-		/* FPD: report what is pending now (SDM 13.4.30). */
-		if (v & RDTR_FPD)
-			(off == E1K_RDTR ? rx_delay_cb : tx_delay_cb)(pf_dev_loop(e->dev),
-				off == E1K_RDTR ? &e->rdtr_timer : &e->tidv_timer, 0);
+		/* FPD: report now what a delay timer holds, if any (SDM 13.4.30). */
+		if (v & RDTR_FPD && off == E1K_RDTR && ev_is_active(&e->rdtr_timer))
+			rx_delay_cb(pf_dev_loop(e->dev), &e->rdtr_timer, 0);
+		else if (v & RDTR_FPD && off == E1K_TIDV && ev_is_active(&e->tidv_timer))
+			tx_delay_cb(pf_dev_loop(e->dev), &e->tidv_timer, 0);
 		return;
 	default:
-		e->regs[off / 4] = v;
+		e->regs[off / 4] = v & plain_mask(off);
 	}
 }
 
@@ -1070,6 +1212,10 @@ static void e1k_reset(void *s, enum pf_reset_kind kind)
 			   (unsigned long long)e->n_tx_bad);
 	e->ioaddr = 0;
 	device_reset(e);
+	if (kind == PF_RESET_FUNCTION && e->session_fresh)
+		revive(e);
+	/* A new host's session starts with the next connection. */
+	e->session_fresh = kind == PF_RESET_DISCONNECT;
 }
 
 static void e1k_link(void *opaque, bool up)
@@ -1077,8 +1223,7 @@ static void e1k_link(void *opaque, bool up)
 	struct e1k *e = opaque;
 
 	pf_dev_log(e->dev, PF_LOG_INFO, "link %s", up ? "up" : "down");
-	e1k_phy_set_link(&e->phy, up);
-	raise_cause(e, ICR_LSC);
+	link_changed(e);
 }
 
 static void e1k_destroy(void *s)
@@ -1103,6 +1248,7 @@ static void *e1k_create(struct pf_dev *dev, struct pf_identity *id)
 	ev_timer *timers[] = { &e->itr_timer, &e->rdtr_timer, &e->radv_timer,
 			       &e->tidv_timer, &e->tadv_timer };
 	e->dev = dev;
+	e->session_fresh = true;
 	e->tx_buf = malloc(TX_BUF_SIZE);
 	if (!e->tx_buf || pf_opt_mac(dev, "mac", e->mac)) {
 		free(e->tx_buf);
@@ -1113,6 +1259,10 @@ static void *e1k_create(struct pf_dev *dev, struct pf_identity *id)
 		ev_init(timers[i], i == 0 ? itr_cb : i < 3 ? rx_delay_cb : tx_delay_cb);
 		timers[i]->data = e;
 	}
+	ev_init(&e->revive_timer, revive_cb);
+	e->revive_timer.data = e;
+	ev_init(&e->revive_link_timer, revive_link_cb);
+	e->revive_link_timer.data = e;
 	e1k_eeprom_init(&e->ee, e->mac);
 	e->net = pf_net_create(pf_dev_option(dev, "backend"), pf_dev_loop(dev), dev,
 			       pf_dev_option(dev, "pcap"), e1k_receive, e1k_link, e,

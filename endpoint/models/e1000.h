@@ -18,9 +18,11 @@
 enum {
 	E1K_CTRL = 0x0000, E1K_STATUS = 0x0008, E1K_EECD = 0x0010,
 	E1K_EERD = 0x0014, E1K_CTRL_EXT = 0x0018, E1K_MDIC = 0x0020,
+	E1K_FCAH = 0x002c, E1K_FCT = 0x0030,
 	E1K_VET = 0x0038, E1K_ICR = 0x00c0, E1K_ITR = 0x00c4,
 	E1K_ICS = 0x00c8, E1K_IMS = 0x00d0, E1K_IMC = 0x00d8,
-	E1K_RCTL = 0x0100, E1K_TCTL = 0x0400,
+	E1K_RCTL = 0x0100, E1K_TCTL = 0x0400, E1K_TIPG = 0x0410,
+	E1K_LEDCTL = 0x0e00, E1K_PBA = 0x1000,
 	E1K_RDBAL = 0x2800, E1K_RDBAH = 0x2804, E1K_RDLEN = 0x2808,
 	E1K_RDH = 0x2810, E1K_RDT = 0x2818, E1K_RDTR = 0x2820,
 	E1K_RADV = 0x282c,
@@ -63,7 +65,12 @@ enum {
 #define ICR_RXO    (1u << 6)
 #define ICR_RXT0   (1u << 7)
 #define ICR_MDAC   (1u << 9)
-#define ICR_VALID  0x0001f6dfu
+/*
+ * Cause bits 16:0 (SDM 13.4.17); 5, 8 and 11, reserved on some parts, are
+ * kept: Linux's self-test sets bits 0-9 through ICS and IMS and expects
+ * each as an interrupt (e1000_ethtool.c e1000_intr_test).
+ */
+#define ICR_VALID  0x0001ffffu
 /* RCTL (SDM 13.4.22) */
 #define RCTL_EN    (1u << 1)
 #define RCTL_SBP   (1u << 2)
@@ -162,6 +169,12 @@ typedef void e1k_emit_fn(void *opaque, const uint8_t *frame, size_t len);
 
 #define E1K_FRAME_MAX 16384u   /* largest frame sent or received (e1000 7) */
 #define E1K_TSO_MAX   (65536u + 256u)  /* largest packet TSO accepts */
+/*
+ * Most segments one TSO packet may make, so that what one descriptor can
+ * cost stays bounded (e1000 7): MSS 1 would make 65,536 frames.  Linux
+ * asks for at most 745 (64 KiB at TCP_MIN_MSS, 88).
+ */
+#define E1K_TSO_SEGS_MAX 1024u
 
 /*
  * Finish @pkt (@len bytes) as @job says and emit the frame(s).  Returns the number of frames

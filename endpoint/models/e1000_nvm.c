@@ -67,7 +67,8 @@ uint32_t e1k_eecd_read(const struct e1k_eeprom *e)
 	/* No firmware competes for the EEPROM: a request is granted at once. */
 	if (v & EECD_REQ)
 		v |= EECD_GNT;
-	if (e->dout)
+	/* DO is high unless the EEPROM drives a bit (as QEMU's e1000 reads). */
+	if (!e->reading || e->dout)
 		v |= EECD_DO;
 	return v;
 }
@@ -185,7 +186,7 @@ void e1k_phy_reset(struct e1k_phy *p, bool link)
 	p->regs[PHY_NPTX] = 0x2001;
 	p->regs[PHY_1000T_CTRL] = 0x0e00;
 	p->regs[PHY_EXT_STATUS] = 0x3000;
-	p->regs[PHY_SPEC_CTRL] = 0x0068;
+	p->regs[PHY_SPEC_CTRL] = 0x0360;     /* as QEMU's e1000 */
 	p->regs[PHY_EXT_SPEC_CTRL] = 0x0d60;
 	e1k_phy_set_link(p, link);
 }
@@ -216,9 +217,13 @@ uint32_t e1k_mdic(struct e1k_phy *p, uint32_t v, bool link)
 	if (reg == PHY_CTRL && data & MII_CR_RESET) {
 		e1k_phy_reset(p, link);
 	} else if (!(phy_read_only >> reg & 1)) {
-		/* Reset and restart-autonegotiation are self-clearing. */
+		/*
+		 * Reset and restart-autonegotiation are self-clearing; control
+		 * bits 5:0 are reserved, read 0 (IEEE 802.3 22.2.4.1).
+		 */
 		p->regs[reg] = reg == PHY_CTRL ?
-			       (uint16_t)(data & ~(MII_CR_RESET | MII_CR_RESTART_AN)) : data;
+			       (uint16_t)(data & ~(MII_CR_RESET | MII_CR_RESTART_AN | 0x3f)) :
+			       data;
 		if (reg == PHY_CTRL)
 			e1k_phy_set_link(p, link);
 	}

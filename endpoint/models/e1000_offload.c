@@ -160,7 +160,8 @@ int e1k_tx_finish(const struct e1k_txjob *job, uint8_t *pkt, size_t len,
 		return -1;
 	if (job->tse) {
 		if (!tso_header_ok(&job->ctx, len, job->ixsm) ||
-		    len - job->ctx.hdrlen > E1K_TSO_MAX)
+		    len - job->ctx.hdrlen > E1K_TSO_MAX ||
+		    (len - job->ctx.hdrlen + job->ctx.mss - 1) / job->ctx.mss > E1K_TSO_SEGS_MAX)
 			return -1;
 		return tso(job, pkt, len, emit, opaque);
 	}

@@ -19,6 +19,10 @@ from nicnet import UDHCPC, Sink, Source, nic_device_args
 TRANSFER_MIB = int(os.environ.get("PCIEFW_E1000_MIB", "64"))
 MAC = "52:54:00:e1:00:01"
 PROBLEMS = r"WARNING:|BUG:|Oops|Hardware Error|EEPROM Checksum|Tx Unit Hang|tx_timeout|NETDEV WATCHDOG"
+# The kernel log without the notice its timer check prints at boot when the
+# TCG host is slow ("..MP-BIOS bug: 8254 timer not connected to IO-APIC"),
+# which PROBLEMS' "BUG:" would match, matched without case as it is.
+DMESG_LOG = "dmesg | grep -vF 'MP-BIOS bug: 8254 timer'"
 
 FILES = {}
 
@@ -34,8 +38,8 @@ udhcpc -i eth0 -n -q -t 10 -T 1 -s {UDHCPC} || exit 12
 """
 
 DMESG = f"""
-echo "PCIEFW-DMESG-PROBLEMS: $(dmesg | grep -ciE '{PROBLEMS}')"
-dmesg | grep -iE '{PROBLEMS}' | head -20
+echo "PCIEFW-DMESG-PROBLEMS: $({DMESG_LOG} | grep -ciE '{PROBLEMS}')"
+{DMESG_LOG} | grep -iE '{PROBLEMS}' | head -20
 """
 
 INTERRUPTS = """
@@ -168,19 +172,20 @@ wait_file() {
 }
 """
 
-# The recovery is the stock driver's: the network stack's transmit watchdog
-# calls e1000_tx_timeout, whose reset task re-initialises the device. That
-# watchdog says so with one WARNING (and the driver reports the hang):
-# those, and nothing else, are expected.
+# The recovery is the stock driver's own reset: the revived endpoint's link
+# changes lead its watchdog there (docs/e1000.md 3.1), or the network
+# stack's transmit watchdog calls e1000_tx_timeout first. The latter says
+# so with one line (and the driver reports the hang): those, and nothing
+# else, are expected.
 EXPECTED_IN_RECOVERY = r"NETDEV WATCHDOG|sch_generic|Tx Unit Hang"
 
 
 def test_endpoint_killed_under_traffic_then_back(harness, tmp_path):
     """The endpoint is SIGKILLed mid-transfer and a new one starts on the
     same socket; QEMU reconnects (reconnect=1) and resets the function.
-    Debian's driver, unchanged, notices the stuck transmitter by its
-    watchdog, resets the device and traffic resumes: whole transfers both
-    ways, no rmmod."""
+    Debian's driver, unchanged, resets the device (the revival's link
+    changes, docs/e1000.md 3.1, or its transmit watchdog, whichever comes
+    first) and traffic resumes: whole transfers both ways, no rmmod."""
     first = Sink(1 << 30)
     size = 8 << 20
     sink, source = Sink(size), Source(size)
@@ -200,15 +205,16 @@ echo "PCIEFW-CARRIER-DOWN"
 wait_file is $NET/carrier 1 || exit 31
 echo "PCIEFW-CARRIER-UP"
 kill $PING
-# A new slirp: lease the address again, as a DHCP client does on link up.
-udhcpc -i eth0 -n -q -t 10 -T 1 -s {UDHCPC} || exit 33
+# A new slirp: lease the address again, as a DHCP client does on link up;
+# the driver may reset the device once more meanwhile (e1000 3.1).
+udhcpc -i eth0 -n -q -t 60 -T 1 -s {UDHCPC} || exit 33
 dd if=/dev/urandom of=/tmp/out bs=1M count=8 2>/dev/null
 echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
 nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
 nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
 echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
-echo "PCIEFW-UNEXPECTED: $(dmesg | grep -iE '{PROBLEMS}' | grep -cvE '{EXPECTED_IN_RECOVERY}')"
-dmesg | grep -iE '{PROBLEMS}' | head -20
+echo "PCIEFW-UNEXPECTED: $({DMESG_LOG} | grep -iE '{PROBLEMS}' | grep -cvE '{EXPECTED_IN_RECOVERY}')"
+{DMESG_LOG} | grep -iE '{PROBLEMS}' | head -20
 """
     device = f"e1000,mac={MAC},host-loopback=on"
     ep = harness.endpoint(name="e1000", device=device)
@@ -239,6 +245,63 @@ dmesg | grep -iE '{PROBLEMS}' | head -20
     assert sink.received == size and out == sink.digest, res.describe()
     assert source.sent == size and inn == source.digest, res.describe()
     assert "PCIEFW-UNEXPECTED: 0" in console, res.describe()
+
+
+def test_driver_reset_while_endpoint_gone_then_back(harness, tmp_path):
+    """The order that left the stock driver link-down for good (issue 21
+    item 15), forced: the endpoint dies, the driver resets the device while
+    it is gone (ethtool -r: e1000_reinit_locked, as its TX timeout does;
+    every write lost, every read all ones), and only then a new endpoint
+    arrives in its power-on state. The link must come back and traffic
+    flow, with no rmmod."""
+    size = 4 << 20
+    sink, source = Sink(size), Source(size)
+    body = WAIT + f"""
+NET=/sys/class/net/eth0
+ping -c 3 -W 5 10.0.2.2 || exit 29
+echo "PCIEFW-READY"
+# The host kills the endpoint, then says so on the console.
+read -r gone || exit 30
+ethtool -r eth0 || exit 31
+echo "PCIEFW-RESET-WHILE-GONE"
+wait_file is $NET/carrier 1 || exit 32
+echo "PCIEFW-CARRIER-UP"
+# The driver may reset the device once more (its TX timeout): keep asking.
+udhcpc -i eth0 -n -q -t 60 -T 1 -s {UDHCPC} || exit 33
+dd if=/dev/urandom of=/tmp/out bs=1M count=4 2>/dev/null
+echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
+nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
+nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
+echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
+echo "PCIEFW-UNEXPECTED: $({DMESG_LOG} | grep -iE '{PROBLEMS}' | grep -cvE '{EXPECTED_IN_RECOVERY}')"
+{DMESG_LOG} | grep -iE '{PROBLEMS}' | head -20
+"""
+    device = f"e1000,mac={MAC},host-loopback=on"
+    ep = harness.endpoint(name="e1000", device=device)
+    initrd = guestlib.make_initramfs(tmp_path, BRING_UP + body, FILES)
+    guest = guestlib.Guest(harness.qemu_binary, initrd,
+                           nic_device_args(ep.address, "reconnect=1"), memory=512)
+    try:
+        guest.start()
+        guest.wait_for(r"^PCIEFW-READY$", timeout=300)
+        ep.kill()
+        guest.send("gone\n")
+        guest.wait_for(r"^PCIEFW-RESET-WHILE-GONE$", timeout=300)
+        again = harness.endpoint(name="e1000-again", listen=ep.listen, device=device)
+        res = guest.wait(600)
+    finally:
+        guest.stop()
+    console = res.console
+    assert res.status == 0, res.describe()
+    assert sink.join(60) is not None, sink.error
+    source.join(60)
+    out = re.search(r"PCIEFW-OUT-MD5: ([0-9a-f]{32})", console).group(1)
+    inn = re.search(r"PCIEFW-IN-MD5: ([0-9a-f]{32})", console).group(1)
+    assert sink.received == size and out == sink.digest, res.describe()
+    assert source.sent == size and inn == source.digest, res.describe()
+    assert "PCIEFW-UNEXPECTED: 0" in console, res.describe()
+    # The new endpoint saw the revival and the driver's own reset after it.
+    assert "revived by a reconnecting host" in again.output(), again.output()[-3000:]
 
 
 WIRE_MIB = 4
