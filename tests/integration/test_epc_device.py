@@ -163,7 +163,10 @@ def test_one_host_and_a_silent_one_is_dropped(harness):
     kind, f = second.next()
     assert kind == "error" and pfwire.ERROR_CODES[f[1]] == "ERROR_BUSY", f
     assert second.next() is None
-    assert silent.next() is None                     # dropped after 500 ms
+    # Dropped after 500 ms, told why (spec 2.1's hello deadline).
+    kind, f = silent.next()
+    assert kind == "error" and b"no hello from the host" in f.get(2), (kind, f)
+    assert silent.next() is None
     third = pfwire.Conn(addr)
     third.handshake()
     assert qt.readl(REGS + 0x014) == 0x3

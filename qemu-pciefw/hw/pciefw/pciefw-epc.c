@@ -7,10 +7,13 @@
  * its own memory, interrupt capabilities -- and starts the link.  The
  * device then plays the protocol's endpoint side: it describes that
  * function to the host, serves the host's BAR accesses from the endpoint
- * guest's memory, turns accesses to the outbound window (BAR2) into DMA to
- * the host, and raises the host's interrupts.  The registers are specified
- * in docs/epc.md of the pciefw project ("epc.md N" below); the protocol in
- * docs/protocol.md ("spec N").
+ * guest's memory, and raises the host's interrupts; its outbound window
+ * (BAR2, pciefw-epc-window.c) reaches the host's memory.  The connection
+ * is pciefw-conn.c's, in the endpoint role, over a UNIX socket (with the
+ * shared-memory rings and the host's guest memory, spec 10 and 11) or TCP
+ * (with TLS, spec 1.5).  The registers are specified in docs/epc.md of the
+ * pciefw project ("epc.md N" below); the protocol in docs/protocol.md
+ * ("spec N").
  *
  * Copyright (c) 2025 The pciefw authors
  *
@@ -18,7 +21,7 @@
  */
 
 #include "qemu/osdep.h"
-#include <poll.h>
+#include <netdb.h>
 #include <sys/un.h>
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -26,32 +29,23 @@
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
 #include "qemu/sockets.h"
-#include "qemu/timer.h"
 #include "qapi/error.h"
+#include "qapi/qapi-types-sockets.h"
 #include "hw/pci/pci.h"
-#include "hw/pci/pci_device.h"
 #include "hw/pci/msi.h"
 #include "hw/qdev-properties.h"
 #include "migration/vmstate.h"
-#include "qom/object.h"
+#include "pciefw-epc.h"
 
 #include "protocol/pciefw.h"
-#include "protocol/buf.h"
-#include "protocol/codec.h"
 #include "protocol/description.h"
-#include "protocol/frame.h"
-#include "protocol/handshake.h"
 #include "protocol/msg.h"
-
-#define TYPE_PCIEFW_EPC "pciefw-epc"
-OBJECT_DECLARE_SIMPLE_TYPE(PfEpcState, PCIEFW_EPC)
+#include "protocol/ring.h"
 
 /* epc.md 1 */
 #define EPC_VENDOR_ID           0x1234
 #define EPC_DEVICE_ID           0xfe0c
 #define EPC_REGS_SIZE           0x1000
-#define EPC_WINDOW_SIZE         (16 * 1024 * 1024)
-#define EPC_NUM_MAPS            16
 
 /* epc.md 2 */
 #define EPC_ID                  0x000
@@ -105,112 +99,6 @@ enum {
     EPC_ERR_PIN = 6,
 };
 
-#define EPC_DEFAULT_TIMEOUT_MS  5000
-#define EPC_MAX_TIMEOUT_MS      60000
-#define EPC_RX_CHUNK            (64 * 1024)
-#define EPC_RX_BATCH            16
-/* Posted window writes queued beyond this wait for the socket to drain. */
-#define EPC_TX_HIGH_WATER       (1024 * 1024)
-/*
- * Completions a host may leave unread: beyond this the session fails with
- * ERROR_LIMIT, so a host that sends reads and never reads the answers
- * cannot grow QEMU's memory (as the pciefw host's own limit, spec 7.2).
- */
-#define EPC_TX_LIMIT            (32 * 1024 * 1024)
-/* The most an outbound read may fetch ahead (epc.md 5.1). */
-#define EPC_MAX_READ_AHEAD      (64 * 1024)
-
-typedef struct PfEpcBar {
-    uint64_t addr;
-    uint64_t size;
-    uint32_t flags;
-} PfEpcBar;
-
-typedef struct PfEpcMap {
-    uint32_t win_offset;
-    uint32_t size;
-    uint64_t host;
-    bool enabled;
-} PfEpcMap;
-
-/* The function as latched at START (epc.md 3). */
-typedef struct PfEpcFunction {
-    uint32_t id, subsys, class_rev, intx_pin;
-    uint32_t msi_vectors, msix_vectors, msix_table, msix_pba;
-    PfEpcBar bars[PCIEFW_NUM_BARS];
-} PfEpcFunction;
-
-/*
- * A host connection goes HELD (accepted, link down: nothing is sent) ->
- * WAIT_HELLO (our Hello is out) -> UP (the description is out).
- */
-typedef enum PfEpcConnState {
-    EPC_NONE,
-    EPC_HELD,
-    EPC_WAIT_HELLO,
-    EPC_UP,
-} PfEpcConnState;
-
-struct PfEpcState {
-    PCIDevice parent_obj;
-
-    MemoryRegion regs;
-    MemoryRegion window;
-    char *path;
-    uint32_t timeout_ms;
-    uint32_t read_ahead;        /* bytes an outbound read fetches, 0: exact */
-
-    /* Registers (epc.md 2-5) */
-    uint32_t ctrl;
-    uint32_t status;
-    uint32_t error;
-    uint32_t events;
-    uint32_t event_enable;
-    PfEpcFunction fn;           /* as programmed */
-    PfEpcFunction live;         /* as latched at START */
-    PfEpcMap maps[EPC_NUM_MAPS];
-    bool irq_level;
-
-    /* The host connection */
-    int listen_fd;
-    int fd;
-    bool read_watched;          /* the handlers registered for fd */
-    bool write_watched;
-    PfEpcConnState state;
-    struct pf_frame_decoder dec;
-    struct pf_codec codec;
-    struct pf_buf out;
-    uint8_t *rxbuf;
-    struct pf_hello_params hello;
-    struct pf_session session;
-    bool dispatching;           /* handling a host message */
-    QEMUTimer *hello_timer;     /* a host that never says hello goes */
-
-    /* The outbound read the CPU waits for */
-    uint32_t next_tag;
-    bool waiting;
-    uint32_t wait_tag;
-    uint32_t wait_size;
-    bool cpl_done;
-    int cpl_status;
-    uint8_t cpl_data[8];
-    uint8_t *cpl_dest;          /* where the completion's data goes */
-
-    /* What the last outbound read fetched ahead (epc.md 5.1) */
-    uint8_t *ra_buf;
-    uint64_t ra_host;           /* host address of ra_buf[0] */
-    uint32_t ra_len;            /* bytes valid, 0: none */
-    uint64_t ra_next;           /* reads below this address fetch again */
-};
-
-static void epc_read_input(PfEpcState *s, int max_reads);
-static void epc_update_watch(PfEpcState *s);
-
-static uint64_t all_ones(unsigned size)
-{
-    return size >= 8 ? UINT64_MAX : (1ULL << (size * 8)) - 1;
-}
-
 /* ---------------------------------------------------------------------- */
 /* The EPC's own interrupt (epc.md 6)                                      */
 
@@ -233,146 +121,6 @@ static void epc_event(PfEpcState *s, uint32_t ev)
 {
     s->events |= ev;
     epc_update_irq(s);
-}
-
-/* ---------------------------------------------------------------------- */
-/* The connection                                                          */
-
-/* Forget the host: the link is down (spec 7.2: the host sees it gone). */
-static void epc_drop(PfEpcState *s, const char *why)
-{
-    bool was_up = s->state == EPC_UP;
-
-    if (s->fd < 0) {
-        return;
-    }
-    if (was_up || s->state == EPC_WAIT_HELLO) {
-        info_report("pciefw-epc: host disconnected: %s", why);
-    }
-    qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
-    close(s->fd);
-    s->fd = -1;
-    s->read_watched = false;
-    s->write_watched = false;
-    s->state = EPC_NONE;
-    if (s->hello_timer) {
-        timer_del(s->hello_timer);
-    }
-    s->waiting = false;
-    s->ra_len = 0;
-    pf_buf_clear(&s->out);
-    pf_frame_decoder_free(&s->dec);
-    s->status &= ~EPC_STATUS_LINK_UP;
-    if (was_up) {
-        epc_event(s, EPC_EV_LINK_DOWN);
-    }
-}
-
-/* Write what the socket takes without blocking. */
-static bool epc_flush(PfEpcState *s)
-{
-    while (s->fd >= 0 && !pf_buf_empty(&s->out)) {
-        ssize_t n = send(s->fd, pf_buf_peek(&s->out), pf_buf_used(&s->out),
-                         MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return true;
-            }
-            epc_drop(s, strerror(errno));
-            return false;
-        }
-        pf_buf_consume(&s->out, n);
-    }
-    return s->fd >= 0;
-}
-
-/* A pf_put_*() result: out of memory ends the session. */
-static bool epc_queued(PfEpcState *s, int r)
-{
-    if (r != PF_OK) {
-        epc_drop(s, "cannot encode a message");
-        return false;
-    }
-    return true;
-}
-
-static void G_GNUC_PRINTF(3, 4)
-epc_protocol_error(PfEpcState *s, Pciefw__ErrorCode code, const char *fmt, ...)
-{
-    g_autofree char *why = NULL;
-    va_list ap;
-
-    va_start(ap, fmt);
-    why = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    warn_report("pciefw-epc: protocol error: %s", why);
-    if (epc_queued(s, pf_put_error(&s->out, code, why))) {
-        epc_flush(s);
-    }
-    epc_drop(s, why);
-}
-
-/*
- * Serve the socket until @done says so or the timeout passes; meanwhile
- * every host message is handled in order (spec 5.3).  Holds the BQL.
- */
-static bool epc_pump(PfEpcState *s, bool (*done)(PfEpcState *))
-{
-    int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->timeout_ms;
-
-    epc_flush(s);
-    while (s->fd >= 0 && !done(s)) {
-        int64_t left = deadline - qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-        struct pollfd pfd = {
-            .fd = s->fd,
-            .events = POLLIN | (pf_buf_empty(&s->out) ? 0 : POLLOUT),
-        };
-        int r;
-
-        if (left <= 0) {
-            epc_drop(s, "no answer within the timeout");
-            return false;
-        }
-        r = poll(&pfd, 1, MIN(left, INT_MAX));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            epc_drop(s, strerror(errno));
-            return false;
-        }
-        if (pfd.revents & POLLOUT) {
-            epc_flush(s);
-        }
-        if (s->fd >= 0 && pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-            epc_read_input(s, 1);
-        }
-    }
-    return s->fd >= 0 && done(s);
-}
-
-static bool epc_cpl_done(PfEpcState *s)
-{
-    return s->cpl_done;
-}
-
-static bool epc_out_drained(PfEpcState *s)
-{
-    return pf_buf_used(&s->out) < EPC_TX_HIGH_WATER / 2;
-}
-
-/* A posted message was queued: send it, bounding the backlog. */
-static void epc_posted(PfEpcState *s)
-{
-    epc_flush(s);
-    if (s->fd >= 0 && !s->waiting && !s->dispatching &&
-        pf_buf_used(&s->out) > EPC_TX_HIGH_WATER) {
-        epc_pump(s, epc_out_drained);
-    }
-    epc_update_watch(s);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -498,25 +246,26 @@ static bool epc_access_ok(PfEpcState *s, const PfEpcBar *b, uint64_t off,
         return !(off & (size - 1));
     }
     return !io && size > 8 &&
-           (s->session.features & PCIEFW_FEATURE_MEM_BURST);
+           (pciefw_conn_session(s->conn)->features & PCIEFW_FEATURE_MEM_BURST);
 }
 
 static void epc_complete(PfEpcState *s, uint32_t tag, int status,
                          const void *data, uint32_t size)
 {
-    if (!epc_queued(s, pf_put_completion(&s->out, tag, status,
+    size_t mark = pciefw_conn_mark(s->conn);
+
+    pciefw_conn_queued(s->conn, mark,
+                       pf_put_completion(pciefw_conn_out(s->conn), tag, status,
                                          status ? NULL : data,
-                                         status ? 0 : size))) {
-        return;
-    }
-    if (pf_buf_used(&s->out) > EPC_TX_HIGH_WATER) {
-        epc_flush(s);
-    }
-    if (s->fd >= 0 && pf_buf_used(&s->out) > EPC_TX_LIMIT) {
-        epc_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_LIMIT,
-                           "the host leaves more than %u MiB of completions "
-                           "unread", EPC_TX_LIMIT >> 20);
-    }
+                                         status ? 0 : size), "completion");
+}
+
+/* Every host request ends the place where a RingSetup may come (11.1). */
+static void epc_request_seen(PfEpcState *s)
+{
+    s->ring_setup_allowed = false;
+    /* epc.md 5.1: what the host did is to be seen by the next read. */
+    s->ra.len = 0;
 }
 
 static void epc_bar_read(PfEpcState *s, uint32_t tag, uint32_t bar,
@@ -526,6 +275,7 @@ static void epc_bar_read(PfEpcState *s, uint32_t tag, uint32_t bar,
     g_autofree uint8_t *data = NULL;
     int status = PCIEFW__STATUS__STATUS_SUCCESSFUL;
 
+    epc_request_seen(s);
     if (!epc_access_ok(s, b, off, size, io)) {
         status = PCIEFW__STATUS__STATUS_UNSUPPORTED_REQUEST;
     } else {
@@ -544,6 +294,7 @@ static int epc_bar_write(PfEpcState *s, uint32_t bar, uint64_t off,
 {
     const PfEpcBar *b = epc_bar(s, bar, io);
 
+    epc_request_seen(s);
     if (!epc_access_ok(s, b, off, data->len, io)) {
         qemu_log_mask(LOG_GUEST_ERROR, "pciefw-epc: host write of %zu bytes "
                       "at BAR%u+0x%" PRIx64 " unsupported: dropped\n",
@@ -557,293 +308,255 @@ static int epc_bar_write(PfEpcState *s, uint32_t bar, uint64_t off,
     return PCIEFW__STATUS__STATUS_SUCCESSFUL;
 }
 
-static void epc_handle_completion(PfEpcState *s, const Pciefw__Completion *c)
+static int epc_on_mem_read(void *opaque, const PfMessage *m, char *err,
+                           size_t errlen)
 {
-    if (!s->waiting || s->cpl_done || c->tag != s->wait_tag) {
-        epc_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_UNKNOWN_TAG,
-                           "completion with tag %u, which no request is "
-                           "waiting for", c->tag);
-        return;
-    }
-    if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL &&
-        c->data.len != s->wait_size) {
-        epc_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
-                           "completion for tag %u carries %zu bytes, %u "
-                           "expected", c->tag, c->data.len, s->wait_size);
-        return;
-    }
-    s->cpl_status = c->status;
-    if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL) {
-        memcpy(s->cpl_dest, c->data.data, s->wait_size);
-    }
-    s->cpl_done = true;
+    const Pciefw__MemRead *r = m->mem_read;
+
+    epc_bar_read(opaque, r->tag, r->bar, r->offset, r->size, false);
+    return PF_OK;
 }
 
-static void epc_send_description(PfEpcState *s)
+static int epc_on_io_read(void *opaque, const PfMessage *m, char *err,
+                          size_t errlen)
 {
+    const Pciefw__IoRead *r = m->io_read;
+
+    epc_bar_read(opaque, r->tag, r->bar, r->offset, r->size, true);
+    return PF_OK;
+}
+
+static int epc_on_mem_write(void *opaque, const PfMessage *m, char *err,
+                            size_t errlen)
+{
+    const Pciefw__MemWrite *w = m->mem_write;
+
+    epc_bar_write(opaque, w->bar, w->offset, &w->data, false);
+    return PF_OK;
+}
+
+static int epc_on_io_write(void *opaque, const PfMessage *m, char *err,
+                           size_t errlen)
+{
+    const Pciefw__IoWrite *w = m->io_write;
+
+    epc_complete(opaque, w->tag,
+                 epc_bar_write(opaque, w->bar, w->offset, &w->data, true),
+                 NULL, 0);
+    return PF_OK;
+}
+
+/* No device-specific config registers: reads 0, writes ignored (4.1). */
+static int epc_on_config_read(void *opaque, const PfMessage *m, char *err,
+                              size_t errlen)
+{
+    uint8_t zero[4] = { 0 };
+
+    epc_request_seen(opaque);
+    epc_complete(opaque, m->config_read->tag,
+                 PCIEFW__STATUS__STATUS_SUCCESSFUL, zero,
+                 m->config_read->size);
+    return PF_OK;
+}
+
+static int epc_on_config_write(void *opaque, const PfMessage *m, char *err,
+                               size_t errlen)
+{
+    epc_request_seen(opaque);
+    epc_complete(opaque, m->config_write->tag,
+                 PCIEFW__STATUS__STATUS_SUCCESSFUL, NULL, 0);
+    return PF_OK;
+}
+
+/* epc.md 6: the function lives in the endpoint guest; tell it. */
+static int epc_on_reset(void *opaque, const PfMessage *m, char *err,
+                        size_t errlen)
+{
+    PfEpcState *s = opaque;
+
+    epc_request_seen(s);
+    /* A reset clears Bus Master Enable (spec 10.3). */
+    s->hmem.bus_master = false;
+    epc_complete(s, m->reset->tag, PCIEFW__STATUS__STATUS_SUCCESSFUL, NULL, 0);
+    epc_event(s, EPC_EV_HOST_RESET);
+    return PF_OK;
+}
+
+/*
+ * RingSetup (spec 11.1): map the host's region and answer on the socket;
+ * accepted, that answer is our last frame there and both directions move
+ * to the rings.  A region we cannot use is refused: the socket serves.
+ */
+static int epc_on_ring_setup(void *opaque, const PfMessage *m, char *err,
+                             size_t errlen)
+{
+    PfEpcState *s = opaque;
+    int fds[PCIEFW_RING_SETUP_FDS];
+    PCIeFwStream *st;
+    Error *local_err = NULL;
+    size_t mark;
+
+    if (!(pciefw_conn_session(s->conn)->features & PCIEFW_FEATURE_SHM_RINGS) ||
+        !s->ring_setup_allowed) {
+        snprintf(err, errlen, "ring_setup without the shm rings feature, "
+                 "not first after the description, or a second one");
+        return PF_ERR_UNEXPECTED;
+    }
+    s->ring_setup_allowed = false;
+    if (!pciefw_conn_take_fds(s->conn, fds, PCIEFW_RING_SETUP_FDS)) {
+        snprintf(err, errlen, "ring_setup without its %u fds",
+                 PCIEFW_RING_SETUP_FDS);
+        return PF_ERR_INVALID;
+    }
+    st = pciefw_stream_ring_endpoint(pciefw_conn_socket(s->conn), fds,
+                                     m->ring_setup->region_size, &local_err);
+    mark = pciefw_conn_mark(s->conn);
+    if (!pciefw_conn_queued(s->conn, mark,
+                            pf_put_ring_ready(pciefw_conn_out(s->conn),
+                                              st != NULL, st ? NULL :
+                                              error_get_pretty(local_err)),
+                            "ring_ready")) {
+        pciefw_stream_free(st);
+        error_free(local_err);
+        return PF_RX_PAUSE;
+    }
+    if (!st) {
+        warn_report("pciefw-epc: shared-memory rings refused, staying on "
+                    "the socket: %s", error_get_pretty(local_err));
+        error_free(local_err);
+        return PF_OK;
+    }
+    pciefw_conn_switch_stream(s->conn, st);
+    return PF_RX_PAUSE;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The connection (pciefw-conn.c, endpoint role)                           */
+
+/* The Hellos agreed: the function is described (spec 2.3). */
+static int epc_on_session(void *opaque, const struct pf_session *ses,
+                          char *err, size_t errlen)
+{
+    PfEpcState *s = opaque;
     PfEpcDesc desc;
+    size_t mark;
 
     epc_build_desc(&s->live, &desc);
-    if (!epc_queued(s, pf_put_description(&s->out, &desc.d))) {
-        return;
+    mark = pciefw_conn_mark(s->conn);
+    if (!pciefw_conn_queued(s->conn, mark,
+                            pf_put_description(pciefw_conn_out(s->conn),
+                                               &desc.d),
+                            "device_description")) {
+        return PF_OK;
     }
-    s->state = EPC_UP;
-    timer_del(s->hello_timer);
+    s->ring_setup_allowed = true;
     s->status |= EPC_STATUS_LINK_UP;
     info_report("pciefw-epc: host %s connected: function %04x:%04x",
-                s->session.peer_name, desc.d.vendor_id, desc.d.device_id);
+                ses->peer_name, desc.d.vendor_id, desc.d.device_id);
     epc_event(s, EPC_EV_LINK_UP);
+    return PF_OK;
 }
 
-static void epc_handle_hello(PfEpcState *s, const PfMessage *m)
-{
-    char err[256];
-    int r = pf_hello_negotiate(&s->hello, m, &s->session, err, sizeof(err));
-
-    if (r != PF_OK) {
-        epc_protocol_error(s, pf_error_code(r), "handshake failed: %s", err);
-        return;
-    }
-    pf_frame_decoder_set_max(&s->dec, PCIEFW_MAX_FRAME(s->session.max_payload));
-    epc_send_description(s);
-}
-
-static void epc_handle_request(PfEpcState *s, const PfMessage *m)
-{
-    int status;
-
-    if (m->body_case != PCIEFW__MESSAGE__BODY_COMPLETION) {
-        /* epc.md 5.1: what the host did before this is to be seen. */
-        s->ra_len = 0;
-    }
-    switch (m->body_case) {
-    case PCIEFW__MESSAGE__BODY_CONFIG_READ: {
-        /* No device-specific config registers: reads 0 (spec 4.1). */
-        uint8_t zero[4] = { 0 };
-
-        epc_complete(s, m->config_read->tag, PCIEFW__STATUS__STATUS_SUCCESSFUL,
-                     zero, m->config_read->size);
-        break;
-    }
-    case PCIEFW__MESSAGE__BODY_CONFIG_WRITE:
-        epc_complete(s, m->config_write->tag,
-                     PCIEFW__STATUS__STATUS_SUCCESSFUL, NULL, 0);
-        break;
-    case PCIEFW__MESSAGE__BODY_MEM_READ:
-        epc_bar_read(s, m->mem_read->tag, m->mem_read->bar,
-                     m->mem_read->offset, m->mem_read->size, false);
-        break;
-    case PCIEFW__MESSAGE__BODY_MEM_WRITE:
-        epc_bar_write(s, m->mem_write->bar, m->mem_write->offset,
-                      &m->mem_write->data, false);
-        break;
-    case PCIEFW__MESSAGE__BODY_IO_READ:
-        epc_bar_read(s, m->io_read->tag, m->io_read->bar, m->io_read->offset,
-                     m->io_read->size, true);
-        break;
-    case PCIEFW__MESSAGE__BODY_IO_WRITE:
-        status = epc_bar_write(s, m->io_write->bar, m->io_write->offset,
-                               &m->io_write->data, true);
-        epc_complete(s, m->io_write->tag, status, NULL, 0);
-        break;
-    case PCIEFW__MESSAGE__BODY_RESET:
-        /* epc.md 6: the function lives in the endpoint guest; tell it. */
-        epc_complete(s, m->reset->tag, PCIEFW__STATUS__STATUS_SUCCESSFUL,
-                     NULL, 0);
-        epc_event(s, EPC_EV_HOST_RESET);
-        break;
-    case PCIEFW__MESSAGE__BODY_COMPLETION:
-        epc_handle_completion(s, m->completion);
-        break;
-    case PCIEFW__MESSAGE__BODY_GOODBYE:
-        epc_drop(s, "the host said goodbye");
-        break;
-    case PCIEFW__MESSAGE__BODY_ERROR:
-        epc_drop(s, m->error->text && *m->error->text ? m->error->text :
-                 "the host reported an error");
-        break;
-    default:
-        epc_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_UNEXPECTED,
-                           "unexpected %s message from the host",
-                           pf_msg_kind_name(m->body_case));
-        break;
-    }
-}
-
-static void epc_handle_frame(PfEpcState *s, const uint8_t *frame, size_t len)
-{
-    uint32_t max_payload = s->state == EPC_UP ? s->session.max_payload
-                                              : PCIEFW_HANDSHAKE_FRAME;
-    PfMessage *m;
-    char err[256];
-    int r;
-
-    r = pf_codec_decode(&s->codec, frame, len, &m, err, sizeof(err));
-    if (r == PF_OK) {
-        r = pf_msg_validate(m, max_payload, err, sizeof(err));
-    }
-    if (r != PF_OK) {
-        epc_protocol_error(s, pf_error_code(r), "%s", err);
-        return;
-    }
-    if (s->state == EPC_WAIT_HELLO) {
-        if (m->body_case == PCIEFW__MESSAGE__BODY_GOODBYE ||
-            m->body_case == PCIEFW__MESSAGE__BODY_ERROR) {
-            epc_drop(s, "the host refused the handshake");
-        } else {
-            epc_handle_hello(s, m);
-        }
-        return;
-    }
-    epc_handle_request(s, m);
-}
-
-/*
- * Handle one frame with the device marked busy: a BAR placed on the EPC's
- * own window would make serving it access the device itself, which is
- * refused (QEMU's reentrancy guard and s->dispatching).
- */
-static void epc_dispatch_frame(PfEpcState *s, const uint8_t *frame,
-                               size_t len)
-{
-    MemReentrancyGuard *guard = &DEVICE(s)->mem_reentrancy_guard;
-    bool engaged = guard->engaged_in_io;
-
-    guard->engaged_in_io = true;
-    s->dispatching = true;
-    epc_handle_frame(s, frame, len);
-    s->dispatching = false;
-    guard->engaged_in_io = engaged;
-}
-
-static void epc_read_input(PfEpcState *s, int max_reads)
-{
-    while (max_reads-- > 0 && s->fd >= 0 && s->state != EPC_HELD) {
-        ssize_t n = recv(s->fd, s->rxbuf, EPC_RX_CHUNK, 0);
-        size_t off = 0;
-
-        if (n < 0) {
-            if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-                epc_drop(s, strerror(errno));
-            }
-            return;
-        }
-        if (n == 0) {
-            epc_drop(s, "connection closed by the host");
-            return;
-        }
-        while (off < (size_t)n && s->fd >= 0) {
-            const uint8_t *frame;
-            size_t used, len;
-            int r = pf_frame_decoder_push(&s->dec, s->rxbuf + off, n - off,
-                                          &used, &frame, &len);
-
-            off += used;
-            if (r == PF_OK) {
-                epc_dispatch_frame(s, frame, len);
-            } else if (r != PF_AGAIN) {
-                epc_protocol_error(s, pf_error_code(r), "bad frame: %s",
-                                   pf_strerror(r));
-                return;
-            }
-        }
-    }
-}
-
-static void epc_fd_read(void *opaque)
+/* The host is gone (spec 7.2): the link is down. */
+static void epc_conn_closed(void *opaque, const char *why)
 {
     PfEpcState *s = opaque;
+    bool was_up = s->status & EPC_STATUS_LINK_UP;
 
-    epc_read_input(s, EPC_RX_BATCH);
-    epc_flush(s);
-    epc_update_watch(s);
-}
-
-static void epc_fd_write(void *opaque)
-{
-    PfEpcState *s = opaque;
-
-    epc_flush(s);
-    epc_update_watch(s);
-}
-
-/*
- * A held connection is not read: the host's Hello waits for START.  The
- * handlers are re-registered only when they change: this runs once per
- * host request, and registering is not free.
- */
-static void epc_update_watch(PfEpcState *s)
-{
-    bool want_read, want_write;
-
-    if (s->fd < 0) {
-        return;
+    info_report("pciefw-epc: host disconnected: %s", why);
+    if (s->hmem.copies) {
+        info_report("pciefw-epc: %" PRIu64 " outbound accesses done "
+                    "through shared memory", s->hmem.copies);
     }
-    want_read = s->state != EPC_HELD;
-    want_write = !pf_buf_empty(&s->out);
-    if (want_read != s->read_watched || want_write != s->write_watched) {
-        s->read_watched = want_read;
-        s->write_watched = want_write;
-        qemu_set_fd_handler(s->fd, want_read ? epc_fd_read : NULL,
-                            want_write ? epc_fd_write : NULL, s);
+    s->hmem.copies = 0;
+    epc_window_forget(s);
+    s->status &= ~EPC_STATUS_LINK_UP;
+    if (was_up) {
+        epc_event(s, EPC_EV_LINK_DOWN);
     }
 }
 
-/* The link is up and a host is held: open the handshake (spec 2). */
+static const PCIeFwConnOps epc_conn_ops = {
+    .on = {
+        [PCIEFW__MESSAGE__BODY_CONFIG_READ] = epc_on_config_read,
+        [PCIEFW__MESSAGE__BODY_CONFIG_WRITE] = epc_on_config_write,
+        [PCIEFW__MESSAGE__BODY_MEM_READ] = epc_on_mem_read,
+        [PCIEFW__MESSAGE__BODY_MEM_WRITE] = epc_on_mem_write,
+        [PCIEFW__MESSAGE__BODY_IO_READ] = epc_on_io_read,
+        [PCIEFW__MESSAGE__BODY_IO_WRITE] = epc_on_io_write,
+        [PCIEFW__MESSAGE__BODY_RESET] = epc_on_reset,
+        [PCIEFW__MESSAGE__BODY_MEMORY_MAP] = epc_on_memory_map,
+        [PCIEFW__MESSAGE__BODY_BUS_MASTER] = epc_on_bus_master,
+        [PCIEFW__MESSAGE__BODY_RING_SETUP] = epc_on_ring_setup,
+    },
+    .session = epc_on_session,
+    .closed = epc_conn_closed,
+};
+
+/* The link is up and a host is held: the session begins (spec 2). */
 static void epc_greet(PfEpcState *s)
 {
-    if (s->state != EPC_HELD || !(s->status & EPC_STATUS_STARTED)) {
+    int fd = s->held_fd;
+    PCIeFwStream *st;
+    Error *err = NULL;
+
+    if (fd < 0 || !(s->status & EPC_STATUS_STARTED)) {
         return;
     }
-    if (pf_frame_decoder_init(&s->dec, PCIEFW_HANDSHAKE_FRAME) != PF_OK ||
-        !epc_queued(s, pf_put_hello(&s->out, &s->hello))) {
-        epc_drop(s, "out of memory");
+    s->held_fd = -1;
+    qemu_set_fd_handler(fd, NULL, NULL, NULL);
+    st = pciefw_conn_creds(s->conn) ?
+         pciefw_stream_tls(fd, pciefw_conn_creds(s->conn), NULL, &err) :
+         pciefw_stream_socket(fd);
+    if (!st) {
+        warn_report_err(err);
+        close(fd);
         return;
     }
-    s->state = EPC_WAIT_HELLO;
-    timer_mod(s->hello_timer,
-              qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->timeout_ms);
-    epc_flush(s);
-    epc_update_watch(s);
-}
-
-/* The host got our Hello but sent none within the timeout: free the link. */
-static void epc_hello_timeout(void *opaque)
-{
-    PfEpcState *s = opaque;
-
-    if (s->state == EPC_WAIT_HELLO) {
-        epc_drop(s, "no hello from the host within the timeout");
-    }
-}
-
-/* Spec 2.4: one host at a time; a second one is told why and closed. */
-static void epc_refuse(int fd)
-{
-    struct pf_buf b;
-
-    pf_buf_init(&b);
-    if (pf_put_error(&b, PCIEFW__ERROR_CODE__ERROR_BUSY,
-                     "pciefw-epc is busy: it already serves a host") == PF_OK) {
-        if (send(fd, pf_buf_peek(&b), pf_buf_used(&b), MSG_NOSIGNAL) < 0) {
-            /* Best effort: the host learns it from the close too. */
-        }
-    }
-    pf_buf_free(&b);
-    close(fd);
+    epc_window_forget(s);
+    pciefw_conn_start(s->conn, fd, st, &s->hello, "host connected");
 }
 
 /*
- * A held connection is not read, so its end goes unnoticed until a new
- * host knocks: then a peek tells whether the held one is still there.
+ * A held connection is not read: the host's Hello waits for START.  Its
+ * end goes unnoticed until a new host knocks: then a peek tells whether
+ * the held one is still there.
  */
 static bool epc_held_gone(PfEpcState *s)
 {
     uint8_t byte;
-    ssize_t n = recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(s->held_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
 
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
                       errno != EINTR);
+}
+
+static void epc_drop_held(PfEpcState *s)
+{
+    if (s->held_fd >= 0) {
+        close(s->held_fd);
+        s->held_fd = -1;
+    }
+}
+
+/*
+ * Spec 2.4: one host at a time; a second one is told why and closed.  On
+ * TLS no session exists to carry the words: it sees the close.
+ */
+static void epc_refuse(PfEpcState *s, int fd)
+{
+    struct pf_buf b;
+
+    warn_report("pciefw-epc: refused a second host: it already serves one");
+    pf_buf_init(&b);
+    if (!pciefw_conn_creds(s->conn) &&
+        pf_put_error(&b, PCIEFW__ERROR_CODE__ERROR_BUSY,
+                     "pciefw-epc is busy: it already serves a host") == PF_OK &&
+        send(fd, pf_buf_peek(&b), pf_buf_used(&b), MSG_NOSIGNAL) < 0) {
+        /* Best effort: the host learns it from the close too. */
+    }
+    pf_buf_free(&b);
+    close(fd);
 }
 
 static void epc_accept(void *opaque)
@@ -854,21 +567,19 @@ static void epc_accept(void *opaque)
     if (fd < 0) {
         return;
     }
-    if (s->fd >= 0 && s->state == EPC_HELD && epc_held_gone(s)) {
-        epc_drop(s, "the held host went away");
+    if (s->held_fd >= 0 && epc_held_gone(s)) {
+        epc_drop_held(s);
     }
-    if (s->fd >= 0) {
-        epc_refuse(fd);
+    if (s->held_fd >= 0 || pciefw_conn_alive(s->conn)) {
+        epc_refuse(s, fd);
         return;
     }
     qemu_set_blocking(fd, false, NULL);
-    s->fd = fd;
-    s->read_watched = false;
-    s->write_watched = false;
-    s->state = EPC_HELD;
-    s->waiting = false;
+    if (s->listen_tcp) {
+        socket_set_nodelay(fd);
+    }
+    s->held_fd = fd;
     epc_greet(s);
-    epc_update_watch(s);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -898,13 +609,9 @@ static void epc_stop(PfEpcState *s)
     if (!(s->status & EPC_STATUS_STARTED)) {
         return;
     }
-    if (s->fd >= 0 && s->state != EPC_HELD &&
-        epc_queued(s, pf_put_goodbye(&s->out,
-                                     PCIEFW__GOODBYE_REASON__GOODBYE_SHUTDOWN,
-                                     "the endpoint stopped the link"))) {
-        epc_flush(s);
-    }
-    epc_drop(s, "the endpoint stopped the link");
+    pciefw_conn_goodbye(s->conn, PCIEFW__GOODBYE_REASON__GOODBYE_SHUTDOWN,
+                        "the endpoint stopped the link");
+    epc_drop_held(s);
     s->status &= ~(EPC_STATUS_STARTED | EPC_STATUS_LINK_UP);
     epc_event(s, EPC_EV_LINK_DOWN);
 }
@@ -915,9 +622,11 @@ static void epc_stop(PfEpcState *s)
 static void epc_raise(PfEpcState *s, uint32_t val)
 {
     uint32_t kind = val & 3, vector = (val >> 16) & 0xfff;
+    struct pf_buf *out = pciefw_conn_out(s->conn);
+    size_t mark = pciefw_conn_mark(s->conn);
     int r;
 
-    if (s->state != EPC_UP) {
+    if (!pciefw_conn_up(s->conn) || pciefw_conn_dispatching(s->conn)) {
         return;
     }
     switch (kind) {
@@ -925,28 +634,28 @@ static void epc_raise(PfEpcState *s, uint32_t val)
         if (!s->live.intx_pin) {
             return;
         }
-        r = pf_put_intx(&s->out, true);
+        r = pf_put_intx(out, true);
         if (r == PF_OK) {
-            r = pf_put_intx(&s->out, false);
+            r = pf_put_intx(out, false);
         }
         break;
     case 2:
         if (vector >= s->live.msi_vectors) {
             return;
         }
-        r = pf_put_msi(&s->out, vector);
+        r = pf_put_msi(out, vector);
         break;
     case 3:
         if (vector >= s->live.msix_vectors) {
             return;
         }
-        r = pf_put_msix(&s->out, vector);
+        r = pf_put_msix(out, vector);
         break;
     default:
         return;
     }
-    if (epc_queued(s, r)) {
-        epc_posted(s);
+    if (pciefw_conn_queued(s->conn, mark, r, "interrupt")) {
+        pciefw_conn_posted(s->conn);
     }
 }
 
@@ -999,62 +708,6 @@ static void epc_bar_reg_write(PfEpcState *s, hwaddr addr, uint32_t val)
         break;
     case 0x10:
         b->flags = val & (EPC_BAR_FLAGS_MASK | EPC_BAR_ENABLE);
-        break;
-    }
-}
-
-static uint64_t epc_map_reg_read(PfEpcState *s, hwaddr addr)
-{
-    PfEpcMap *m = &s->maps[(addr - EPC_MAP_BASE) / 0x20];
-
-    switch ((addr - EPC_MAP_BASE) % 0x20) {
-    case 0x00:
-        return m->win_offset;
-    case 0x04:
-        return m->size;
-    case 0x08:
-        return (uint32_t)m->host;
-    case 0x0c:
-        return m->host >> 32;
-    case 0x10:
-        return m->enabled;
-    default:
-        return 0;
-    }
-}
-
-/*
- * epc.md 5: a region that cannot be mapped does not enable, and changing
- * an enabled region's place disables it, so that every region in use has
- * passed ENABLE's checks.
- */
-static void epc_map_reg_write(PfEpcState *s, hwaddr addr, uint32_t val)
-{
-    PfEpcMap *m = &s->maps[(addr - EPC_MAP_BASE) / 0x20];
-    unsigned reg = (addr - EPC_MAP_BASE) % 0x20;
-
-    s->ra_len = 0;
-    if (reg < 0x10) {
-        m->enabled = false;
-    }
-    switch (reg) {
-    case 0x00:
-        m->win_offset = val;
-        break;
-    case 0x04:
-        m->size = val;
-        break;
-    case 0x08:
-        m->host = epc_set64(m->host, true, val);
-        break;
-    case 0x0c:
-        m->host = epc_set64(m->host, false, val);
-        break;
-    case 0x10:
-        m->enabled = (val & 1) && m->size &&
-                     m->win_offset < EPC_WINDOW_SIZE &&
-                     m->size <= EPC_WINDOW_SIZE - m->win_offset &&
-                     m->host + (m->size - 1) >= m->host;
         break;
     }
 }
@@ -1193,146 +846,14 @@ static const MemoryRegionOps epc_regs_ops = {
 };
 
 /* ---------------------------------------------------------------------- */
-/* BAR2: the outbound window (epc.md 5)                                    */
-
-static const PfEpcMap *epc_find_map(PfEpcState *s, hwaddr addr, unsigned size)
-{
-    for (unsigned r = 0; r < EPC_NUM_MAPS; r++) {
-        const PfEpcMap *m = &s->maps[r];
-
-        if (m->enabled && addr >= m->win_offset &&
-            addr - m->win_offset + size <= m->size) {
-            return m;
-        }
-    }
-    return NULL;
-}
-
-/*
- * One DmaRead of @len bytes at host address @host into @dest; the CPU
- * waits for its completion (epc.md 5).  False if it did not complete
- * successfully.
- */
-static bool epc_dma_read(PfEpcState *s, uint64_t host, uint32_t len,
-                         uint8_t *dest)
-{
-    s->wait_tag = s->next_tag++;
-    s->wait_size = len;
-    s->cpl_dest = dest;
-    s->cpl_done = false;
-    if (!epc_queued(s, pf_put_dma_read(&s->out, s->wait_tag, host, len))) {
-        return false;
-    }
-    s->waiting = true;
-    epc_pump(s, epc_cpl_done);
-    s->waiting = false;
-    epc_update_watch(s);
-    return s->cpl_done && s->cpl_status == PCIEFW__STATUS__STATUS_SUCCESSFUL;
-}
-
-/*
- * epc.md 5.1: a read forward of the last one, inside what the last fetch
- * brought, is served from it.  A read at or below an address already
- * served (a poll) fetches again.
- */
-static bool epc_ra_hit(PfEpcState *s, uint64_t host, unsigned size)
-{
-    return s->ra_len && host >= s->ra_next && host >= s->ra_host &&
-           host - s->ra_host + size <= s->ra_len;
-}
-
-/* How much a read of @size at window offset @addr in @m fetches. */
-static uint32_t epc_ra_len(PfEpcState *s, const PfEpcMap *m, hwaddr addr,
-                           unsigned size)
-{
-    uint64_t left = m->size - (addr - m->win_offset);
-    uint64_t len = MIN(MIN(s->read_ahead, s->session.max_payload), left);
-
-    return MAX(len, size);
-}
-
-static uint64_t epc_window_read(void *opaque, hwaddr addr, unsigned size)
-{
-    PfEpcState *s = opaque;
-    const PfEpcMap *m = epc_find_map(s, addr, size);
-    uint64_t host;
-    uint32_t len;
-
-    if (!m || s->state != EPC_UP || s->waiting || s->dispatching) {
-        return all_ones(size);
-    }
-    host = m->host + (addr - m->win_offset);
-    if (epc_ra_hit(s, host, size)) {
-        s->ra_next = host + size;
-        return pf_le_load(s->ra_buf + (host - s->ra_host), size);
-    }
-    s->ra_len = 0;
-    len = epc_ra_len(s, m, addr, size);
-    if (len > size) {
-        if (epc_dma_read(s, host, len, s->ra_buf)) {
-            s->ra_host = host;
-            s->ra_len = len;
-            s->ra_next = host + size;
-            return pf_le_load(s->ra_buf, size);
-        }
-        if (s->state != EPC_UP) {
-            return all_ones(size);
-        }
-        /* The host refused the longer read: the read alone may pass. */
-    }
-    if (!epc_dma_read(s, host, size, s->cpl_data)) {
-        return all_ones(size);
-    }
-    return pf_le_load(s->cpl_data, size);
-}
-
-static void epc_window_write(void *opaque, hwaddr addr, uint64_t val,
-                             unsigned size)
-{
-    PfEpcState *s = opaque;
-    const PfEpcMap *m = epc_find_map(s, addr, size);
-    uint8_t data[8];
-
-    if (!m || s->state != EPC_UP || s->dispatching) {
-        return;
-    }
-    s->ra_len = 0;
-    pf_le_store(data, size, val);
-    if (epc_queued(s, pf_put_dma_write(&s->out,
-                                       m->host + (addr - m->win_offset),
-                                       data, size))) {
-        epc_posted(s);
-    }
-}
-
-static const MemoryRegionOps epc_window_ops = {
-    .read = epc_window_read,
-    .write = epc_window_write,
-    .endianness = DEVICE_LITTLE_ENDIAN,
-    .valid = {
-        .min_access_size = 1,
-        .max_access_size = 8,
-    },
-    .impl = {
-        .min_access_size = 1,
-        .max_access_size = 8,
-    },
-};
-
-/* ---------------------------------------------------------------------- */
 /* Realize, reset, unrealize                                               */
 
-static bool epc_listen(PfEpcState *s, Error **errp)
+static bool epc_listen_unix(PfEpcState *s, Error **errp)
 {
     struct sockaddr_un un = { .sun_family = AF_UNIX };
     struct stat st;
     int fd;
 
-    if (!s->path || !*s->path) {
-        error_setg(errp, "pciefw-epc: set path=SOCKET, the UNIX socket the "
-                   "host's pciefw device connects to");
-        return false;
-    }
     if (strlen(s->path) >= sizeof(un.sun_path)) {
         error_setg(errp, "pciefw-epc: path '%s' is too long for a UNIX "
                    "socket", s->path);
@@ -1355,26 +876,92 @@ static bool epc_listen(PfEpcState *s, Error **errp)
         close(fd);
         return false;
     }
-    qemu_set_blocking(fd, false, NULL);
     s->listen_fd = fd;
-    qemu_set_fd_handler(fd, epc_accept, NULL, s);
     return true;
+}
+
+static bool epc_listen_tcp(PfEpcState *s, Error **errp)
+{
+    g_autofree char *port = g_strdup_printf("%u", s->lport);
+    SocketAddress addr = {
+        .type = SOCKET_ADDRESS_TYPE_INET,
+        .u.inet = { .host = s->laddr, .port = port },
+    };
+    int fd = socket_listen(&addr, 4, errp);
+
+    if (fd < 0) {
+        error_prepend(errp, "pciefw-epc: cannot listen on %s:%u: ", s->laddr,
+                      s->lport);
+        return false;
+    }
+    s->listen_fd = fd;
+    s->listen_tcp = true;
+    return true;
+}
+
+static bool epc_check_properties(PfEpcState *s, Error **errp)
+{
+    bool tcp = s->laddr || s->lport;
+
+    if (s->read_ahead > EPC_MAX_READ_AHEAD) {
+        error_setg(errp, "pciefw-epc: read-ahead must be at most %u bytes",
+                   EPC_MAX_READ_AHEAD);
+        return false;
+    }
+    if ((s->path && *s->path) == (tcp && s->laddr && s->lport)) {
+        error_setg(errp, "pciefw-epc: set path=SOCKET (a UNIX socket) or "
+                   "laddr=HOST,lport=PORT (TCP), the address the host's "
+                   "pciefw device connects to");
+        return false;
+    }
+    if (s->conf.tls_creds && !tcp) {
+        error_setg(errp, "pciefw-epc: tls-creds is for TCP (laddr, lport); "
+                   "a UNIX socket is protected by its file mode");
+        return false;
+    }
+    return true;
+}
+
+/* What this side offers in its Hello (spec 2.2, 10.1, 11.1). */
+static void epc_offer(PfEpcState *s)
+{
+    pf_hello_defaults(&s->hello, "qemu pciefw-epc " QEMU_VERSION);
+    if (s->path && s->conf.guest_memory) {
+        s->hello.features |= PCIEFW_FEATURE_GUEST_MEMORY;
+    }
+    if (s->path && s->conf.shm_rings) {
+        s->hello.features |= PCIEFW_FEATURE_SHM_RINGS;
+    }
+}
+
+static void epc_free_host_side(PfEpcState *s)
+{
+    g_clear_pointer(&s->conn, pciefw_conn_free);
+    epc_drop_held(s);
+    if (s->listen_fd >= 0) {
+        qemu_set_fd_handler(s->listen_fd, NULL, NULL, NULL);
+        close(s->listen_fd);
+        s->listen_fd = -1;
+        if (s->path) {
+            unlink(s->path);
+        }
+    }
+    pf_shared_ram_clear(&s->hmem.ram);
+    g_clear_pointer(&s->ra.buf, g_free);
 }
 
 static void epc_realize(PCIDevice *pdev, Error **errp)
 {
     PfEpcState *s = PCIEFW_EPC(pdev);
 
-    s->fd = -1;
     s->listen_fd = -1;
-    if (!s->timeout_ms || s->timeout_ms > EPC_MAX_TIMEOUT_MS) {
-        error_setg(errp, "pciefw-epc: timeout must be between 1 and %u ms",
-                   EPC_MAX_TIMEOUT_MS);
+    s->held_fd = -1;
+    if (!epc_check_properties(s, errp)) {
         return;
     }
-    if (s->read_ahead > EPC_MAX_READ_AHEAD) {
-        error_setg(errp, "pciefw-epc: read-ahead must be at most %u bytes",
-                   EPC_MAX_READ_AHEAD);
+    s->conn = pciefw_conn_new(DEVICE(s), "pciefw-epc", PCIEFW_ROLE_ENDPOINT,
+                              &epc_conn_ops, s, &s->conf, errp);
+    if (!s->conn) {
         return;
     }
     pci_config_set_interrupt_pin(pdev->config, 1);
@@ -1388,21 +975,15 @@ static void epc_realize(PCIDevice *pdev, Error **errp)
     pci_register_bar(pdev, 0, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->regs);
     pci_register_bar(pdev, 2, PCI_BASE_ADDRESS_SPACE_MEMORY, &s->window);
 
-    pf_codec_init(&s->codec);
-    pf_buf_init(&s->out);
-    s->rxbuf = g_malloc(EPC_RX_CHUNK);
-    s->ra_buf = g_malloc(MAX(s->read_ahead, 8));
-    pf_hello_defaults(&s->hello, "qemu pciefw-epc " QEMU_VERSION);
-    s->next_tag = 1;
-    s->hello_timer = timer_new_ms(QEMU_CLOCK_REALTIME, epc_hello_timeout, s);
-    if (!epc_listen(s, errp)) {
-        timer_free(s->hello_timer);
-        g_free(s->rxbuf);
-        s->rxbuf = NULL;
-        g_clear_pointer(&s->ra_buf, g_free);
-        pf_codec_free(&s->codec);
+    s->ra.buf = g_malloc(MAX(s->read_ahead, 8));
+    epc_offer(s);
+    if (!(s->path ? epc_listen_unix(s, errp) : epc_listen_tcp(s, errp))) {
+        epc_free_host_side(s);
         msi_uninit(pdev);
+        return;
     }
+    qemu_set_blocking(s->listen_fd, false, NULL);
+    qemu_set_fd_handler(s->listen_fd, epc_accept, NULL, s);
 }
 
 static void epc_exit(PCIDevice *pdev)
@@ -1410,19 +991,7 @@ static void epc_exit(PCIDevice *pdev)
     PfEpcState *s = PCIEFW_EPC(pdev);
 
     epc_stop(s);
-    epc_drop(s, "the device is removed");
-    if (s->listen_fd >= 0) {
-        qemu_set_fd_handler(s->listen_fd, NULL, NULL, NULL);
-        close(s->listen_fd);
-        s->listen_fd = -1;
-        unlink(s->path);
-    }
-    timer_free(s->hello_timer);
-    pf_buf_free(&s->out);
-    pf_codec_free(&s->codec);
-    g_free(s->rxbuf);
-    s->rxbuf = NULL;
-    g_clear_pointer(&s->ra_buf, g_free);
+    epc_free_host_side(s);
     msi_uninit(pdev);
 }
 
@@ -1450,8 +1019,8 @@ static const VMStateDescription vmstate_pciefw_epc = {
 
 static const Property epc_properties[] = {
     DEFINE_PROP_STRING("path", PfEpcState, path),
-    DEFINE_PROP_UINT32("timeout", PfEpcState, timeout_ms,
-                       EPC_DEFAULT_TIMEOUT_MS),
+    DEFINE_PROP_STRING("laddr", PfEpcState, laddr),
+    DEFINE_PROP_UINT16("lport", PfEpcState, lport, 0),
     DEFINE_PROP_UINT32("read-ahead", PfEpcState, read_ahead, 0),
 };
 
@@ -1469,13 +1038,16 @@ static void epc_class_init(ObjectClass *klass, const void *data)
     dc->desc = "PCI endpoint controller serving its function to a pciefw host";
     dc->vmsd = &vmstate_pciefw_epc;
     device_class_set_legacy_reset(dc, epc_reset);
-    device_class_set_props(dc, epc_properties);
+    pciefw_conn_class_props(klass, PCIEFW_ROLE_ENDPOINT, epc_properties,
+                            ARRAY_SIZE(epc_properties),
+                            offsetof(PfEpcState, conf));
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
     object_class_property_set_description(klass, "path",
         "UNIX socket to listen on for the host's pciefw device");
-    object_class_property_set_description(klass, "timeout",
-        "ms an outbound window read waits for the host's completion, "
-        "and a connected host for the other's hello");
+    object_class_property_set_description(klass, "laddr",
+        "TCP address to listen on instead (with lport)");
+    object_class_property_set_description(klass, "lport",
+        "TCP port to listen on (with laddr)");
     object_class_property_set_description(klass, "read-ahead",
         "bytes an outbound window read fetches from host memory at once "
         "(0: exactly what the CPU reads; docs/epc.md 5.1)");

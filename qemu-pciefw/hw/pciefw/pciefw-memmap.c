@@ -11,6 +11,7 @@
 #include "exec/cpu-common.h"
 #include "trace.h"
 #include "pciefw-memmap.h"
+#include "qemu/main-loop.h"
 #include "protocol/shared_fd.h"
 
 #define PCIEFW_MEMMAP_MASK  ((uint64_t)PCIEFW_MEM_ALIGN - 1)
@@ -96,7 +97,7 @@ static void pciefw_memmap_del(MemoryListener *l, MemoryRegionSection *sec)
     container_of(l, PCIeFwMemMap, listener)->touched = true;
 }
 
-static void pciefw_memmap_begin(MemoryListener *l)
+static void pciefw_memmap_begin_commit(MemoryListener *l)
 {
     PCIeFwMemMap *m = container_of(l, PCIeFwMemMap, listener);
 
@@ -156,17 +157,64 @@ static void pciefw_memmap_commit(MemoryListener *l)
     }
     m->n_cur = n;
     trace_pciefw_memmap(n, m->skipped);
-    m->changed(m->opaque);
+    /*
+     * A commit runs in the middle of whatever changed the map (a guest
+     * config write moving a BAR or RAM): the map is sent from the main
+     * loop, since a send that fails reads and applies the endpoint's last
+     * messages, which must not happen here.
+     */
+    m->dirty = true;
+    if (m->active) {
+        qemu_bh_schedule(m->bh);
+    }
 }
 
-void pciefw_memmap_start(PCIeFwMemMap *m, AddressSpace *as,
-                         void (*changed)(void *opaque), void *opaque)
+/*
+ * Send the map when it changed.  Its fds go with the first bytes of its
+ * frame, so it is queued only behind nothing (spec 10.2); until then the
+ * endpoint uses the map it has, or messages.
+ */
+void pciefw_memmap_flush(PCIeFwMemMap *m)
 {
-    m->changed = changed;
-    m->opaque = opaque;
+    struct pf_mem_region r[PCIEFW_MAX_MEM_REGIONS];
+    int fds[PCIEFW_MAX_MEM_REGIONS];
+    size_t mark;
+
+    if (!m->dirty || !m->active || !pf_buf_empty(pciefw_conn_out(m->conn))) {
+        return;
+    }
+    for (unsigned i = 0; i < m->n_cur; i++) {
+        r[i] = m->cur[i].r;
+        fds[i] = m->cur[i].fd;
+    }
+    if (!pciefw_conn_attach_fds(m->conn, fds, m->n_cur)) {
+        pciefw_conn_close(m->conn, "cannot pass guest memory to the "
+                          "endpoint: %s", strerror(errno));
+        return;
+    }
+    m->dirty = false;
+    mark = pciefw_conn_mark(m->conn);
+    if (pciefw_conn_queued(m->conn, mark,
+                           pf_put_memory_map(pciefw_conn_out(m->conn), r,
+                                             m->n_cur), "memory_map")) {
+        pciefw_conn_flush(m->conn);
+    }
+}
+
+static void pciefw_memmap_bh(void *opaque)
+{
+    pciefw_memmap_flush(opaque);
+}
+
+void pciefw_memmap_start(PCIeFwMemMap *m, AddressSpace *as, DeviceState *dev,
+                         PCIeFwConn *conn)
+{
+    m->conn = conn;
+    m->bh = aio_bh_new_guarded(qemu_get_aio_context(), pciefw_memmap_bh, m,
+                               &dev->mem_reentrancy_guard);
     m->listener = (MemoryListener) {
         .name = "pciefw-memmap",
-        .begin = pciefw_memmap_begin,
+        .begin = pciefw_memmap_begin_commit,
         .commit = pciefw_memmap_commit,
         .region_add = pciefw_memmap_addnop,
         .region_nop = pciefw_memmap_addnop,
@@ -179,22 +227,54 @@ void pciefw_memmap_start(PCIeFwMemMap *m, AddressSpace *as,
 
 void pciefw_memmap_stop(PCIeFwMemMap *m)
 {
+    m->active = false;
     if (m->listening) {
         memory_listener_unregister(&m->listener);
         m->listening = false;
     }
+    g_clear_pointer(&m->bh, qemu_bh_delete);
     pciefw_memmap_clear(m);
 }
 
-int pciefw_memmap_put(PCIeFwMemMap *m, struct pf_buf *out,
-                      int *fds, unsigned *n_fds)
+void pciefw_memmap_report_bme(PCIeFwMemMap *m, bool on, bool force)
 {
-    struct pf_mem_region r[PCIEFW_MAX_MEM_REGIONS];
+    size_t mark;
 
-    for (unsigned i = 0; i < m->n_cur; i++) {
-        r[i] = m->cur[i].r;
-        fds[i] = m->cur[i].fd;
+    if (!m->active || (!force && on == m->bm_reported)) {
+        return;
     }
-    *n_fds = m->n_cur;
-    return pf_put_memory_map(out, r, m->n_cur);
+    mark = pciefw_conn_mark(m->conn);
+    if (pciefw_conn_queued(m->conn, mark,
+                           pf_put_bus_master(pciefw_conn_out(m->conn), on),
+                           "bus_master")) {
+        m->bm_reported = on;
+    }
+}
+
+void pciefw_memmap_begin(PCIeFwMemMap *m, bool bme)
+{
+    if (!m->listening ||
+        !(pciefw_conn_session(m->conn)->features &
+          PCIEFW_FEATURE_GUEST_MEMORY)) {
+        return;
+    }
+    m->active = true;
+    m->dirty = true;
+    m->bm_reported = false;
+    pciefw_memmap_report_bme(m, bme, true);
+    pciefw_conn_flush(m->conn);
+}
+
+void pciefw_memmap_end(PCIeFwMemMap *m)
+{
+    m->active = false;
+}
+
+void pciefw_memmap_after_reset(PCIeFwMemMap *m, bool on)
+{
+    m->bm_reported = false;
+    pciefw_memmap_report_bme(m, on, false);
+    if (m->active) {
+        pciefw_conn_flush(m->conn);
+    }
 }

@@ -1,11 +1,12 @@
 /*
- * pciefw: the shared-memory transport (docs/protocol.md 11).  The frames
- * go through two byte rings in a region this side creates; the socket
- * stays beside them to pass fds and to show the endpoint's hang-up.
+ * pciefw: the shared-memory transport (docs/protocol.md 11), in either
+ * role.  The frames go through two byte rings in a region the host makes
+ * and the endpoint maps; the socket stays beside them to pass fds (each
+ * batch with one zero byte) and to show the peer's hang-up.
  *
- * The host's side of the ring to us is asleep (the endpoint kicks our
- * doorbell) except while a vCPU spins for a completion: the main loop
- * never spins.
+ * QEMU's reader of its ring is asleep (the peer kicks our doorbell) except
+ * while a vCPU waits for a completion: then it spins for an adaptive
+ * budget before it sleeps in poll().  The main loop never spins.
  *
  * Copyright (c) 2025 The pciefw authors
  *
@@ -13,10 +14,12 @@
  */
 
 #include "qemu/osdep.h"
+#include <poll.h>
+#include <sys/eventfd.h>
 #include "qapi/error.h"
 #include "qemu/memfd.h"
 #include "qemu/processor.h"
-#include <sys/eventfd.h>
+#include "qemu/timer.h"
 #include "pciefw-stream.h"
 #include "protocol/ring.h"
 
@@ -25,15 +28,17 @@
 #define RING_SPIN_MAX_NS 200000
 
 typedef struct PCIeFwRingStream {
-    PCIeFwStream base;          /* base.fd: the socket; base.wake_fd: ours */
+    PCIeFwStream base;          /* base.fd: the socket beside the rings */
     void *region;
     size_t region_size;
-    int region_fd;
-    int peer_bell;              /* the endpoint's doorbell: we write it */
+    int region_fd;              /* the host's own, -1 for the endpoint */
+    int our_bell;               /* the peer writes it to wake us */
+    int peer_bell;              /* we write it */
     struct pf_ring tx, rx;
     struct pf_spin spin;
-    bool hung_up;               /* the socket said the endpoint is gone */
-    bool socket_rule_broken;    /* it sent bytes on the socket (11.1) */
+    bool host;                  /* our role */
+    bool hung_up;               /* the socket said the peer is gone */
+    bool socket_rule_broken;    /* it sent other bytes on the socket */
 } PCIeFwRingStream;
 
 static PCIeFwRingStream *ring_of(PCIeFwStream *st)
@@ -46,16 +51,9 @@ static int ring_handshake(PCIeFwStream *st, bool *want_write, Error **errp)
     return 1;
 }
 
-static void ring_kick_peer(PCIeFwRingStream *r)
-{
-    /* A full counter wakes it as well; another failure shows elsewhere. */
-    pf_doorbell_ring(r->peer_bell);
-}
-
 static ssize_t ring_corrupt(PCIeFwStream *st)
 {
-    g_free(st->error);
-    st->error = g_strdup("the endpoint wrote an impossible ring index");
+    pciefw_stream_set_error(st, "the peer wrote an impossible ring index");
     errno = EPROTO;
     return -1;
 }
@@ -65,8 +63,8 @@ static ssize_t ring_send(PCIeFwStream *st, const void *buf, size_t len)
     PCIeFwRingStream *r = ring_of(st);
     ssize_t n;
 
-    /* fds go on the socket before the frame that claims them. */
-    if (st->n_fds && pciefw_socket_send(st, "", 1) != 1) {
+    /* fds go on the socket before the frame that claims them (11.1). */
+    if (st->n_out_fds && pciefw_socket_send(st, "", 1) != 1) {
         return -1;
     }
     for (;;) {
@@ -77,15 +75,38 @@ static ssize_t ring_send(PCIeFwStream *st, const void *buf, size_t len)
         if (n > 0) {
             pf_ring_producer_awake(&r->tx);
             if (pf_ring_consumer_needs_kick(&r->tx)) {
-                ring_kick_peer(r);
+                pf_doorbell_ring(r->peer_bell);
             }
             return n;
         }
-        /* Full: ask to be kicked when the endpoint has read (11.4). */
+        /* Full: ask to be kicked once the peer has read (11.4). */
         if (pf_ring_producer_wait(&r->tx)) {
             errno = EAGAIN;
             return -1;
         }
+    }
+}
+
+/*
+ * One batch from the socket (11.1): its end, one zero byte carrying fds
+ * (the endpoint role keeps them), or anything else: the rule broken.  One
+ * recvmsg a call, so a peer that keeps the socket full cannot keep us.
+ */
+static void ring_read_socket(PCIeFwRingStream *r)
+{
+    unsigned fds_before = r->base.in_fds.n;
+    uint8_t buf[64];
+    ssize_t n = pciefw_socket_recv(&r->base, buf, sizeof(buf));
+
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        r->hung_up = true;
+    } else if (n > 0 && (n != 1 || buf[0] || r->host ||
+                         (r->base.in_fds.n == fds_before &&
+                          !r->base.in_fds.overflow))) {
+        pciefw_stream_set_error(&r->base, "the %s sent bytes on the socket "
+                                "beside the rings (spec 11.1)",
+                                r->host ? "endpoint" : "host");
+        r->socket_rule_broken = true;
     }
 }
 
@@ -99,34 +120,65 @@ static ssize_t ring_recv(PCIeFwStream *st, void *buf, size_t len)
     }
     if (n > 0) {
         if (pf_ring_producer_needs_kick(&r->rx)) {
-            ring_kick_peer(r);
+            pf_doorbell_ring(r->peer_bell);
         }
         return n;
+    }
+    if (!r->hung_up && !r->socket_rule_broken) {
+        ring_read_socket(r);
     }
     if (r->socket_rule_broken) {
         /* A protocol error: the rings still carry our Error (7.1). */
         errno = EBADMSG;
         return -1;
     }
-    if (r->hung_up) {
+    if (r->hung_up && !pf_ring_readable(&r->rx)) {
         return 0;       /* everything it sent before going was read */
     }
     errno = EAGAIN;
     return -1;
 }
 
-/* Input to read: bytes, an impossible index, or the hang-up to report. */
-static size_t ring_pending(PCIeFwStream *st)
+static bool ring_pending(PCIeFwStream *st)
 {
     PCIeFwRingStream *r = ring_of(st);
-    size_t n = pf_ring_readable(&r->rx);
 
-    return n ?: (r->rx.corrupt || r->hung_up || r->socket_rule_broken);
+    return pf_ring_readable(&r->rx) || r->rx.corrupt || r->hung_up ||
+           r->socket_rule_broken;
 }
 
-static bool ring_spin(PCIeFwStream *st)
+/*
+ * The doorbell says bytes or room; the socket a hang-up, fds or a stray
+ * byte.  Room to write is signalled on the doorbell (a full ring asked
+ * the peer to kick it), so @want_write needs no handler of its own.
+ */
+static void ring_bell_read(void *opaque)
+{
+    PCIeFwRingStream *r = opaque;
+
+    pf_doorbell_drain(r->our_bell);
+    if (r->base.ready) {
+        r->base.ready(r->base.ready_opaque);
+    }
+}
+
+static void ring_set_handlers(PCIeFwStream *st, IOHandler *ready, void *opaque,
+                              bool want_write)
 {
     PCIeFwRingStream *r = ring_of(st);
+
+    if (ready == st->ready && opaque == st->ready_opaque) {
+        return;
+    }
+    st->ready = ready;
+    st->ready_opaque = opaque;
+    qemu_set_fd_handler(r->our_bell, ready ? ring_bell_read : NULL, NULL, r);
+    qemu_set_fd_handler(st->fd, ready, NULL, opaque);
+}
+
+/* Spin for the adaptive budget: the next bytes are usually close. */
+static bool ring_spin(PCIeFwRingStream *r)
+{
     uint64_t end = pf_ring_now_ns() + r->spin.budget_ns;
 
     pf_ring_consumer_awake(&r->rx);
@@ -143,29 +195,41 @@ static bool ring_spin(PCIeFwStream *st)
     return pf_ring_consumer_rest(&r->rx);
 }
 
-static void ring_socket_event(PCIeFwStream *st)
+static bool ring_wait(PCIeFwStream *st, bool want_write, int64_t deadline)
 {
     PCIeFwRingStream *r = ring_of(st);
-    char c;
-    ssize_t n = recv(st->fd, &c, 1, MSG_DONTWAIT);
+    struct pollfd pfd[2] = {
+        { .fd = r->our_bell, .events = POLLIN },
+        { .fd = st->fd, .events = POLLIN },
+    };
+    int64_t left;
+    int n;
 
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        r->hung_up = true;
-    } else if (n > 0) {
-        g_free(st->error);
-        st->error = g_strdup("the endpoint sent bytes on the socket beside "
-                             "the rings (spec 11.1)");
-        r->socket_rule_broken = true;
+    if (ring_pending(st) || ring_spin(r)) {
+        return true;
     }
+    left = deadline - qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
+    if (left <= 0) {
+        return true;
+    }
+    n = poll(pfd, 2, MIN(left, INT_MAX));
+    if (n < 0 && errno != EINTR) {
+        pciefw_stream_set_error(st, "poll failed: %s", strerror(errno));
+        return false;
+    }
+    if (n > 0 && pfd[0].revents) {
+        pf_doorbell_drain(r->our_bell);
+    }
+    if (n > 0 && pfd[1].revents) {
+        ring_read_socket(r);
+    }
+    return true;
 }
 
 static void ring_free(PCIeFwStream *st)
 {
     PCIeFwRingStream *r = ring_of(st);
 
-    for (unsigned i = 0; i < st->n_fds; i++) {
-        close(st->fds[i]);
-    }
     if (r->region) {
         munmap(r->region, r->region_size);
     }
@@ -175,10 +239,19 @@ static void ring_free(PCIeFwStream *st)
     if (r->peer_bell >= 0) {
         close(r->peer_bell);
     }
-    if (st->wake_fd >= 0) {
-        close(st->wake_fd);
+    if (r->our_bell >= 0) {
+        close(r->our_bell);
     }
     g_free(r);
+}
+
+static void ring_collect_fds(PCIeFwStream *st)
+{
+    PCIeFwRingStream *r = ring_of(st);
+
+    if (!r->hung_up && !r->socket_rule_broken) {
+        ring_read_socket(r);
+    }
 }
 
 static const PCIeFwStreamOps ring_ops = {
@@ -186,18 +259,48 @@ static const PCIeFwStreamOps ring_ops = {
     .send = ring_send,
     .recv = ring_recv,
     .pending = ring_pending,
+    .set_handlers = ring_set_handlers,
+    .wait = ring_wait,
     .free = ring_free,
+    .collect_fds = ring_collect_fds,
     .can_pass_fds = true,
-    .spin = ring_spin,
-    .socket_event = ring_socket_event,
 };
+
+static PCIeFwRingStream *ring_new(int fd, bool host)
+{
+    PCIeFwRingStream *r = g_new0(PCIeFwRingStream, 1);
+
+    r->base.ops = &ring_ops;
+    r->base.fd = fd;
+    r->region_fd = r->our_bell = r->peer_bell = -1;
+    r->host = host;
+    pf_spin_init(&r->spin, RING_SPIN_MIN_NS, RING_SPIN_MAX_NS);
+    return r;
+}
+
+/* Our ends of the two rings, by role. */
+static bool ring_attach(PCIeFwRingStream *r, Error **errp)
+{
+    enum pf_ring_dir out = r->host ? PF_RING_TO_ENDPOINT : PF_RING_TO_HOST;
+    enum pf_ring_dir in = r->host ? PF_RING_TO_HOST : PF_RING_TO_ENDPOINT;
+    char err[160];
+
+    if (pf_ring_attach(&r->tx, r->region, r->region_size, out, true, err,
+                       sizeof(err)) != PF_OK ||
+        pf_ring_attach(&r->rx, r->region, r->region_size, in, false, err,
+                       sizeof(err)) != PF_OK) {
+        error_setg(errp, "%s", err);
+        return false;
+    }
+    /* Asleep until a vCPU spins: the peer kicks us (11.4). */
+    pf_ring_consumer_rest(&r->rx);
+    return true;
+}
 
 /* The region: sealed so the endpoint's mapping can never lose pages. */
 static bool ring_create_region(PCIeFwRingStream *r, uint32_t ring_bytes,
                                Error **errp)
 {
-    char err[160];
-
     r->region_size = pf_ring_region_size(ring_bytes);
     r->region = qemu_memfd_alloc("pciefw-rings", r->region_size,
                                  F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL,
@@ -206,31 +309,23 @@ static bool ring_create_region(PCIeFwRingStream *r, uint32_t ring_bytes,
         r->region_fd = -1;
         return false;
     }
-    if (pf_ring_region_init(r->region, r->region_size, ring_bytes) != PF_OK ||
-        pf_ring_attach(&r->tx, r->region, r->region_size,
-                       PF_RING_TO_ENDPOINT, true, err, sizeof(err)) != PF_OK ||
-        pf_ring_attach(&r->rx, r->region, r->region_size,
-                       PF_RING_TO_HOST, false, err, sizeof(err)) != PF_OK) {
+    if (pf_ring_region_init(r->region, r->region_size, ring_bytes) != PF_OK) {
         error_setg(errp, "cannot lay out the rings (%u bytes each)",
                    ring_bytes);
         return false;
     }
-    return true;
+    return ring_attach(r, errp);
 }
 
-PCIeFwStream *pciefw_stream_ring(int fd, uint32_t ring_bytes,
-                                 int setup_fds[PCIEFW_RING_SETUP_FDS],
-                                 uint64_t *region_size, Error **errp)
+PCIeFwStream *pciefw_stream_ring_host(int fd, uint32_t ring_bytes,
+                                      int setup_fds[PCIEFW_RING_SETUP_FDS],
+                                      uint64_t *region_size, Error **errp)
 {
-    PCIeFwRingStream *r = g_new0(PCIeFwRingStream, 1);
+    PCIeFwRingStream *r = ring_new(fd, true);
 
-    r->base.ops = &ring_ops;
-    r->base.fd = fd;
-    r->region_fd = -1;
-    r->base.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    r->our_bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     r->peer_bell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    pf_spin_init(&r->spin, RING_SPIN_MIN_NS, RING_SPIN_MAX_NS);
-    if (r->base.wake_fd < 0 || r->peer_bell < 0) {
+    if (r->our_bell < 0 || r->peer_bell < 0) {
         error_setg_errno(errp, errno, "cannot create the ring doorbells");
         ring_free(&r->base);
         return NULL;
@@ -241,7 +336,36 @@ PCIeFwStream *pciefw_stream_ring(int fd, uint32_t ring_bytes,
     }
     setup_fds[0] = r->region_fd;
     setup_fds[1] = r->peer_bell;
-    setup_fds[2] = r->base.wake_fd;
+    setup_fds[2] = r->our_bell;
     *region_size = r->region_size;
+    return &r->base;
+}
+
+PCIeFwStream *pciefw_stream_ring_endpoint(int fd,
+                                          const int fds[PCIEFW_RING_SETUP_FDS],
+                                          uint64_t region_size, Error **errp)
+{
+    PCIeFwRingStream *r = ring_new(fd, false);
+    char err[200];
+
+    r->our_bell = fds[1];
+    r->peer_bell = fds[2];
+    r->base.keep_in_fds = true;
+    if (pf_doorbell_check(fds[1], err, sizeof(err)) &&
+        pf_doorbell_check(fds[2], err, sizeof(err))) {
+        r->region = pf_ring_region_map(fds[0], region_size, err, sizeof(err));
+    }
+    if (!r->region) {
+        error_setg(errp, "%s", err);
+        close(fds[0]);
+        ring_free(&r->base);
+        return NULL;
+    }
+    close(fds[0]);
+    r->region_size = region_size;
+    if (!ring_attach(r, errp)) {
+        ring_free(&r->base);
+        return NULL;
+    }
     return &r->base;
 }

@@ -1,7 +1,8 @@
 /*
- * pciefw: TLS over the socket to the endpoint (docs/protocol.md 1.5),
- * through QEMU's QCryptoTLSSession and a tls-creds-x509 object, as QEMU's
- * chardevs and NBD client do it.
+ * pciefw: TLS over the connection's socket (docs/protocol.md 1.5), through
+ * QEMU's QCryptoTLSSession and a tls-creds-x509 object, as QEMU's chardevs
+ * and NBD do it: the client of the host role (the pciefw device), or the
+ * server of the endpoint role (pciefw-epc), as the credentials say.
  *
  * Copyright (c) 2025 The pciefw authors
  *
@@ -16,6 +17,7 @@
 typedef struct PCIeFwTlsStream {
     PCIeFwStream base;
     QCryptoTLSSession *session;
+    bool server;
     bool established;
 } PCIeFwTlsStream;
 
@@ -62,9 +64,12 @@ static int tls_handshake(PCIeFwStream *st, bool *want_write, Error **errp)
     int r = qcrypto_tls_session_handshake(t->session, &err);
 
     if (r < 0) {
-        /* A plain-text endpoint answers our ClientHello with a frame. */
-        error_propagate_prepend(errp, err, "TLS handshake failed (is the "
-                                "endpoint started with --tls-creds?): ");
+        /* A plain-text peer answers a ClientHello with a frame. */
+        error_propagate_prepend(errp, err, t->server ?
+                                "TLS handshake failed (does the host use "
+                                "tls-creds?): " :
+                                "TLS handshake failed (is the endpoint "
+                                "started with --tls-creds?): ");
         return -1;
     }
     if (r != QCRYPTO_TLS_HANDSHAKE_COMPLETE) {
@@ -72,8 +77,10 @@ static int tls_handshake(PCIeFwStream *st, bool *want_write, Error **errp)
         return 0;
     }
     if (qcrypto_tls_session_check_credentials(t->session, &err) < 0) {
-        error_propagate_prepend(errp, err, "TLS: the endpoint's certificate "
-                                "is refused: ");
+        error_propagate_prepend(errp, err, t->server ?
+                                "TLS: the host's certificate is refused: " :
+                                "TLS: the endpoint's certificate is "
+                                "refused: ");
         return -1;
     }
     t->established = true;
@@ -119,11 +126,12 @@ static ssize_t tls_recv(PCIeFwStream *st, void *buf, size_t len)
     return tls_result(t, r, err);
 }
 
-static size_t tls_pending(PCIeFwStream *st)
+/* Decrypted input the socket's readiness no longer shows. */
+static bool tls_pending(PCIeFwStream *st)
 {
     PCIeFwTlsStream *t = container_of(st, PCIeFwTlsStream, base);
 
-    return qcrypto_tls_session_check_pending(t->session);
+    return t->established && qcrypto_tls_session_check_pending(t->session);
 }
 
 static void tls_free(PCIeFwStream *st)
@@ -143,16 +151,22 @@ static const PCIeFwStreamOps tls_ops = {
     .send = tls_send,
     .recv = tls_recv,
     .pending = tls_pending,
+    .set_handlers = pciefw_socket_set_handlers,
+    .wait = pciefw_socket_wait,
     .free = tls_free,
 };
 
 PCIeFwStream *pciefw_stream_tls(int fd, QCryptoTLSCreds *creds,
                                 const char *hostname, Error **errp)
 {
+    bool server = qcrypto_tls_creds_check_endpoint(
+        creds, QCRYPTO_TLS_CREDS_ENDPOINT_SERVER, NULL);
     QCryptoTLSSession *session;
     PCIeFwTlsStream *t;
 
-    session = qcrypto_tls_session_new(creds, hostname, NULL,
+    session = qcrypto_tls_session_new(creds, server ? NULL : hostname, NULL,
+                                      server ?
+                                      QCRYPTO_TLS_CREDS_ENDPOINT_SERVER :
                                       QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT, errp);
     if (!session) {
         return NULL;
@@ -160,8 +174,33 @@ PCIeFwStream *pciefw_stream_tls(int fd, QCryptoTLSCreds *creds,
     t = g_new0(PCIeFwTlsStream, 1);
     t->base.ops = &tls_ops;
     t->base.fd = fd;
-    t->base.wake_fd = -1;
+    t->server = server;
     t->session = session;
     qcrypto_tls_session_set_callbacks(session, tls_push, tls_pull, t);
     return &t->base;
+}
+
+QCryptoTLSCreds *pciefw_tls_creds_find(const char *id, bool server,
+                                       const char *dev, Error **errp)
+{
+    Object *obj = object_resolve_path_component(object_get_objects_root(), id);
+    QCryptoTLSCreds *creds = obj ? (QCryptoTLSCreds *)object_dynamic_cast(
+                                 obj, TYPE_QCRYPTO_TLS_CREDS) : NULL;
+    const char *role = server ? "server" : "client";
+
+    if (!creds) {
+        error_setg(errp, "%s: no TLS credentials object '%s' (give -object "
+                   "tls-creds-x509,id=%s,dir=DIR,endpoint=%s)", dev, id, id,
+                   role);
+        return NULL;
+    }
+    if (!qcrypto_tls_creds_check_endpoint(creds, server ?
+                                          QCRYPTO_TLS_CREDS_ENDPOINT_SERVER :
+                                          QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT,
+                                          errp)) {
+        error_prepend(errp, "%s: tls-creds '%s': ", dev, id);
+        return NULL;
+    }
+    object_ref(obj);
+    return creds;
 }

@@ -2,11 +2,11 @@
  * pciefw: a PCI/PCI Express function served by an external endpoint
  *
  * The device forwards the guest's config (device-specific region), memory
- * and I/O transactions over a stream socket to an endpoint process that
- * implements the function, and carries the endpoint's DMA and interrupts
- * back into QEMU.  Every message is a length-prefixed protobuf (see
- * docs/protocol.md of the pciefw project); the protocol library is built
- * into this directory (hw/pciefw/protocol/).
+ * and I/O transactions to an endpoint process that implements the function,
+ * and carries the endpoint's DMA and interrupts back into QEMU.  The
+ * protocol is docs/protocol.md of the pciefw project ("spec N"); the
+ * connection under it -- transport, framing, Hellos, requests and their
+ * completions, waits -- is pciefw-conn.c, in the host role.
  *
  * QEMU keeps the standard header, the BARs and the capabilities it
  * emulates (PCI Express, MSI, MSI-X table and PBA); config offsets
@@ -19,20 +19,14 @@
  */
 
 #include "qemu/osdep.h"
-#include <netdb.h>
-#include <poll.h>
-#include <sys/un.h>
-#include "qemu/cutils.h"
 #include "qemu/range.h"
 #include "qemu/error-report.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
 #include "qemu/rcu.h"
 #include "qemu/module.h"
-#include "qemu/sockets.h"
 #include "qemu/timer.h"
 #include "qapi/error.h"
-#include "qapi/qapi-types-sockets.h"
 #include "hw/pci/pci.h"
 #include "hw/pci/pci_device.h"
 #include "hw/pci/pcie.h"
@@ -44,19 +38,15 @@
 #include "qom/object.h"
 #include "crypto/tlscreds.h"
 #include "trace.h"
-#include "pciefw-stream.h"
+#include "pciefw-conn.h"
+#include "pciefw-dial.h"
 #include "pciefw-memmap.h"
 #include "pciefw-msix.h"
 
 #include "protocol/pciefw.h"
-#include "protocol/buf.h"
-#include "protocol/codec.h"
 #include "protocol/description.h"
-#include "protocol/frame.h"
-#include "protocol/handshake.h"
 #include "protocol/msg.h"
 #include "protocol/ring.h"
-#include "protocol/trace.h"
 
 #define TYPE_PCIEFW "pciefw"
 OBJECT_DECLARE_TYPE(PCIeFwState, PCIeFwClass, PCIEFW)
@@ -68,28 +58,6 @@ OBJECT_DECLARE_TYPE(PCIeFwState, PCIeFwClass, PCIEFW)
 #define PCIEFW_CAP_MSI          0xc0
 #define PCIEFW_CAP_MSIX         0xe0
 
-#define PCIEFW_DEFAULT_TIMEOUT_MS   5000
-/* A forwarded access holds the BQL while it waits: bound that stall. */
-#define PCIEFW_MAX_TIMEOUT_MS       60000
-#define PCIEFW_RX_CHUNK             (64 * 1024)
-/* Reads per idle callback before yielding back to the main loop. */
-#define PCIEFW_RX_BATCH             16
-/* Posted writes queued beyond this wait for the socket to drain. */
-#define PCIEFW_TX_HIGH_WATER        (1024 * 1024)
-/*
- * Output an endpoint may leave unread (docs/protocol.md 5.4): beyond it
- * the connection fails with ERROR_LIMIT, so a peer that sends DmaReads and
- * never reads their completions cannot grow QEMU's memory.
- */
-#define PCIEFW_TX_LIMIT             (32 * 1024 * 1024)
-
-/*
- * A connection goes DOWN -> CONNECTING -> WAIT_HELLO -> WAIT_DESC -> UP;
- * with tls-creds, TLS_HANDSHAKE comes before WAIT_HELLO (our Hello waits
- * in the output queue).  Reconnecting to a known device adds RESETTING
- * (the function-level reset of a returning endpoint) before UP.  Only UP
- * serves the guest.
- */
 /*
  * Faults of the endpoint that do not end the session (it keeps working,
  * the message is ignored): each kind is reported once per connection.
@@ -100,13 +68,18 @@ typedef enum PCIeFwFault {
     PCIEFW_FAULT_DMA = 1 << 2,          /* DMA outside memory and devices */
 } PCIeFwFault;
 
+/*
+ * The link goes DOWN -> CONNECTING (the socket) -> SESSION (the
+ * connection's handshake, then the description) -> UP; the rings add
+ * WAIT_RINGS after the description, and reconnecting to a known device
+ * adds RESETTING (the returning endpoint's function-level reset).  Only
+ * UP serves the guest.
+ */
 typedef enum PCIeFwLinkState {
     PCIEFW_DOWN,
     PCIEFW_CONNECTING,
-    PCIEFW_TLS_HANDSHAKE,
-    PCIEFW_WAIT_HELLO,
-    PCIEFW_WAIT_DESC,
-    PCIEFW_WAIT_RINGS,          /* RingSetup sent, RingReady due (spec 11) */
+    PCIEFW_SESSION,
+    PCIEFW_WAIT_RINGS,
     PCIEFW_RESETTING,
     PCIEFW_UP,
 } PCIeFwLinkState;
@@ -156,65 +129,34 @@ struct PCIeFwState {
     char *raddr;
     uint16_t rport;
     char *path;
-    uint32_t timeout_ms;
     uint32_t reconnect_s;
-    char *trace_path;
-    uint64_t trace_limit;
-    char *tls_creds;
     char *tls_hostname;
-    bool guest_memory;
-    bool shm_rings;
+    PCIeFwConnConfig conf;
 
-    /* Connection */
-    char *peer;                 /* "unix:PATH" or "tcp:HOST:PORT" */
-    struct addrinfo *addrs;     /* resolved once, at realize */
-    struct addrinfo *next_addr; /* the candidate being connected to */
-    int fd;
-    PCIeFwStream *stream;       /* over fd: the socket itself, or TLS */
-    PCIeFwStream *ring_stream;  /* WAIT_RINGS: the rings proposed */
-    QCryptoTLSCreds *creds;     /* tls-creds, resolved at realize */
-    bool handshake_wants_write;
-    QEMUBH *input_bh;           /* input the stream holds, poll() cannot see */
-    QEMUBH *memmap_bh;          /* a changed map, sent from the main loop */
+    /* The link */
+    PCIeFwConn *conn;
     PCIeFwLinkState state;
+    char *peer;                 /* "unix:PATH" or "tcp:HOST:PORT" */
+    PCIeFwDialer dial;
+    struct pf_hello_params hello;
+    PCIeFwStream *ring_stream;  /* WAIT_RINGS: the rings proposed */
     bool realizing;             /* failures go to connect_error */
     bool reconnecting;          /* a background attempt is under way */
     bool closing;               /* unrealize: nothing more is applied */
     char *connect_error;
     bool error_reported;
     bool mismatch_reported;
+    QEMUTimer *reconnect_timer;
     QEMUTimer *attempt_timer;   /* deadline of a background attempt */
-    uint32_t reset_tag;         /* RESETTING: the Reset we wait for */
-    struct pf_hello_params hello;
-    struct pf_session session;
-    struct pf_frame_decoder dec;
-    struct pf_codec codec;
-    struct pf_buf out;
-    uint8_t *rxbuf;
-    bool read_watched;
-    bool write_watched;
-    bool draining;
-    bool dispatching;           /* handling the endpoint's messages */
+    PCIeFwRequest revive;       /* RESETTING: the Reset we wait for */
+    unsigned int faults_reported;   /* PCIeFwFault bits, this connection */
+
+    /* The guest's accesses and what the endpoint does meanwhile */
     bool resetting;             /* DMA and interrupts refused */
     bool intx_level;
-    unsigned int faults_reported;   /* PCIeFwFault bits, this connection */
-    struct pf_trace_writer *trace;
-    unsigned int sessions;      /* connections made, for trace records */
-    QEMUTimer *reconnect_timer;
-
-    /* The one outstanding non-posted request (accesses hold the BQL). */
-    uint32_t next_tag;
-    bool waiting;
-    uint32_t wait_tag;
-    uint32_t wait_size;
-    bool cpl_done;
-    int cpl_status;
-    uint8_t cpl_data[8];
 
     /* Guest memory shared with the endpoint (docs/protocol.md 10) */
     PCIeFwMemMap memmap;        /* listening only if we offer sharing */
-    bool memmap_dirty;          /* the endpoint lacks the current map */
-    bool bm_reported;           /* the Bus Master Enable it was told */
 
     /* The function */
     bool have_desc;             /* desc holds the realized device */
@@ -225,10 +167,6 @@ struct PCIeFwState {
     bool config_ext;
 };
 
-static void pciefw_read_input(PCIeFwState *s, int max_reads);
-static void pciefw_update_watch(PCIeFwState *s);
-static void pciefw_socket_read(void *opaque);
-static void pciefw_bell_read(void *opaque);
 static void pciefw_schedule_reconnect(PCIeFwState *s);
 
 static uint64_t all_ones(unsigned size)
@@ -266,63 +204,38 @@ pciefw_fault(PCIeFwState *s, PCIeFwFault kind, const char *fmt, ...)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Connection loss                                                         */
+/* Losing the endpoint                                                     */
 
 /*
- * Close the socket and forget the session's stream state.  Whatever the
- * endpoint had asserted goes with it: a dropped connection never leaves
- * INTx asserted.
+ * The link is down.  Whatever the endpoint had asserted goes with it: a
+ * lost connection never leaves INTx asserted.
  */
-static void pciefw_drop(PCIeFwState *s)
+static void pciefw_link_down(PCIeFwState *s)
 {
-    if (s->stream && s->stream->wake_fd >= 0) {
-        qemu_set_fd_handler(s->stream->wake_fd, NULL, NULL, NULL);
-    }
-    g_clear_pointer(&s->stream, pciefw_stream_free);
+    pciefw_dial_cancel(&s->dial);
     g_clear_pointer(&s->ring_stream, pciefw_stream_free);
-    if (s->fd >= 0) {
-        qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
-        close(s->fd);
-        s->fd = -1;
-    }
+    pciefw_memmap_end(&s->memmap);
     if (s->attempt_timer) {
         timer_del(s->attempt_timer);
     }
-    s->read_watched = false;
-    s->write_watched = false;
     s->state = PCIEFW_DOWN;
-    s->waiting = false;
-    pf_buf_clear(&s->out);
-    pf_frame_decoder_free(&s->dec);
     if (s->desc.intx_pin) {
         pciefw_set_intx(s, false);
-    }
-    if (s->trace) {
-        pf_trace_flush(s->trace);
     }
 }
 
 /*
- * The connection failed.  While realizing, the reason becomes realize's
- * error; during a background reconnection attempt it is only traced (the
- * loss was reported already) and the next attempt is scheduled; otherwise
- * the loss is reported once.
+ * The link failed.  While realizing, the reason becomes realize's error;
+ * during a background reconnection attempt it is only traced (the loss
+ * was reported already) and the next attempt is scheduled; otherwise the
+ * loss is reported once.
  */
-static void G_GNUC_PRINTF(2, 3)
-pciefw_disconnect(PCIeFwState *s, const char *fmt, ...)
+static void pciefw_lost(PCIeFwState *s, const char *why)
 {
-    g_autofree char *why = NULL;
-    va_list ap;
-
-    va_start(ap, fmt);
-    why = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    trace_pciefw_disconnect(why);
-
-    pciefw_drop(s);
+    pciefw_link_down(s);
     if (s->realizing) {
         g_free(s->connect_error);
-        s->connect_error = g_steal_pointer(&why);
+        s->connect_error = g_strdup(why);
         return;
     }
     if (s->closing) {
@@ -344,368 +257,31 @@ pciefw_disconnect(PCIeFwState *s, const char *fmt, ...)
     pciefw_schedule_reconnect(s);
 }
 
-/* ---------------------------------------------------------------------- */
-/* Output                                                                  */
-
-static size_t pciefw_mark(PCIeFwState *s)
+/* The connection's report (pciefw-conn.h): it is gone. */
+static void pciefw_conn_closed(void *opaque, const char *why)
 {
-    return pf_buf_used(&s->out);
+    pciefw_lost(opaque, why);
 }
 
-/*
- * A pf_put_*() call appended the frame(s) after @mark: record them in the
- * capture file and account for failure.
- */
-static bool pciefw_queued(PCIeFwState *s, size_t mark, int r, const char *kind)
-{
-    const uint8_t *p = pf_buf_peek(&s->out) + mark;
-    size_t len = pf_buf_used(&s->out) - mark;
-
-    if (r != PF_OK) {
-        pciefw_disconnect(s, "cannot encode %s: %s", kind, pf_strerror(r));
-        return false;
-    }
-    trace_pciefw_send(kind, len);
-    if (s->trace && len >= PF_FRAME_HEADER) {
-        pf_trace_write(s->trace, pf_now_ns(), PF_DIR_TO_ENDPOINT,
-                       p + PF_FRAME_HEADER, len - PF_FRAME_HEADER);
-    }
-    return true;
-}
-
-/*
- * The peer closed: it may have said why (Error, Goodbye) before closing,
- * so read what is left before reporting the failed send -- except while
- * unplugging, when nothing the endpoint sends may take effect any more.
- */
-static void pciefw_send_failed(PCIeFwState *s, int err)
-{
-    if (!s->draining && !s->closing && !s->dispatching) {
-        s->draining = true;
-        pciefw_read_input(s, 4);
-        s->draining = false;
-    }
-    if (s->fd >= 0) {
-        pciefw_disconnect(s, "send failed: %s",
-                          pciefw_stream_strerror(s->stream, err));
-    }
-}
-
-/* The stream carries messages: connected and, with TLS, established. */
-static bool pciefw_stream_up(PCIeFwState *s)
-{
-    return s->fd >= 0 && s->state > PCIEFW_TLS_HANDSHAKE;
-}
-
-static void pciefw_send_memmap(PCIeFwState *s);
-
-/* Write what the socket takes without blocking. */
-static bool pciefw_flush(PCIeFwState *s)
-{
-    pciefw_send_memmap(s);
-    while (pciefw_stream_up(s) && !pf_buf_empty(&s->out)) {
-        ssize_t n = s->stream->ops->send(s->stream, pf_buf_peek(&s->out),
-                                         pf_buf_used(&s->out));
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return true;
-            }
-            pciefw_send_failed(s, errno);
-            return false;
-        }
-        pf_buf_consume(&s->out, n);
-        if (pf_buf_empty(&s->out)) {
-            pciefw_send_memmap(s);
-        }
-    }
-    return s->fd >= 0;
-}
-
-/*
- * A protocol error (spec 7): tell the endpoint why, best effort, then drop
- * the connection.
- */
-static void G_GNUC_PRINTF(3, 4)
-pciefw_protocol_error(PCIeFwState *s, Pciefw__ErrorCode code,
-                      const char *fmt, ...)
+static void G_GNUC_PRINTF(2, 3)
+pciefw_disconnect(PCIeFwState *s, const char *fmt, ...)
 {
     g_autofree char *why = NULL;
     va_list ap;
-    size_t mark;
 
     va_start(ap, fmt);
     why = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-
-    if (pciefw_stream_up(s)) {
-        mark = pciefw_mark(s);
-        if (pciefw_queued(s, mark, pf_put_error(&s->out, code, why), "error")) {
-            s->draining = true;     /* the reason is all we still want */
-            pciefw_flush(s);
-            s->draining = false;
-        }
-    }
-    pciefw_disconnect(s, "protocol error: %s", why);
-}
-
-static void pciefw_connected(PCIeFwState *s);
-static void pciefw_connect_next(PCIeFwState *s);
-static void pciefw_handshake_step(PCIeFwState *s);
-
-/*
- * The socket is writable: a pending connect finished (or failed), the TLS
- * handshake can go on, or queued output can move.
- */
-static void pciefw_writable(PCIeFwState *s)
-{
-    int err = 0;
-    socklen_t len = sizeof(err);
-
-    if (s->state == PCIEFW_TLS_HANDSHAKE) {
-        pciefw_handshake_step(s);
-        return;
-    }
-    if (s->state != PCIEFW_CONNECTING) {
-        pciefw_flush(s);
-        return;
-    }
-    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
-        err = errno;
-    }
-    if (err) {
-        g_free(s->connect_error);
-        s->connect_error = g_strdup(strerror(err));
-        s->next_addr = s->next_addr->ai_next;
-        pciefw_connect_next(s);
-        return;
-    }
-    pciefw_connected(s);
-}
-
-/* The socket is readable: the handshake goes on, or input is handled. */
-static void pciefw_readable(PCIeFwState *s, int max_reads)
-{
-    if (s->state == PCIEFW_TLS_HANDSHAKE) {
-        pciefw_handshake_step(s);
+    if (pciefw_conn_alive(s->conn)) {
+        pciefw_conn_close(s->conn, "%s", why);
     } else {
-        pciefw_read_input(s, max_reads);
+        trace_pciefw_disconnect(why);
+        pciefw_lost(s, why);
     }
 }
 
-static bool pciefw_want_write(PCIeFwState *s)
-{
-    switch (s->state) {
-    case PCIEFW_CONNECTING:
-        return true;
-    case PCIEFW_TLS_HANDSHAKE:
-        return s->handshake_wants_write;
-    default:
-        /* A full ring asked the endpoint to kick us (spec 11.4). */
-        return !pf_buf_empty(&s->out) && s->stream->wake_fd < 0;
-    }
-}
-
-static bool pciefw_want_read(PCIeFwState *s)
-{
-    switch (s->state) {
-    case PCIEFW_CONNECTING:
-        return false;
-    case PCIEFW_TLS_HANDSHAKE:
-        return !s->handshake_wants_write;
-    default:
-        return true;
-    }
-}
-
-/* Input the stream took from the socket already: poll() cannot show it. */
-static bool pciefw_input_held(PCIeFwState *s)
-{
-    return pciefw_stream_up(s) && s->stream->ops->pending(s->stream);
-}
-
-/* The stream is the rings: readiness comes from our doorbell. */
-static bool pciefw_stream_waits_on_bell(PCIeFwState *s)
-{
-    return pciefw_stream_up(s) && s->stream->wake_fd >= 0;
-}
-
-static void pciefw_socket_event(PCIeFwState *s)
-{
-    if (pciefw_stream_waits_on_bell(s)) {
-        s->stream->ops->socket_event(s->stream);
-    }
-}
-
-/*
- * One wait of pciefw_pump() over the rings (spec 11.4): spin for the
- * adaptive budget, then sleep on the doorbell and the socket (which shows
- * the endpoint's hang-up) for at most @left ms.  False if the connection
- * was lost.
- */
-static bool pciefw_wait_bell(PCIeFwState *s, int64_t left)
-{
-    struct pollfd pfd[2] = {
-        { .fd = s->stream->wake_fd, .events = POLLIN },
-        { .fd = s->fd, .events = POLLIN },
-    };
-    int r;
-
-    /* What handling the input queued (a DMA read's data) goes first. */
-    if (!pciefw_flush(s) || !pciefw_stream_waits_on_bell(s)) {
-        return s->fd >= 0;
-    }
-    if (s->stream->ops->spin(s->stream)) {
-        return true;
-    }
-    r = poll(pfd, 2, MIN(left, INT_MAX));
-    if (r < 0 && errno != EINTR) {
-        pciefw_disconnect(s, "poll failed: %s", strerror(errno));
-        return false;
-    }
-    if (r > 0 && pfd[0].revents) {
-        pf_doorbell_drain(s->stream->wake_fd);
-        pciefw_flush(s);        /* a kick may also mean room to write */
-    }
-    if (r > 0 && pfd[1].revents && s->fd >= 0) {
-        pciefw_socket_event(s);
-    }
-    return s->fd >= 0;
-}
-
-/*
- * Serve the socket until @done says so or @deadline (QEMU_CLOCK_REALTIME,
- * ms) passes: while waiting, everything the endpoint sends is handled in
- * order, and queued output keeps draining (spec 5.3: a side that waits
- * keeps reading).  This holds the BQL: @deadline bounds the stall.
- */
-static bool pciefw_pump(PCIeFwState *s, bool (*done)(PCIeFwState *),
-                        const char *what, int64_t deadline)
-{
-    pciefw_flush(s);
-    while (s->fd >= 0 && !done(s)) {
-        int64_t left = deadline - qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
-        struct pollfd pfd = {
-            .fd = s->fd,
-            .events = (pciefw_want_read(s) ? POLLIN : 0) |
-                      (pciefw_want_write(s) ? POLLOUT : 0),
-        };
-        int r;
-
-        /*
-         * The deadline first: an endpoint that keeps sending (the rings
-         * always hold input then) must not keep the vCPU and the BQL past
-         * it.  Each pass handles at most one chunk of input.
-         */
-        if (left <= 0) {
-            pciefw_disconnect(s, "no %s within %u ms (completion timeout)",
-                              what, s->timeout_ms);
-            return false;
-        }
-        if (pciefw_input_held(s)) {
-            pciefw_read_input(s, 1);
-            continue;
-        }
-        if (pciefw_stream_waits_on_bell(s)) {
-            if (!pciefw_wait_bell(s, left)) {
-                return false;
-            }
-            continue;
-        }
-        r = poll(&pfd, 1, MIN(left, INT_MAX));
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            pciefw_disconnect(s, "poll failed: %s", strerror(errno));
-            return false;
-        }
-        if (pfd.revents & (POLLOUT | POLLERR | POLLHUP) &&
-            (pfd.events & POLLOUT)) {
-            pciefw_writable(s);
-        }
-        if (s->fd >= 0 && pciefw_want_read(s) &&
-            (pfd.revents & (POLLIN | POLLHUP | POLLERR))) {
-            pciefw_readable(s, 1);
-        }
-    }
-    /*
-     * What came behind the awaited message (the rings do not kick a
-     * spinning reader, TLS may hold decrypted bytes) is the main loop's.
-     */
-    if (pciefw_input_held(s)) {
-        qemu_bh_schedule(s->input_bh);
-    }
-    return s->fd >= 0 && done(s);
-}
-
-static int64_t pciefw_deadline(PCIeFwState *s)
-{
-    return qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + s->timeout_ms;
-}
-
-static bool pciefw_cpl_done(PCIeFwState *s)
-{
-    return s->cpl_done;
-}
-
-static bool pciefw_out_drained(PCIeFwState *s)
-{
-    return pf_buf_used(&s->out) < PCIEFW_TX_HIGH_WATER / 2;
-}
-
-/* Begin a non-posted request: pick its tag.  False when not connected. */
-static bool pciefw_begin(PCIeFwState *s, uint32_t *tag, uint32_t size)
-{
-    if (s->state != PCIEFW_UP || s->waiting) {
-        return false;
-    }
-    *tag = s->next_tag++;
-    s->waiting = true;
-    s->wait_tag = *tag;
-    s->wait_size = size;
-    s->cpl_done = false;
-    return true;
-}
-
-/*
- * Wait, until @deadline, for the completion of the request begun by
- * pciefw_begin().  Returns its status (PCIEFW__STATUS__STATUS_SUCCESSFUL
- * with the data in s->cpl_data), or -1 if the connection was lost.
- */
-static int pciefw_complete(PCIeFwState *s, const char *kind, int64_t deadline)
-{
-    bool ok = pciefw_pump(s, pciefw_cpl_done, "completion", deadline);
-
-    s->waiting = false;
-    pciefw_update_watch(s);
-    /*
-     * A completion that arrived before the endpoint hung up (a Goodbye in
-     * the same read) still answers the request: messages are in order.
-     */
-    if (!ok && !pciefw_cpl_done(s)) {
-        return -1;
-    }
-    if (s->cpl_status != PCIEFW__STATUS__STATUS_SUCCESSFUL) {
-        trace_pciefw_request_failed(kind, s->wait_tag,
-                                    pf_status_name(s->cpl_status));
-    }
-    return s->cpl_status;
-}
-
-/* A posted message was queued: send it, bounding the backlog. */
-static void pciefw_posted(PCIeFwState *s)
-{
-    pciefw_flush(s);
-    if (s->fd >= 0 && !s->waiting &&
-        pf_buf_used(&s->out) > PCIEFW_TX_HIGH_WATER) {
-        pciefw_pump(s, pciefw_out_drained, "progress on posted writes",
-                    pciefw_deadline(s));
-    }
-    pciefw_update_watch(s);
-}
+/* ---------------------------------------------------------------------- */
+/* The guest's requests                                                    */
 
 /*
  * An access to the device while it handles the endpoint's messages (a
@@ -715,7 +291,7 @@ static void pciefw_posted(PCIeFwState *s)
  */
 static bool pciefw_reentered(PCIeFwState *s, const char *what, uint64_t addr)
 {
-    if (!s->dispatching) {
+    if (!pciefw_conn_dispatching(s->conn)) {
         return false;
     }
     trace_pciefw_reentry_blocked(what, addr);
@@ -725,117 +301,62 @@ static bool pciefw_reentered(PCIeFwState *s, const char *what, uint64_t addr)
     return true;
 }
 
+/*
+ * A non-posted request for the guest, which waits for its completion
+ * until @deadline: @put appends the message with the request's tag.
+ * Returns the completion status, or -1 without one.
+ */
+typedef int (*PCIeFwPut)(struct pf_buf *out, uint32_t tag, const void *arg);
+
+static int pciefw_request(PCIeFwState *s, const char *kind, PCIeFwPut put,
+                          const void *arg, uint8_t *dest, uint32_t size,
+                          int64_t deadline)
+{
+    PCIeFwRequest req = { .size = size, .dest = dest };
+    size_t mark;
+
+    if (s->state != PCIEFW_UP || !pciefw_conn_request(s->conn, &req)) {
+        return -1;
+    }
+    mark = pciefw_conn_mark(s->conn);
+    if (!pciefw_conn_queued(s->conn, mark,
+                            put(pciefw_conn_out(s->conn), req.tag, arg),
+                            kind)) {
+        return -1;
+    }
+    return pciefw_conn_wait(s->conn, &req, "completion", deadline);
+}
+
+/* A posted message for the guest. */
+static void pciefw_posted(PCIeFwState *s, size_t mark, int r,
+                          const char *kind)
+{
+    if (pciefw_conn_queued(s->conn, mark, r, kind)) {
+        pciefw_conn_posted(s->conn);
+    }
+}
+
 /* ---------------------------------------------------------------------- */
 /* Guest memory shared with the endpoint (docs/protocol.md 10)             */
 
-static bool pciefw_shm(PCIeFwState *s)
+/* Bus Master Enable as the endpoint is to see it: off during a reset. */
+static bool pciefw_bme(PCIeFwState *s)
 {
-    return !s->closing && (s->state == PCIEFW_UP ||
-                           s->state == PCIEFW_RESETTING) &&
-           (s->session.features & PCIEFW_FEATURE_GUEST_MEMORY);
+    return !s->resetting &&
+           (pci_get_word(PCI_DEVICE(s)->config + PCI_COMMAND) &
+            PCI_COMMAND_MASTER);
 }
 
-/*
- * Send the map when it changed.  Its fds go with the first bytes of its
- * frame, so it is queued only behind nothing (spec 10.2); until then the
- * endpoint uses the map it has, or messages.
- */
-static void pciefw_send_memmap(PCIeFwState *s)
-{
-    int fds[PCIEFW_MAX_MEM_REGIONS];
-    unsigned n_fds;
-    size_t mark;
-
-    /* Draining: an Error or Goodbye was the last thing to send. */
-    if (!s->memmap_dirty || !pciefw_shm(s) || s->draining ||
-        !pf_buf_empty(&s->out) || s->stream->n_fds) {
-        return;
-    }
-    mark = pciefw_mark(s);
-    if (!pciefw_queued(s, mark, pciefw_memmap_put(&s->memmap, &s->out, fds,
-                                                  &n_fds), "memory_map")) {
-        return;
-    }
-    if (!pciefw_stream_attach_fds(s->stream, fds, n_fds)) {
-        pciefw_disconnect(s, "cannot pass guest memory to the endpoint: %s",
-                          strerror(errno));
-        return;
-    }
-    s->memmap_dirty = false;
-}
-
-/*
- * The listener saw the map change.  That happens inside a memory
- * transaction's commit, in the middle of whatever changed the map (a
- * guest config write moving a BAR or RAM): the map is sent from the main
- * loop, since a send that fails reads and applies the endpoint's last
- * messages, which must not happen there.
- */
-static void pciefw_memmap_changed(void *opaque)
+/* The output queue emptied: a map that waited may go now. */
+static void pciefw_out_idle(void *opaque)
 {
     PCIeFwState *s = opaque;
 
-    s->memmap_dirty = true;
-    if (pciefw_shm(s)) {
-        qemu_bh_schedule(s->memmap_bh);
-    }
-}
-
-static void pciefw_memmap_bh(void *opaque)
-{
-    PCIeFwState *s = opaque;
-
-    if (pciefw_shm(s)) {
-        pciefw_flush(s);
-        pciefw_update_watch(s);
-    }
-}
-
-/*
- * Tell the endpoint when Bus Master Enable changes (spec 10.3): after a
- * config write, and as cleared before a reset is forwarded.  Copies are
- * allowed only while it is on.
- */
-static void pciefw_report_bus_master(PCIeFwState *s, bool force)
-{
-    PCIDevice *pdev = PCI_DEVICE(s);
-    bool on = !s->resetting &&
-              (pci_get_word(pdev->config + PCI_COMMAND) & PCI_COMMAND_MASTER);
-    size_t mark;
-
-    if (!pciefw_shm(s) || (!force && on == s->bm_reported)) {
-        return;
-    }
-    mark = pciefw_mark(s);
-    if (pciefw_queued(s, mark, pf_put_bus_master(&s->out, on),
-                      "bus_master")) {
-        s->bm_reported = on;
-    }
-}
-
-/*
- * The endpoint turned bus mastering off with the Reset (spec 10.3): tell
- * it again if the function's Bus Master Enable is still on (a reconnection
- * resets the endpoint, not the guest's config space).
- */
-static void pciefw_bus_master_after_reset(PCIeFwState *s)
-{
-    s->bm_reported = false;
-    pciefw_report_bus_master(s, false);
-    pciefw_flush(s);
-}
-
-/* The session starts: the endpoint has no map and thinks BME is off. */
-static void pciefw_shm_begin(PCIeFwState *s)
-{
-    s->memmap_dirty = true;
-    s->bm_reported = false;
-    pciefw_report_bus_master(s, true);
-    pciefw_flush(s);
+    pciefw_memmap_flush(&s->memmap);
 }
 
 /* ---------------------------------------------------------------------- */
-/* Messages from the endpoint                                              */
+/* The endpoint's DMA (spec 3.2)                                           */
 
 /*
  * Endpoint DMA reaches what a real device's DMA reaches: memory and,
@@ -889,10 +410,12 @@ static const char *pciefw_dma_refusal(PCIeFwState *s, uint64_t addr,
  * Answer a DmaRead.  The request's fields are copied first: nothing here
  * may depend on the decoder's buffers once guest memory is touched.
  */
-static void pciefw_handle_dma_read(PCIeFwState *s, const Pciefw__DmaRead *r)
+static int pciefw_on_dma_read(void *opaque, const PfMessage *m, char *err,
+                              size_t errlen)
 {
-    const uint32_t tag = r->tag, size = r->size;
-    const uint64_t address = r->address;
+    PCIeFwState *s = opaque;
+    const uint32_t tag = m->dma_read->tag, size = m->dma_read->size;
+    const uint64_t address = m->dma_read->address;
     g_autofree uint8_t *data = NULL;
     int status = PCIEFW__STATUS__STATUS_SUCCESSFUL;
     const char *refusal = pciefw_dma_refusal(s, address, size, false);
@@ -911,34 +434,27 @@ static void pciefw_handle_dma_read(PCIeFwState *s, const Pciefw__DmaRead *r)
         }
     }
     trace_pciefw_dma_read(tag, address, size, status);
-    mark = pciefw_mark(s);
-    if (!pciefw_queued(s, mark,
-                       pf_put_completion(&s->out, tag, status,
+    mark = pciefw_conn_mark(s->conn);
+    pciefw_conn_queued(s->conn, mark,
+                       pf_put_completion(pciefw_conn_out(s->conn), tag, status,
                                          status ? NULL : data,
                                          status ? 0 : size),
-                       "completion")) {
-        return;
-    }
-    if (pf_buf_used(&s->out) > PCIEFW_TX_HIGH_WATER) {
-        pciefw_flush(s);
-    }
-    if (s->fd >= 0 && pf_buf_used(&s->out) > PCIEFW_TX_LIMIT) {
-        pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_LIMIT,
-                              "the endpoint leaves more than %u MiB of "
-                              "completions to its DMA reads unread",
-                              PCIEFW_TX_LIMIT >> 20);
-    }
+                       "completion");
+    return PF_OK;
 }
 
-static void pciefw_handle_dma_write(PCIeFwState *s, const Pciefw__DmaWrite *w)
+static int pciefw_on_dma_write(void *opaque, const PfMessage *m, char *err,
+                               size_t errlen)
 {
+    PCIeFwState *s = opaque;
+    const Pciefw__DmaWrite *w = m->dma_write;
     const char *refusal = pciefw_dma_refusal(s, w->address, w->data.len,
                                              true);
 
     trace_pciefw_dma_write(w->address, w->data.len, refusal != NULL);
     if (refusal) {
         trace_pciefw_dma_refused("write", w->address, w->data.len, refusal);
-        return;
+        return PF_OK;
     }
     if (pci_dma_write(PCI_DEVICE(s), w->address, w->data.data,
                       w->data.len) != MEMTX_OK) {
@@ -946,12 +462,16 @@ static void pciefw_handle_dma_write(PCIeFwState *s, const Pciefw__DmaWrite *w)
                      " (%zu bytes) outside memory and devices", w->address,
                      w->data.len);
     }
+    return PF_OK;
 }
 
+/* ---------------------------------------------------------------------- */
+/* The endpoint's interrupts (spec 3.2)                                    */
+
 /*
- * Interrupts: each message's fate -- delivered, left pending, or dropped
- * and why -- goes to the trace events and, as a note record after the
- * message, to the capture file (docs/protocol.md 3.2, 6).
+ * Each message's fate -- delivered, left pending, or dropped and why --
+ * goes to the trace events and, as a note record after the message, to
+ * the capture file (docs/protocol.md 3.2, 6).
  */
 static void G_GNUC_PRINTF(2, 3)
 pciefw_irq_note(PCIeFwState *s, const char *fmt, ...)
@@ -959,13 +479,14 @@ pciefw_irq_note(PCIeFwState *s, const char *fmt, ...)
     g_autofree char *text = NULL;
     va_list ap;
 
-    if (!s->trace) {
+    if (!pciefw_conn_trace(s->conn)) {
         return;
     }
     va_start(ap, fmt);
     text = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    pf_trace_write_note(s->trace, pf_now_ns(), PF_DIR_TO_HOST, text);
+    pf_trace_write_note(pciefw_conn_trace(s->conn), pf_now_ns(),
+                        PF_DIR_TO_HOST, text);
 }
 
 static const char *pciefw_irq_blocked(PCIeFwState *s)
@@ -981,9 +502,12 @@ static const char *pciefw_irq_blocked(PCIeFwState *s)
     return NULL;
 }
 
-static void pciefw_handle_intx(PCIeFwState *s, bool asserted)
+static int pciefw_on_intx(void *opaque, const PfMessage *m, char *err,
+                          size_t errlen)
 {
+    PCIeFwState *s = opaque;
     PCIDevice *pdev = PCI_DEVICE(s);
+    bool asserted = m->intx->asserted;
     const char *outcome = "delivered";
 
     if (!s->desc.intx_pin) {
@@ -1001,11 +525,15 @@ static void pciefw_handle_intx(PCIeFwState *s, bool asserted)
     }
     trace_pciefw_intx(asserted, outcome);
     pciefw_irq_note(s, "intx level %d: %s", asserted, outcome);
+    return PF_OK;
 }
 
-static void pciefw_handle_msi(PCIeFwState *s, uint32_t vector)
+static int pciefw_on_msi(void *opaque, const PfMessage *m, char *err,
+                         size_t errlen)
 {
+    PCIeFwState *s = opaque;
     PCIDevice *pdev = PCI_DEVICE(s);
+    uint32_t vector = m->msi->vector;
     const char *outcome = pciefw_irq_blocked(s);
     unsigned int allocated;
 
@@ -1026,11 +554,15 @@ static void pciefw_handle_msi(PCIeFwState *s, uint32_t vector)
     }
     trace_pciefw_msi(vector, outcome);
     pciefw_irq_note(s, "msi vector %u: %s", vector, outcome);
+    return PF_OK;
 }
 
-static void pciefw_handle_msix(PCIeFwState *s, uint32_t vector)
+static int pciefw_on_msix(void *opaque, const PfMessage *m, char *err,
+                          size_t errlen)
 {
+    PCIeFwState *s = opaque;
     PCIDevice *pdev = PCI_DEVICE(s);
+    uint32_t vector = m->msix->vector;
     const char *outcome = pciefw_irq_blocked(s);
 
     if (vector >= s->desc.msix_vectors) {
@@ -1047,37 +579,40 @@ static void pciefw_handle_msix(PCIeFwState *s, uint32_t vector)
     }
     trace_pciefw_msix(vector, outcome);
     pciefw_irq_note(s, "msix vector %u: %s", vector, outcome);
+    return PF_OK;
 }
 
-static void pciefw_revived(PCIeFwState *s);
-
-static void pciefw_handle_completion(PCIeFwState *s,
-                                     const Pciefw__Completion *c)
+/*
+ * DMA and interrupts arrive only once the function is described: before
+ * that, the same handlers refuse them as messages out of place.
+ */
+static int pciefw_described(PCIeFwState *s, const PfMessage *m, char *err,
+                            size_t errlen)
 {
-    if (s->state == PCIEFW_RESETTING && c->tag == s->reset_tag) {
-        pciefw_revived(s);
-        return;
+    if (s->state == PCIEFW_UP || s->state == PCIEFW_RESETTING) {
+        return PF_OK;
     }
-    if (!s->waiting || s->cpl_done || c->tag != s->wait_tag) {
-        pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_UNKNOWN_TAG,
-                              "completion with tag %u, which no request is "
-                              "waiting for", c->tag);
-        return;
-    }
-    if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && s->wait_size &&
-        c->data.len != s->wait_size) {
-        pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
-                              "completion for tag %u carries %zu bytes, %u "
-                              "expected", c->tag, c->data.len, s->wait_size);
-        return;
-    }
-    s->cpl_status = c->status;
-    memset(s->cpl_data, 0, sizeof(s->cpl_data));
-    if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && s->wait_size) {
-        memcpy(s->cpl_data, c->data.data, s->wait_size);
-    }
-    s->cpl_done = true;
+    snprintf(err, errlen, "unexpected %s before the device description",
+             pf_msg_kind_name(m->body_case));
+    return PF_ERR_UNEXPECTED;
 }
+
+#define PCIEFW_SESSION_HANDLER(name, fn)                                \
+    static int name(void *opaque, const PfMessage *m, char *err,        \
+                    size_t errlen)                                      \
+    {                                                                   \
+        return pciefw_described(opaque, m, err, errlen) ?:              \
+               fn(opaque, m, err, errlen);                              \
+    }
+
+PCIEFW_SESSION_HANDLER(pciefw_dma_read_handler, pciefw_on_dma_read)
+PCIEFW_SESSION_HANDLER(pciefw_dma_write_handler, pciefw_on_dma_write)
+PCIEFW_SESSION_HANDLER(pciefw_intx_handler, pciefw_on_intx)
+PCIEFW_SESSION_HANDLER(pciefw_msi_handler, pciefw_on_msi)
+PCIEFW_SESSION_HANDLER(pciefw_msix_handler, pciefw_on_msix)
+
+/* ---------------------------------------------------------------------- */
+/* The session: description, rings, the reset of a returning endpoint      */
 
 static void pciefw_save_desc(PCIeFwState *s, const Pciefw__DeviceDescription *d)
 {
@@ -1099,7 +634,8 @@ static void pciefw_save_desc(PCIeFwState *s, const Pciefw__DeviceDescription *d)
         n->msix_pba_bar = d->msix_pba_bar;
         n->msix_pba_offset = d->msix_pba_offset;
     }
-    n->config_ext = s->session.features & PCIEFW_FEATURE_CONFIG_EXT;
+    n->config_ext = pciefw_conn_session(s->conn)->features &
+                    PCIEFW_FEATURE_CONFIG_EXT;
     for (size_t i = 0; i < d->n_bars; i++) {
         const Pciefw__Bar *b = d->bars[i];
         PCIeFwBarDesc *bd = &n->bars[b->index];
@@ -1114,41 +650,43 @@ static void pciefw_save_desc(PCIeFwState *s, const Pciefw__DeviceDescription *d)
                              n->intx_pin);
 }
 
-static void pciefw_handle_hello(PCIeFwState *s, const PfMessage *m)
+/* The reset of a reconnection completed: the device serves the guest. */
+static void pciefw_revived(PCIeFwRequest *req, void *opaque)
 {
-    char err[256];
-    int r;
+    PCIeFwState *s = opaque;
 
-    r = pf_hello_negotiate(&s->hello, m, &s->session, err, sizeof(err));
-    if (r != PF_OK) {
-        if (r == PF_ERR_VERSION) {
-            pciefw_protocol_error(s, pf_error_code(r),
-                                  "handshake failed: %s; use an endpoint "
-                                  "that speaks protocol %u.x", err,
-                                  PCIEFW_VERSION_MAJOR);
-        } else {
-            pciefw_protocol_error(s, pf_error_code(r),
-                                  "handshake failed: %s", err);
-        }
+    if (req->status < 0 || s->state != PCIEFW_RESETTING) {
+        return;                 /* the connection went; it said why */
+    }
+    timer_del(s->attempt_timer);
+    s->state = PCIEFW_UP;
+    pciefw_memmap_after_reset(&s->memmap, pciefw_bme(s));
+    s->reconnecting = false;
+    s->error_reported = false;
+    s->mismatch_reported = false;
+    trace_pciefw_reconnected();
+    info_report("pciefw: reconnected to endpoint %s", s->peer);
+}
+
+/* The returning endpoint describes the same device: reset it first. */
+static void pciefw_send_revive_reset(PCIeFwState *s)
+{
+    size_t mark;
+
+    trace_pciefw_reset("function");
+    s->revive = (PCIeFwRequest) { .complete = pciefw_revived, .opaque = s };
+    if (!pciefw_conn_request(s->conn, &s->revive)) {
         return;
     }
-    trace_pciefw_connected(s->session.peer_name, s->session.version_major,
-                           s->session.version_minor, s->session.max_payload,
-                           s->session.features);
-    pf_frame_decoder_set_max(&s->dec, PCIEFW_MAX_FRAME(s->session.max_payload));
-    s->state = PCIEFW_WAIT_DESC;
+    mark = pciefw_conn_mark(s->conn);
+    if (pciefw_conn_queued(s->conn, mark,
+                           pf_put_reset(pciefw_conn_out(s->conn),
+                                        s->revive.tag,
+                                        PCIEFW__RESET_KIND__RESET_FUNCTION),
+                           "reset")) {
+        pciefw_conn_flush(s->conn);
+    }
 }
-
-static const char *pciefw_enum_name(const ProtobufCEnumDescriptor *desc,
-                                    int value)
-{
-    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(desc,
-                                                                      value);
-
-    return v ? v->name : "unknown";
-}
-
-static void pciefw_send_revive_reset(PCIeFwState *s);
 
 /*
  * The function is described (and the rings settled): at realize the
@@ -1156,22 +694,18 @@ static void pciefw_send_revive_reset(PCIeFwState *s);
  */
 static void pciefw_session_start(PCIeFwState *s)
 {
-    if (!s->have_desc) {
-        s->state = PCIEFW_UP;
-        pciefw_shm_begin(s);
-        return;
-    }
-    s->state = PCIEFW_RESETTING;
-    pciefw_shm_begin(s);
-    if (s->fd >= 0) {
+    s->state = s->have_desc ? PCIEFW_RESETTING : PCIEFW_UP;
+    s->faults_reported = 0;
+    pciefw_memmap_begin(&s->memmap, pciefw_bme(s));
+    if (s->have_desc && pciefw_conn_up(s->conn)) {
         pciefw_send_revive_reset(s);
     }
 }
 
 /*
  * Offer the shared-memory rings (spec 11.1) when both sides can use them:
- * RingSetup with the region and both doorbells.  False if not offered, so
- * the session goes on over the socket.
+ * RingSetup, the first message after the description, with the region
+ * and both doorbells.  False if not offered: the socket serves.
  */
 static bool pciefw_propose_rings(PCIeFwState *s)
 {
@@ -1180,57 +714,58 @@ static bool pciefw_propose_rings(PCIeFwState *s)
     uint64_t size;
     size_t mark;
 
-    if (!(s->session.features & PCIEFW_FEATURE_SHM_RINGS)) {
+    if (!(pciefw_conn_session(s->conn)->features & PCIEFW_FEATURE_SHM_RINGS)) {
         return false;
     }
-    s->ring_stream = pciefw_stream_ring(s->fd, PF_RING_DEFAULT_BYTES, fds,
-                                        &size, &err);
+    s->ring_stream = pciefw_stream_ring_host(pciefw_conn_socket(s->conn),
+                                             PF_RING_DEFAULT_BYTES, fds,
+                                             &size, &err);
     if (!s->ring_stream) {
         /* Reported once; the socket serves as before. */
         warn_report_err(err);
         return false;
     }
-    mark = pciefw_mark(s);
-    if (!pciefw_queued(s, mark, pf_put_ring_setup(&s->out, size),
-                       "ring_setup")) {
-        return true;
-    }
-    if (!pciefw_stream_attach_fds(s->stream, fds, PCIEFW_RING_SETUP_FDS)) {
+    mark = pciefw_conn_mark(s->conn);
+    if (!pciefw_conn_attach_fds(s->conn, fds, PCIEFW_RING_SETUP_FDS)) {
         pciefw_disconnect(s, "cannot pass the rings to the endpoint: %s",
                           strerror(errno));
         return true;
     }
-    s->state = PCIEFW_WAIT_RINGS;
-    pciefw_flush(s);
-    pciefw_update_watch(s);
+    if (pciefw_conn_queued(s->conn, mark,
+                           pf_put_ring_setup(pciefw_conn_out(s->conn), size),
+                           "ring_setup")) {
+        s->state = PCIEFW_WAIT_RINGS;
+        pciefw_conn_flush(s->conn);
+    }
     return true;
 }
 
-/* From here both directions use the rings; the socket only watches. */
-static void pciefw_use_rings(PCIeFwState *s)
+/*
+ * The endpoint answered RingSetup: accepted, both directions move to the
+ * rings and its RingReady was its last frame on the socket (the
+ * connection refuses anything after it).
+ */
+static int pciefw_on_ring_ready(void *opaque, const PfMessage *m, char *err,
+                                size_t errlen)
 {
-    qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
-    pciefw_stream_free(s->stream);
-    s->stream = g_steal_pointer(&s->ring_stream);
-    s->read_watched = s->write_watched = false;
-    qemu_set_fd_handler(s->fd, pciefw_socket_read, NULL, s);
-    qemu_set_fd_handler(s->stream->wake_fd, pciefw_bell_read, NULL, s);
-    if (s->trace) {
-        pf_trace_write_note(s->trace, pf_now_ns(), PF_DIR_TO_HOST,
-                            "session continues over shared-memory rings");
-    }
-}
+    PCIeFwState *s = opaque;
 
-static void pciefw_handle_ring_ready(PCIeFwState *s,
-                                     const Pciefw__RingReady *r)
-{
-    if (r->accepted) {
-        pciefw_use_rings(s);
-    } else {
-        trace_pciefw_rings_refused(r->reason);
+    if (s->state != PCIEFW_WAIT_RINGS) {
+        snprintf(err, errlen, "ring_ready without a ring_setup");
+        return PF_ERR_UNEXPECTED;
+    }
+    if (!m->ring_ready->accepted) {
+        trace_pciefw_rings_refused(m->ring_ready->reason);
         g_clear_pointer(&s->ring_stream, pciefw_stream_free);
+        pciefw_session_start(s);
+        return PF_OK;
+    }
+    if (!pciefw_conn_switch_stream(s->conn,
+                                   g_steal_pointer(&s->ring_stream))) {
+        return PF_RX_PAUSE;
     }
     pciefw_session_start(s);
+    return PF_RX_PAUSE;
 }
 
 /*
@@ -1238,16 +773,22 @@ static void pciefw_handle_ring_ready(PCIeFwState *s,
  * on reconnection it must describe the same device, and nothing it sent
  * takes effect before that check passed.
  */
-static void pciefw_handle_description(PCIeFwState *s,
-                                      const Pciefw__DeviceDescription *d)
+static int pciefw_on_description(void *opaque, const PfMessage *m, char *err,
+                                 size_t errlen)
 {
-    char err[256];
+    PCIeFwState *s = opaque;
+    const Pciefw__DeviceDescription *d = m->device_description;
 
+    if (s->state != PCIEFW_SESSION) {
+        snprintf(err, errlen, "a second device_description");
+        return PF_ERR_UNEXPECTED;
+    }
     /* Where MSI-X goes, beyond the message's own rules (spec 4.2). */
-    if (pf_desc_check_msix(d, err, sizeof(err)) != PF_OK) {
-        pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
-                              "cannot add MSI-X: %s", err);
-        return;
+    if (pf_desc_check_msix(d, err, errlen) != PF_OK) {
+        g_autofree char *why = g_strdup(err);
+
+        snprintf(err, errlen, "cannot add MSI-X: %s", why);
+        return PF_ERR_INVALID;
     }
     pciefw_save_desc(s, d);
     if (s->have_desc && memcmp(&s->new_desc, &s->desc, sizeof(s->desc))) {
@@ -1262,504 +803,85 @@ static void pciefw_handle_description(PCIeFwState *s,
                          s->desc.vendor_id, s->desc.device_id, s->reconnect_s);
         }
         pciefw_disconnect(s, "endpoint describes a different device");
-        return;
+        return PF_RX_PAUSE;
     }
     if (!pciefw_propose_rings(s)) {
         pciefw_session_start(s);
     }
+    return PF_OK;
 }
 
-static void pciefw_handle_session_message(PCIeFwState *s, const PfMessage *m)
+static int pciefw_on_session(void *opaque, const struct pf_session *ses,
+                             char *err, size_t errlen)
 {
-    switch (m->body_case) {
-    case PCIEFW__MESSAGE__BODY_COMPLETION:
-        pciefw_handle_completion(s, m->completion);
-        break;
-    case PCIEFW__MESSAGE__BODY_DMA_READ:
-        pciefw_handle_dma_read(s, m->dma_read);
-        break;
-    case PCIEFW__MESSAGE__BODY_DMA_WRITE:
-        pciefw_handle_dma_write(s, m->dma_write);
-        break;
-    case PCIEFW__MESSAGE__BODY_INTX:
-        pciefw_handle_intx(s, m->intx->asserted);
-        break;
-    case PCIEFW__MESSAGE__BODY_MSI:
-        pciefw_handle_msi(s, m->msi->vector);
-        break;
-    case PCIEFW__MESSAGE__BODY_MSIX:
-        pciefw_handle_msix(s, m->msix->vector);
-        break;
-    default:
-        g_assert_not_reached();
-    }
+    trace_pciefw_connected(ses->peer_name, ses->version_major,
+                           ses->version_minor, ses->max_payload,
+                           ses->features);
+    return PF_OK;
 }
 
-static bool pciefw_is_session_message(const PfMessage *m)
-{
-    switch (m->body_case) {
-    case PCIEFW__MESSAGE__BODY_COMPLETION:
-    case PCIEFW__MESSAGE__BODY_DMA_READ:
-    case PCIEFW__MESSAGE__BODY_DMA_WRITE:
-    case PCIEFW__MESSAGE__BODY_INTX:
-    case PCIEFW__MESSAGE__BODY_MSI:
-    case PCIEFW__MESSAGE__BODY_MSIX:
-        return true;
-    default:
-        return false;
-    }
-}
-
-static void pciefw_handle_message(PCIeFwState *s, const PfMessage *m)
-{
-    switch (s->state) {
-    case PCIEFW_WAIT_HELLO:
-        /* An endpoint that refuses us may say why instead of hello. */
-        if (m->body_case == PCIEFW__MESSAGE__BODY_GOODBYE ||
-            m->body_case == PCIEFW__MESSAGE__BODY_ERROR) {
-            break;
-        }
-        pciefw_handle_hello(s, m);
-        return;
-    case PCIEFW_WAIT_DESC:
-        if (m->body_case != PCIEFW__MESSAGE__BODY_DEVICE_DESCRIPTION) {
-            break;
-        }
-        pciefw_handle_description(s, m->device_description);
-        return;
-    case PCIEFW_WAIT_RINGS:
-        if (m->body_case != PCIEFW__MESSAGE__BODY_RING_READY) {
-            break;
-        }
-        pciefw_handle_ring_ready(s, m->ring_ready);
-        return;
-    case PCIEFW_RESETTING:
-    case PCIEFW_UP:
-        if (pciefw_is_session_message(m)) {
-            pciefw_handle_session_message(s, m);
-            return;
-        }
-        break;
-    case PCIEFW_CONNECTING:
-    case PCIEFW_TLS_HANDSHAKE:
-    case PCIEFW_DOWN:
-        return;
-    }
-
-    /* Allowed in any state. */
-    if (m->body_case == PCIEFW__MESSAGE__BODY_GOODBYE) {
-        pciefw_disconnect(s, "endpoint said goodbye (%s: %s)",
-                          pciefw_enum_name(&pciefw__goodbye_reason__descriptor,
-                                           m->goodbye->reason),
-                          m->goodbye->text && *m->goodbye->text ?
-                          m->goodbye->text : "no reason given");
-    } else if (m->body_case == PCIEFW__MESSAGE__BODY_ERROR) {
-        pciefw_disconnect(s, "endpoint reported an error (%s: %s)",
-                          pciefw_enum_name(&pciefw__error_code__descriptor,
-                                           m->error->code),
-                          m->error->text && *m->error->text ?
-                          m->error->text : "no text");
-    } else {
-        pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_UNEXPECTED,
-                              "unexpected %s message",
-                              pf_msg_kind_name(m->body_case));
-    }
-}
-
-static void pciefw_handle_frame(PCIeFwState *s, const uint8_t *frame,
-                                size_t len)
-{
-    uint32_t max_payload = s->state >= PCIEFW_WAIT_DESC ?
-                           s->session.max_payload : PCIEFW_HANDSHAKE_FRAME;
-    PfMessage *m;
-    char err[256];
-    int r;
-
-    r = pf_codec_decode(&s->codec, frame, len, &m, err, sizeof(err));
-    if (r == PF_OK) {
-        r = pf_msg_validate(m, max_payload, err, sizeof(err));
-    }
-    if (s->trace && r == PF_OK) {
-        pf_trace_write(s->trace, pf_now_ns(), PF_DIR_TO_HOST, frame, len);
-    } else if (s->trace) {
-        /* Spec 6: the frame as received, length prefix included. */
-        g_autofree uint8_t *raw = g_malloc(PF_FRAME_HEADER + len);
-
-        pf_frame_put_header(raw, len);
-        memcpy(raw + PF_FRAME_HEADER, frame, len);
-        pf_trace_write_malformed(s->trace, pf_now_ns(), PF_DIR_TO_HOST, raw,
-                                 PF_FRAME_HEADER + len);
-    }
-    if (r != PF_OK) {
-        pciefw_protocol_error(s, pf_error_code(r), "%s", err);
-        return;
-    }
-    trace_pciefw_recv(pf_msg_kind_name(m->body_case), len);
-    pciefw_handle_message(s, m);
-}
-
-/*
- * Handle one frame with the device marked busy: an access that the
- * handling makes to the device itself (DMA or MSI onto its own BARs or
- * config space) is refused instead of starting a nested exchange that
- * would reuse the decoder's buffers.  QEMU's memory core refuses accesses
- * to our regions while the device's reentrancy guard is engaged.
- */
-static void pciefw_dispatch_frame(PCIeFwState *s, const uint8_t *frame,
-                                  size_t len)
-{
-    MemReentrancyGuard *guard = &DEVICE(s)->mem_reentrancy_guard;
-    bool engaged = guard->engaged_in_io;
-
-    guard->engaged_in_io = true;
-    s->dispatching = true;
-    pciefw_handle_frame(s, frame, len);
-    s->dispatching = false;
-    guard->engaged_in_io = engaged;
-}
-
-/* Read what is available (up to @max_reads chunks) and handle it in order. */
-static void pciefw_read_input(PCIeFwState *s, int max_reads)
-{
-    while (max_reads-- > 0 && s->fd >= 0) {
-        PCIeFwStream *from = s->stream;
-        ssize_t n = s->stream->ops->recv(s->stream, s->rxbuf,
-                                         PCIEFW_RX_CHUNK);
-        size_t off = 0;
-
-        if (n < 0) {
-            if (errno == EINTR) {
-                max_reads++;
-                continue;
-            }
-            if (errno == EBADMSG) {
-                pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
-                                      "%s", pciefw_stream_strerror(s->stream,
-                                                                   errno));
-            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-                pciefw_disconnect(s, "receive failed: %s",
-                                  pciefw_stream_strerror(s->stream, errno));
-            }
-            return;
-        }
-        if (n == 0) {
-            pciefw_disconnect(s, "connection closed by the endpoint%s",
-                              pf_frame_decoder_finish(&s->dec) == PF_EOF ?
-                              "" : " in the middle of a message");
-            return;
-        }
-        while (off < (size_t)n && s->fd >= 0) {
-            const uint8_t *frame;
-            size_t used, len;
-            int r = pf_frame_decoder_push(&s->dec, s->rxbuf + off, n - off,
-                                          &used, &frame, &len);
-
-            off += used;
-            if (r == PF_OK) {
-                pciefw_dispatch_frame(s, frame, len);
-                if (s->stream != from && s->fd >= 0 && off < (size_t)n) {
-                    pciefw_protocol_error(s, PCIEFW__ERROR_CODE__ERROR_PROTOCOL,
-                                          "%zu bytes on the socket after "
-                                          "ring_ready", n - off);
-                    return;
-                }
-            } else if (r != PF_AGAIN) {
-                if (s->trace) {
-                    pf_trace_write_malformed(s->trace, pf_now_ns(),
-                                             PF_DIR_TO_HOST,
-                                             s->rxbuf + off - used,
-                                             n - off + used);
-                }
-                pciefw_protocol_error(s, pf_error_code(r),
-                                      "bad frame: %s", pf_strerror(r));
-                return;
-            }
-        }
-    }
-}
-
-/* ---------------------------------------------------------------------- */
-/* Idle service from the main loop                                         */
-
-static void pciefw_fd_read(void *opaque)
-{
-    PCIeFwState *s = opaque;
-
-    pciefw_readable(s, PCIEFW_RX_BATCH);
-    pciefw_flush(s);
-    pciefw_update_watch(s);
-    if (pciefw_input_held(s)) {
-        qemu_bh_schedule(s->input_bh);
-    }
-    /*
-     * Capture is buffered; hand it to the kernel once per batch, off the
-     * vCPU path, so a killed QEMU loses at most the current batch.
-     */
-    if (s->trace) {
-        pf_trace_flush(s->trace);
-    }
-}
-
-/* The socket beside the rings: only a hang-up or a violation shows. */
-static void pciefw_socket_read(void *opaque)
-{
-    PCIeFwState *s = opaque;
-
-    pciefw_socket_event(s);
-    pciefw_fd_read(s);
-}
-
-/* The endpoint kicked our doorbell: bytes, or room, in the rings. */
-static void pciefw_bell_read(void *opaque)
-{
-    PCIeFwState *s = opaque;
-
-    pf_doorbell_drain(s->stream->wake_fd);
-    pciefw_flush(s);
-    pciefw_fd_read(s);
-}
-
-static void pciefw_input_bh(void *opaque)
-{
-    PCIeFwState *s = opaque;
-
-    if (pciefw_input_held(s)) {
-        pciefw_fd_read(s);
-    }
-}
-
-static void pciefw_fd_write(void *opaque)
-{
-    PCIeFwState *s = opaque;
-
-    pciefw_writable(s);
-    pciefw_update_watch(s);
-}
-
-static void pciefw_update_watch(PCIeFwState *s)
-{
-    bool want_read, want_write;
-
-    if (s->fd < 0) {
-        return;
-    }
-    if (pciefw_stream_waits_on_bell(s)) {
-        /*
-         * The handlers are fixed while the rings last (pciefw_use_rings()),
-         * and no handler waits for room to write: what handling input
-         * queued (a DMA read's data, while a vCPU waited for something
-         * else) goes now.  A full ring kicks us when it drains.
-         */
-        pciefw_flush(s);
-        return;
-    }
-    want_read = pciefw_want_read(s);
-    want_write = pciefw_want_write(s);
-    if (want_read != s->read_watched || want_write != s->write_watched) {
-        s->read_watched = want_read;
-        s->write_watched = want_write;
-        qemu_set_fd_handler(s->fd, want_read ? pciefw_fd_read : NULL,
-                            want_write ? pciefw_fd_write : NULL, s);
-    }
-}
+static const PCIeFwConnOps pciefw_conn_ops = {
+    .on = {
+        [PCIEFW__MESSAGE__BODY_DEVICE_DESCRIPTION] = pciefw_on_description,
+        [PCIEFW__MESSAGE__BODY_RING_READY] = pciefw_on_ring_ready,
+        [PCIEFW__MESSAGE__BODY_DMA_READ] = pciefw_dma_read_handler,
+        [PCIEFW__MESSAGE__BODY_DMA_WRITE] = pciefw_dma_write_handler,
+        [PCIEFW__MESSAGE__BODY_INTX] = pciefw_intx_handler,
+        [PCIEFW__MESSAGE__BODY_MSI] = pciefw_msi_handler,
+        [PCIEFW__MESSAGE__BODY_MSIX] = pciefw_msix_handler,
+    },
+    .session = pciefw_on_session,
+    .closed = pciefw_conn_closed,
+    .out_idle = pciefw_out_idle,
+};
 
 /* ---------------------------------------------------------------------- */
 /* Connecting                                                              */
 
 /*
- * Connecting never blocks: the socket is non-blocking from the start, a
- * connect in progress is finished by pciefw_writable(), and the handshake
- * is driven by the same message handlers as the session.  At realize the
- * steps are driven synchronously (pciefw_pump, bounded by the timeout);
- * a reconnection runs in the background from the main loop, bounded by
- * attempt_timer.
+ * Connecting never blocks: the dialer connects from the main loop, and the
+ * session is the connection's from there.  At realize the steps are
+ * driven synchronously, bounded by the timeout; a reconnection runs in
+ * the background, bounded by attempt_timer.
  */
 
-static bool pciefw_resolve(PCIeFwState *s, Error **errp)
+/* The socket is connected, or the attempt failed. */
+static void pciefw_dialed(void *opaque, int fd, const char *error)
 {
-    struct addrinfo hints = {
-        .ai_family = AF_UNSPEC,
-        .ai_socktype = SOCK_STREAM,
-    };
-    g_autofree char *port = NULL;
-    struct sockaddr_un *un;
-    int r;
+    PCIeFwState *s = opaque;
+    g_autofree char *what = g_strdup_printf("connected to %s", s->peer);
+    QCryptoTLSCreds *creds = pciefw_conn_creds(s->conn);
+    PCIeFwStream *st;
+    Error *err = NULL;
 
-    if (s->path) {
-        if (strlen(s->path) >= sizeof(un->sun_path)) {
-            error_setg(errp, "pciefw: path '%s' is longer than a UNIX socket "
-                       "path may be (%zu bytes)", s->path,
-                       sizeof(un->sun_path) - 1);
-            return false;
-        }
-        s->addrs = g_new0(struct addrinfo, 1);
-        un = g_new0(struct sockaddr_un, 1);
-        un->sun_family = AF_UNIX;
-        pstrcpy(un->sun_path, sizeof(un->sun_path), s->path);
-        s->addrs->ai_family = AF_UNIX;
-        s->addrs->ai_socktype = SOCK_STREAM;
-        s->addrs->ai_addr = (struct sockaddr *)un;
-        s->addrs->ai_addrlen = sizeof(*un);
-        return true;
-    }
-    port = g_strdup_printf("%u", s->rport);
-    r = getaddrinfo(s->raddr, port, &hints, &s->addrs);
-    if (r) {
-        s->addrs = NULL;
-        error_setg(errp, "pciefw: cannot resolve endpoint host '%s': %s",
-                   s->raddr, gai_strerror(r));
-        return false;
-    }
-    return true;
-}
+    if (fd < 0) {
+        g_autofree char *why = g_strdup_printf("cannot connect: %s", error);
 
-static void pciefw_free_addrs(PCIeFwState *s)
-{
-    if (!s->addrs) {
+        pciefw_lost(s, why);
         return;
     }
-    if (s->path) {
-        g_free(s->addrs->ai_addr);
-        g_free(s->addrs);
-    } else {
-        freeaddrinfo(s->addrs);
-    }
-    s->addrs = NULL;
-}
-
-/*
- * Start connecting to s->next_addr, or to the next address after it that
- * can be tried; with none left the attempt has failed.
- */
-static void pciefw_connect_next(PCIeFwState *s)
-{
-    if (s->fd >= 0) {
-        qemu_set_fd_handler(s->fd, NULL, NULL, NULL);
-        close(s->fd);
-        s->fd = -1;
-    }
-    for (; s->next_addr; s->next_addr = s->next_addr->ai_next) {
-        struct addrinfo *ai = s->next_addr;
-        int fd = qemu_socket(ai->ai_family, ai->ai_socktype, 0);
-
-        if (fd < 0) {
-            g_free(s->connect_error);
-            s->connect_error = g_strdup(strerror(errno));
-            continue;
-        }
-        if (!qemu_set_blocking(fd, false, NULL)) {
-            close(fd);
-            continue;
-        }
-        s->fd = fd;
-        s->read_watched = false;
-        s->write_watched = false;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            pciefw_connected(s);
-            return;
-        }
-        if (errno == EINPROGRESS) {
-            s->state = PCIEFW_CONNECTING;
-            pciefw_update_watch(s);
-            return;
-        }
-        g_free(s->connect_error);
-        /* A UNIX socket whose listen backlog is full: the endpoint hangs. */
-        s->connect_error = g_strdup(errno == EAGAIN ?
-                                    "the endpoint accepts no connection "
-                                    "(listen backlog full)" : strerror(errno));
+    st = creds ? pciefw_stream_tls(fd, creds, s->tls_hostname ?: s->raddr,
+                                   &err)
+               : pciefw_stream_socket(fd);
+    if (!st) {
         close(fd);
-        s->fd = -1;
-    }
-    pciefw_disconnect(s, "cannot connect: %s",
-                      s->connect_error ?: "no address to connect to");
-}
-
-/* Open the byte stream over the connected socket. */
-static bool pciefw_open_stream(PCIeFwState *s)
-{
-    Error *err = NULL;
-
-    if (!s->creds) {
-        s->stream = pciefw_stream_socket(s->fd);
-        s->state = PCIEFW_WAIT_HELLO;
-        return true;
-    }
-    s->stream = pciefw_stream_tls(s->fd, s->creds,
-                                  s->tls_hostname ?: s->raddr, &err);
-    if (!s->stream) {
-        pciefw_disconnect(s, "%s", error_get_pretty(err));
-        error_free(err);
-        return false;
-    }
-    s->state = PCIEFW_TLS_HANDSHAKE;
-    s->handshake_wants_write = true;    /* the ClientHello goes first */
-    return true;
-}
-
-/* The TLS handshake goes on; once done, our Hello goes out. */
-static void pciefw_handshake_step(PCIeFwState *s)
-{
-    Error *err = NULL;
-    int r = s->stream->ops->handshake(s->stream, &s->handshake_wants_write,
-                                      &err);
-
-    if (r < 0) {
-        pciefw_disconnect(s, "%s", error_get_pretty(err));
+        pciefw_lost(s, error_get_pretty(err));
         error_free(err);
         return;
     }
-    if (r > 0) {
-        trace_pciefw_tls_established(s->peer);
-        s->state = PCIEFW_WAIT_HELLO;
-        pciefw_flush(s);
-    }
-    pciefw_update_watch(s);
-}
-
-/* Connected: say hello; the handlers take it from there. */
-static void pciefw_connected(PCIeFwState *s)
-{
-    size_t mark;
-
-    if (s->next_addr->ai_family != AF_UNIX) {
-        socket_set_nodelay(s->fd);
-    }
-    if (!pciefw_open_stream(s)) {
-        return;
-    }
-    s->faults_reported = 0;
-    if (s->trace) {
-        g_autofree char *text = g_strdup_printf(
-            "session %u: connected to %s", ++s->sessions, s->peer);
-
-        /* Spec 6: one file spans reconnections; mark where each begins. */
-        pf_trace_write_session(s->trace, pf_now_ns(), text);
-    }
-    pf_buf_clear(&s->out);
-    pf_frame_decoder_init(&s->dec, PCIEFW_HANDSHAKE_FRAME);
-    mark = pciefw_mark(s);
-    if (!pciefw_queued(s, mark, pf_put_hello(&s->out, &s->hello), "hello")) {
-        return;
-    }
-    if (s->state == PCIEFW_TLS_HANDSHAKE) {
-        pciefw_handshake_step(s);
-        return;
-    }
-    pciefw_flush(s);
-    pciefw_update_watch(s);
+    s->state = PCIEFW_SESSION;
+    pciefw_conn_start(s->conn, fd, st, &s->hello, what);
 }
 
 static void pciefw_start_connect(PCIeFwState *s)
 {
-    g_clear_pointer(&s->connect_error, g_free);
-    s->next_addr = s->addrs;
-    pciefw_connect_next(s);
+    s->state = PCIEFW_CONNECTING;
+    pciefw_dial_start(&s->dial);
 }
 
-static bool pciefw_up(PCIeFwState *s)
+static bool pciefw_up(void *arg)
 {
-    return s->state == PCIEFW_UP;
+    return ((PCIeFwState *)arg)->state == PCIEFW_UP;
 }
 
 /*
@@ -1768,11 +890,14 @@ static bool pciefw_up(PCIeFwState *s)
  */
 static bool pciefw_connect(PCIeFwState *s, Error **errp)
 {
+    int64_t deadline = pciefw_conn_deadline(s->conn);
+
     s->realizing = true;
     pciefw_start_connect(s);
-    if (s->fd >= 0) {
-        pciefw_pump(s, pciefw_up, "hello and device description",
-                    pciefw_deadline(s));
+    pciefw_dial_wait(&s->dial, deadline);
+    if (pciefw_conn_alive(s->conn)) {
+        pciefw_conn_pump(s->conn, pciefw_up, s, "hello and device "
+                         "description", deadline);
     }
     s->realizing = false;
 
@@ -1786,10 +911,10 @@ static bool pciefw_connect(PCIeFwState *s, Error **errp)
         } else {
             error_setg(errp, "pciefw endpoint at %s: %s", s->peer, why);
         }
-        pciefw_drop(s);
+        pciefw_conn_close(s->conn, "realize failed");
+        pciefw_link_down(s);
         return false;
     }
-    pciefw_update_watch(s);
     return true;
 }
 
@@ -1807,7 +932,7 @@ static void pciefw_reconnect(void *opaque)
     }
     trace_pciefw_reconnect_attempt();
     s->reconnecting = true;
-    timer_mod(s->attempt_timer, pciefw_deadline(s));
+    timer_mod(s->attempt_timer, pciefw_conn_deadline(s->conn));
     pciefw_start_connect(s);
 }
 
@@ -1817,37 +942,8 @@ static void pciefw_attempt_timeout(void *opaque)
 
     if (s->reconnecting && s->state != PCIEFW_DOWN) {
         pciefw_disconnect(s, "no hello, description and reset completion "
-                          "within %u ms", s->timeout_ms);
+                          "within %u ms", s->conf.timeout_ms);
     }
-}
-
-/* The returning endpoint describes the same device: reset it first. */
-static void pciefw_send_revive_reset(PCIeFwState *s)
-{
-    size_t mark = pciefw_mark(s);
-
-    trace_pciefw_reset("function");
-    s->reset_tag = s->next_tag++;
-    s->state = PCIEFW_RESETTING;
-    if (pciefw_queued(s, mark,
-                      pf_put_reset(&s->out, s->reset_tag,
-                                   PCIEFW__RESET_KIND__RESET_FUNCTION),
-                      "reset")) {
-        pciefw_flush(s);
-    }
-}
-
-/* The reset of a reconnection completed: the device serves the guest. */
-static void pciefw_revived(PCIeFwState *s)
-{
-    timer_del(s->attempt_timer);
-    s->state = PCIEFW_UP;
-    pciefw_bus_master_after_reset(s);
-    s->reconnecting = false;
-    s->error_reported = false;
-    s->mismatch_reported = false;
-    trace_pciefw_reconnected();
-    info_report("pciefw: reconnected to endpoint %s", s->peer);
 }
 
 static void pciefw_schedule_reconnect(PCIeFwState *s)
@@ -1859,40 +955,28 @@ static void pciefw_schedule_reconnect(PCIeFwState *s)
     }
 }
 
-/*
- * Forward a reset and wait for its completion.  Endpoint DMA and
- * interrupts that arrive meanwhile are refused: the function is being
- * reset (and its bus mastering about to be cleared).
- */
+/* ---------------------------------------------------------------------- */
+/* Resets (spec 3.1)                                                       */
+
+static int pciefw_put_reset(struct pf_buf *out, uint32_t tag, const void *arg)
+{
+    return pf_put_reset(out, tag, *(const Pciefw__ResetKind *)arg);
+}
+
 static void pciefw_send_reset(PCIeFwState *s, Pciefw__ResetKind kind)
 {
-    const char *name = kind == PCIEFW__RESET_KIND__RESET_FUNCTION ?
-                       "function" : "system";
-    uint32_t tag;
-    size_t mark;
-
-    trace_pciefw_reset(name);
+    trace_pciefw_reset(kind == PCIEFW__RESET_KIND__RESET_FUNCTION ?
+                       "function" : "system");
     if (s->state != PCIEFW_UP) {
         return;         /* a reconnection resets the endpoint anyway */
     }
-    if (!pciefw_begin(s, &tag, 0)) {
-        /*
-         * Only reachable if a reset arrived in the middle of another
-         * request: the two sides would disagree on the device's state, so
-         * start over (a reconnection resets the endpoint).
-         */
-        pciefw_disconnect(s, "%s reset while a request was in flight", name);
-        return;
-    }
     s->resetting = true;
     /* The reset clears Bus Master Enable: no copies from here (10.3). */
-    pciefw_report_bus_master(s, false);
-    mark = pciefw_mark(s);
-    if (pciefw_queued(s, mark, pf_put_reset(&s->out, tag, kind), "reset")) {
-        pciefw_complete(s, "reset", pciefw_deadline(s));
-    }
+    pciefw_memmap_report_bme(&s->memmap, false, false);
+    pciefw_request(s, "reset", pciefw_put_reset, &kind, NULL, 0,
+                   pciefw_conn_deadline(s->conn));
     s->resetting = false;
-    pciefw_bus_master_after_reset(s);
+    pciefw_memmap_after_reset(&s->memmap, pciefw_bme(s));
     if (s->desc.intx_pin) {
         pciefw_set_intx(s, false);
     }
@@ -1901,29 +985,52 @@ static void pciefw_send_reset(PCIeFwState *s, Pciefw__ResetKind kind)
 /* ---------------------------------------------------------------------- */
 /* BAR accesses                                                            */
 
+typedef struct PCIeFwAccess {
+    uint8_t bar;
+    uint64_t addr;
+    uint32_t size;
+    const uint8_t *data;        /* writes */
+} PCIeFwAccess;
+
+static int pciefw_put_bar_read(struct pf_buf *out, uint32_t tag,
+                               const void *arg)
+{
+    const PCIeFwAccess *a = arg;
+
+    return pf_put_mem_read(out, tag, a->bar, a->addr, a->size);
+}
+
+static int pciefw_put_io_read(struct pf_buf *out, uint32_t tag,
+                              const void *arg)
+{
+    const PCIeFwAccess *a = arg;
+
+    return pf_put_io_read(out, tag, a->bar, a->addr, a->size);
+}
+
+static int pciefw_put_io_write(struct pf_buf *out, uint32_t tag,
+                               const void *arg)
+{
+    const PCIeFwAccess *a = arg;
+
+    return pf_put_io_write(out, tag, a->bar, a->addr, a->data, a->size);
+}
+
 static uint64_t pciefw_bar_read(void *opaque, hwaddr addr, unsigned size)
 {
     PCIeFwBar *bar = opaque;
     PCIeFwState *s = bar->s;
     bool io = s->desc.bars[bar->index].kind == PCIEFW__BAR_KIND__BAR_IO;
+    PCIeFwAccess a = { .bar = bar->index, .addr = addr, .size = size };
     uint64_t val = all_ones(size);
-    uint32_t tag;
-    size_t mark;
-    int r;
+    uint8_t data[8];
 
-    if (pciefw_reentered(s, "BAR read", addr)) {
-        return val;
-    }
-    if (pciefw_begin(s, &tag, size)) {
-        mark = pciefw_mark(s);
-        r = io ? pf_put_io_read(&s->out, tag, bar->index, addr, size)
-               : pf_put_mem_read(&s->out, tag, bar->index, addr, size);
-        if (pciefw_queued(s, mark, r, io ? "io_read" : "mem_read") &&
-            pciefw_complete(s, io ? "io_read" : "mem_read",
-                            pciefw_deadline(s)) ==
-            PCIEFW__STATUS__STATUS_SUCCESSFUL) {
-            val = pf_le_load(s->cpl_data, size);
-        }
+    if (!pciefw_reentered(s, "BAR read", addr) &&
+        pciefw_request(s, io ? "io_read" : "mem_read",
+                       io ? pciefw_put_io_read : pciefw_put_bar_read, &a,
+                       data, size, pciefw_conn_deadline(s->conn)) ==
+        PCIEFW__STATUS__STATUS_SUCCESSFUL) {
+        val = pf_le_load(data, size);
     }
     if (io) {
         trace_pciefw_io_read(bar->index, addr, size, val);
@@ -1939,7 +1046,8 @@ static void pciefw_bar_write(void *opaque, hwaddr addr, uint64_t val,
     PCIeFwBar *bar = opaque;
     PCIeFwState *s = bar->s;
     uint8_t data[8];
-    uint32_t tag;
+    PCIeFwAccess a = { .bar = bar->index, .addr = addr, .size = size,
+                       .data = data };
     size_t mark;
 
     if (pciefw_reentered(s, "BAR write", addr)) {
@@ -1949,27 +1057,18 @@ static void pciefw_bar_write(void *opaque, hwaddr addr, uint64_t val,
     if (s->desc.bars[bar->index].kind == PCIEFW__BAR_KIND__BAR_IO) {
         /* I/O writes are non-posted. */
         trace_pciefw_io_write(bar->index, addr, size, val);
-        if (!pciefw_begin(s, &tag, 0)) {
-            return;
-        }
-        mark = pciefw_mark(s);
-        if (pciefw_queued(s, mark, pf_put_io_write(&s->out, tag, bar->index,
-                                                   addr, data, size),
-                          "io_write")) {
-            pciefw_complete(s, "io_write", pciefw_deadline(s));
-        }
+        pciefw_request(s, "io_write", pciefw_put_io_write, &a, NULL, 0,
+                       pciefw_conn_deadline(s->conn));
         return;
     }
-
     trace_pciefw_mem_write(bar->index, addr, size, val);
     if (s->state != PCIEFW_UP) {
         return;
     }
-    mark = pciefw_mark(s);
-    if (pciefw_queued(s, mark, pf_put_mem_write(&s->out, bar->index, addr,
-                                                data, size), "mem_write")) {
-        pciefw_posted(s);
-    }
+    mark = pciefw_conn_mark(s->conn);
+    pciefw_posted(s, mark, pf_put_mem_write(pciefw_conn_out(s->conn),
+                                            bar->index, addr, data, size),
+                  "mem_write");
 }
 
 static const MemoryRegionOps pciefw_mem_ops = {
@@ -2011,6 +1110,21 @@ static bool pciefw_config_forwarded(PCIeFwState *s, uint32_t addr)
     return addr >= PCI_CONFIG_SPACE_SIZE && s->config_ext;
 }
 
+typedef struct PCIeFwConfigAccess {
+    uint32_t addr;
+    int len;
+    const uint8_t *data;        /* writes */
+} PCIeFwConfigAccess;
+
+static int pciefw_put_config(struct pf_buf *out, uint32_t tag,
+                             const void *arg)
+{
+    const PCIeFwConfigAccess *a = arg;
+
+    return a->data ? pf_put_config_write(out, tag, a->addr, a->data, a->len)
+                   : pf_put_config_read(out, tag, a->addr, a->len);
+}
+
 /*
  * A forwarded config access; a device not ready after reset answers
  * CONFIG_RETRY, and the access is retried until the completion timeout
@@ -2019,30 +1133,19 @@ static bool pciefw_config_forwarded(PCIeFwState *s, uint32_t addr)
  * connection.
  */
 static int pciefw_config_access(PCIeFwState *s, bool write, uint32_t addr,
-                                uint32_t val, int len)
+                                uint32_t val, int len, uint8_t *out)
 {
-    const char *kind = write ? "config_write" : "config_read";
-    int64_t deadline = pciefw_deadline(s);
+    int64_t deadline = pciefw_conn_deadline(s->conn);
     uint8_t data[4];
-    uint32_t tag;
-    size_t mark;
-    int status, r;
+    PCIeFwConfigAccess a = { .addr = addr, .len = len,
+                             .data = write ? data : NULL };
+    int status;
 
+    pf_le_store(data, len, val);
     for (;;) {
-        if (!pciefw_begin(s, &tag, write ? 0 : len)) {
-            return -1;
-        }
-        mark = pciefw_mark(s);
-        if (write) {
-            pf_le_store(data, len, val);
-            r = pf_put_config_write(&s->out, tag, addr, data, len);
-        } else {
-            r = pf_put_config_read(&s->out, tag, addr, len);
-        }
-        if (!pciefw_queued(s, mark, r, kind)) {
-            return -1;
-        }
-        status = pciefw_complete(s, kind, deadline);
+        status = pciefw_request(s, write ? "config_write" : "config_read",
+                                pciefw_put_config, &a, out, write ? 0 : len,
+                                deadline);
         if (status != PCIEFW__STATUS__STATUS_CONFIG_RETRY ||
             qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1 >= deadline) {
             return status;
@@ -2055,6 +1158,7 @@ static uint32_t pciefw_config_read(PCIDevice *pdev, uint32_t addr, int len)
 {
     PCIeFwState *s = PCIEFW(pdev);
     uint32_t val = all_ones(len);
+    uint8_t data[4];
 
     if (!pciefw_config_forwarded(s, addr)) {
         return pci_default_read_config(pdev, addr, len);
@@ -2062,9 +1166,9 @@ static uint32_t pciefw_config_read(PCIDevice *pdev, uint32_t addr, int len)
     if (pciefw_reentered(s, "config read", addr)) {
         return val;
     }
-    if (pciefw_config_access(s, false, addr, 0, len) ==
+    if (pciefw_config_access(s, false, addr, 0, len, data) ==
         PCIEFW__STATUS__STATUS_SUCCESSFUL) {
-        val = pf_le_load(s->cpl_data, len);
+        val = pf_le_load(data, len);
     }
     trace_pciefw_config_read(addr, len, val);
     return val;
@@ -2080,9 +1184,9 @@ static void pciefw_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
     }
     if (!pciefw_config_forwarded(s, addr)) {
         pci_default_write_config(pdev, addr, val, len);
-        if (ranges_overlap(addr, len, PCI_COMMAND, 2) && pciefw_shm(s)) {
-            pciefw_report_bus_master(s, false);
-            pciefw_posted(s);
+        if (ranges_overlap(addr, len, PCI_COMMAND, 2)) {
+            pciefw_memmap_report_bme(&s->memmap, pciefw_bme(s), false);
+            pciefw_conn_posted(s->conn);
         }
         if (pci_is_express(pdev)) {
             pcie_cap_flr_write_config(pdev, addr, val, len);
@@ -2090,7 +1194,7 @@ static void pciefw_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
         return;
     }
     trace_pciefw_config_write(addr, len, val);
-    pciefw_config_access(s, true, addr, val, len);
+    pciefw_config_access(s, true, addr, val, len, NULL);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -2184,105 +1288,51 @@ static bool pciefw_init_caps(PCIeFwState *s, Error **errp)
 static void pciefw_close(PCIeFwState *s)
 {
     s->closing = true;
-    pciefw_drop(s);
+    pciefw_link_down(s);
+    g_clear_pointer(&s->conn, pciefw_conn_free);
     pciefw_memmap_stop(&s->memmap);
     g_clear_pointer(&s->reconnect_timer, timer_free);
     g_clear_pointer(&s->attempt_timer, timer_free);
-    g_clear_pointer(&s->input_bh, qemu_bh_delete);
-    g_clear_pointer(&s->memmap_bh, qemu_bh_delete);
-    pciefw_free_addrs(s);
-    if (s->creds) {
-        object_unref(OBJECT(s->creds));
-        s->creds = NULL;
-    }
-    if (s->trace) {
-        pf_trace_close(s->trace);
-        s->trace = NULL;
-    }
-    pf_codec_free(&s->codec);
-    pf_buf_free(&s->out);
-    g_clear_pointer(&s->rxbuf, g_free);
+    pciefw_dial_free(&s->dial);
     g_clear_pointer(&s->connect_error, g_free);
     g_clear_pointer(&s->peer, g_free);
 }
 
-/* tls-creds names a tls-creds-x509 object for a client (docs 1.5). */
-static bool pciefw_lookup_creds(PCIeFwState *s, Error **errp)
+/* The properties, as realize checks them; false with @errp set. */
+static bool pciefw_check_properties(PCIeFwState *s, Error **errp)
 {
-    Object *obj = object_resolve_path_component(object_get_objects_root(),
-                                                s->tls_creds);
-    QCryptoTLSCreds *creds;
-
-    if (!obj) {
-        error_setg(errp, "pciefw: no TLS credentials object '%s' (give "
-                   "-object tls-creds-x509,id=%s,dir=DIR,endpoint=client)",
-                   s->tls_creds, s->tls_creds);
-        return false;
-    }
-    creds = (QCryptoTLSCreds *)object_dynamic_cast(obj, TYPE_QCRYPTO_TLS_CREDS);
-    if (!creds) {
-        error_setg(errp, "pciefw: object '%s' is not TLS credentials",
-                   s->tls_creds);
-        return false;
-    }
-    if (!qcrypto_tls_creds_check_endpoint(creds,
-                                          QCRYPTO_TLS_CREDS_ENDPOINT_CLIENT,
-                                          errp)) {
-        error_prepend(errp, "pciefw: tls-creds '%s': ", s->tls_creds);
-        return false;
-    }
-    s->creds = creds;
-    object_ref(obj);
-    return true;
-}
-
-static void pciefw_realize(PCIDevice *pdev, Error **errp)
-{
-    ERRP_GUARD();
-    PCIeFwState *s = PCIEFW(pdev);
-    const PCIeFwDesc *d = &s->desc;
-    uint8_t *conf = pdev->config;
-
-    s->fd = -1;
     if (s->path && (s->raddr || s->rport)) {
         error_setg(errp, "pciefw: give either path (UNIX socket) or "
                    "raddr+rport (TCP), not both");
-        return;
+        return false;
     }
     if (!s->path && !(s->raddr && s->rport)) {
         error_setg(errp, "pciefw: the endpoint's socket is missing: set "
                    "path=SOCKET for a UNIX socket or raddr=HOST,rport=PORT "
                    "for TCP");
-        return;
+        return false;
     }
     if (s->path && !*s->path) {
         error_setg(errp, "pciefw: path must not be empty");
-        return;
+        return false;
     }
-    if ((s->tls_creds || s->tls_hostname) && s->path) {
+    if ((s->conf.tls_creds || s->tls_hostname) && s->path) {
         error_setg(errp, "pciefw: tls-creds is for TCP (raddr, rport); a "
                    "UNIX socket is protected by its file mode");
-        return;
+        return false;
     }
-    if (s->tls_hostname && !s->tls_creds) {
+    if (s->tls_hostname && !s->conf.tls_creds) {
         error_setg(errp, "pciefw: tls-hostname needs tls-creds");
-        return;
+        return false;
     }
-    if (s->tls_creds && !pciefw_lookup_creds(s, errp)) {
-        return;
-    }
-    if (!s->timeout_ms || s->timeout_ms > PCIEFW_MAX_TIMEOUT_MS) {
-        error_setg(errp, "pciefw: timeout must be between 1 and %u ms "
-                   "(a guest access waits for the endpoint at most that "
-                   "long, holding QEMU's main lock)", PCIEFW_MAX_TIMEOUT_MS);
-        return;
-    }
-    s->peer = s->path ? g_strdup_printf("unix:%s", s->path)
-                      : g_strdup_printf("tcp:%s:%u", s->raddr, s->rport);
+    return true;
+}
 
-    pf_codec_init(&s->codec);
-    pf_buf_init(&s->out);
-    s->rxbuf = g_malloc(PCIEFW_RX_CHUNK);
+/* What this side offers in its Hello (spec 2.2, 10.1, 11.1). */
+static void pciefw_offer(PCIeFwState *s)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+
     pf_hello_defaults(&s->hello, "qemu " QEMU_VERSION);
     /*
      * Guest memory is offered on a UNIX socket when bus addresses are
@@ -2290,46 +1340,22 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
      * The listener sees RAM as the IOMMU-less bus-master view does, but
      * without the Bus Master Enable gate, which is reported on its own.
      */
-    if (s->guest_memory && s->path &&
+    if (s->conf.guest_memory && s->path &&
         pci_device_iommu_address_space(pdev) == &address_space_memory) {
         s->hello.features |= PCIEFW_FEATURE_GUEST_MEMORY;
-        pciefw_memmap_start(&s->memmap, &address_space_memory,
-                            pciefw_memmap_changed, s);
+        pciefw_memmap_start(&s->memmap, &address_space_memory, DEVICE(s),
+                            s->conn);
     }
     /* Rings on a UNIX socket, as plain as it is (spec 11.1). */
-    if (s->shm_rings && s->path && !s->tls_creds) {
+    if (s->conf.shm_rings && s->path && !s->conf.tls_creds) {
         s->hello.features |= PCIEFW_FEATURE_SHM_RINGS;
     }
-    s->next_tag = 1;
+}
 
-    if (s->trace_path) {
-        char err[256];
-
-        s->trace = pf_trace_create(s->trace_path, "qemu " QEMU_VERSION,
-                                   err, sizeof(err));
-        if (!s->trace) {
-            error_setg(errp, "pciefw: cannot create trace file '%s': %s",
-                       s->trace_path, err);
-            goto fail;
-        }
-        /* Rotated pieces: FILE.1 .. FILE.4 (docs/protocol.md section 6). */
-        pf_trace_set_limit(s->trace, s->trace_limit, 4);
-    }
-
-    s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pciefw_reconnect, s);
-    s->attempt_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
-                                    pciefw_attempt_timeout, s);
-    s->input_bh = aio_bh_new_guarded(qemu_get_aio_context(), pciefw_input_bh,
-                                     s, &DEVICE(s)->mem_reentrancy_guard);
-    s->memmap_bh = aio_bh_new_guarded(qemu_get_aio_context(),
-                                      pciefw_memmap_bh, s,
-                                      &DEVICE(s)->mem_reentrancy_guard);
-    if (!pciefw_resolve(s, errp) || !pciefw_connect(s, errp)) {
-        goto fail;
-    }
-    s->desc = s->new_desc;
-    s->have_desc = true;
-    s->config_ext = pci_is_express(pdev) && d->config_ext;
+static void pciefw_apply_identity(PCIeFwState *s)
+{
+    uint8_t *conf = PCI_DEVICE(s)->config;
+    const PCIeFwDesc *d = &s->desc;
 
     pci_config_set_vendor_id(conf, d->vendor_id);
     pci_config_set_device_id(conf, d->device_id);
@@ -2339,7 +1365,38 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
     pci_config_set_prog_interface(conf, d->class_code & 0xff);
     pci_config_set_revision(conf, d->revision);
     pci_config_set_interrupt_pin(conf, d->intx_pin);
+}
 
+static void pciefw_realize(PCIDevice *pdev, Error **errp)
+{
+    ERRP_GUARD();
+    PCIeFwState *s = PCIEFW(pdev);
+
+    s->dial.fd = -1;
+    if (!pciefw_check_properties(s, errp)) {
+        return;
+    }
+    s->peer = s->path ? g_strdup_printf("unix:%s", s->path)
+                      : g_strdup_printf("tcp:%s:%u", s->raddr, s->rport);
+    s->conn = pciefw_conn_new(DEVICE(s), "pciefw", PCIEFW_ROLE_HOST,
+                              &pciefw_conn_ops, s, &s->conf, errp);
+    if (!s->conn) {
+        goto fail;
+    }
+    pciefw_conn_set_peer(s->conn, s->peer);
+    pciefw_offer(s);
+    s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pciefw_reconnect, s);
+    s->attempt_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
+                                    pciefw_attempt_timeout, s);
+    if (!pciefw_dial_init(&s->dial, s->path, s->raddr, s->rport,
+                          pciefw_dialed, s, errp) ||
+        !pciefw_connect(s, errp)) {
+        goto fail;
+    }
+    s->desc = s->new_desc;
+    s->have_desc = true;
+    s->config_ext = pci_is_express(pdev) && s->desc.config_ext;
+    pciefw_apply_identity(s);
     pciefw_init_bars(s);
     if (!pciefw_init_caps(s, errp)) {
         error_prepend(errp, "pciefw: endpoint %s describes a device QEMU "
@@ -2366,14 +1423,8 @@ static void pciefw_exit(PCIDevice *pdev)
     s->closing = true;
     if (s->state == PCIEFW_UP) {
         /* Best effort: the endpoint learns it was unplugged. */
-        size_t mark = pciefw_mark(s);
-        int r = pf_put_goodbye(&s->out,
-                               PCIEFW__GOODBYE_REASON__GOODBYE_UNPLUG,
-                               "device removed");
-
-        if (pciefw_queued(s, mark, r, "goodbye")) {
-            pciefw_flush(s);
-        }
+        pciefw_conn_goodbye(s->conn, PCIEFW__GOODBYE_REASON__GOODBYE_UNPLUG,
+                            "device removed");
     }
     pciefw_msix_uninit(&s->msix);
     msi_uninit(pdev);
@@ -2419,15 +1470,8 @@ static const Property pciefw_properties[] = {
     DEFINE_PROP_STRING("raddr", PCIeFwState, raddr),
     DEFINE_PROP_UINT16("rport", PCIeFwState, rport, 0),
     DEFINE_PROP_STRING("path", PCIeFwState, path),
-    DEFINE_PROP_UINT32("timeout", PCIeFwState, timeout_ms,
-                       PCIEFW_DEFAULT_TIMEOUT_MS),
     DEFINE_PROP_UINT32("reconnect", PCIeFwState, reconnect_s, 0),
-    DEFINE_PROP_STRING("trace", PCIeFwState, trace_path),
-    DEFINE_PROP_SIZE("trace-limit", PCIeFwState, trace_limit, 0),
-    DEFINE_PROP_STRING("tls-creds", PCIeFwState, tls_creds),
     DEFINE_PROP_STRING("tls-hostname", PCIeFwState, tls_hostname),
-    DEFINE_PROP_BOOL("guest-memory", PCIeFwState, guest_memory, true),
-    DEFINE_PROP_BOOL("shm-rings", PCIeFwState, shm_rings, true),
 };
 
 static void pciefw_class_init(ObjectClass *klass, const void *data)
@@ -2451,28 +1495,18 @@ static void pciefw_class_init(ObjectClass *klass, const void *data)
     dc->vmsd = &vmstate_pciefw;
     set_bit(DEVICE_CATEGORY_MISC, dc->categories);
 
-    device_class_set_props(dc, pciefw_properties);
+    pciefw_conn_class_props(klass, PCIEFW_ROLE_HOST, pciefw_properties,
+                            ARRAY_SIZE(pciefw_properties),
+                            offsetof(PCIeFwState, conf));
     object_class_property_set_description(klass, "raddr",
         "TCP host of the endpoint (with rport)");
     object_class_property_set_description(klass, "rport",
         "TCP port of the endpoint (with raddr)");
     object_class_property_set_description(klass, "path",
         "UNIX socket of the endpoint (instead of raddr/rport)");
-    object_class_property_set_description(klass, "timeout",
-        "completion timeout in milliseconds (1-60000); the endpoint is "
-        "considered dead when a request is not answered in time, and a "
-        "guest access waits at most this long");
     object_class_property_set_description(klass, "reconnect",
         "seconds between reconnection attempts after the endpoint is "
         "lost (0: stay disconnected)");
-    object_class_property_set_description(klass, "trace",
-        "file to record every message of the session in (pcapng)");
-    object_class_property_set_description(klass, "trace-limit",
-        "rotate the capture file at this size, keeping FILE.1 to FILE.4 "
-        "(0: unbounded)");
-    object_class_property_set_description(klass, "tls-creds",
-        "id of a tls-creds-x509 object (endpoint=client): TLS to a TCP "
-        "endpoint started with --tls-creds");
     object_class_property_set_description(klass, "tls-hostname",
         "name the endpoint's certificate must carry (default: raddr)");
 }
