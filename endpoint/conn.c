@@ -233,10 +233,14 @@ void pf_conn_release(struct pf_conn *c)
 
 /* ---- The host's messages (rx.h) ---- */
 
-/* Over the output cap, input waits until the host has read (1.3). */
+/*
+ * Over the output cap, input waits until the host has read (1.3); a
+ * connection that failed takes nothing more.
+ */
 static int after_message(const struct pf_conn *c)
 {
-	return pf_buf_used(&c->out) > PF_OUT_QUEUE_MAX ? PF_RX_PAUSE : PF_OK;
+	return c->dead || pf_buf_used(&c->out) > PF_OUT_QUEUE_MAX ?
+	       PF_RX_PAUSE : PF_OK;
 }
 
 static int on_message(void *opaque, const PfMessage *m, char *err, size_t errlen)
@@ -391,7 +395,7 @@ static void feed(struct pf_conn *c, const uint8_t *p, size_t len)
 	size_t used = 0;
 	int r = PF_RX_PAUSE;
 
-	if (!c->dead && after_message(c) == PF_OK)
+	if (after_message(c) == PF_OK)
 		r = pf_rx_push(&c->rx, p, len, &used);
 	if (c->dead || r == PF_OK)
 		return;

@@ -106,11 +106,12 @@ void pf_stream_stop(struct pf_stream *st);
 /*
  * What must happen before bytes flow, e.g. a TLS handshake, driven by the
  * owner at each readiness: PF_OK once done, with @err saying what was
- * opened for the log (or empty), PF_AGAIN while under way; otherwise
- * pf_tls_handshake()'s errors (tls.c): PF_ERR_NO_HELLO (the host speaks
- * plain text: the stream carries it so from now on), PF_ERR_PEER (open,
- * but the host is not trusted), or another error (nothing can be sent).
- * PF_OK at once for a stream with nothing to open.
+ * opened, for the log (or empty); PF_AGAIN while under way; otherwise an
+ * error with @err saying why: PF_ERR_NO_HELLO (the host speaks plain
+ * text: the stream carries it so from now on, so that it can be told
+ * why), PF_ERR_PEER (open, but the host is not trusted: it can be told
+ * why), or another (nothing can be sent).  PF_OK at once for a stream
+ * with nothing to open.
  */
 int pf_stream_open(struct pf_stream *st, char *err, size_t errlen);
 
