@@ -123,33 +123,44 @@ static bool mem_range(const struct pf_guest_mem *m, uint64_t addr, uint64_t len)
 	       addr - m->base <= m->size - len;
 }
 
-static void serve_dma_read(struct pf_host *h, const Pciefw__DmaRead *r)
+/* Served at once, from the simulated guest memory (spec 3.2, 5.3). */
+static int on_dma_read(void *opaque, const PfMessage *msg, char *err,
+		       size_t errlen)
 {
+	struct pf_host *h = opaque;
+	const Pciefw__DmaRead *r = msg->dma_read;
 	const struct pf_guest_mem *m = &h->mem;
 
+	h->handled++;
 	if (!m->bus_master || !mem_range(m, r->address, r->size)) {
 		h->stats.dma_refused++;
 		pf_put_completion(&h->out, r->tag,
 				  PCIEFW__STATUS__STATUS_COMPLETER_ABORT, NULL, 0);
-		return;
+		return PF_OK;
 	}
 	h->stats.dma_reads++;
 	h->stats.dma_read_bytes += r->size;
 	pf_put_completion(&h->out, r->tag, PCIEFW__STATUS__STATUS_SUCCESSFUL,
 			  m->data + (r->address - m->base), r->size);
+	return PF_OK;
 }
 
-static void serve_dma_write(struct pf_host *h, const Pciefw__DmaWrite *w)
+static int on_dma_write(void *opaque, const PfMessage *msg, char *err,
+			size_t errlen)
 {
+	struct pf_host *h = opaque;
+	const Pciefw__DmaWrite *w = msg->dma_write;
 	struct pf_guest_mem *m = &h->mem;
 
+	h->handled++;
 	if (!m->bus_master || !mem_range(m, w->address, w->data.len)) {
 		h->stats.dma_refused++;
-		return;   /* posted: dropped, as a real bus would */
+		return PF_OK;   /* posted: dropped, as a real bus would */
 	}
 	h->stats.dma_writes++;
 	h->stats.dma_write_bytes += w->data.len;
 	memcpy(m->data + (w->address - m->base), w->data.data, w->data.len);
+	return PF_OK;
 }
 
 static void count_vector(uint64_t *counters, uint32_t v)
@@ -182,26 +193,6 @@ static int on_completion(void *opaque, const PfMessage *m, char *err,
 	h->got_status = c->status;
 	h->got = true;
 	h->waiting = false;
-	return PF_OK;
-}
-
-static int on_dma_read(void *opaque, const PfMessage *m, char *err,
-		       size_t errlen)
-{
-	struct pf_host *h = opaque;
-
-	h->handled++;
-	serve_dma_read(h, m->dma_read);
-	return PF_OK;
-}
-
-static int on_dma_write(void *opaque, const PfMessage *m, char *err,
-			size_t errlen)
-{
-	struct pf_host *h = opaque;
-
-	h->handled++;
-	serve_dma_write(h, m->dma_write);
 	return PF_OK;
 }
 
