@@ -194,8 +194,8 @@ def test_endpoint_killed_mid_read(harness, tmp_path):
     device reads all ones with its config space intact, the host guest runs
     on, and its pcitest waits in D state (6.1's pci_endpoint_test has no
     timeout).  No warning in the host guest."""
-    ep, host, ctrl = pair(harness, tmp_path, "", ["-trace", "pciefw_dma_write"],
-                          read_ahead=4096)
+    ep, host, ctrl = pair(harness, tmp_path, ",guest-memory=off",
+                          ["-trace", "pciefw_dma_write"], read_ahead=4096)
     ok(host, BG.format("-r -s 4000000"))
     wait_stderr(host, r"pciefw_dma_write ")        # the function is writing
     ep._signal_group(signal.SIGKILL)
