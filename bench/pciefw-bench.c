@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,8 +34,10 @@
 struct opts {
 	unsigned reads, writes;
 	unsigned dma_mib;
+	unsigned think_us;       /* between timed reads */
 	bool json;
 	bool no_shm;
+	bool no_rings;
 	const char *endpoint_bin;
 	const char *addrs[8];
 	unsigned n_addrs;
@@ -48,7 +51,7 @@ struct result {
 	bool lower_is_better;
 };
 
-static struct result results[64];
+static struct result results[96];
 static unsigned n_results;
 
 static int64_t now_ns(void)
@@ -103,6 +106,61 @@ static int put_write(struct pf_buf *b)
 	uint8_t d[4] = { 0 };
 
 	return pf_put_mem_write(b, 0, R_SCRATCH, d, 4);
+}
+
+/*
+ * CPU time (user + system, every thread) process @pid has used, in ns,
+ * from its CPU-time clock (the /proc/PID/stat sum, at ns resolution);
+ * 0: this process.  -1 if it cannot be read.
+ */
+static int64_t cpu_ns(pid_t pid)
+{
+	struct timespec ts;
+	clockid_t cid;
+
+	if (clock_getcpuclockid(pid, &cid) || clock_gettime(cid, &ts))
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The process at the other end of a UNIX socket, or 0. */
+static pid_t peer_pid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return 0;
+	return cred.pid;
+}
+
+/* CPU of the endpoint and of this process around a timed block. */
+struct cpu_span {
+	pid_t peer;
+	int64_t peer0, self0;
+};
+
+static void cpu_begin(struct cpu_span *c, pid_t peer)
+{
+	c->peer = peer;
+	c->peer0 = peer ? cpu_ns(peer) : -1;
+	c->self0 = cpu_ns(0);
+}
+
+/*
+ * Microseconds of CPU per operation over @n operations: the peer's, and
+ * ours less @think_ns of think time spent between them (our own work,
+ * not the transport's).  -1 where unknown.
+ */
+static void cpu_end(const struct cpu_span *c, unsigned n, int64_t think_ns,
+		    double *peer_us, double *self_us)
+{
+	int64_t peer1 = c->peer ? cpu_ns(c->peer) : -1, self1 = cpu_ns(0);
+	int64_t self = self1 - c->self0 - think_ns;
+
+	*peer_us = c->peer0 >= 0 && peer1 >= 0 ?
+		   (double)(peer1 - c->peer0) / 1000.0 / n : -1;
+	*self_us = (double)(self > 0 ? self : 0) / 1000.0 / n;
 }
 
 static void fail(const char *what, struct pf_host *h)
@@ -202,6 +260,73 @@ static void bench_shm(const char *addr, const struct opts *o)
 	pf_host_close(h, true);
 }
 
+/*
+ * @n reads of SCRATCH, @think_us apart, timed one by one: the latency
+ * rows of transport @tr and the CPU each side burnt per read, set
+ * against the raw socket's figures of the same run.
+ */
+static void time_reads(struct pf_host *h, const char *tr, const struct opts *o,
+		       int64_t *lat, double raw_p50, double raw_p99,
+		       double raw_peer_cpu, double raw_self_cpu)
+{
+	int64_t think = (int64_t)o->think_us * 1000;
+	double ep_cpu, self_cpu;
+	struct cpu_span span;
+	uint8_t b[4];
+
+	cpu_begin(&span, strcmp(tr, "tcp") ? peer_pid(pf_host_fd(h)) : 0);
+	for (unsigned i = 0; i < o->reads; i++) {
+		int64_t t0;
+
+		if (i)
+			bench_think(think);
+		t0 = now_ns();
+		if (pf_host_mem_read(h, 0, R_SCRATCH, b, 4))
+			fail("read", h);
+		lat[i] = now_ns() - t0;
+	}
+	cpu_end(&span, o->reads, think * (o->reads - 1), &ep_cpu, &self_cpu);
+	add(tr, "read latency, median", "us", percentile(lat, o->reads, 0.5),
+	    raw_p50, true);
+	add(tr, "read latency, p99", "us", percentile(lat, o->reads, 0.99),
+	    raw_p99, true);
+	if (ep_cpu >= 0)
+		add(tr, "read CPU, endpoint", "us/read", ep_cpu, raw_peer_cpu,
+		    true);
+	add(tr, "read CPU, host", "us/read", self_cpu, raw_self_cpu, true);
+}
+
+/*
+ * The same reads with the session on shared-memory rings (docs/
+ * protocol.md 11), against the same raw socket figures: the rings must
+ * never lose to the socket, whatever the think time.
+ */
+static void bench_rings(const char *addr, const struct opts *o, int64_t *lat,
+			double raw_p50, double raw_p99, double raw_peer_cpu,
+			double raw_self_cpu)
+{
+	struct pf_host_opts ho = { .name = "pciefw-bench", .mem_base = GUEST_BASE,
+				   .mem_size = DMA_CHUNK, .timeout_ms = 30000,
+				   .shm_rings = true };
+	char err[512];
+	uint8_t b[4];
+	struct pf_host *h = pf_host_connect(addr, &ho, err, sizeof(err));
+
+	if (!h) {
+		fprintf(stderr, "pciefw-bench: rings: %s\n", err);
+		exit(1);
+	}
+	if (!pf_host_on_rings(h)) {
+		pf_host_close(h, true);
+		return;     /* an endpoint without them: no rows */
+	}
+	for (int i = 0; i < 200; i++)
+		pf_host_mem_read(h, 0, R_SCRATCH, b, 4);
+	time_reads(h, "rings", o, lat, raw_p50, raw_p99, raw_peer_cpu,
+		   raw_self_cpu);
+	pf_host_close(h, true);
+}
+
 static void bench_one(const char *addr, const struct opts *o)
 {
 	const char *tr = strncmp(addr, "tcp:", 4) ? "unix" : "tcp";
@@ -229,21 +354,22 @@ static void bench_one(const char *addr, const struct opts *o)
 	/* Warm up both paths. */
 	for (int i = 0; i < 200; i++)
 		pf_host_mem_read(h, 0, R_SCRATCH, b, 4);
-	raw_exchange(&raw, (uint32_t)req, 1, (uint32_t)cpl, 200, NULL);
+	raw_exchange(&raw, (uint32_t)req, 1, (uint32_t)cpl, 200, 0, NULL);
 
-	/* Non-posted read round trip. */
-	for (unsigned i = 0; i < o->reads; i++) {
-		int64_t t0 = now_ns();
+	/* Non-posted read round trip, with the think time between reads. */
+	struct cpu_span span;
+	double raw_peer_cpu, raw_self_cpu;
+	int64_t think = (int64_t)o->think_us * 1000;
 
-		if (pf_host_mem_read(h, 0, R_SCRATCH, b, 4))
-			fail("read", h);
-		lat[i] = now_ns() - t0;
-	}
-	raw_exchange(&raw, (uint32_t)req, 1, (uint32_t)cpl, o->reads, rlat);
-	add(tr, "read latency, median", "us", percentile(lat, o->reads, 0.5),
-	    percentile(rlat, o->reads, 0.5), true);
-	add(tr, "read latency, p99", "us", percentile(lat, o->reads, 0.99),
-	    percentile(rlat, o->reads, 0.99), true);
+	cpu_begin(&span, raw.pid);
+	raw_exchange(&raw, (uint32_t)req, 1, (uint32_t)cpl, o->reads, think, rlat);
+	cpu_end(&span, o->reads, think * (o->reads - 1), &raw_peer_cpu,
+		&raw_self_cpu);
+	time_reads(h, tr, o, lat, percentile(rlat, o->reads, 0.5),
+		   percentile(rlat, o->reads, 0.99), raw_peer_cpu, raw_self_cpu);
+
+	double raw_p50 = percentile(rlat, o->reads, 0.5);
+	double raw_p99 = percentile(rlat, o->reads, 0.99);
 
 	/* Posted writes, then one read that flushes them (spec 5.1). */
 	int64_t t0 = now_ns();
@@ -254,7 +380,7 @@ static void bench_one(const char *addr, const struct opts *o)
 		fail("read", h);
 	double pf_rate = o->writes / ((now_ns() - t0) / 1e9);
 	int64_t rt = raw_exchange(&raw, (uint32_t)(wr * o->writes + req),
-				  o->writes + 1, (uint32_t)cpl, 1, NULL);
+				  o->writes + 1, (uint32_t)cpl, 1, 0, NULL);
 	add(tr, "posted writes", "Mmsg/s", pf_rate / 1e6,
 	    o->writes / (rt / 1e9) / 1e6, false);
 
@@ -268,8 +394,10 @@ static void bench_one(const char *addr, const struct opts *o)
 	int64_t tw = dma_op(h, 1, bytes), tr_ = dma_op(h, 2, bytes);
 	uint32_t chunks = (uint32_t)((bytes + payload - 1) / payload);
 	/* Raw: the same bytes, one way, in frames of max payload. */
-	int64_t rw = raw_exchange(&raw, (uint32_t)(3 * wr), 3, (uint32_t)bytes, 1, NULL);
-	int64_t rr = raw_exchange(&raw, (uint32_t)bytes, chunks, (uint32_t)cpl, 1, NULL);
+	int64_t rw = raw_exchange(&raw, (uint32_t)(3 * wr), 3, (uint32_t)bytes, 1,
+				  0, NULL);
+	int64_t rr = raw_exchange(&raw, (uint32_t)bytes, chunks, (uint32_t)cpl, 1,
+				  0, NULL);
 	add(tr, "DMA write to guest", "MB/s", bytes / (tw / 1e9) / 1e6,
 	    bytes / (rw / 1e9) / 1e6, false);
 	add(tr, "DMA read of guest", "MB/s", bytes / (tr_ / 1e9) / 1e6,
@@ -277,6 +405,10 @@ static void bench_one(const char *addr, const struct opts *o)
 
 	raw_stop(&raw);
 	pf_host_close(h, true);
+	/* One host at a time (spec 2.4): the rings get the endpoint next. */
+	if (!strcmp(tr, "unix") && !o->no_rings)
+		bench_rings(addr, o, lat, raw_p50, raw_p99, raw_peer_cpu,
+			    raw_self_cpu);
 	free(lat);
 	free(rlat);
 	if (!strcmp(tr, "unix") && !o->no_shm)
@@ -358,12 +490,16 @@ static void usage(FILE *f)
 "  -n, --reads=N          non-posted reads to time (default 20000)\n"
 "  -w, --writes=N         posted writes to time (default 200000)\n"
 "  -d, --dma-mib=N        MiB moved by each DMA figure (default 64)\n"
+"  -t, --think-us=N       think time between two timed reads: N us of the\n"
+"                         host's own work, a busy loop (default 0)\n"
 "  -e, --endpoint=PATH    pciefw-endpoint binary for self-started endpoints\n"
 "  -p, --pin=CPU          run the benchmark, its endpoints and the baseline\n"
 "                         peer on one CPU (cross-CPU wake-ups dominate\n"
 "                         small round trips on some machines)\n"
 "      --no-shm           leave out the shm rows (DMA with guest RAM shared\n"
 "                         with the endpoint, docs/protocol.md 10)\n"
+"      --no-rings         leave out the rings rows (the reads again with the\n"
+"                         session on shared-memory rings, docs/protocol.md 11)\n"
 "      --json             print JSON instead of a table\n"
 "  -h, --help             show this help\n"
 "  -V, --version          show the version\n");
@@ -383,12 +519,30 @@ static unsigned parse_count(const char *s, const char *what)
 	return (unsigned)v;
 }
 
+/* 0 .. 1 s, in microseconds. */
+static unsigned parse_think(const char *s)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || !*s || v > 1000000 || *s == '-') {
+		fprintf(stderr, "pciefw-bench: invalid --think-us '%s' (0 to "
+			"1000000)\n", s);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "reads", required_argument, NULL, 'n' },
 		{ "writes", required_argument, NULL, 'w' },
 		{ "dma-mib", required_argument, NULL, 'd' },
+		{ "think-us", required_argument, NULL, 't' },
+		{ "no-rings", no_argument, NULL, 'R' },
 		{ "endpoint", required_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-shm", no_argument, NULL, 'S' },
@@ -402,11 +556,13 @@ int main(int argc, char **argv)
 	char addrs[2][300], dir[] = "/tmp/pciefw-bench-XXXXXX";
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:w:d:e:p:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:w:d:t:e:p:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o.reads = parse_count(optarg, "--reads"); break;
 		case 'w': o.writes = parse_count(optarg, "--writes"); break;
 		case 'd': o.dma_mib = parse_count(optarg, "--dma-mib"); break;
+		case 't': o.think_us = parse_think(optarg); break;
+		case 'R': o.no_rings = true; break;
 		case 'e': o.endpoint_bin = optarg; break;
 		case 'j': o.json = true; break;
 		case 'S': o.no_shm = true; break;

@@ -37,6 +37,11 @@ struct pf_host_opts {
 	 * 4 KiB aligned.
 	 */
 	bool share_memory;
+	/*
+	 * Move the session to shared-memory rings (spec 11) when the
+	 * endpoint offers them: UNIX sockets only.
+	 */
+	bool shm_rings;
 };
 
 #define PF_HOST_MAX_VECTORS 64
@@ -74,6 +79,8 @@ const struct pf_host_stats *pf_host_stats(const struct pf_host *h);
 /* Why the last call failed, or the endpoint's last Error/Goodbye text. */
 const char *pf_host_error(const struct pf_host *h);
 int pf_host_fd(const struct pf_host *h);
+/* The session runs on shared-memory rings (spec 11). */
+bool pf_host_on_rings(const struct pf_host *h);
 
 /*
  * Requests.  Non-posted ones return the completion status (>= 0, one of

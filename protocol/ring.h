@@ -127,6 +127,14 @@ void pf_spin_miss(struct pf_spin *s);
 /* Monotonic nanoseconds. */
 uint64_t pf_ring_now_ns(void);
 
+/* One turn of a polling loop: let a sibling hardware thread run. */
+static inline void pf_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
 /*
  * The receiving end of a RingSetup (spec 11.1): map the region the peer
  * made, if it is one we can trust not to shrink (protocol/shared_fd.h),
