@@ -15,7 +15,7 @@
 #include "ring.h"
 
 /* How long a host waiting for a completion polls (spec 11.4). */
-#define WAIT_POLL_MIN_NS 2000
+#define WAIT_POLL_MIN_NS 50000
 #define WAIT_POLL_MAX_NS 200000
 
 struct pf_host_rings {
@@ -26,7 +26,7 @@ struct pf_host_rings {
 	int ep_bell;                /* the endpoint's doorbell: we kick it */
 	int our_bell;               /* ours: the endpoint kicks it */
 	struct pf_ring tx, rx;
-	struct pf_spin spin;
+	struct pf_poll poll;
 	bool hung_up;               /* the socket said the endpoint is gone */
 	bool stray_bytes;           /* the endpoint wrote on the socket */
 };
@@ -102,7 +102,7 @@ struct pf_host_rings *pf_host_rings_new(int sock, uint32_t ring_bytes,
 		pf_host_rings_free(r);
 		return NULL;
 	}
-	pf_spin_init(&r->spin, WAIT_POLL_MIN_NS, WAIT_POLL_MAX_NS);
+	pf_poll_init(&r->poll, WAIT_POLL_MIN_NS, WAIT_POLL_MAX_NS);
 	/* Asleep unless waiting: the endpoint kicks us (spec 11.4). */
 	pf_ring_consumer_rest(&r->rx);
 	fds[0] = r->region_fd;
@@ -182,27 +182,27 @@ static bool has_news(struct pf_host_rings *r, bool want_write)
 	       r->stray_bytes || (want_write && pf_ring_writable(&r->tx));
 }
 
-/* Poll for the window; what came meanwhile is seen by the rest (11.4). */
-static bool spin(struct pf_host_rings *r, bool want_write)
+/*
+ * Poll for the window the polling rule gives, from @start; the time
+ * until bytes came is a gap it learns from.  What came meanwhile is seen
+ * by the rest (11.4).
+ */
+static bool poll_ring(struct pf_host_rings *r, bool want_write, uint64_t start)
 {
-	uint64_t end = pf_ring_now_ns() + r->spin.budget_ns;
+	uint64_t window = pf_poll_window(&r->poll), now = start;
 
 	pf_ring_consumer_awake(&r->rx);
 	do {
 		if (has_news(r, want_write)) {
-			pf_spin_hit(&r->spin);
+			if (pf_ring_readable(&r->rx))
+				pf_poll_gap(&r->poll, now - start);
 			pf_ring_consumer_rest(&r->rx);
 			return true;
 		}
-		pf_cpu_relax();
-	} while (pf_ring_now_ns() < end);
-	pf_spin_miss(&r->spin);
+		pf_poll_pause(&r->tx, now - start);
+		now = pf_ring_now_ns();
+	} while (now - start < window);
 	return pf_ring_consumer_rest(&r->rx);
-}
-
-void pf_host_rings_request_sent(struct pf_host_rings *r)
-{
-	(void)r;
 }
 
 int pf_host_rings_wait(struct pf_host_rings *r, bool want_write, int timeout_ms)
@@ -211,9 +211,10 @@ int pf_host_rings_wait(struct pf_host_rings *r, bool want_write, int timeout_ms)
 		{ .fd = r->our_bell, .events = POLLIN },
 		{ .fd = r->sock, .events = POLLIN },
 	};
+	uint64_t start = pf_ring_now_ns();
 	int n;
 
-	if (has_news(r, want_write) || spin(r, want_write))
+	if (has_news(r, want_write) || poll_ring(r, want_write, start))
 		return 1;
 	do {
 		n = poll(p, 2, timeout_ms);
@@ -224,5 +225,8 @@ int pf_host_rings_wait(struct pf_host_rings *r, bool want_write, int timeout_ms)
 		pf_doorbell_drain(r->our_bell);
 	if (p[1].revents)
 		read_socket(r);
+	/* A gap longer than the window: the rule learns it too. */
+	if (pf_ring_readable(&r->rx))
+		pf_poll_gap(&r->poll, pf_ring_now_ns() - start);
 	return n > 0;
 }

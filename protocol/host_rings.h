@@ -47,10 +47,4 @@ ssize_t pf_host_rings_recv(struct pf_host_rings *r, void *buf, size_t len);
 int pf_host_rings_wait(struct pf_host_rings *r, bool want_write,
 		       int timeout_ms);
 
-/*
- * A request was sent: the time until its completion arrives is the gap
- * the waiting side's polling rule learns from (spec 11.4).
- */
-void pf_host_rings_request_sent(struct pf_host_rings *r);
-
 #endif /* PCIEFW_HOST_RINGS_H */
