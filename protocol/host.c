@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "fdpass.h"
 #include "host_rings.h"
+#include "regrec.h"
 #include "ring.h"
 #include "msg.h"
 #include "rx.h"
@@ -39,12 +40,17 @@ struct pf_host {
 	struct pf_host_stats stats;
 	int timeout_ms;
 	uint32_t next_tag;
-	/* The one non-posted request we wait for. */
-	uint32_t wait_tag;
-	bool waiting, got;
-	int got_status;
-	void *got_buf;
-	uint32_t got_size;
+	/* Our non-posted requests outstanding (spec 5.1 rule 3: pipelined). */
+	struct host_req {
+		bool used, done;
+		uint32_t tag;
+		int status;
+		void *buf;              /* a read's destination, else NULL */
+		uint32_t size;
+	} reqs[PF_HOST_MAX_INFLIGHT];
+	unsigned inflight;
+	uint64_t completions;       /* completions of ours handled so far */
+	bool records;               /* binary register records on (11.7) */
 	bool broken;
 	pf_host_irq_hook irq_hook;
 	void *irq_hook_arg;
@@ -222,28 +228,38 @@ static void count_vector(uint64_t *counters, uint32_t v)
 static int on_ring_ready(void *opaque, const PfMessage *m, char *err,
 			 size_t errlen);
 
+/* The outstanding request with @tag, or NULL. */
+static struct host_req *find_req(struct pf_host *h, uint32_t tag)
+{
+	for (unsigned i = 0; i < PF_HOST_MAX_INFLIGHT; i++)
+		if (h->reqs[i].used && !h->reqs[i].done && h->reqs[i].tag == tag)
+			return &h->reqs[i];
+	return NULL;
+}
+
 static int on_completion(void *opaque, const PfMessage *m, char *err,
 			 size_t errlen)
 {
 	struct pf_host *h = opaque;
 	const Pciefw__Completion *c = m->completion;
+	struct host_req *q = find_req(h, c->tag);
 
 	h->handled++;
-	if (!h->waiting || c->tag != h->wait_tag) {
+	if (!q) {
 		snprintf(err, errlen, "completion with unexpected tag %u", c->tag);
-		return PF_ERR_INVALID;
+		return PF_ERR_UNKNOWN_TAG;
 	}
-	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && h->got_buf &&
-	    c->data.len != h->got_size) {
+	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && q->buf &&
+	    c->data.len != q->size) {
 		snprintf(err, errlen, "completion carries %zu bytes, %u were read",
-			 c->data.len, h->got_size);
+			 c->data.len, q->size);
 		return PF_ERR_INVALID;
 	}
-	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && h->got_buf)
-		memcpy(h->got_buf, c->data.data, c->data.len);
-	h->got_status = c->status;
-	h->got = true;
-	h->waiting = false;
+	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && q->buf)
+		memcpy(q->buf, c->data.data, c->data.len);
+	q->status = c->status;
+	q->done = true;
+	h->completions++;
 	return PF_OK;
 }
 
@@ -389,6 +405,7 @@ static int read_some(struct pf_host *h)
 int pf_host_poll(struct pf_host *h, int timeout_ms)
 {
 	int64_t deadline = now_ms() + timeout_ms;
+	uint64_t completions = h->completions;
 	int total = 0;
 
 	if (h->broken)
@@ -405,7 +422,7 @@ int pf_host_poll(struct pf_host *h, int timeout_ms)
 		if (r < 0)
 			return r;
 		total += r;
-		if (h->got || (timeout_ms == 0 && r == 0))
+		if (h->completions != completions || (timeout_ms == 0 && r == 0))
 			return total;
 		if (total && timeout_ms == 0)
 			return total;
@@ -432,88 +449,142 @@ int pf_host_wait(struct pf_host *h, bool (*cond)(struct pf_host *, void *),
 
 /* ---- Non-posted requests ---- */
 
-static int transact(struct pf_host *h, uint32_t tag, void *buf, uint32_t size)
+/*
+ * A request of @kind was queued with @tag: track it, and send it.
+ * Returns its ticket (the slot) or a negative PF_ERR_*.
+ */
+static int req_start(struct pf_host *h, uint32_t tag, void *buf, uint32_t size)
+{
+	struct host_req *q = NULL;
+	int r;
+
+	for (unsigned i = 0; i < PF_HOST_MAX_INFLIGHT && !q; i++)
+		if (!h->reqs[i].used)
+			q = &h->reqs[i];
+	if (!q)
+		return host_fail(h, PF_ERR_LIMIT, "more than %u requests "
+				 "outstanding", PF_HOST_MAX_INFLIGHT);
+	*q = (struct host_req){ .used = true, .tag = tag, .buf = buf,
+				.size = size };
+	h->inflight++;
+	r = pf_host_flush(h);
+	return r < 0 ? r : (int)(q - h->reqs);
+}
+
+int pf_host_finish(struct pf_host *h, int ticket)
 {
 	int64_t deadline = now_ms() + h->timeout_ms;
-	int r = pf_host_flush(h);
+	struct host_req *q;
+	int r;
 
-	if (r < 0)
-		return r;
-	h->wait_tag = tag;
-	h->waiting = true;
-	h->got = false;
-	h->got_buf = buf;
-	h->got_size = size;
-	while (!h->got) {
+	if (ticket < 0 || ticket >= PF_HOST_MAX_INFLIGHT || !h->reqs[ticket].used)
+		return PF_ERR_INVALID;
+	q = &h->reqs[ticket];
+	while (!q->done) {
 		int left = (int)(deadline - now_ms());
 
-		if (left <= 0) {
-			h->waiting = false;
-			return host_fail(h, PF_ERR_TIMEOUT,
-					 "no completion for tag %u within %d ms",
-					 tag, h->timeout_ms);
-		}
-		r = pf_host_poll(h, left);
+		r = left <= 0 ? host_fail(h, PF_ERR_TIMEOUT, "no completion for "
+					  "tag %u within %d ms", q->tag,
+					  h->timeout_ms) :
+		    pf_host_poll(h, left);
 		if (r < 0) {
-			h->waiting = false;
+			q->used = false;
+			h->inflight--;
 			return r;
 		}
 	}
-	return h->got_status;
+	q->used = false;
+	h->inflight--;
+	return q->status;
 }
 
-#define REQUEST(h, put, buf, size)                              \
-	({                                                      \
-		uint32_t tag_ = (h)->next_tag++;                \
-		int r_ = (put);                                 \
-		r_ < 0 ? r_ : transact((h), tag_, (buf), (size)); \
-	})
+unsigned pf_host_inflight(const struct pf_host *h)
+{
+	return h->inflight;
+}
+
+/*
+ * A register access (config, memory or IO; spec 3.1): as a binary record
+ * on the rings where it fits one (11.7), else as its message.  Reads fill
+ * @buf; posted writes return no ticket (0).
+ */
+static int access_start(struct pf_host *h, int kind, unsigned bar,
+			uint64_t off, void *buf, const void *data, uint32_t size)
+{
+	uint32_t tag = kind == PCIEFW__MESSAGE__BODY_MEM_WRITE ? 0 : h->next_tag++;
+	int r = pf_put_access(&h->out, h->records, kind, tag, bar, off, data, size);
+
+	if (r < 0)
+		return r;
+	if (kind == PCIEFW__MESSAGE__BODY_MEM_WRITE)
+		return pf_host_flush(h);
+	return req_start(h, tag, buf, buf ? size : 0);
+}
+
+/* Start, then wait: the blocking calls. */
+static int access_wait(struct pf_host *h, int kind, unsigned bar,
+		       uint64_t off, void *buf, const void *data, uint32_t size)
+{
+	int t = access_start(h, kind, bar, off, buf, data, size);
+
+	return t < 0 ? t : pf_host_finish(h, t);
+}
+
+int pf_host_mem_read_start(struct pf_host *h, unsigned bar, uint64_t off,
+			   void *buf, uint32_t size)
+{
+	return access_start(h, PCIEFW__MESSAGE__BODY_MEM_READ, bar, off, buf,
+			    NULL, size);
+}
 
 int pf_host_mem_read(struct pf_host *h, unsigned bar, uint64_t off, void *buf,
 		     uint32_t size)
 {
-	return REQUEST(h, pf_put_mem_read(&h->out, tag_, bar, off, size),
-		       buf, size);
+	return access_wait(h, PCIEFW__MESSAGE__BODY_MEM_READ, bar, off, buf, NULL,
+			   size);
 }
 
 int pf_host_mem_write(struct pf_host *h, unsigned bar, uint64_t off,
 		      const void *buf, uint32_t size)
 {
-	int r = pf_put_mem_write(&h->out, bar, off, buf, size);
-
-	return r < 0 ? r : pf_host_flush(h);
+	return access_start(h, PCIEFW__MESSAGE__BODY_MEM_WRITE, bar, off, NULL,
+			    buf, size);
 }
 
 int pf_host_io_read(struct pf_host *h, unsigned bar, uint64_t off, void *buf,
 		    uint32_t size)
 {
-	return REQUEST(h, pf_put_io_read(&h->out, tag_, bar, off, size),
-		       buf, size);
+	return access_wait(h, PCIEFW__MESSAGE__BODY_IO_READ, bar, off, buf, NULL,
+			   size);
 }
 
 int pf_host_io_write(struct pf_host *h, unsigned bar, uint64_t off,
 		     const void *buf, uint32_t size)
 {
-	return REQUEST(h, pf_put_io_write(&h->out, tag_, bar, off, buf, size),
-		       NULL, 0);
+	return access_wait(h, PCIEFW__MESSAGE__BODY_IO_WRITE, bar, off, NULL, buf,
+			   size);
 }
 
 int pf_host_config_read(struct pf_host *h, uint32_t off, void *buf, uint32_t size)
 {
-	return REQUEST(h, pf_put_config_read(&h->out, tag_, off, size),
-		       buf, size);
+	return access_wait(h, PCIEFW__MESSAGE__BODY_CONFIG_READ, 0, off, buf,
+			   NULL, size);
 }
 
 int pf_host_config_write(struct pf_host *h, uint32_t off, const void *buf,
 			 uint32_t size)
 {
-	return REQUEST(h, pf_put_config_write(&h->out, tag_, off, buf, size),
-		       NULL, 0);
+	return access_wait(h, PCIEFW__MESSAGE__BODY_CONFIG_WRITE, 0, off, NULL,
+			   buf, size);
 }
 
 int pf_host_reset(struct pf_host *h, Pciefw__ResetKind kind)
 {
-	return REQUEST(h, pf_put_reset(&h->out, tag_, kind), NULL, 0);
+	uint32_t tag = h->next_tag++;
+	int r = pf_put_reset(&h->out, tag, kind);
+	int t = r < 0 ? r : req_start(h, tag, NULL, 0);
+
+	return t < 0 ? t : pf_host_finish(h, t);
 }
 
 int pf_host_read32(struct pf_host *h, unsigned bar, uint64_t off, uint32_t *v)
@@ -629,10 +700,15 @@ static int rings_setup(struct pf_host *h)
 			return r;
 		}
 	}
-	if (h->ring_accepted)
-		h->rings = rings;
-	else
+	if (!h->ring_accepted) {
 		pf_host_rings_free(rings);
+		return PF_OK;
+	}
+	h->rings = rings;
+	/* Spec 11.7: records beside the frames, from the next bytes on. */
+	h->records = h->session.features & PCIEFW_FEATURE_REG_RECORDS;
+	if (h->records)
+		pf_rx_take_records(&h->rx);
 	return PF_OK;
 }
 
@@ -728,7 +804,8 @@ struct pf_host *pf_host_connect(const char *addr, const struct pf_host_opts *o,
 	h->mem.size = o->mem_size;
 	h->mem.bus_master = true;
 	if (o->shm_rings)
-		h->hello.features |= PCIEFW_FEATURE_SHM_RINGS;
+		h->hello.features |= PCIEFW_FEATURE_SHM_RINGS |
+			(o->reg_records ? PCIEFW_FEATURE_REG_RECORDS : 0);
 	if (o->share_memory) {
 		if (share_memory_create(h, o, err, errlen)) {
 			h->fd = -1;
@@ -821,4 +898,9 @@ int pf_host_fd(const struct pf_host *h)
 bool pf_host_on_rings(const struct pf_host *h)
 {
 	return h->rings != NULL;
+}
+
+bool pf_host_records(const struct pf_host *h)
+{
+	return h->records;
 }
