@@ -35,6 +35,7 @@ struct opts {
 	unsigned reads, writes;
 	unsigned dma_mib;
 	unsigned think_us;       /* between timed reads */
+	unsigned pipeline;       /* reads in flight at once; 1: no such rows */
 	bool json;
 	bool no_shm;
 	bool no_rings;
@@ -260,14 +261,20 @@ static void bench_shm(const char *addr, const struct opts *o)
 	pf_host_close(h, true);
 }
 
+/* The raw socket's figures of the run: each read row's baseline. */
+struct raw_figs {
+	double p50, p99;                /* us */
+	double peer_cpu, self_cpu;      /* us of CPU per read */
+	double piped;                   /* reads/s, o->pipeline in flight */
+};
+
 /*
  * @n reads of SCRATCH, @think_us apart, timed one by one: the latency
  * rows of transport @tr and the CPU each side burnt per read, set
  * against the raw socket's figures of the same run.
  */
 static void time_reads(struct pf_host *h, const char *tr, const struct opts *o,
-		       int64_t *lat, double raw_p50, double raw_p99,
-		       double raw_peer_cpu, double raw_self_cpu)
+		       int64_t *lat, const struct raw_figs *raw)
 {
 	int64_t think = (int64_t)o->think_us * 1000;
 	double ep_cpu, self_cpu;
@@ -287,43 +294,100 @@ static void time_reads(struct pf_host *h, const char *tr, const struct opts *o,
 	}
 	cpu_end(&span, o->reads, think * (o->reads - 1), &ep_cpu, &self_cpu);
 	add(tr, "read latency, median", "us", percentile(lat, o->reads, 0.5),
-	    raw_p50, true);
+	    raw->p50, true);
 	add(tr, "read latency, p99", "us", percentile(lat, o->reads, 0.99),
-	    raw_p99, true);
+	    raw->p99, true);
 	if (ep_cpu >= 0)
-		add(tr, "read CPU, endpoint", "us/read", ep_cpu, raw_peer_cpu,
+		add(tr, "read CPU, endpoint", "us/read", ep_cpu, raw->peer_cpu,
 		    true);
-	add(tr, "read CPU, host", "us/read", self_cpu, raw_self_cpu, true);
+	add(tr, "read CPU, host", "us/read", self_cpu, raw->self_cpu, true);
+}
+
+/*
+ * @n reads with o->pipeline of them outstanding at once (spec 5.1 rule
+ * 3), a new one started as the oldest completes: reads per second,
+ * against the raw socket sending as many requests before reading their
+ * answers.
+ */
+static void pipelined_reads(struct pf_host *h, const char *tr,
+			    const struct opts *o, const struct raw_figs *raw)
+{
+	unsigned depth = o->pipeline, started = 0, done = 0;
+	int tickets[PF_HOST_MAX_INFLIGHT];
+	uint8_t bufs[PF_HOST_MAX_INFLIGHT][4];
+	char metric[48];
+	int64_t t0 = now_ns();
+
+	while (done < o->reads) {
+		while (started < o->reads && started - done < depth) {
+			unsigned slot = started++ % depth;
+
+			tickets[slot] = pf_host_mem_read_start(h, 0, R_SCRATCH,
+							       bufs[slot], 4);
+			if (tickets[slot] < 0)
+				fail("pipelined read", h);
+		}
+		if (pf_host_finish(h, tickets[done++ % depth]))
+			fail("pipelined read", h);
+	}
+	snprintf(metric, sizeof(metric), "reads, %u in flight", depth);
+	add(tr, strdup(metric), "kreads/s",
+	    o->reads / ((now_ns() - t0) / 1e9) / 1e3, raw->piped / 1e3, false);
+}
+
+/* The raw socket's read figures, as time_reads() and pipelined_reads(). */
+static void raw_reads(struct raw_peer *raw, const struct opts *o,
+		      size_t req, size_t cpl, int64_t *rlat, struct raw_figs *f)
+{
+	int64_t think = (int64_t)o->think_us * 1000;
+	unsigned depth = o->pipeline, rounds = (o->reads + depth - 1) / depth;
+	struct cpu_span span;
+
+	raw_exchange(raw, (uint32_t)req, 1, (uint32_t)cpl, 200, 0, NULL);
+	cpu_begin(&span, raw->pid);
+	raw_exchange(raw, (uint32_t)req, 1, (uint32_t)cpl, o->reads, think, rlat);
+	cpu_end(&span, o->reads, think * (o->reads - 1), &f->peer_cpu,
+		&f->self_cpu);
+	f->p50 = percentile(rlat, o->reads, 0.5);
+	f->p99 = percentile(rlat, o->reads, 0.99);
+	if (depth > 1)
+		f->piped = rounds * depth /
+			   (raw_exchange(raw, (uint32_t)(req * depth), depth,
+					 (uint32_t)(cpl * depth), rounds, 0,
+					 NULL) / 1e9);
 }
 
 /*
  * The same reads with the session on shared-memory rings (docs/
  * protocol.md 11), against the same raw socket figures: the rings must
- * never lose to the socket, whatever the think time.
+ * never lose to the socket, whatever the think time.  Transport "rings"
+ * with binary register records (11.7), "rings-pb" with every access a
+ * protobuf frame, as a 1.3 peer sends it.
  */
 static void bench_rings(const char *addr, const struct opts *o, int64_t *lat,
-			double raw_p50, double raw_p99, double raw_peer_cpu,
-			double raw_self_cpu)
+			const struct raw_figs *raw, bool records)
 {
+	const char *tr = records ? "rings" : "rings-pb";
 	struct pf_host_opts ho = { .name = "pciefw-bench", .mem_base = GUEST_BASE,
 				   .mem_size = DMA_CHUNK, .timeout_ms = 30000,
-				   .shm_rings = true };
+				   .shm_rings = true, .reg_records = records };
 	char err[512];
 	uint8_t b[4];
 	struct pf_host *h = pf_host_connect(addr, &ho, err, sizeof(err));
 
 	if (!h) {
-		fprintf(stderr, "pciefw-bench: rings: %s\n", err);
+		fprintf(stderr, "pciefw-bench: %s: %s\n", tr, err);
 		exit(1);
 	}
-	if (!pf_host_on_rings(h)) {
+	if (!pf_host_on_rings(h) || pf_host_records(h) != records) {
 		pf_host_close(h, true);
 		return;     /* an endpoint without them: no rows */
 	}
 	for (int i = 0; i < 200; i++)
 		pf_host_mem_read(h, 0, R_SCRATCH, b, 4);
-	time_reads(h, "rings", o, lat, raw_p50, raw_p99, raw_peer_cpu,
-		   raw_self_cpu);
+	time_reads(h, tr, o, lat, raw);
+	if (o->pipeline > 1)
+		pipelined_reads(h, tr, o, raw);
 	pf_host_close(h, true);
 }
 
@@ -351,25 +415,15 @@ static void bench_one(const char *addr, const struct opts *o)
 	size_t wr = frame_size(put_write);
 	uint32_t payload = pf_host_session(h)->max_payload;
 
-	/* Warm up both paths. */
+	/* Non-posted read round trips, with the think time between reads. */
+	struct raw_figs rf = { 0 };
+
+	raw_reads(&raw, o, req, cpl, rlat, &rf);
 	for (int i = 0; i < 200; i++)
 		pf_host_mem_read(h, 0, R_SCRATCH, b, 4);
-	raw_exchange(&raw, (uint32_t)req, 1, (uint32_t)cpl, 200, 0, NULL);
-
-	/* Non-posted read round trip, with the think time between reads. */
-	struct cpu_span span;
-	double raw_peer_cpu, raw_self_cpu;
-	int64_t think = (int64_t)o->think_us * 1000;
-
-	cpu_begin(&span, raw.pid);
-	raw_exchange(&raw, (uint32_t)req, 1, (uint32_t)cpl, o->reads, think, rlat);
-	cpu_end(&span, o->reads, think * (o->reads - 1), &raw_peer_cpu,
-		&raw_self_cpu);
-	time_reads(h, tr, o, lat, percentile(rlat, o->reads, 0.5),
-		   percentile(rlat, o->reads, 0.99), raw_peer_cpu, raw_self_cpu);
-
-	double raw_p50 = percentile(rlat, o->reads, 0.5);
-	double raw_p99 = percentile(rlat, o->reads, 0.99);
+	time_reads(h, tr, o, lat, &rf);
+	if (o->pipeline > 1)
+		pipelined_reads(h, tr, o, &rf);
 
 	/* Posted writes, then one read that flushes them (spec 5.1). */
 	int64_t t0 = now_ns();
@@ -406,9 +460,10 @@ static void bench_one(const char *addr, const struct opts *o)
 	raw_stop(&raw);
 	pf_host_close(h, true);
 	/* One host at a time (spec 2.4): the rings get the endpoint next. */
-	if (!strcmp(tr, "unix") && !o->no_rings)
-		bench_rings(addr, o, lat, raw_p50, raw_p99, raw_peer_cpu,
-			    raw_self_cpu);
+	if (!strcmp(tr, "unix") && !o->no_rings) {
+		bench_rings(addr, o, lat, &rf, true);
+		bench_rings(addr, o, lat, &rf, false);
+	}
 	free(lat);
 	free(rlat);
 	if (!strcmp(tr, "unix") && !o->no_shm)
@@ -417,12 +472,12 @@ static void bench_one(const char *addr, const struct opts *o)
 
 static void print_table(void)
 {
-	printf("%-5s %-22s %-7s %12s %12s %8s\n", "", "metric", "unit",
+	printf("%-8s %-22s %-8s %12s %12s %8s\n", "", "metric", "unit",
 	       "pciefw", "raw socket", "ratio");
 	for (unsigned i = 0; i < n_results; i++) {
 		const struct result *r = &results[i];
 
-		printf("%-5s %-22s %-7s %12.2f %12.2f %7.2fx\n", r->transport,
+		printf("%-8s %-22s %-8s %12.2f %12.2f %7.2fx\n", r->transport,
 		       r->metric, r->unit, r->pciefw, r->raw,
 		       r->raw > 0 ? r->pciefw / r->raw : 0);
 	}
@@ -492,14 +547,18 @@ static void usage(FILE *f)
 "  -d, --dma-mib=N        MiB moved by each DMA figure (default 64)\n"
 "  -t, --think-us=N       think time between two timed reads: N us of the\n"
 "                         host's own work, a busy loop (default 0)\n"
+"  -P, --pipeline=N       also time the reads with N of them outstanding at\n"
+"                         once (2 to 64; the 'N in flight' rows)\n"
 "  -e, --endpoint=PATH    pciefw-endpoint binary for self-started endpoints\n"
 "  -p, --pin=CPU          run the benchmark, its endpoints and the baseline\n"
 "                         peer on one CPU (cross-CPU wake-ups dominate\n"
 "                         small round trips on some machines)\n"
 "      --no-shm           leave out the shm rows (DMA with guest RAM shared\n"
 "                         with the endpoint, docs/protocol.md 10)\n"
-"      --no-rings         leave out the rings rows (the reads again with the\n"
-"                         session on shared-memory rings, docs/protocol.md 11)\n"
+"      --no-rings         leave out the rings rows: the reads again with the\n"
+"                         session on shared-memory rings (docs/protocol.md 11),\n"
+"                         with binary register records ('rings', 11.7) and\n"
+"                         without ('rings-pb')\n"
 "      --json             print JSON instead of a table\n"
 "  -h, --help             show this help\n"
 "  -V, --version          show the version\n");
@@ -542,6 +601,7 @@ int main(int argc, char **argv)
 		{ "writes", required_argument, NULL, 'w' },
 		{ "dma-mib", required_argument, NULL, 'd' },
 		{ "think-us", required_argument, NULL, 't' },
+		{ "pipeline", required_argument, NULL, 'P' },
 		{ "no-rings", no_argument, NULL, 'R' },
 		{ "endpoint", required_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
@@ -551,17 +611,26 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
-	struct opts o = { .reads = 20000, .writes = 200000, .dma_mib = 64 };
+	struct opts o = { .reads = 20000, .writes = 200000, .dma_mib = 64,
+			  .pipeline = 1 };
 	pid_t pids[2] = { 0, 0 };
 	char addrs[2][300], dir[] = "/tmp/pciefw-bench-XXXXXX";
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:w:d:t:e:p:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:w:d:t:P:e:p:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o.reads = parse_count(optarg, "--reads"); break;
 		case 'w': o.writes = parse_count(optarg, "--writes"); break;
 		case 'd': o.dma_mib = parse_count(optarg, "--dma-mib"); break;
 		case 't': o.think_us = parse_think(optarg); break;
+		case 'P':
+			o.pipeline = parse_count(optarg, "--pipeline");
+			if (o.pipeline < 2 || o.pipeline > PF_HOST_MAX_INFLIGHT) {
+				fprintf(stderr, "pciefw-bench: invalid --pipeline '%s' "
+					"(2 to %u)\n", optarg, PF_HOST_MAX_INFLIGHT);
+				return 2;
+			}
+			break;
 		case 'R': o.no_rings = true; break;
 		case 'e': o.endpoint_bin = optarg; break;
 		case 'j': o.json = true; break;

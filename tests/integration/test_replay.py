@@ -97,12 +97,14 @@ def first_message_block(data):
 
 
 def trace_lines(endpoint_binary, path, *args):
-    """pciefw-trace's lines: [(index, direction, message text)]."""
+    """pciefw-trace's lines: [(index, direction, message text)], the mark
+    of a message that travelled as a binary record (spec 11.7) left off."""
     r = run([tool(endpoint_binary, "pciefw-trace"), *args, path])
     assert r.returncode == 0, r.stderr
     out = []
     for line in r.stdout.splitlines():
-        m = re.match(r"#(\d+)\s+\S+\s+(H>E|E>H)\s+(.*)$", line)
+        m = re.match(r"#(\d+)\s+\S+\s+(H>E|E>H)\s+(.*?)(?:  \[binary record\])?$",
+                     line)
         if m:
             out.append((int(m.group(1)), m.group(2), m.group(3)))
     return out
