@@ -385,6 +385,7 @@ class ScriptedEndpoint(threading.Thread):
         self.accept_rings = rings
         self.rings = None           # a RingEndpoint once accepted
         self.records = False        # binary register records (11.7) on
+        self.reply_records = False  # then answer with completion records
         self.fds = []
         self.conn = None
         self.received = []
@@ -453,16 +454,22 @@ class ScriptedEndpoint(threading.Thread):
             self.rings = RingEndpoint(self.conn, fds, m.get(1))
             return
         reply = None
+        answer = completion
+        if self.records and self.reply_records:
+            def answer(tag, status=SC, data=b""):
+                return regrec("completion", tag=tag, status=status, data=data)
         if m.kind in self.unanswered:
             pass
         elif m.kind in (CONFIG_READ, IO_READ):
-            reply = completion(m.get(1), SC, bytes(m.get(3)))
+            reply = answer(m.get(1), SC, bytes(m.get(3)))
         elif m.kind == MEM_READ:
-            reply = completion(m.get(1), SC, self.answer_reads_with
-                               if self.answer_reads_with is not None
-                               else bytes(m.get(4)))
-        elif m.kind in (RESET, IO_WRITE, CONFIG_WRITE):
+            reply = answer(m.get(1), SC, self.answer_reads_with
+                           if self.answer_reads_with is not None
+                           else bytes(m.get(4)))
+        elif m.kind == RESET:
             reply = completion(m.get(1), SC)
+        elif m.kind in (IO_WRITE, CONFIG_WRITE):
+            reply = answer(m.get(1), SC)
         if reply:
             self.send(reply)
 
