@@ -162,6 +162,7 @@ static void poll_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
 	struct ring_stream *r = w->data;
 	uint64_t now = pf_ring_now_ns(), slice_end = now + POLL_SLICE_NS;
+	bool contended = false;
 
 	do {
 		if (has_news(r)) {
@@ -173,10 +174,10 @@ static void poll_cb(struct ev_loop *loop, ev_idle *w, int revents)
 			r->last_work_ns = now = pf_ring_now_ns();
 			continue;
 		}
-		pf_poll_pause(&r->tx, now - r->last_work_ns);
+		contended = !pf_poll_pause(&r->tx, now - r->last_work_ns);
 		now = pf_ring_now_ns();
-	} while (now < slice_end);
-	if (now - r->last_work_ns < pf_poll_window(&r->rule))
+	} while (now < slice_end && !contended);
+	if (!contended && now - r->last_work_ns < pf_poll_window(&r->rule))
 		return;
 	if (pf_ring_consumer_sleep(&r->rx))
 		ev_idle_stop(loop, w);

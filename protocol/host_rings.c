@@ -199,7 +199,8 @@ static bool poll_ring(struct pf_host_rings *r, bool want_write, uint64_t start)
 			pf_ring_consumer_rest(&r->rx);
 			return true;
 		}
-		pf_poll_pause(&r->tx, now - start);
+		if (!pf_poll_pause(&r->tx, now - start))
+			break;          /* the CPU is contended: sleep */
 		now = pf_ring_now_ns();
 	} while (now - start < window);
 	return pf_ring_consumer_rest(&r->rx);

@@ -302,16 +302,20 @@ uint64_t pf_poll_window(struct pf_poll *p)
 	return w;
 }
 
-void pf_poll_pause(struct pf_ring *tx, uint64_t polled_ns)
+bool pf_poll_pause(struct pf_ring *tx, uint64_t polled_ns)
 {
 	bool peer_running = !tx->corrupt &&
 			    LOAD_RELAXED(&tx->ctl->head) == tx->pos;
+	uint64_t t0;
 
 	if (polled_ns < PF_POLL_TIGHT_NS ||
-	    (peer_running && polled_ns < PF_POLL_BUSY_NS))
+	    (peer_running && polled_ns < PF_POLL_BUSY_NS)) {
 		pf_cpu_relax();
-	else
-		sched_yield();
+		return true;
+	}
+	t0 = pf_ring_now_ns();
+	sched_yield();
+	return pf_ring_now_ns() - t0 < PF_POLL_CONTENDED_NS;
 }
 
 uint64_t pf_ring_now_ns(void)

@@ -127,9 +127,13 @@ bool pf_ring_producer_needs_kick(struct pf_ring *r);
  * its peer is seen running (it has read everything we wrote); otherwise
  * it gives its CPU away (sched_yield), so that a peer sharing our CPU
  * runs: polling must not keep from running the very peer it waits for.
+ * A yield that kept it off the CPU for PF_POLL_CONTENDED_NS means other
+ * work wants this CPU too: polling then only loses it, and a sleeper that
+ * the doorbell wakes gets it back sooner, so it sleeps.
  */
 #define PF_POLL_TIGHT_NS 500u
 #define PF_POLL_BUSY_NS 20000u
+#define PF_POLL_CONTENDED_NS 20000u
 
 struct pf_poll {
 	uint64_t gaps[PF_POLL_GAPS];    /* the last ones, oldest overwritten */
@@ -147,8 +151,9 @@ uint64_t pf_poll_window(struct pf_poll *p);
 /*
  * Between two looks at the ring, having polled @polled_ns so far, with
  * @tx our ring to the peer: on the CPU, or the CPU given away (above).
+ * False when the CPU is contended: stop polling and sleep.
  */
-void pf_poll_pause(struct pf_ring *tx, uint64_t polled_ns);
+bool pf_poll_pause(struct pf_ring *tx, uint64_t polled_ns);
 
 /* Monotonic nanoseconds. */
 uint64_t pf_ring_now_ns(void);

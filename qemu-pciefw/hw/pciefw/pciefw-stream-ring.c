@@ -194,7 +194,9 @@ static bool ring_poll(PCIeFwRingStream *r, uint64_t start)
             pf_ring_consumer_rest(&r->rx);
             return true;
         }
-        pf_poll_pause(&r->tx, now - start);
+        if (!pf_poll_pause(&r->tx, now - start)) {
+            break;          /* the CPU is contended: sleep */
+        }
         now = pf_ring_now_ns();
     } while (now - start < window);
     /* Back to sleep; what came meanwhile is seen here (11.4). */
