@@ -23,10 +23,13 @@ def cfg_read(qt, off):
     return qt.inl(0xCFC)
 
 
-def start_epc(harness, props=""):
-    sock = harness.path("epc.sock")
+def start_epc(harness, props="", name="qemu"):
+    """QEMU with the EPC (more pciefw-epc properties in @props), its BARs
+    placed and enabled: (Qemu, its qtest, the host's address)."""
+    sock = harness.path(f"{name}-epc.sock")
     q = harness.qemu(["-M", "q35", "-device",
-                      f"pciefw-epc,path={sock},bus=pcie.0,addr=0x4{props}"])
+                      f"pciefw-epc,path={sock},bus=pcie.0,addr=0x4{props}"],
+                     name=name)
     qt = q.qtest
     assert cfg_read(qt, 0) == 0xFE0C1234
     cfg_write(qt, 0x10, REGS)
