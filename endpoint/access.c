@@ -7,12 +7,15 @@
  * QEMU's memory core does for a MemoryRegionOps' .impl sizes and as a
  * register block sees a multi-dword TLP.  Every path that reaches a model
  * (messages, deferred requests, the rings) passes through here.
+ * It sits below the framework (device.c calls it, never the reverse), so
+ * it logs with pf_log(), naming the model as pf_dev_log() would.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "access.h"
 #include "endpoint.h"
+#include "log.h"
 
 /* Power-of-two access sizes a BAR may declare. */
 static bool size_ok(unsigned n)
@@ -105,10 +108,10 @@ static int read_split(struct pf_dev *dev, const struct pf_bar_decl *b,
 
 		if (st == PF_CPL_DEFER) {
 			/* Only a whole access can wait (device.h): refused. */
-			pf_dev_log(dev, PF_LOG_WARN, "BAR%u+0x%llx: the model "
-				   "deferred a %u-byte piece of a %u-byte read; "
-				   "completing it with CA", bar,
-				   (unsigned long long)p, n, size);
+			pf_log(PF_LOG_WARN, "%s: BAR%u+0x%llx: the model "
+			       "deferred a %u-byte piece of a %u-byte read; "
+			       "completing it with CA", dev->model->name, bar,
+			       (unsigned long long)p, n, size);
 			return PF_CPL_CA;
 		}
 		if (st != PF_CPL_OK)
@@ -135,16 +138,17 @@ int pf_access_read(struct pf_dev *dev, unsigned bar, uint64_t off,
 static void write_refused(struct pf_dev *dev, const struct pf_bar_decl *b,
 			  unsigned bar, uint64_t off, uint32_t size)
 {
-	int level = dev->warned_access & (1u << bar) ? PF_LOG_DEBUG : PF_LOG_WARN;
+	enum pf_log_level level = dev->warned_access & (1u << bar) ?
+				  PF_LOG_DEBUG : PF_LOG_WARN;
 
 	dev->warned_access |= 1u << bar;
-	pf_dev_log(dev, level, "refusing a %u-byte write to BAR%u+0x%llx: the "
-		   "device takes %s%u- to %u-byte accesses there%s", size, bar,
-		   (unsigned long long)off,
-		   b->bursts == PF_BURST_UR ? "no bursts, only " : "",
-		   b->access_min, b->access_max,
-		   level == PF_LOG_WARN ? " (further refusals on this BAR are "
-		   "logged at debug level)" : "");
+	pf_log(level, "%s: refusing a %u-byte write to BAR%u+0x%llx: the "
+	       "device takes %s%u- to %u-byte accesses there%s",
+	       dev->model->name, size, bar, (unsigned long long)off,
+	       b->bursts == PF_BURST_UR ? "no bursts, only " : "",
+	       b->access_min, b->access_max,
+	       level == PF_LOG_WARN ? " (further refusals on this BAR are "
+	       "logged at debug level)" : "");
 }
 
 bool pf_access_write(struct pf_dev *dev, unsigned bar, uint64_t off,

@@ -6,26 +6,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "buf.h"
-#include "frame.h"
 #include "log.h"
 #include "msg.h"
 #include "pciefw.h"
-#include "tls.h"
+#include "rx.h"
+#include "stream.h"
 
 struct refusal {
 	struct refusal *next;
+	struct ev_loop *loop;
 	int fd;
 	struct pf_stream *st;
-	bool handshaking;           /* a TLS stream before its handshake */
-	ev_io rd, wr;
+	bool opening;               /* the stream's handshake (TLS) first */
 	ev_timer timer;
-	struct pf_frame_decoder dec;
+	/*
+	 * The host's first frame, read as any session's first (the Hello
+	 * rule's limits); whatever it is, it ends the wait.  Nothing more is
+	 * taken: a kind without a handler is an error here.
+	 */
+	struct pf_hello_params hello;
+	struct pf_rx rx;
 	char text[200];
 };
+
+static const struct pf_rx_handlers no_handlers;
 
 static struct refusal *pending;
 static unsigned n_pending;
@@ -46,7 +53,7 @@ static void answer_and_close(int fd, struct pf_stream *st, const char *text)
 	close(fd);
 }
 
-static void finish(struct ev_loop *loop, struct refusal *r)
+static void finish(struct refusal *r)
 {
 	struct refusal **p;
 
@@ -55,90 +62,58 @@ static void finish(struct ev_loop *loop, struct refusal *r)
 	if (*p)
 		*p = r->next;
 	n_pending--;
-	ev_io_stop(loop, &r->rd);
-	ev_io_stop(loop, &r->wr);
-	ev_timer_stop(loop, &r->timer);
+	ev_timer_stop(r->loop, &r->timer);
 	answer_and_close(r->fd, r->st, r->text);
-	pf_frame_decoder_free(&r->dec);
+	pf_rx_free(&r->rx);
 	free(r);
 }
 
 /*
  * A TLS host is answered inside its session, like a served one; its
  * certificate is not checked: it is told only that the device is busy.
- * Returns false when the refusal is over (@r is freed).
+ * A plain-text host is answered in plain text.  Returns false when the
+ * refusal is over (@r is freed) or the handshake goes on.
  */
-static bool handshake(struct ev_loop *loop, struct refusal *r)
+static bool opened(struct refusal *r)
 {
 	char err[300];
-	bool want_write;
-	int st = pf_tls_handshake(r->st, &want_write, err, sizeof(err));
+	int st = pf_stream_open(r->st, err, sizeof(err));
 
-	if (st == PF_AGAIN) {
-		if (want_write)
-			ev_io_start(loop, &r->wr);
-		else
-			ev_io_stop(loop, &r->wr);
-		return true;
-	}
-	ev_io_stop(loop, &r->wr);
-	r->handshaking = false;
-	if (st == PF_ERR_NO_HELLO) {
-		/* A plain-text host is answered in plain text. */
-		pf_stream_free(r->st);
-		r->st = pf_stream_socket(r->fd);
-	}
-	if (!r->st || (st != PF_OK && st != PF_ERR_PEER && st != PF_ERR_NO_HELLO)) {
-		finish(loop, r);
+	if (st == PF_AGAIN)
+		return false;
+	r->opening = false;
+	if (st != PF_OK && st != PF_ERR_PEER && st != PF_ERR_NO_HELLO) {
+		finish(r);
 		return false;
 	}
 	return true;
 }
 
-static void write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	handshake(loop, w->data);
-}
-
 /* Done once the host's first frame (its Hello) is read, or it is gone. */
-static void read_cb(struct ev_loop *loop, ev_io *w, int revents)
+static void ready_cb(void *opaque, unsigned events)
 {
-	struct refusal *r = w->data;
+	struct refusal *r = opaque;
 	uint8_t buf[512];
+	size_t used;
 	ssize_t n;
-	size_t off = 0;
 
-	if (r->handshaking && (!handshake(loop, r) || r->handshaking))
+	if (r->opening && !opened(r))
 		return;
 	n = pf_stream_recv(r->st, buf, sizeof(buf));
-
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
-	if (n <= 0) {
-		finish(loop, r);
-		return;
-	}
-	while (off < (size_t)n) {
-		const uint8_t *body;
-		size_t used, blen;
-		int st = pf_frame_decoder_push(&r->dec, buf + off, (size_t)n - off,
-					       &used, &body, &blen);
-
-		off += used;
-		if (st != PF_AGAIN) {
-			finish(loop, r);
-			return;
-		}
-	}
+	if (n <= 0 || pf_rx_push(&r->rx, buf, (size_t)n, &used) != PF_OK ||
+	    r->rx.hello_done)
+		finish(r);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	finish(loop, w->data);
+	finish(w->data);
 }
 
 void pf_busy_refuse(struct ev_loop *loop, int fd, struct pf_stream *st,
-		    bool tls, const char *text)
+		    const char *text)
 {
 	struct refusal *r;
 
@@ -147,24 +122,29 @@ void pf_busy_refuse(struct ev_loop *loop, int fd, struct pf_stream *st,
 		answer_and_close(fd, st, text);
 		return;
 	}
+	pf_hello_defaults(&r->hello, "pciefw-endpoint");
+	if (pf_rx_init(&r->rx, &no_handlers, r, PF_DIR_TO_ENDPOINT, &r->hello,
+		       NULL) != PF_OK) {
+		free(r);
+		answer_and_close(fd, st, text);
+		return;
+	}
+	r->loop = loop;
 	r->fd = fd;
 	r->st = st;
-	r->handshaking = tls;
+	r->opening = pf_stream_needs_open(st);
 	snprintf(r->text, sizeof(r->text), "%s", text);
-	pf_frame_decoder_init(&r->dec, PCIEFW_HANDSHAKE_FRAME);
-	ev_io_init(&r->rd, read_cb, fd, EV_READ);
-	ev_io_init(&r->wr, write_cb, fd, EV_WRITE);
 	ev_timer_init(&r->timer, timer_cb, PF_BUSY_WAIT_S, 0);
-	r->rd.data = r->wr.data = r->timer.data = r;
+	r->timer.data = r;
 	r->next = pending;
 	pending = r;
 	n_pending++;
-	ev_io_start(loop, &r->rd);
+	pf_stream_set_handlers(st, loop, ready_cb, r);
 	ev_timer_start(loop, &r->timer);
 }
 
 void pf_busy_shutdown(struct ev_loop *loop)
 {
 	while (pending)
-		finish(loop, pending);
+		finish(pending);
 }

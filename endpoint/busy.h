@@ -7,8 +7,6 @@
 #ifndef PCIEFW_BUSY_H
 #define PCIEFW_BUSY_H
 
-#include <stdbool.h>
-
 struct ev_loop;
 struct pf_stream;
 
@@ -18,11 +16,11 @@ struct pf_stream;
 #define PF_BUSY_WAIT_S       1.0
 
 /*
- * Take over @fd (non-blocking, accepted) and its stream @st (TLS with @tls:
- * the handshake comes first) and refuse it with @text.
+ * Take over @fd (non-blocking, accepted) and its stream @st (its own
+ * handshake, TLS, comes first) and refuse it with @text.
  */
 void pf_busy_refuse(struct ev_loop *loop, int fd, struct pf_stream *st,
-		    bool tls, const char *text);
+		    const char *text);
 /* Answer and close every pending refusal now (the process is exiting). */
 void pf_busy_shutdown(struct ev_loop *loop);
 

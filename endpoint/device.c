@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "access.h"
+#include "conn.h"
 #include "endpoint.h"
 #include "log.h"
 #include "msg.h"
@@ -29,6 +30,8 @@ struct dma_op {
 	pf_dma_done_fn *done;
 	void *opaque;
 };
+
+static void dev_detach(struct pf_dev *dev);
 
 static void dma_op_free(struct pf_dev *dev, struct dma_op *op)
 {
@@ -150,7 +153,7 @@ void pf_dev_destroy(struct pf_dev *dev)
 {
 	if (!dev)
 		return;
-	pf_dev_detach(dev);
+	dev_detach(dev);
 	free(dev->dma_kick);
 	if (dev->model->ops->destroy)
 		dev->model->ops->destroy(dev->state);
@@ -655,8 +658,8 @@ static void reset_device(struct pf_dev *dev, enum pf_reset_kind kind)
 		pf_set_intx(dev, false);
 }
 
-void pf_dev_attach(struct pf_dev *dev, struct pf_conn *conn,
-		   const struct pf_session *s)
+static void dev_attach(struct pf_dev *dev, struct pf_conn *conn,
+		       const struct pf_session *s)
 {
 	free(dev->scratch);
 	dev->scratch = malloc(s->max_payload);
@@ -673,7 +676,7 @@ void pf_dev_attach(struct pf_dev *dev, struct pf_conn *conn,
 	dev->n_dma_base = dev->n_dma_reads + dev->n_dma_writes;
 }
 
-void pf_dev_detach(struct pf_dev *dev)
+static void dev_detach(struct pf_dev *dev)
 {
 	if (!dev->conn)
 		return;
@@ -683,7 +686,7 @@ void pf_dev_detach(struct pf_dev *dev)
 		(unsigned long long)(dev->n_dma_reads + dev->n_dma_writes -
 				     dev->n_dma_base));
 	dev->conn = NULL;
-	pf_defer_reset(dev);
+	dev->deferred.active = false;
 	reset_device(dev, PF_RESET_DISCONNECT);
 	dev->intx_level = false;
 	pf_shared_ram_clear(&dev->gmem);
@@ -729,22 +732,61 @@ static bool config_ok(const struct pf_dev *dev, uint32_t off, uint32_t size)
 	return forwarded && size <= 4 && natural(off, size);
 }
 
-static void mem_read(struct pf_dev *dev, const Pciefw__MemRead *r)
+/* ---- The host's messages, by kind (conn.h) ---- */
+
+static int on_mem_read(void *opaque, const PfMessage *m, char *err,
+		       size_t errlen)
 {
+	struct pf_dev *dev = opaque;
+	const Pciefw__MemRead *r = m->mem_read;
 	int st = PF_CPL_UR;
 
 	if (access_ok(dev, r->bar, r->offset, r->size, false))
 		st = pf_access_read(dev, r->bar, r->offset, dev->scratch, r->size);
 	if (st == PF_CPL_DEFER) {
+		/* The host's later requests wait for it (spec 5.3). */
 		pf_dev_note_completion(dev, NULL);
-		pf_defer_begin(dev, r->tag, r->size);
-		return;
+		dev->deferred.active = true;
+		dev->deferred.tag = r->tag;
+		dev->deferred.size = r->size;
+		pf_conn_hold(dev->conn);
+		return PF_OK;
 	}
 	send_completion(dev, r->tag, st, dev->scratch, r->size);
+	return PF_OK;
 }
 
-static void mem_write(struct pf_dev *dev, const Pciefw__MemWrite *w)
+void pf_complete_read(struct pf_dev *dev, int status, const void *data,
+		      uint32_t size)
 {
+	pf_complete_read_note(dev, status, data, size, NULL);
+}
+
+void pf_complete_read_note(struct pf_dev *dev, int status, const void *data,
+			   uint32_t size, const char *note)
+{
+	struct pf_deferred *d = &dev->deferred;
+
+	if (!d->active)
+		return;         /* reset or disconnect dropped it */
+	d->active = false;
+	if (status == PF_CPL_OK && size != d->size) {
+		pf_dev_log(dev, PF_LOG_ERROR, "deferred read of %u bytes completed "
+			   "with %u", d->size, size);
+		status = PF_CPL_CA;
+	}
+	/* Recorded right after the completion, before held requests go on. */
+	pf_dev_note_completion(dev, note);
+	send_completion(dev, d->tag, status, data, size);
+	if (dev->conn)
+		pf_conn_release(dev->conn);
+}
+
+static int on_mem_write(void *opaque, const PfMessage *m, char *err,
+			size_t errlen)
+{
+	struct pf_dev *dev = opaque;
+	const Pciefw__MemWrite *w = m->mem_write;
 	uint32_t size = (uint32_t)w->data.len;
 
 	if (!access_ok(dev, w->bar, w->offset, size, false)) {
@@ -752,13 +794,17 @@ static void mem_write(struct pf_dev *dev, const Pciefw__MemWrite *w)
 		pf_dev_log(dev, PF_LOG_WARN,
 			   "dropping unsupported %u-byte write to BAR%u+0x%llx",
 			   size, w->bar, (unsigned long long)w->offset);
-		return;
+		return PF_OK;
 	}
 	pf_access_write(dev, w->bar, w->offset, w->data.data, size);
+	return PF_OK;
 }
 
-static void io_read(struct pf_dev *dev, const Pciefw__IoRead *r)
+static int on_io_read(void *opaque, const PfMessage *m, char *err,
+		      size_t errlen)
 {
+	struct pf_dev *dev = opaque;
+	const Pciefw__IoRead *r = m->io_read;
 	int st = PF_CPL_UR;
 
 	if (access_ok(dev, r->bar, r->offset, r->size, true))
@@ -770,10 +816,14 @@ static void io_read(struct pf_dev *dev, const Pciefw__IoRead *r)
 		st = PF_CPL_CA;
 	}
 	send_completion(dev, r->tag, st, dev->scratch, r->size);
+	return PF_OK;
 }
 
-static void io_write(struct pf_dev *dev, const Pciefw__IoWrite *w)
+static int on_io_write(void *opaque, const PfMessage *m, char *err,
+		       size_t errlen)
 {
+	struct pf_dev *dev = opaque;
+	const Pciefw__IoWrite *w = m->io_write;
 	int st = PF_CPL_UR;
 	uint32_t size = (uint32_t)w->data.len;
 
@@ -781,11 +831,15 @@ static void io_write(struct pf_dev *dev, const Pciefw__IoWrite *w)
 	    pf_access_write(dev, w->bar, w->offset, w->data.data, size))
 		st = PF_CPL_OK;
 	send_completion(dev, w->tag, st, NULL, 0);
+	return PF_OK;
 }
 
 /* A model without config callbacks has no registers there: reads 0 (4.1). */
-static void config_read(struct pf_dev *dev, const Pciefw__ConfigRead *r)
+static int on_config_read(void *opaque, const PfMessage *m, char *err,
+			  size_t errlen)
 {
+	struct pf_dev *dev = opaque;
+	const Pciefw__ConfigRead *r = m->config_read;
 	int st = PF_CPL_UR;
 
 	if (config_ok(dev, r->offset, r->size)) {
@@ -796,10 +850,14 @@ static void config_read(struct pf_dev *dev, const Pciefw__ConfigRead *r)
 							  dev->scratch, r->size);
 	}
 	send_completion(dev, r->tag, st, dev->scratch, r->size);
+	return PF_OK;
 }
 
-static void config_write(struct pf_dev *dev, const Pciefw__ConfigWrite *w)
+static int on_config_write(void *opaque, const PfMessage *m, char *err,
+			   size_t errlen)
 {
+	struct pf_dev *dev = opaque;
+	const Pciefw__ConfigWrite *w = m->config_write;
 	int st = PF_CPL_UR;
 	uint32_t size = (uint32_t)w->data.len;
 
@@ -810,66 +868,107 @@ static void config_write(struct pf_dev *dev, const Pciefw__ConfigWrite *w)
 							   w->data.data, size);
 	}
 	send_completion(dev, w->tag, st, NULL, 0);
+	return PF_OK;
 }
 
-static int unexpected(const PfMessage *m, char *err, size_t errlen)
+static int on_completion(void *opaque, const PfMessage *m, char *err,
+			 size_t errlen)
 {
-	snprintf(err, errlen, "unexpected %s from the host",
+	return handle_completion(opaque, m->completion, err, errlen);
+}
+
+/* Spec 10.1: the guest memory messages only once negotiated. */
+static int guest_memory_refused(const struct pf_dev *dev, const PfMessage *m,
+				char *err, size_t errlen)
+{
+	if (dev->session.features & PCIEFW_FEATURE_GUEST_MEMORY)
+		return PF_OK;
+	snprintf(err, errlen, "%s without the guest memory feature negotiated",
 		 pf_msg_kind_name(m->body_case));
 	return PF_ERR_UNEXPECTED;
 }
 
-int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errlen)
+static int on_memory_map(void *opaque, const PfMessage *m, char *err,
+			 size_t errlen)
 {
+	int r = guest_memory_refused(opaque, m, err, errlen);
+
+	return r ? r : handle_memory_map(opaque, m->memory_map, err, errlen);
+}
+
+static int on_bus_master(void *opaque, const PfMessage *m, char *err,
+			 size_t errlen)
+{
+	struct pf_dev *dev = opaque;
+	int r = guest_memory_refused(dev, m, err, errlen);
+
+	if (r)
+		return r;
+	dev->bus_master = m->bus_master->enabled;
+	pf_debug("bus mastering %s", dev->bus_master ? "on" : "off");
+	return PF_OK;
+}
+
+static int on_reset(void *opaque, const PfMessage *m, char *err, size_t errlen)
+{
+	struct pf_dev *dev = opaque;
+
+	pf_dev_log(dev, PF_LOG_INFO, "%s reset",
+		   m->reset->kind == PCIEFW__RESET_KIND__RESET_FUNCTION ?
+		   "function-level" : "system");
+	reset_device(dev, (enum pf_reset_kind)m->reset->kind);
+	/* A reset clears Bus Master Enable (spec 10.3). */
+	dev->bus_master = false;
+	send_completion(dev, m->reset->tag, PF_CPL_OK, NULL, 0);
+	return PF_OK;
+}
+
+static int send_description(struct pf_dev *dev)
+{
+	Pciefw__DeviceDescription d;
+	Pciefw__Bar bars[6], *ptrs[6];
+	size_t mark;
 	int r;
 
-	/* Behind a deferred read, requests wait their turn (spec 5.1). */
-	if (pf_defer_hold(dev, m, &r, err, errlen))
-		return r;
-	dev->n_requests++;
-	switch (m->body_case) {
-	case PCIEFW__MESSAGE__BODY_MEM_READ:
-		mem_read(dev, m->mem_read);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_MEM_WRITE:
-		mem_write(dev, m->mem_write);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_IO_READ:
-		io_read(dev, m->io_read);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_IO_WRITE:
-		io_write(dev, m->io_write);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_CONFIG_READ:
-		config_read(dev, m->config_read);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_CONFIG_WRITE:
-		config_write(dev, m->config_write);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_COMPLETION:
-		return handle_completion(dev, m->completion, err, errlen);
-	case PCIEFW__MESSAGE__BODY_MEMORY_MAP:
-	case PCIEFW__MESSAGE__BODY_BUS_MASTER:
-		if (!(dev->session.features & PCIEFW_FEATURE_GUEST_MEMORY)) {
-			snprintf(err, errlen, "%s without the guest memory feature "
-				 "negotiated", pf_msg_kind_name(m->body_case));
-			return PF_ERR_UNEXPECTED;
-		}
-		if (m->body_case == PCIEFW__MESSAGE__BODY_MEMORY_MAP)
-			return handle_memory_map(dev, m->memory_map, err, errlen);
-		dev->bus_master = m->bus_master->enabled;
-		pf_debug("bus mastering %s", dev->bus_master ? "on" : "off");
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_RESET:
-		pf_dev_log(dev, PF_LOG_INFO, "%s reset",
-			   m->reset->kind == PCIEFW__RESET_KIND__RESET_FUNCTION ?
-			   "function-level" : "system");
-		reset_device(dev, (enum pf_reset_kind)m->reset->kind);
-		/* A reset clears Bus Master Enable (spec 10.3). */
-		dev->bus_master = false;
-		send_completion(dev, m->reset->tag, PF_CPL_OK, NULL, 0);
-		return PF_OK;
-	default:
-		return unexpected(m, err, errlen);
-	}
+	pf_dev_describe(dev, &d, bars, ptrs);
+	r = pf_put_description(pf_conn_out_begin(dev->conn, &mark), &d);
+	pf_conn_out_end(dev->conn, mark);
+	return r;
 }
+
+/* The handshake is done: this host is served, and told what we are (2.3). */
+static int on_attach(void *opaque, struct pf_conn *c, const struct pf_session *s,
+		     char *err, size_t errlen)
+{
+	struct pf_dev *dev = opaque;
+	int r;
+
+	dev_attach(dev, c, s);
+	r = send_description(dev);
+	if (r < 0)
+		snprintf(err, errlen, "cannot send the device description: %s",
+			 pf_strerror(r));
+	return r;
+}
+
+static void on_detach(void *opaque)
+{
+	dev_detach(opaque);
+}
+
+const struct pf_conn_handlers pf_dev_host_handlers = {
+	.on = {
+		[PCIEFW__MESSAGE__BODY_MEM_READ] = on_mem_read,
+		[PCIEFW__MESSAGE__BODY_MEM_WRITE] = on_mem_write,
+		[PCIEFW__MESSAGE__BODY_IO_READ] = on_io_read,
+		[PCIEFW__MESSAGE__BODY_IO_WRITE] = on_io_write,
+		[PCIEFW__MESSAGE__BODY_CONFIG_READ] = on_config_read,
+		[PCIEFW__MESSAGE__BODY_CONFIG_WRITE] = on_config_write,
+		[PCIEFW__MESSAGE__BODY_COMPLETION] = on_completion,
+		[PCIEFW__MESSAGE__BODY_MEMORY_MAP] = on_memory_map,
+		[PCIEFW__MESSAGE__BODY_BUS_MASTER] = on_bus_master,
+		[PCIEFW__MESSAGE__BODY_RESET] = on_reset,
+	},
+	.attach = on_attach,
+	.detach = on_detach,
+};

@@ -1,6 +1,7 @@
 /*
- * Internals shared by the endpoint's framework (device.c) and its
- * transport (server.c).  Models see only device.h.
+ * The device framework's internals (device.c, with its helpers access.c
+ * and options.c) and what the daemon calls (main.c, server.c).  Models see
+ * only device.h.
  */
 #ifndef PCIEFW_ENDPOINT_H
 #define PCIEFW_ENDPOINT_H
@@ -11,28 +12,23 @@
 
 #include "buf.h"
 #include "codec.h"
+#include "conn.h"
 #include "device.h"
 #include "shared_ram.h"
 #include "handshake.h"
 #include "tag_window.h"
 
-struct pf_conn;
 struct dma_op;
 
 #define PF_MAX_MODEL_OPTS 32
-/* Host requests held while a deferred read is outstanding (spec 5.3). */
-#define PF_MAX_HELD_MSGS 256u
-#define PF_MAX_HELD_BYTES (2u << 20)
 
-struct pf_held;
-
-/* A read the model completes later, and the requests held behind it. */
+/*
+ * A read the model completes later (pf_complete_read); the host's requests
+ * behind it are held by the connection meanwhile (conn.h).
+ */
 struct pf_deferred {
 	bool active;
 	uint32_t tag, size;
-	struct pf_held *head, *tail;
-	unsigned n_held;
-	size_t held_bytes;
 };
 
 struct pf_dev {
@@ -59,7 +55,7 @@ struct pf_dev {
 	/* Tags of reads cancelled by resets, whose completions may still come. */
 	struct pf_tag_windows cancelled;
 
-	struct pf_deferred deferred;    /* defer.c */
+	struct pf_deferred deferred;
 	/* pf_dev_note_completion(): written after the next completion. */
 	char *completion_note;
 
@@ -76,7 +72,7 @@ struct pf_dev {
 	void *dma_kick;                 /* ev_timer: deliver copied reads */
 
 	/* Counters, for logs and tests. */
-	uint64_t n_requests, n_dma_reads, n_dma_writes, n_irqs, n_dma_refused;
+	uint64_t n_dma_reads, n_dma_writes, n_irqs, n_dma_refused;
 	uint64_t n_dma_copies;          /* reads and writes done by copy */
 	uint64_t n_dma_base;            /* reads + writes before this host */
 };
@@ -94,45 +90,10 @@ void pf_dev_destroy(struct pf_dev *dev);
 void pf_dev_describe(const struct pf_dev *dev, Pciefw__DeviceDescription *d,
 		     Pciefw__Bar *bars, Pciefw__Bar **bar_ptrs);
 
-/* A host finished the handshake / went away (cancels DMA, resets model). */
-void pf_dev_attach(struct pf_dev *dev, struct pf_conn *conn,
-		   const struct pf_session *s);
-void pf_dev_detach(struct pf_dev *dev);
-
 /*
- * Handle one validated message from the host.  Returns PF_OK, or a
- * negative PF_ERR_* with @err set when the host broke the protocol and the
- * connection must be closed; pf_error_code() names its ErrorCode.
+ * Serving a host (conn.h): its messages, by kind; attach sends our
+ * DeviceDescription (spec 2.3), detach cancels DMA and resets the model.
  */
-int pf_dev_handle(struct pf_dev *dev, const PfMessage *m, char *err, size_t errlen);
-
-/*
- * Deferred reads (defer.c).  pf_defer_hold() takes @m if a deferred read
- * is outstanding and @m is a host request, setting *@r (PF_OK, or
- * PF_ERR_LIMIT with @err when too much is held); returns whether it did.
- */
-bool pf_defer_hold(struct pf_dev *dev, const PfMessage *m, int *r,
-		   char *err, size_t errlen);
-void pf_defer_begin(struct pf_dev *dev, uint32_t tag, uint32_t size);
-/* Forget the deferred read and everything held (the host is gone). */
-void pf_defer_reset(struct pf_dev *dev);
-
-/* Transport services used by device.c (server.c). */
-struct pf_buf *pf_conn_out_begin(struct pf_conn *c, size_t *mark);
-/* Bytes queued for the host and not yet sent. */
-size_t pf_conn_out_queued(const struct pf_conn *c);
-void pf_conn_out_end(struct pf_conn *c, size_t mark);
-/* Claim the @n oldest fds the host passed (spec 10.2). */
-bool pf_conn_take_fds(struct pf_conn *c, int *out, unsigned n);
-const char *pf_conn_name(const struct pf_conn *c);
-/*
- * Record the frames in @b (not sent) in the trace, each followed by a
- * note @note (spec 10.5); nothing without a trace.
- */
-bool pf_conn_tracing(const struct pf_conn *c);
-void pf_conn_trace_frames(struct pf_conn *c, int dir, const struct pf_buf *b,
-			  const char *note);
-/* A note record (spec 6) about the last record, in direction @dir. */
-void pf_conn_trace_note(struct pf_conn *c, int dir, const char *note);
+extern const struct pf_conn_handlers pf_dev_host_handlers;
 
 #endif /* PCIEFW_ENDPOINT_H */

@@ -3,6 +3,12 @@
  * through two byte rings in a region the host created; the socket stays
  * beside them, carrying fds (each batch with one zero byte) and showing
  * the host's hang-up.
+ *
+ * Its readiness is its own (spec 11.4): it polls the ring while work
+ * keeps coming, for an adaptive budget past the last work, then announces
+ * that it sleeps and waits for its doorbell, which the host kicks for new
+ * bytes and, when our ring was full, for room.  The socket is watched for
+ * fds and for the host's end.
  */
 #include "stream.h"
 
@@ -15,14 +21,25 @@
 
 #include "ring.h"
 
+/* How long we poll the rings for more before sleeping (spec 11.4). */
+#define POLL_MIN_NS 10000
+#define POLL_MAX_NS 500000
+/* One idle callback's poll, before the loop's other watchers get a turn. */
+#define POLL_SLICE_NS 20000
+
 struct ring_stream {
-	struct pf_stream base;      /* base.fd: the socket; base.wake_fd: ours */
+	struct pf_stream base;      /* base.fd: the socket */
 	void *region;
 	size_t region_size;
-	int peer_bell;              /* the host's doorbell: we write it */
+	int bell_fd;                /* our doorbell: the host kicks it */
+	int peer_bell;              /* the host's doorbell: we kick it */
 	struct pf_ring rx, tx;
 	bool hung_up;               /* the socket said the host is gone */
 	bool stray_bytes;           /* the socket carried more than fd carriers */
+	ev_io bell;
+	ev_idle poll;               /* polls the ring while active */
+	struct pf_spin budget;
+	uint64_t last_work_ns, slept_ns;
 };
 
 static struct ring_stream *ring_of(struct pf_stream *st)
@@ -30,9 +47,22 @@ static struct ring_stream *ring_of(struct pf_stream *st)
 	return (struct ring_stream *)st;
 }
 
-static ssize_t fail_eproto(void)
+/* Nothing can be trusted to carry an Error any more (11.5). */
+static ssize_t fail_eproto(struct ring_stream *r)
 {
+	snprintf(r->base.why, sizeof(r->base.why), "the host broke the "
+		 "shared-memory rings (an impossible index; spec 11.5)");
 	errno = EPROTO;
+	return -1;
+}
+
+/* The host broke the socket's rule (11.1): an Error can still go out. */
+static ssize_t fail_socket_rule(struct ring_stream *r)
+{
+	snprintf(r->base.why, sizeof(r->base.why), "bytes on the socket beside "
+		 "the rings other than one zero byte with each batch of file "
+		 "descriptors (spec 11.1)");
+	errno = EBADMSG;
 	return -1;
 }
 
@@ -46,7 +76,7 @@ static ssize_t fail_eproto(void)
  */
 static void drain_socket(struct ring_stream *r)
 {
-	unsigned fds_before = r->base.n_fds;
+	unsigned fds_before = r->base.fds.n;
 	uint8_t buf[64];
 	ssize_t n;
 
@@ -63,15 +93,8 @@ static void drain_socket(struct ring_stream *r)
 		return;
 	}
 	if (n != 1 || buf[0] ||
-	    (r->base.n_fds == fds_before && !r->base.fd_overflow))
+	    (r->base.fds.n == fds_before && !r->base.fds.overflow))
 		r->stray_bytes = true;
-}
-
-/* The host broke the socket's rule (11.1): an Error can still go out. */
-static ssize_t fail_socket_rule(void)
-{
-	errno = EBADMSG;
-	return -1;
 }
 
 static ssize_t ring_recv(struct pf_stream *st, void *buf, size_t len)
@@ -80,9 +103,9 @@ static ssize_t ring_recv(struct pf_stream *st, void *buf, size_t len)
 	ssize_t n = pf_ring_read(&r->rx, buf, len);
 
 	if (n < 0)
-		return fail_eproto();
+		return fail_eproto(r);
 	if (r->stray_bytes)
-		return fail_socket_rule();
+		return fail_socket_rule(r);
 	if (n > 0) {
 		if (pf_ring_producer_needs_kick(&r->rx))
 			pf_doorbell_ring(r->peer_bell);
@@ -91,7 +114,7 @@ static ssize_t ring_recv(struct pf_stream *st, void *buf, size_t len)
 	/* Empty: whatever woke us may have been the socket. */
 	drain_socket(r);
 	if (r->stray_bytes)
-		return fail_socket_rule();
+		return fail_socket_rule(r);
 	if (r->hung_up && !pf_ring_readable(&r->rx))
 		return 0;
 	errno = EAGAIN;
@@ -106,7 +129,7 @@ static ssize_t ring_send(struct pf_stream *st, const void *buf, size_t len)
 		ssize_t n = pf_ring_write(&r->tx, buf, len);
 
 		if (n < 0)
-			return fail_eproto();
+			return fail_eproto(r);
 		if (n > 0) {
 			pf_ring_producer_awake(&r->tx);
 			if (pf_ring_consumer_needs_kick(&r->tx))
@@ -121,26 +144,91 @@ static ssize_t ring_send(struct pf_stream *st, const void *buf, size_t len)
 	}
 }
 
-static size_t ring_pending(struct pf_stream *st)
+/* Bytes to read, or a broken ring or socket rule that recv reports. */
+static bool has_news(struct ring_stream *r)
+{
+	return pf_ring_readable(&r->rx) || r->rx.corrupt || r->stray_bytes;
+}
+
+/*
+ * Poll the ring while the host keeps sending, up to the adaptive budget
+ * past the last work; then announce sleep and wait for the doorbell.  One
+ * call polls for a slice only, so the loop's other watchers still run.
+ */
+static void poll_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	struct ring_stream *r = w->data;
+	uint64_t now = pf_ring_now_ns(), slice_end = now + POLL_SLICE_NS;
+
+	/* Work keeps us here for the slice: the next request is close. */
+	do {
+		if (has_news(r)) {
+			r->base.ready(r->base.opaque, PF_STREAM_IN);
+			/* The owner stopped reading, or failed. */
+			if (!ev_is_active(w))
+				return;
+			r->last_work_ns = pf_ring_now_ns();
+		}
+		now = pf_ring_now_ns();
+	} while (now < slice_end);
+	if (now - r->last_work_ns < r->budget.budget_ns)
+		return;
+	if (pf_ring_consumer_sleep(&r->rx)) {
+		ev_idle_stop(loop, w);
+		pf_spin_miss(&r->budget);
+		r->slept_ns = now;
+	}
+}
+
+/* Start polling: the host need not kick us meanwhile (11.4). */
+static void poll_start(struct ring_stream *r)
+{
+	pf_ring_consumer_awake(&r->rx);
+	r->last_work_ns = pf_ring_now_ns();
+	ev_idle_start(r->base.loop, &r->poll);
+}
+
+/* Kicked: new bytes, or room in our ring. */
+static void bell_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct ring_stream *r = w->data;
+	uint64_t now = pf_ring_now_ns();
+
+	pf_doorbell_drain(w->fd);
+	/* Woken soon after giving up: the budget was too short. */
+	if (!ev_is_active(&r->poll) && now - r->slept_ns < POLL_MAX_NS)
+		pf_spin_hit(&r->budget);
+	if (r->base.want_in)
+		poll_start(r);
+	r->base.ready(r->base.opaque,
+		      PF_STREAM_OUT | (r->base.want_in ? PF_STREAM_IN : 0));
+}
+
+/*
+ * Reading: the ring polled, the socket watched (fds, the host's end), the
+ * doorbell.  Waiting for room: the doorbell only, which a full ring asked
+ * the host to kick (ring_send).
+ */
+static void ring_watch(struct pf_stream *st)
 {
 	struct ring_stream *r = ring_of(st);
 
-	return pf_ring_readable(&r->rx) + (r->rx.corrupt || r->stray_bytes);
+	if (!st->loop)
+		return;
+	pf_stream_watch_socket(st, st->want_in, false);
+	if (st->want_in || st->want_out)
+		ev_io_start(st->loop, &r->bell);
+	else
+		ev_io_stop(st->loop, &r->bell);
+	if (!st->want_in)
+		ev_idle_stop(st->loop, &r->poll);
+	else if (!ev_is_active(&r->poll))
+		poll_start(r);
 }
 
 static void ring_collect_fds(struct pf_stream *st)
 {
 	drain_socket(ring_of(st));
-}
-
-static bool ring_try_sleep(struct pf_stream *st)
-{
-	return pf_ring_consumer_sleep(&ring_of(st)->rx);
-}
-
-static void ring_awake(struct pf_stream *st)
-{
-	pf_ring_consumer_awake(&ring_of(st)->rx);
 }
 
 static void ring_free(struct pf_stream *st)
@@ -151,19 +239,17 @@ static void ring_free(struct pf_stream *st)
 		munmap(r->region, r->region_size);
 	if (r->peer_bell >= 0)
 		close(r->peer_bell);
-	if (st->wake_fd >= 0)
-		close(st->wake_fd);
+	if (r->bell_fd >= 0)
+		close(r->bell_fd);
 	free(r);
 }
 
 static const struct pf_stream_ops ring_ops = {
 	.recv = ring_recv,
 	.send = ring_send,
-	.pending = ring_pending,
+	.watch = ring_watch,
 	.free = ring_free,
 	.collect_fds = ring_collect_fds,
-	.try_sleep = ring_try_sleep,
-	.awake = ring_awake,
 };
 
 struct pf_stream *pf_stream_ring(int fd, const int fds[PCIEFW_RING_SETUP_FDS],
@@ -177,10 +263,13 @@ struct pf_stream *pf_stream_ring(int fd, const int fds[PCIEFW_RING_SETUP_FDS],
 			close(fds[i]);
 		return NULL;
 	}
-	r->base.ops = &ring_ops;
-	r->base.fd = fd;
-	r->base.wake_fd = fds[1];
+	pf_stream_init(&r->base, &ring_ops, fd);
+	r->bell_fd = fds[1];
 	r->peer_bell = fds[2];
+	ev_io_init(&r->bell, bell_cb, r->bell_fd, EV_READ);
+	ev_idle_init(&r->poll, poll_cb);
+	r->bell.data = r->poll.data = r;
+	pf_spin_init(&r->budget, POLL_MIN_NS, POLL_MAX_NS);
 	if (pf_doorbell_check(fds[1], err, errlen) &&
 	    pf_doorbell_check(fds[2], err, errlen))
 		r->region = pf_ring_region_map(fds[0], region_size, err, errlen);

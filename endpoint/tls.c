@@ -26,8 +26,11 @@ struct tls_stream {
 	struct pf_tls *tls;
 	gnutls_session_t session;
 	bool checked_first_byte;
+	bool handshaking;           /* open() under way */
+	bool handshake_writes;      /* ... and it waits for room */
 	bool established;           /* handshake done: close_notify is due */
 	bool got_data;              /* a record of the session came */
+	bool plain;                 /* the host speaks plain text: no TLS */
 	/*
 	 * A record that could not be sent whole is retried by GnuTLS itself
 	 * (it keeps the encrypted record): the next send passes no data.
@@ -143,6 +146,11 @@ void pf_tls_free(struct pf_tls *tls)
 	free(tls);
 }
 
+static struct tls_stream *tls_of(struct pf_stream *st)
+{
+	return (struct tls_stream *)st;
+}
+
 static ssize_t tls_error(ssize_t r)
 {
 	if (r == GNUTLS_E_AGAIN)
@@ -154,11 +162,37 @@ static ssize_t tls_error(ssize_t r)
 	return -1;
 }
 
+/*
+ * Decrypted input GnuTLS holds is news the socket's readiness does not
+ * show: tell the owner ourselves, once it next runs its loop.
+ */
+static void report_pending(struct tls_stream *t)
+{
+	struct pf_stream *st = &t->base;
+
+	if (st->want_in && st->loop && !t->plain &&
+	    gnutls_record_check_pending(t->session))
+		ev_feed_event(st->loop, &st->sock_in, EV_READ);
+}
+
 static ssize_t tls_recv(struct pf_stream *st, void *buf, size_t len)
 {
-	struct tls_stream *t = (struct tls_stream *)st;
-	ssize_t r = gnutls_record_recv(t->session, buf, len);
+	struct tls_stream *t = tls_of(st);
+	size_t got = 0;
+	ssize_t r;
 
+	if (t->plain)
+		return pf_socket_recv(st, buf, len);
+	/* Record after record while GnuTLS holds them: no system call. */
+	do {
+		r = gnutls_record_recv(t->session, (uint8_t *)buf + got, len - got);
+		if (r > 0)
+			got += (size_t)r;
+	} while (r > 0 && got < len && gnutls_record_check_pending(t->session));
+	if (got) {
+		report_pending(t);
+		return (ssize_t)got;
+	}
 	/* A peer that closes without close_notify has still ended the stream. */
 	if (r == GNUTLS_E_PREMATURE_TERMINATION)
 		return 0;
@@ -180,9 +214,11 @@ static ssize_t tls_recv(struct pf_stream *st, void *buf, size_t len)
 
 static ssize_t tls_send(struct pf_stream *st, const void *buf, size_t len)
 {
-	struct tls_stream *t = (struct tls_stream *)st;
+	struct tls_stream *t = tls_of(st);
 	ssize_t r;
 
+	if (t->plain)
+		return send(st->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (t->send_blocked)
 		r = gnutls_record_send(t->session, NULL, 0);
 	else
@@ -191,31 +227,47 @@ static ssize_t tls_send(struct pf_stream *st, const void *buf, size_t len)
 	return r >= 0 ? r : tls_error(r);
 }
 
-static size_t tls_pending(struct pf_stream *st)
+/*
+ * During the handshake the socket is watched as the handshake needs, and
+ * the owner, told of it, drives it on (pf_stream_open); after it, as the
+ * owner asks, plus what GnuTLS already holds.
+ */
+static void tls_watch(struct pf_stream *st)
 {
-	return gnutls_record_check_pending(((struct tls_stream *)st)->session);
+	struct tls_stream *t = tls_of(st);
+	bool any = st->want_in || st->want_out;
+
+	if (t->handshaking) {
+		pf_stream_watch_socket(st, any, any && t->handshake_writes);
+		return;
+	}
+	pf_stream_watch_socket(st, st->want_in, st->want_out);
+	report_pending(t);
 }
 
 static void tls_free(struct pf_stream *st)
 {
-	struct tls_stream *t = (struct tls_stream *)st;
+	struct tls_stream *t = tls_of(st);
 
 	/*
 	 * Best effort close_notify (the socket is non-blocking); never on a
-	 * session that was not established: the socket may have become a
-	 * plain one (a plain-text host reads why it was refused).
+	 * session that was not established: the socket may carry plain text
+	 * (a plain-text host reads why it was refused).
 	 */
-	if (t->established)
+	if (t->established && !t->plain)
 		gnutls_bye(t->session, GNUTLS_SHUT_WR);
 	gnutls_deinit(t->session);
 	free(t);
 }
 
+static int tls_open(struct pf_stream *st, char *err, size_t errlen);
+
 static const struct pf_stream_ops tls_ops = {
 	.recv = tls_recv,
 	.send = tls_send,
-	.pending = tls_pending,
+	.watch = tls_watch,
 	.free = tls_free,
+	.open = tls_open,
 };
 
 struct pf_stream *pf_tls_stream(struct pf_tls *tls, int fd,
@@ -252,10 +304,9 @@ struct pf_stream *pf_tls_stream(struct pf_tls *tls, int fd,
 		gnutls_certificate_send_x509_rdn_sequence(t->session, 1);
 	}
 	gnutls_transport_set_int(t->session, fd);
-	t->base.ops = &tls_ops;
-	t->base.fd = fd;
-	t->base.wake_fd = -1;
+	pf_stream_init(&t->base, &tls_ops, fd);
 	t->tls = tls;
+	t->handshaking = true;
 	return &t->base;
 }
 
@@ -312,10 +363,19 @@ static int verify_peer(struct tls_stream *t, char *err, size_t errlen)
 	return PF_ERR_PEER;
 }
 
-int pf_tls_handshake(struct pf_stream *st, bool *want_write,
-		     char *err, size_t errlen)
+/*
+ * Drive the handshake without blocking: PF_OK once it is done (and, when
+ * asked, the host's certificate verified), PF_AGAIN with *@want_write
+ * telling which readiness it waits for, or an error with @err set to one
+ * line that says why: PF_ERR_NO_HELLO when the host speaks the protocol in
+ * plain text (its first byte is no TLS record), PF_ERR_PEER when the
+ * session is up but the host's certificate is not trusted (both can still
+ * be told why), PF_ERR_CLOSED when the host closed, PF_ERR_INVALID for a
+ * failed handshake.
+ */
+static int handshake(struct tls_stream *t, bool *want_write, char *err,
+		     size_t errlen)
 {
-	struct tls_stream *t = (struct tls_stream *)st;
 	int r;
 
 	*want_write = false;
@@ -343,4 +403,21 @@ int pf_tls_handshake(struct pf_stream *st, bool *want_write,
 	}
 	t->established = true;
 	return t->tls->verify_peer ? verify_peer(t, err, errlen) : PF_OK;
+}
+
+/* pf_stream_open() for TLS: the handshake, spec 1.5. */
+static int tls_open(struct pf_stream *st, char *err, size_t errlen)
+{
+	struct tls_stream *t = tls_of(st);
+	bool want_write;
+	int r = handshake(t, &want_write, err, errlen);
+
+	t->handshaking = r == PF_AGAIN;
+	t->handshake_writes = want_write;
+	if (r == PF_ERR_NO_HELLO)
+		t->plain = true;    /* a plain-text host reads why in plain text */
+	else if (r == PF_OK)
+		snprintf(err, errlen, "TLS session established");
+	tls_watch(st);
+	return r;
 }

@@ -20,21 +20,11 @@ struct pf_tls *pf_tls_new(const char *dir, bool verify_peer,
 			  char *err, size_t errlen);
 void pf_tls_free(struct pf_tls *tls);
 
-/* A server-side TLS stream over the connected socket @fd. */
+/*
+ * A server-side TLS stream over the connected socket @fd; its handshake
+ * is its pf_stream_open() (stream.h).
+ */
 struct pf_stream *pf_tls_stream(struct pf_tls *tls, int fd,
 				char *err, size_t errlen);
-
-/*
- * Drive the handshake without blocking: PF_OK once it is done (and, when
- * asked, the host's certificate verified), PF_AGAIN with *@want_write
- * telling which readiness to wait for, or an error with @err set to one
- * line that says why: PF_ERR_NO_HELLO when the host speaks the protocol in
- * plain text (its first byte is no TLS record), PF_ERR_PEER when the
- * session is up but the host's certificate is not trusted (both can still
- * be told why), PF_ERR_CLOSED when the host closed, PF_ERR_INVALID for a
- * failed handshake.
- */
-int pf_tls_handshake(struct pf_stream *st, bool *want_write,
-		     char *err, size_t errlen);
 
 #endif /* PCIEFW_TLS_H */

@@ -14,9 +14,8 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "codec.h"
-#include "frame.h"
 #include "msg.h"
+#include "rx.h"
 #include "transport.h"
 
 struct pf_host {
@@ -24,8 +23,8 @@ struct pf_host {
 	struct pf_hello_params hello;
 	struct pf_session session;
 	Pciefw__DeviceDescription *desc;
-	struct pf_frame_decoder dec;
-	struct pf_codec codec;
+	struct pf_rx rx;                /* what the endpoint sends (rx.h) */
+	int handled;                    /* messages in the last read */
 	struct pf_buf out;
 	struct pf_guest_mem mem;
 	int memfd;                  /* shared guest RAM (spec 10), or -1 */
@@ -124,33 +123,44 @@ static bool mem_range(const struct pf_guest_mem *m, uint64_t addr, uint64_t len)
 	       addr - m->base <= m->size - len;
 }
 
-static void serve_dma_read(struct pf_host *h, const Pciefw__DmaRead *r)
+/* Served at once, from the simulated guest memory (spec 3.2, 5.3). */
+static int on_dma_read(void *opaque, const PfMessage *msg, char *err,
+		       size_t errlen)
 {
+	struct pf_host *h = opaque;
+	const Pciefw__DmaRead *r = msg->dma_read;
 	const struct pf_guest_mem *m = &h->mem;
 
+	h->handled++;
 	if (!m->bus_master || !mem_range(m, r->address, r->size)) {
 		h->stats.dma_refused++;
 		pf_put_completion(&h->out, r->tag,
 				  PCIEFW__STATUS__STATUS_COMPLETER_ABORT, NULL, 0);
-		return;
+		return PF_OK;
 	}
 	h->stats.dma_reads++;
 	h->stats.dma_read_bytes += r->size;
 	pf_put_completion(&h->out, r->tag, PCIEFW__STATUS__STATUS_SUCCESSFUL,
 			  m->data + (r->address - m->base), r->size);
+	return PF_OK;
 }
 
-static void serve_dma_write(struct pf_host *h, const Pciefw__DmaWrite *w)
+static int on_dma_write(void *opaque, const PfMessage *msg, char *err,
+			size_t errlen)
 {
+	struct pf_host *h = opaque;
+	const Pciefw__DmaWrite *w = msg->dma_write;
 	struct pf_guest_mem *m = &h->mem;
 
+	h->handled++;
 	if (!m->bus_master || !mem_range(m, w->address, w->data.len)) {
 		h->stats.dma_refused++;
-		return;   /* posted: dropped, as a real bus would */
+		return PF_OK;   /* posted: dropped, as a real bus would */
 	}
 	h->stats.dma_writes++;
 	h->stats.dma_write_bytes += w->data.len;
 	memcpy(m->data + (w->address - m->base), w->data.data, w->data.len);
+	return PF_OK;
 }
 
 static void count_vector(uint64_t *counters, uint32_t v)
@@ -159,81 +169,134 @@ static void count_vector(uint64_t *counters, uint32_t v)
 		counters[v]++;
 }
 
-static int handle(struct pf_host *h, const PfMessage *m)
-{
-	const Pciefw__Completion *c;
+/* ---- The endpoint's messages, by kind (rx.h) ---- */
 
-	switch (m->body_case) {
-	case PCIEFW__MESSAGE__BODY_COMPLETION:
-		c = m->completion;
-		if (!h->waiting || c->tag != h->wait_tag)
-			return host_fail(h, PF_ERR_INVALID,
-					 "completion with unexpected tag %u", c->tag);
-		if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && h->got_buf &&
-		    c->data.len != h->got_size)
-			return host_fail(h, PF_ERR_INVALID,
-					 "completion carries %zu bytes, %u were read",
-					 c->data.len, h->got_size);
-		if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && h->got_buf)
-			memcpy(h->got_buf, c->data.data, c->data.len);
-		h->got_status = c->status;
-		h->got = true;
-		h->waiting = false;
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_DMA_READ:
-		serve_dma_read(h, m->dma_read);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_DMA_WRITE:
-		serve_dma_write(h, m->dma_write);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_INTX:
-		if (m->intx->asserted && !h->irqs.intx_level) {
-			h->irqs.intx_asserts++;
-			h->irqs.total++;
-		}
-		h->irqs.intx_level = m->intx->asserted;
-		irq_hook(h, m->body_case, m->intx->asserted);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_MSI:
-		count_vector(h->irqs.msi, m->msi->vector);
-		h->irqs.total++;
-		irq_hook(h, m->body_case, m->msi->vector);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_MSIX:
-		count_vector(h->irqs.msix, m->msix->vector);
-		h->irqs.total++;
-		irq_hook(h, m->body_case, m->msix->vector);
-		return PF_OK;
-	case PCIEFW__MESSAGE__BODY_GOODBYE:
-		return host_fail(h, PF_ERR_PEER, "endpoint said goodbye: %s",
-				 m->goodbye->text);
-	case PCIEFW__MESSAGE__BODY_ERROR:
-		return host_fail(h, PF_ERR_PEER, "endpoint error: %s", m->error->text);
-	default:
-		return host_fail(h, PF_ERR_INVALID, "unexpected %s from the endpoint",
-				 pf_msg_kind_name(m->body_case));
+static int on_completion(void *opaque, const PfMessage *m, char *err,
+			 size_t errlen)
+{
+	struct pf_host *h = opaque;
+	const Pciefw__Completion *c = m->completion;
+
+	h->handled++;
+	if (!h->waiting || c->tag != h->wait_tag) {
+		snprintf(err, errlen, "completion with unexpected tag %u", c->tag);
+		return PF_ERR_INVALID;
 	}
+	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && h->got_buf &&
+	    c->data.len != h->got_size) {
+		snprintf(err, errlen, "completion carries %zu bytes, %u were read",
+			 c->data.len, h->got_size);
+		return PF_ERR_INVALID;
+	}
+	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && h->got_buf)
+		memcpy(h->got_buf, c->data.data, c->data.len);
+	h->got_status = c->status;
+	h->got = true;
+	h->waiting = false;
+	return PF_OK;
 }
 
-static int on_frame(struct pf_host *h, const uint8_t *body, size_t len)
+static int on_intx(void *opaque, const PfMessage *m, char *err, size_t errlen)
 {
-	PfMessage *m;
-	char err[256];
-	int r = pf_codec_decode(&h->codec, body, len, &m, err, sizeof(err));
+	struct pf_host *h = opaque;
 
-	if (!r)
-		r = pf_msg_validate(m, h->session.max_payload, err, sizeof(err));
-	if (r)
-		return host_fail(h, r, "bad message from the endpoint: %s", err);
-	return handle(h, m);
+	h->handled++;
+	if (m->intx->asserted && !h->irqs.intx_level) {
+		h->irqs.intx_asserts++;
+		h->irqs.total++;
+	}
+	h->irqs.intx_level = m->intx->asserted;
+	irq_hook(h, m->body_case, m->intx->asserted);
+	return PF_OK;
 }
 
-/* Read what is available and handle every whole frame in it. */
+/* An MSI or MSI-X message: counted, then the hook (stream order, 5.1). */
+static int vector_irq(struct pf_host *h, uint64_t *counters, int kind,
+		      uint32_t vector)
+{
+	h->handled++;
+	count_vector(counters, vector);
+	h->irqs.total++;
+	irq_hook(h, kind, vector);
+	return PF_OK;
+}
+
+static int on_msi(void *opaque, const PfMessage *m, char *err, size_t errlen)
+{
+	struct pf_host *h = opaque;
+
+	return vector_irq(h, h->irqs.msi, m->body_case, m->msi->vector);
+}
+
+static int on_msix(void *opaque, const PfMessage *m, char *err, size_t errlen)
+{
+	struct pf_host *h = opaque;
+
+	return vector_irq(h, h->irqs.msix, m->body_case, m->msix->vector);
+}
+
+/* The endpoint said Goodbye or Error (7.2); during the handshake, a refusal. */
+static void on_ended(void *opaque, const PfMessage *m)
+{
+	struct pf_host *h = opaque;
+
+	if (m->body_case == PCIEFW__MESSAGE__BODY_GOODBYE)
+		host_fail(h, PF_ERR_PEER, "endpoint said goodbye: %s",
+			  m->goodbye->text);
+	else
+		host_fail(h, PF_ERR_PEER, "endpoint %s: %s",
+			  h->desc ? "error" : "refused", m->error->text);
+}
+
+/* After the handshake: what a host serves (spec 3.2) and its completions. */
+static const struct pf_rx_handlers session_handlers = {
+	.on = {
+		[PCIEFW__MESSAGE__BODY_COMPLETION] = on_completion,
+		[PCIEFW__MESSAGE__BODY_DMA_READ] = on_dma_read,
+		[PCIEFW__MESSAGE__BODY_DMA_WRITE] = on_dma_write,
+		[PCIEFW__MESSAGE__BODY_INTX] = on_intx,
+		[PCIEFW__MESSAGE__BODY_MSI] = on_msi,
+		[PCIEFW__MESSAGE__BODY_MSIX] = on_msix,
+	},
+	.ended = on_ended,
+};
+
+/* Keep our own copy: the codec's arena is reused by the next message. */
+static int on_description(void *opaque, const PfMessage *m, char *err,
+			  size_t errlen)
+{
+	struct pf_host *h = opaque;
+	const ProtobufCMessage *d = &m->device_description->base;
+	size_t len = protobuf_c_message_get_packed_size(d);
+	uint8_t *tmp = malloc(len ? len : 1);
+
+	if (tmp) {
+		protobuf_c_message_pack(d, tmp);
+		h->desc = pciefw__device_description__unpack(NULL, len, tmp);
+		free(tmp);
+	}
+	if (!h->desc) {
+		snprintf(err, errlen, "out of memory");
+		return PF_ERR_NOMEM;
+	}
+	pf_rx_set_handlers(&h->rx, &session_handlers);
+	return PF_OK;
+}
+
+/* Spec 2.3: after the Hellos, the endpoint's DeviceDescription only. */
+static const struct pf_rx_handlers handshake_handlers = {
+	.on = {
+		[PCIEFW__MESSAGE__BODY_DEVICE_DESCRIPTION] = on_description,
+	},
+	.ended = on_ended,
+};
+
+/* Read what is available and handle every whole message in it. */
 static int read_some(struct pf_host *h)
 {
 	ssize_t n = recv(h->fd, h->rbuf, sizeof(h->rbuf), MSG_DONTWAIT);
-	const uint8_t *p = h->rbuf;
-	int handled = 0;
+	size_t used;
+	int r;
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return 0;
@@ -241,33 +304,22 @@ static int read_some(struct pf_host *h)
 		return host_fail(h, PF_ERR_IO, "read: %s", strerror(errno));
 	if (n == 0)
 		return host_fail(h, PF_ERR_CLOSED, "endpoint closed the connection%s",
-				 pf_frame_decoder_finish(&h->dec) == PF_EOF ? "" :
+				 !h->desc ? " during the handshake" :
+				 pf_rx_finish(&h->rx) == PF_EOF ? "" :
 				 " in the middle of a frame");
-	while (n > 0) {
-		const uint8_t *body;
-		size_t used, blen;
-		int r = pf_frame_decoder_push(&h->dec, p, (size_t)n, &used, &body, &blen);
-
-		p += used;
-		n -= (ssize_t)used;
-		if (r == PF_AGAIN)
-			break;
-		if (r < 0)
-			return host_fail(h, r, "framing error from the endpoint: %s",
-					 pf_strerror(r));
-		r = on_frame(h, body, blen);
-		if (r < 0)
-			return r;
-		handled++;
-	}
+	h->handled = 0;
+	r = pf_rx_push(&h->rx, h->rbuf, (size_t)n, &used);
+	if (r == PF_EOF)
+		return PF_ERR_PEER;        /* on_ended said what */
+	if (r < 0)
+		return host_fail(h, r, "%s", h->rx.why);
 	/* Answers to DMA reads go out before we wait again. */
 	if (!pf_buf_empty(&h->out)) {
-		int r = pf_host_flush(h);
-
+		r = pf_host_flush(h);
 		if (r < 0)
 			return r;
 	}
-	return handled;
+	return h->handled;
 }
 
 int pf_host_poll(struct pf_host *h, int timeout_ms)
@@ -420,88 +472,35 @@ int pf_host_write32(struct pf_host *h, unsigned bar, uint64_t off, uint32_t v)
 
 /* ---- Connection ---- */
 
-/* Wait for the next whole message during the handshake. */
-static int next_message(struct pf_host *h, PfMessage **out)
-{
-	int64_t deadline = now_ms() + h->timeout_ms;
-
-	for (;;) {
-		const uint8_t *body;
-		size_t used, blen;
-		uint8_t byte;
-		struct pollfd p = { .fd = h->fd, .events = POLLIN };
-		int left = (int)(deadline - now_ms());
-		char err[256];
-		int r;
-
-		/* Byte by byte: what follows the handshake must stay unread. */
-		if (left <= 0 || poll(&p, 1, left) <= 0)
-			return host_fail(h, PF_ERR_TIMEOUT, "endpoint did not answer");
-		ssize_t n = recv(h->fd, &byte, 1, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return host_fail(h, PF_ERR_CLOSED,
-					 "endpoint closed the connection during the handshake");
-		r = pf_frame_decoder_push(&h->dec, &byte, 1, &used, &body, &blen);
-		if (r == PF_AGAIN)
-			continue;
-		if (r < 0)
-			return host_fail(h, r, "handshake: %s", pf_strerror(r));
-		r = pf_codec_decode(&h->codec, body, blen, out, err, sizeof(err));
-		if (!r)
-			r = pf_msg_validate(*out, PCIEFW_MAX_PAYLOAD, err, sizeof(err));
-		if (r)
-			return host_fail(h, r, "handshake: %s", err);
-		return PF_OK;
-	}
-}
-
+/*
+ * Hello both ways, then the endpoint's DeviceDescription (spec 2): its
+ * Hello is checked and agreed by the receiving half (rx.h).
+ */
 static int handshake(struct pf_host *h)
 {
-	PfMessage *m;
-	char err[300];
-	int r;
+	int64_t deadline = now_ms() + h->timeout_ms;
+	int r = pf_put_hello(&h->out, &h->hello);
 
-	r = pf_put_hello(&h->out, &h->hello);
 	if (r)
 		return host_fail(h, r, "out of memory");
 	/*
 	 * An endpoint that refuses us (busy) may hang up before our hello is
 	 * written; its Error is still waiting to be read, and says more.
 	 */
-	int wr = pf_host_flush(h);
+	pf_host_flush(h);
 	h->broken = false;
-	r = next_message(h, &m);
-	if (r)
-		return wr ? wr : r;
-	/* A refusal (busy, spec 2.4) comes instead of the endpoint's hello. */
-	if (m->body_case == PCIEFW__MESSAGE__BODY_ERROR)
-		return host_fail(h, PF_ERR_PEER, "endpoint refused: %s", m->error->text);
-	if (m->body_case == PCIEFW__MESSAGE__BODY_GOODBYE)
-		return host_fail(h, PF_ERR_PEER, "endpoint said goodbye: %s",
-				 m->goodbye->text);
-	r = pf_hello_negotiate(&h->hello, m, &h->session, err, sizeof(err));
-	if (r)
-		return host_fail(h, r, "%s", err);
-	pf_frame_decoder_set_max(&h->dec, PCIEFW_MAX_FRAME(h->session.max_payload));
-	r = next_message(h, &m);
-	if (r)
-		return r;
-	if (m->body_case == PCIEFW__MESSAGE__BODY_ERROR)
-		return host_fail(h, PF_ERR_PEER, "endpoint refused: %s", m->error->text);
-	if (m->body_case != PCIEFW__MESSAGE__BODY_DEVICE_DESCRIPTION)
-		return host_fail(h, PF_ERR_INVALID, "expected device_description, got %s",
-				 pf_msg_kind_name(m->body_case));
-	/* Keep our own copy: the codec's arena is reused by the next message. */
-	size_t len = protobuf_c_message_get_packed_size(&m->device_description->base);
-	uint8_t *tmp = malloc(len ? len : 1);
-	if (!tmp)
-		return host_fail(h, PF_ERR_NOMEM, "out of memory");
-	protobuf_c_message_pack(&m->device_description->base, tmp);
-	h->desc = pciefw__device_description__unpack(NULL, len, tmp);
-	free(tmp);
-	return h->desc ? PF_OK : host_fail(h, PF_ERR_NOMEM, "out of memory");
+	while (!h->desc) {
+		struct pollfd p = { .fd = h->fd, .events = POLLIN };
+		int left = (int)(deadline - now_ms());
+
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			return host_fail(h, PF_ERR_TIMEOUT, "endpoint did not answer");
+		r = read_some(h);
+		if (r < 0)
+			return r;
+	}
+	h->session = h->rx.session;
+	return PF_OK;
 }
 
 /* Guest RAM in a memfd sealed against shrinking (spec 10.2). */
@@ -593,13 +592,18 @@ struct pf_host *pf_host_connect(const char *addr, const struct pf_host_opts *o,
 	}
 	h->timeout_ms = o->timeout_ms ? o->timeout_ms : 5000;
 	h->next_tag = 1;
-	pf_frame_decoder_init(&h->dec, PCIEFW_HANDSHAKE_FRAME);
-	pf_codec_init(&h->codec);
+	h->fd = -1;
+	h->memfd = -1;
 	pf_buf_init(&h->out);
+	if (pf_rx_init(&h->rx, &handshake_handlers, h, PF_DIR_TO_HOST, &h->hello,
+		       NULL) != PF_OK) {
+		snprintf(err, errlen, "out of memory");
+		pf_host_close(h, false);
+		return NULL;
+	}
 	h->mem.base = o->mem_base;
 	h->mem.size = o->mem_size;
 	h->mem.bus_master = true;
-	h->memfd = -1;
 	if (o->share_memory) {
 		if (share_memory_create(h, o, err, errlen)) {
 			h->fd = -1;
@@ -641,8 +645,7 @@ void pf_host_close(struct pf_host *h, bool goodbye)
 		close(h->fd);
 	if (h->desc)
 		pciefw__device_description__free_unpacked(h->desc, NULL);
-	pf_frame_decoder_free(&h->dec);
-	pf_codec_free(&h->codec);
+	pf_rx_free(&h->rx);
 	pf_buf_free(&h->out);
 	if (h->memfd >= 0) {
 		munmap(h->mem.data, h->mem.size);

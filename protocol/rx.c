@@ -100,10 +100,33 @@ static int dispatch(struct pf_rx *rx, const PfMessage *m)
 	return r;
 }
 
+void pf_rx_set_handlers(struct pf_rx *rx, const struct pf_rx_handlers *h)
+{
+	rx->h = h;
+}
+
+void pf_rx_set_max_payload(struct pf_rx *rx, uint32_t max_payload)
+{
+	rx->handshake_limits = !max_payload;
+	rx->hello_done = max_payload != 0;
+	rx->session.max_payload = max_payload;
+	pf_frame_decoder_set_max(&rx->dec, max_payload ?
+				 PCIEFW_MAX_FRAME(max_payload) :
+				 PCIEFW_HANDSHAKE_FRAME);
+}
+
+/* The largest payload a message may carry now (spec 1.3). */
+static uint32_t max_payload(const struct pf_rx *rx)
+{
+	if (rx->hello_done)
+		return rx->session.max_payload;
+	return rx->hello || rx->handshake_limits ? PCIEFW_HANDSHAKE_FRAME :
+	       PCIEFW_MAX_PAYLOAD;
+}
+
 int pf_rx_frame(struct pf_rx *rx, const uint8_t *body, size_t len)
 {
-	uint32_t max = rx->hello_done ? rx->session.max_payload :
-		       rx->hello ? PCIEFW_HANDSHAKE_FRAME : PCIEFW_MAX_PAYLOAD;
+	uint32_t max = max_payload(rx);
 	PfMessage *m;
 	char err[256];
 	int r;
@@ -129,7 +152,12 @@ int pf_rx_frame(struct pf_rx *rx, const uint8_t *body, size_t len)
 	}
 	if (rx->hello && !rx->hello_done)
 		return take_hello(rx, m);
-	return dispatch(rx, m);
+	rx->body = body;
+	rx->body_len = len;
+	r = dispatch(rx, m);
+	rx->body = NULL;
+	rx->body_len = 0;
+	return r;
 }
 
 int pf_rx_push(struct pf_rx *rx, const uint8_t *p, size_t len, size_t *used)

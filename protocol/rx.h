@@ -63,13 +63,22 @@ struct pf_rx {
 	/* Our Hello (the rule of 2.1 applies), or NULL: no handshake here. */
 	const struct pf_hello_params *hello;
 	struct pf_session session;       /* once hello_done */
-	bool hello_done;
+	bool hello_done;                 /* (or limits set, without a handshake) */
 	bool ended;                      /* a Goodbye/Error came, or we failed */
 	enum pf_dir dir;                 /* of what this side receives */
 	const char *peer;                /* "host" or "endpoint", for texts */
 	struct pf_trace_writer *trace;   /* may be NULL */
+	/* No handshake here, but the handshake's limits (pf_rx_set_max_payload). */
+	bool handshake_limits;
 	struct pf_frame_decoder dec;
 	struct pf_codec codec;
+	/*
+	 * While a handler runs: the frame body its message was decoded from,
+	 * for a handler that keeps the frame rather than the message (the
+	 * endpoint holds requests behind a deferred read, spec 5.3).
+	 */
+	const uint8_t *body;
+	size_t body_len;
 	/* After a protocol error: what the peer is to be told. */
 	Pciefw__ErrorCode code;
 	char why[320];
@@ -101,6 +110,20 @@ int pf_rx_push(struct pf_rx *rx, const uint8_t *p, size_t len, size_t *used);
  * gathers: for transports that deliver frames, and for replay.
  */
 int pf_rx_frame(struct pf_rx *rx, const uint8_t *body, size_t len);
+
+/*
+ * The owner's state changed what it takes (the host library takes only the
+ * DeviceDescription until it has come): @h from the next message on.
+ */
+void pf_rx_set_handlers(struct pf_rx *rx, const struct pf_rx_handlers *h);
+
+/*
+ * For a reader without a handshake here (@hello NULL) that agrees the
+ * session itself, as replay does (it compares the peer's Hello before it
+ * negotiates): from now on frames and payloads within @max_payload, or,
+ * with 0, within the handshake's limits (spec 1.3).
+ */
+void pf_rx_set_max_payload(struct pf_rx *rx, uint32_t max_payload);
 
 /* The stream ended: PF_EOF between frames, PF_ERR_TRUNCATED inside one. */
 int pf_rx_finish(const struct pf_rx *rx);

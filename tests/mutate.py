@@ -117,8 +117,8 @@ MUTANTS = [
            "spec 1.3: config offsets 0..4095"),
     # --- our own: endpoint ---
     Mutant("server-busy-without-reading-the-old-host", "endpoint/server.c",
-           "\t\tconn_read(srv->conn, HANGUP_READS, true);\n",
-           "\t\tconn_read(srv->conn, 1, false);\n",
+           "\tpf_conn_read(srv->conn, HANGUP_READS, true);\n",
+           "\tpf_conn_read(srv->conn, 1, false);\n",
            [meson("endpoint-bad-input")],
            "spec 2.4: only a live host makes the device busy"),
     Mutant("testdev-reset-not-counted", "endpoint/models/testdev.c",

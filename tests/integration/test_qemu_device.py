@@ -296,8 +296,8 @@ def test_unreachable_tcp_endpoint_fails_cleanly(harness):
 
 @pytest.mark.parametrize("opts, message", [
     ("", "socket is missing"),
-    ("raddr=127.0.0.1", "socket is missing"),
-    ("rport=7420", "socket is missing"),
+    ("raddr=127.0.0.1", "raddr needs rport=PORT"),
+    ("rport=7420", "rport needs raddr=HOST"),
     ("path=/tmp/x.sock,raddr=127.0.0.1,rport=7420", "not both"),
     ("path=/nonexistent/pciefw.sock", "cannot connect"),
     ("path=/tmp/x.sock,timeout=0", "timeout"),

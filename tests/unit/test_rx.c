@@ -15,6 +15,9 @@
 struct seen {
 	int reads, writes, hellos, ended;
 	uint32_t last_tag;
+	uint8_t frame[64];       /* the frame body of the last read (rx->body) */
+	size_t frame_len;
+	struct pf_rx *rx;
 	int answer;              /* what the mem_read handler returns */
 	struct pf_session session;
 };
@@ -26,6 +29,10 @@ static int on_mem_read(void *opaque, const PfMessage *m, char *err,
 
 	s->reads++;
 	s->last_tag = m->mem_read->tag;
+	if (s->rx && s->rx->body_len <= sizeof(s->frame)) {
+		memcpy(s->frame, s->rx->body, s->rx->body_len);
+		s->frame_len = s->rx->body_len;
+	}
 	if (s->answer < 0)
 		snprintf(err, errlen, "tag %u refused", m->mem_read->tag);
 	return s->answer;
@@ -235,6 +242,117 @@ static void test_goodbye_any_state(void)
 	pf_buf_free(&b);
 }
 
+/* While a handler runs, rx->body is the frame its message came in. */
+static void test_current_frame(void)
+{
+	struct pf_buf b;
+	struct pf_rx rx;
+	struct seen s;
+	size_t used, at;
+
+	pf_buf_init(&b);
+	put_hello(&b, 4096);
+	at = pf_buf_used(&b);
+	pf_put_mem_read(&b, 42, 1, 0x10, 4);
+	start(&rx, &s);
+	s.rx = &rx;
+	g_assert_cmpint(push_all(&rx, &b, &used), ==, PF_OK);
+	g_assert_cmpuint(s.frame_len, ==, pf_buf_used(&b) - at - PF_FRAME_HEADER);
+	g_assert_cmpmem(s.frame, s.frame_len,
+			pf_buf_peek(&b) + at + PF_FRAME_HEADER, s.frame_len);
+	g_assert_null(rx.body);
+	pf_rx_free(&rx);
+	pf_buf_free(&b);
+}
+
+/* A handler that changes the table: what follows meets the new one. */
+static int switch_to_writes(void *opaque, const PfMessage *m, char *err,
+			    size_t errlen);
+
+static const struct pf_rx_handlers writes_only = {
+	.on = { [PCIEFW__MESSAGE__BODY_MEM_WRITE] = on_mem_write },
+};
+
+static const struct pf_rx_handlers reads_then_writes = {
+	.on = { [PCIEFW__MESSAGE__BODY_MEM_READ] = switch_to_writes },
+};
+
+static int switch_to_writes(void *opaque, const PfMessage *m, char *err,
+			    size_t errlen)
+{
+	struct seen *s = opaque;
+
+	s->reads++;
+	pf_rx_set_handlers(s->rx, &writes_only);
+	return PF_OK;
+}
+
+static void test_set_handlers(void)
+{
+	struct pf_buf b;
+	struct pf_rx rx;
+	struct seen s = { 0 };
+	uint8_t data[4] = { 0 };
+	size_t used;
+
+	pf_buf_init(&b);
+	pf_hello_defaults(&ours, "test endpoint");
+	g_assert_cmpint(pf_rx_init(&rx, &reads_then_writes, &s, PF_DIR_TO_ENDPOINT,
+				   &ours, NULL), ==, PF_OK);
+	s.rx = &rx;
+	put_hello(&b, 4096);
+	pf_put_mem_read(&b, 1, 0, 0, 4);
+	pf_put_mem_write(&b, 0, 4, data, 4);
+	pf_put_mem_read(&b, 2, 0, 0, 4);
+	g_assert_cmpint(push_all(&rx, &b, &used), ==, PF_ERR_UNEXPECTED);
+	g_assert_cmpint(s.reads, ==, 1);
+	g_assert_cmpint(s.writes, ==, 1);
+	g_assert_cmpstr(rx.why, ==, "unexpected mem_read from the host");
+	pf_rx_free(&rx);
+	pf_buf_free(&b);
+}
+
+static const struct pf_rx_handlers hello_and_reads = {
+	.on = {
+		[PCIEFW__MESSAGE__BODY_HELLO] = on_mem_write,   /* counts it */
+		[PCIEFW__MESSAGE__BODY_MEM_READ] = on_mem_read,
+	},
+};
+
+/*
+ * Without a handshake (replay), the Hello is a message like any other and
+ * the limits are the reader's: the handshake's until it sets the session's.
+ */
+static void test_reader_limits(void)
+{
+	struct pf_buf b;
+	struct pf_rx rx;
+	struct seen s = { 0 };
+	uint8_t big[5000] = { 0 };
+	size_t used;
+
+	pf_buf_init(&b);
+	g_assert_cmpint(pf_rx_init(&rx, &hello_and_reads, &s, PF_DIR_TO_ENDPOINT,
+				   NULL, NULL), ==, PF_OK);
+	pf_rx_set_max_payload(&rx, 0);
+	put_hello(&b, 64);
+	pf_put_mem_write(&b, 0, 0, big, sizeof(big));
+	g_assert_cmpint(push_all(&rx, &b, &used), ==, PF_ERR_OVERSIZE);
+	g_assert_cmpint(s.writes, ==, 1);                /* the Hello */
+	pf_rx_free(&rx);
+
+	pf_buf_clear(&b);
+	g_assert_cmpint(pf_rx_init(&rx, &hello_and_reads, &s, PF_DIR_TO_ENDPOINT,
+				   NULL, NULL), ==, PF_OK);
+	pf_rx_set_max_payload(&rx, 64);
+	pf_put_mem_read(&b, 1, 2, 0, 64);
+	pf_put_mem_read(&b, 2, 2, 0, 65);
+	g_assert_cmpint(push_all(&rx, &b, &used), ==, PF_ERR_LIMIT);
+	g_assert_cmpint(s.reads, ==, 1);
+	pf_rx_free(&rx);
+	pf_buf_free(&b);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -242,5 +360,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/rx/errors", test_errors);
 	g_test_add_func("/rx/handler-error-and-pause", test_handler_error_and_pause);
 	g_test_add_func("/rx/goodbye-any-state", test_goodbye_any_state);
+	g_test_add_func("/rx/current-frame", test_current_frame);
+	g_test_add_func("/rx/set-handlers", test_set_handlers);
+	g_test_add_func("/rx/reader-limits", test_reader_limits);
 	return g_test_run();
 }

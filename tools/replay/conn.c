@@ -1,5 +1,7 @@
 /*
- * The replay's end of a connection: a frame at a time in, a queue out.
+ * The replay's end of a connection: a message at a time in, through the
+ * session's receiving half (rx.h) without its handshake (the engine
+ * compares the peer's Hello before it agrees it), and a queue out.
  * Waiting for input always drains output and vice versa, so neither side
  * can block the other (spec 5.3).
  */
@@ -25,15 +27,37 @@ uint64_t rp_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Every message is the engine's, Goodbye and Error too: one at a time. */
+static int take(void *opaque, const PfMessage *m, char *err, size_t errlen)
+{
+	((struct rp_conn *)opaque)->got = m;
+	return PF_RX_PAUSE;
+}
+
+static void take_last(void *opaque, const PfMessage *m)
+{
+	((struct rp_conn *)opaque)->got = m;
+}
+
+static const struct pf_rx_handlers take_all = {
+	.on = { [1 ... PF_MSG_KINDS - 1] = take },
+	.ended = take_last,
+};
+
 void rp_conn_init(struct rp_conn *c, int fd)
 {
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
-	pf_frame_decoder_init(&c->dec, PCIEFW_HANDSHAKE_FRAME);
-	pf_codec_init(&c->codec);
+	pf_rx_init(&c->rx, &take_all, c, PF_DIR_TO_HOST, NULL, NULL);
+	/* Until the handshake, its limits (spec 1.3). */
+	pf_rx_set_max_payload(&c->rx, 0);
 	pf_buf_init(&c->out);
 	c->rbuf = malloc(RBUF_SIZE);
-	c->max_payload = PCIEFW_MAX_PAYLOAD;
+}
+
+void rp_conn_set_max_payload(struct rp_conn *c, uint32_t max_payload)
+{
+	pf_rx_set_max_payload(&c->rx, max_payload);
 }
 
 void rp_conn_free(struct rp_conn *c)
@@ -41,8 +65,7 @@ void rp_conn_free(struct rp_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	pf_frame_decoder_free(&c->dec);
-	pf_codec_free(&c->codec);
+	pf_rx_free(&c->rx);
 	pf_buf_free(&c->out);
 	free(c->rbuf);
 	c->rbuf = NULL;
@@ -74,35 +97,29 @@ int rp_conn_send(struct rp_conn *c, const PfMessage *m)
 	return r ? r : try_write(c);
 }
 
-/* One whole frame from the bytes already received, if there is one. */
-static int take_frame(struct rp_conn *c, PfMessage **m)
+/*
+ * The next message in the bytes already received, if a whole one is
+ * there.  After the peer's Goodbye or Error its bytes are not read as
+ * messages (spec 7.2): the engine waits for the end of the stream.
+ */
+static int take_message(struct rp_conn *c, PfMessage **m)
 {
-	while (c->roff < c->rlen) {
-		const uint8_t *body;
-		size_t used, len;
-		char err[256];
-		int r = pf_frame_decoder_push(&c->dec, c->rbuf + c->roff,
-					      c->rlen - c->roff, &used, &body, &len);
+	size_t used;
+	int r;
 
-		c->roff += used;
-		if (r == PF_AGAIN)
-			break;
-		if (r < 0) {
-			snprintf(c->why, sizeof(c->why), "framing error: %s",
-				 pf_strerror(r));
-			return r;
-		}
-		r = pf_codec_decode(&c->codec, body, len, m, err, sizeof(err));
-		if (!r)
-			r = pf_msg_validate(*m, c->max_payload, err, sizeof(err));
-		if (r) {
-			snprintf(c->why, sizeof(c->why), "bad message: %s", err);
-			return r;
-		}
+	c->got = NULL;
+	r = pf_rx_push(&c->rx, c->rbuf + c->roff, c->rlen - c->roff, &used);
+	c->roff += used;
+	if (c->got) {
+		*m = (PfMessage *)c->got;
 		return PF_OK;
 	}
-	c->roff = c->rlen = 0;
-	return PF_AGAIN;
+	if (r == PF_OK || r == PF_EOF) {
+		c->roff = c->rlen = 0;
+		return PF_AGAIN;
+	}
+	snprintf(c->why, sizeof(c->why), "bad message: %s", c->rx.why);
+	return r;
 }
 
 int rp_conn_next(struct rp_conn *c, int timeout_ms, PfMessage **m)
@@ -112,14 +129,14 @@ int rp_conn_next(struct rp_conn *c, int timeout_ms, PfMessage **m)
 
 	for (;;) {
 		struct pollfd p = { .fd = c->fd, .events = POLLIN };
-		int r = take_frame(c, m), wait;
+		int r = take_message(c, m), wait;
 		ssize_t n;
 
 		if (r != PF_AGAIN)
 			return r;
 		if (c->eof) {
 			snprintf(c->why, sizeof(c->why), "connection closed%s",
-				 pf_frame_decoder_finish(&c->dec) == PF_EOF ? "" :
+				 pf_rx_finish(&c->rx) == PF_EOF ? "" :
 				 " in the middle of a message");
 			return PF_ERR_CLOSED;
 		}

@@ -833,8 +833,7 @@ static int peer_hello(struct ctx *c, long rec_pos)
 			"failed: %s\n", c->sess_no, c->peer, err);
 		return RP_EXIT_FAILED;
 	}
-	pf_frame_decoder_set_max(&c->conn.dec, PCIEFW_MAX_FRAME(c->session.max_payload));
-	c->conn.max_payload = c->session.max_payload;
+	rp_conn_set_max_payload(&c->conn, c->session.max_payload);
 	return 0;
 }
 

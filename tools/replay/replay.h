@@ -15,6 +15,7 @@
 #include "codec.h"
 #include "frame.h"
 #include "handshake.h"
+#include "rx.h"
 #include "trace.h"
 
 /* Exit statuses (pciefw-replay --help). */
@@ -124,17 +125,18 @@ void rp_mem_read(struct rp_mem *m, uint64_t addr, uint8_t *p, size_t len);
 
 struct rp_conn {
 	int fd;
-	struct pf_frame_decoder dec;
-	struct pf_codec codec;
+	struct pf_rx rx;         /* what the peer sends (rx.h) */
+	const PfMessage *got;    /* the message rx handed over */
 	struct pf_buf out;
 	uint8_t *rbuf;
-	size_t rlen, roff;       /* received bytes not yet framed: [roff, rlen) */
-	uint32_t max_payload;    /* for validating what the peer sends */
+	size_t rlen, roff;       /* received bytes not yet taken: [roff, rlen) */
 	bool eof;
 	char why[512];           /* why the last call failed */
 };
 
 void rp_conn_init(struct rp_conn *c, int fd);
+/* The session is agreed: the peer's messages within its max payload. */
+void rp_conn_set_max_payload(struct rp_conn *c, uint32_t max_payload);
 void rp_conn_free(struct rp_conn *c);
 /*
  * Next message from the peer, waiting up to @timeout_ms (< 0: forever)
