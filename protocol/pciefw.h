@@ -13,7 +13,7 @@
 /* Hello.magic: the bytes "PFW!" read as a little-endian word (spec 2). */
 #define PCIEFW_MAGIC            0x21574650u
 #define PCIEFW_VERSION_MAJOR    1u
-#define PCIEFW_VERSION_MINOR    2u
+#define PCIEFW_VERSION_MINOR    3u
 
 /* Feature bits of Hello.features (spec 2.2). */
 #define PCIEFW_FEATURE_MEM_BURST   (1ull << 0) /* MemRead/Write > 8 bytes */
@@ -22,9 +22,12 @@
 #define PCIEFW_FEATURE_GUEST_MEMORY (1ull << 2)
 /* RingSetup/RingReady, UNIX sockets only (spec 11); minor >= 2. */
 #define PCIEFW_FEATURE_SHM_RINGS   (1ull << 3)
+/* InterruptConfig, the host's MSI/MSI-X settings (spec 12); minor >= 3. */
+#define PCIEFW_FEATURE_INTERRUPT_CONFIG (1ull << 4)
 #define PCIEFW_FEATURES_KNOWN \
 	(PCIEFW_FEATURE_MEM_BURST | PCIEFW_FEATURE_CONFIG_EXT | \
-	 PCIEFW_FEATURE_GUEST_MEMORY | PCIEFW_FEATURE_SHM_RINGS)
+	 PCIEFW_FEATURE_GUEST_MEMORY | PCIEFW_FEATURE_SHM_RINGS | \
+	 PCIEFW_FEATURE_INTERRUPT_CONFIG)
 /*
  * Features pf_hello_defaults() offers: guest memory needs a UNIX socket
  * and code that passes fds, so a side offers it explicitly (spec 10.1).
@@ -49,7 +52,10 @@
 #define PCIEFW_CONFIG_DEV_END       0x80u
 #define PCIEFW_CONFIG_EXT_START     0x100u
 #define PCIEFW_NUM_BARS          6u
+#define PCIEFW_MAX_MSI_VECTORS   32u
 #define PCIEFW_MAX_MSIX_VECTORS  2048u
+/* InterruptConfig (spec 12.5): entries per message. */
+#define PCIEFW_MAX_MSIX_ENTRIES  64u
 /* Guest memory sharing (spec 10.2). */
 #define PCIEFW_MAX_MEM_REGIONS   32u
 #define PCIEFW_MAX_PENDING_FDS   64u

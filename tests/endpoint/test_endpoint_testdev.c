@@ -87,13 +87,13 @@ static void test_version_refusal(void)
 	g_assert_null(h);
 	g_assert_nonnull(strstr(err, "protocol version mismatch"));
 	g_assert_nonnull(strstr(err, "2.3"));
-	g_assert_nonnull(strstr(err, "1.2"));
+	g_assert_nonnull(strstr(err, "1.3"));
 	/* The endpoint refused too, said why, and serves the next host. */
 	h = connect_host(&ep);
 	g_assert_cmphex(rd32(h, 0, R_ID), ==, 0x7e57de01);
 	pf_host_close(h, true);
 	char *log = endpoint_log(&ep);
-	g_assert_nonnull(strstr(log, "peer speaks 2.3, we speak 1.2"));
+	g_assert_nonnull(strstr(log, "peer speaks 2.3, we speak 1.3"));
 	g_free(log);
 	g_assert_cmpint(endpoint_stop(&ep), ==, 0);
 }
