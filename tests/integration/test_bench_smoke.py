@@ -21,7 +21,7 @@ NICS = ("pciefw", "pciefw-shm", "pciefw-e1000", "e1000", "virtio-net-pci")
 QEMU_ONLY = ("in-process", "e1000", "virtio-net-pci")
 SECTIONS = ("In-guest register access latency", "Idle CPU of a quiet session",
             "The shared-memory path against its targets", "Devices in RTL beside testdev",
-            "NIC throughput", "Protocol level (`pciefw-bench`)")
+            "NIC throughput", "Under contention", "Protocol level (`pciefw-bench`)")
 NIC_TRAFFIC = ("guest→host, s per GB", "host→guest, s per GB",
                "1-byte round trips, s per M")
 
@@ -94,6 +94,20 @@ def check_doc(doc):
     for (nic, _), r in by.items():
         _check_endpoint_cpu(nic, r[2], r)
         assert all(_num(c) > 0 for c in r[3:]), r
+
+    # The same under contention: latency p50/p99 and the NIC rows.
+    text = sec["Under contention"]
+    m = re.search(r"it had (\d+)% of a CPU", text)
+    assert m and int(m.group(1)) > 0, text[:600]
+    (head, rows), (nhead, nrows) = _tables(text)
+    assert head == ["device", "BAR", "access", "p50 µs", "p99 µs", "p50 / quiet",
+                    "p99 / quiet"], head
+    by = _keyed(rows, 3)
+    assert sorted(by) == sorted(ACCESS), sorted(by)
+    assert all(_num(c) > 0 for r in by.values() for c in r[3:]), by
+    by = _keyed(nrows, 1)
+    assert sorted(by) == sorted((n,) for n in NICS), sorted(by)
+    assert all(_num(c) > 0 for r in by.values() for c in r[1:]), by
 
     # Protocol level against raw sockets.
     rows = [r for _, t in _tables(sec["Protocol level (`pciefw-bench`)"]) for r in t]
