@@ -14,9 +14,9 @@ A process's CPU time is its utime + stime: every thread, live or already
 exited, as /proc/PID/stat reports it (fields 14 and 15, in clock ticks of
 10 ms).  It is read here from the process's CPU-time clock, the clock
 clock_getcpuclockid(3) names, which is the same kernel sum in nanoseconds:
-a 20000-read block of in-process accesses lasts ~30 ms, three ticks.  Each
-reading is checked against /proc/PID/stat, so the two cannot drift apart
-unseen.
+the bench's block of 100000 in-process reads lasts ~25 ms, under three
+ticks.  Each reading is checked against /proc/PID/stat, so the two cannot
+drift apart unseen.
 """
 
 from __future__ import annotations

@@ -317,7 +317,10 @@ def main():
         reads, nic_counts, idle_s = ["--reads", "50"], ["--mib", "1", "--rr", "20"], 1
         hdl_counts = ["--reads", "50", "--copies", "2", "--dma-bytes", "65536"]
     else:
-        reads, nic_counts, idle_s = ["--reads", "20000"], ["--mib", "64", "--rr", "2000"], 10
+        # 100000 accesses: a block of the cheapest (in-process, ~0.25 µs
+        # each) then lasts ~25 ms, against ~0.6 ms of QEMU's CPU for the
+        # console exchange of its marks (docs/performance.md).
+        reads, nic_counts, idle_s = ["--reads", "100000"], ["--mib", "64", "--rr", "2000"], 10
         hdl_counts = ["--reads", "20000", "--copies", "10", "--dma-bytes", str(1 << 20)]
     access_key = lambda r: (r["target"], r["kind"], r["op"])
     nic_key = lambda r: (r["nic"], r["op"])
@@ -375,8 +378,8 @@ is `-device pciefw` with `pciefw-endpoint --device testdev`. *vfio-user* is
 QEMU's `vfio-user-pci` with libvfio-user's `gpio-pci-idio-16` sample (built
 from the copy in QEMU's source), whose only BAR is IO. Reads wait for a
 completion; pciefw's MMIO writes are posted (they never wait for a round
-trip), IO writes are non-posted as in PCIe. Each program first runs 100
-accesses unmeasured, so that TCG has translated it.
+trip), IO writes are non-posted as in PCIe. Each row is {reads[1]} accesses,
+after 100 unmeasured ones (so that TCG has translated the program).
 
 *endpoint CPU* and *QEMU CPU* are the CPU seconds per million accesses
 (so, µs per access) that the endpoint (for vfio-user, its server) and
