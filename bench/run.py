@@ -213,8 +213,8 @@ def contention_section(quiet_access, quiet_nic, access, nic):
             (r["target"], r["kind"], r["op"]))):
         base = q[(r["target"], r["kind"], r["op"])]
         rows.append([r["target"], r["kind"], r["op"], r["p50_us"], r["p99_us"],
-                     ratio(float(r["p50_us"]), float(base["p50_us"])),
-                     ratio(float(r["p99_us"]), float(base["p99_us"]))])
+                     ratio(float(r["p50_us"]), float(base["p50_us"]), 2),
+                     ratio(float(r["p99_us"]), float(base["p99_us"]), 2)])
     lat = table(["device", "BAR", "access", "p50 µs", "p99 µs", "p50 / quiet",
                  "p99 / quiet"], rows)
     qn = {(r["nic"], r["op"]): r for r in quiet_nic}

@@ -104,7 +104,10 @@ def check_doc(doc):
                     "p99 / quiet"], head
     by = _keyed(rows, 3)
     assert sorted(by) == sorted(ACCESS), sorted(by)
-    assert all(_num(c) > 0 for r in by.values() for c in r[3:]), by
+    # Times are measured, so above zero; a ratio to the quiet run may
+    # round to 0.00x when a quiet smoke run's p99 caught a stray stall.
+    assert all(_num(c) > 0 for r in by.values() for c in r[3:5]), by
+    assert all(_num(c) >= 0 for r in by.values() for c in r[5:]), by
     by = _keyed(nrows, 1)
     assert sorted(by) == sorted((n,) for n in NICS), sorted(by)
     assert all(_num(c) > 0 for r in by.values() for c in r[1:]), by
