@@ -330,6 +330,13 @@ static uint8_t *ram_file(uint64_t size, int *fd)
 	return p;
 }
 
+static const char *next_trace;
+
+void inproc_trace_next(const char *path)
+{
+	next_trace = path;
+}
+
 static void start(struct inproc *ip, const char *model, const char *const *opts,
 		  uint64_t ram_base, uint64_t ram_size, bool shared)
 {
@@ -360,6 +367,13 @@ static void start(struct inproc *ip, const char *model, const char *const *opts,
 	cc.loop = ip->loop;
 	cc.st = &ip->st->base;
 	cc.opaque = ip->dev;
+	if (next_trace) {
+		ip->trace = pf_trace_create(next_trace, "inproc", err, sizeof(err));
+		if (!ip->trace)
+			g_error("%s", err);
+		cc.trace = ip->trace;
+		next_trace = NULL;
+	}
 	pf_hello_defaults(&cc.hello, "in-process endpoint");
 	if (shared) {
 		ip->hello.features |= PCIEFW_FEATURE_GUEST_MEMORY;
@@ -436,6 +450,8 @@ void inproc_stop(struct inproc *ip)
 	pf_dev_destroy(ip->dev);
 	pf_rx_free(&ip->rx);
 	ev_loop_destroy(ip->loop);
+	if (ip->trace)
+		g_assert_cmpint(pf_trace_close(ip->trace), ==, 0);
 	if (ip->memfd < 0) {
 		g_free(ip->ram);
 		return;

@@ -52,6 +52,7 @@ struct inproc {
 	int memfd;
 	uint8_t *old_ram[4];            /* inproc_remap's former RAM */
 	unsigned n_old;
+	struct pf_trace_writer *trace;  /* the endpoint's (inproc_trace_next) */
 	/* DmaReads waiting for an answer while serving is held. */
 	bool hold_dma;
 	struct { uint32_t tag; uint64_t addr; uint32_t size; } dma[INPROC_MAX_DMA];
@@ -94,7 +95,9 @@ void inproc_memory_map(struct inproc *ip, const uint64_t *offs,
  */
 uint8_t *inproc_remap(struct inproc *ip);
 void inproc_bus_master(struct inproc *ip, bool on);
-/* Say goodbye, close, destroy the device. */
+/* The next inproc_start* records the endpoint's trace to @path. */
+void inproc_trace_next(const char *path);
+/* Say goodbye, close, destroy the device (and close the trace). */
 void inproc_stop(struct inproc *ip);
 
 /* Run the loop until @cond(ip, arg) holds or @timeout_ms passes. */

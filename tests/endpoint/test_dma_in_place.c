@@ -7,6 +7,7 @@
  * guest RAM in a real sealed memory file, as QEMU shares it.
  */
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "inproc.h"
@@ -15,6 +16,62 @@
 #define OK PCIEFW__STATUS__STATUS_SUCCESSFUL
 #define RAM 0x100000ull
 #define RAM_SIZE (1u << 20)
+
+/* ---- The endpoint's trace (docs/protocol.md 10.5) ---- */
+
+/*
+ * The message records of @path, each with the note recorded after it
+ * ("" if none), unpacked: @n of them.
+ */
+struct traced {
+	Pciefw__Message *m;
+	char note[128];
+};
+
+static struct traced *read_trace(const char *path, unsigned *n)
+{
+	struct pf_trace_record rec;
+	struct traced *t = NULL;
+	char err[200];
+	struct pf_trace_reader *r = pf_trace_open(path, err, sizeof(err));
+
+	g_assert_nonnull(r);
+	pf_trace_want_all(r);
+	*n = 0;
+	while (pf_trace_next(r, &rec, err, sizeof(err)) == PF_OK) {
+		if (rec.type == PF_REC_NOTE && *n) {
+			g_strlcpy(t[*n - 1].note, (const char *)rec.body,
+				  MIN(sizeof(t->note), rec.body_len + 1));
+			continue;
+		}
+		if (rec.type != PF_REC_MESSAGE)
+			continue;
+		t = g_renew(struct traced, t, *n + 1);
+		t[*n].m = pciefw__message__unpack(NULL, rec.body_len, rec.body);
+		g_assert_nonnull(t[*n].m);
+		t[*n].note[0] = '\0';
+		(*n)++;
+	}
+	pf_trace_close_reader(r);
+	return t;
+}
+
+static void free_trace(struct traced *t, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		pciefw__message__free_unpacked(t[i].m, NULL);
+	g_free(t);
+}
+
+static bool all_bytes(const ProtobufCBinaryData *d, size_t len, uint8_t v)
+{
+	if (d->len != len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (d->data[i] != v)
+			return false;
+	return true;
+}
 
 /* ---- testdev (docs/testdev.md) ---- */
 
@@ -72,9 +129,14 @@ static void fill_pattern(uint8_t *p, uint32_t len, unsigned seed)
 /* SUM, COPY and FILL read and write guest memory in place: no messages. */
 static void test_testdev_in_place(void)
 {
+	char *dir = g_dir_make_tmp("dma-in-place-XXXXXX", NULL);
+	char *trace = g_build_filename(dir, "ep.pcapng", NULL);
 	struct inproc ip;
+	struct traced *t;
+	unsigned n, reads = 0, data = 0, fills = 0;
 	uint8_t *a, *b;
 
+	inproc_trace_next(trace);
 	inproc_start_shared(&ip, "testdev", NULL, RAM, RAM_SIZE);
 	a = inproc_ram(&ip, RAM + 0x1000);
 	b = inproc_ram(&ip, RAM + 0x40000);
@@ -111,6 +173,42 @@ static void test_testdev_in_place(void)
 	g_assert_cmpuint(ip.dev->n_dma_in_place, ==, 2 * 6 + 1 + 1);
 	g_assert_cmpuint(ip.dev->n_maps, ==, 0);
 	inproc_stop(&ip);
+
+	/*
+	 * Spec 10.5: each read in place recorded as its DmaRead and its
+	 * Completion with the data read, each write as its DmaWrite.
+	 */
+	t = read_trace(trace, &n);
+	for (unsigned i = 0; i < n; i++) {
+		const Pciefw__Message *m = t[i].m;
+
+		if (m->body_case == PCIEFW__MESSAGE__BODY_DMA_READ &&
+		    !strcmp(t[i].note, "shared memory: read in place")) {
+			reads++;
+			g_assert_cmpuint(i + 1, <, n);
+			g_assert_cmpint(t[i + 1].m->body_case, ==,
+					PCIEFW__MESSAGE__BODY_COMPLETION);
+			g_assert_cmpuint(t[i + 1].m->completion->tag, ==,
+					 m->dma_read->tag);
+			g_assert_cmpuint(t[i + 1].m->completion->data.len, ==,
+					 m->dma_read->size);
+			data += m->dma_read->size;
+		}
+		if (m->body_case == PCIEFW__MESSAGE__BODY_DMA_WRITE &&
+		    !strcmp(t[i].note, "shared memory: written in place") &&
+		    m->dma_write->address == RAM + 0x40000 &&
+		    all_bytes(&m->dma_write->data, 5000, 0x5a))
+			fills++;
+	}
+	/* Each of the 13 reads, in 64 KiB pieces (the session's payload). */
+	g_assert_cmpuint(reads, ==, 2 * 6 + 1);
+	g_assert_cmpuint(data, ==, 2 * (1 + 10 + 73 + 514 + 3601 + 25210) + 3000);
+	g_assert_cmpuint(fills, ==, 1);
+	free_trace(t, n);
+	g_unlink(trace);
+	g_rmdir(dir);
+	g_free(trace);
+	g_free(dir);
 }
 
 /*
@@ -356,10 +454,16 @@ static void test_map_limit(void)
  */
 static void test_mapping_ends_before_map_replaced(void)
 {
+	char *dir = g_dir_make_tmp("dma-in-place-XXXXXX", NULL);
+	char *trace = g_build_filename(dir, "ep.pcapng", NULL);
 	struct inproc ip;
+	struct traced *t;
+	unsigned n, kept = 0;
 	uint8_t *old;
 	uint64_t writes;
 
+	/* Traced: ending a write reads its bytes, so it must come first. */
+	inproc_trace_next(trace);
 	inproc_start_shared(&ip, "test-keeper", NULL, RAM, RAM_SIZE);
 	writes = ip.dev->n_dma_writes;
 	keeper_do(&ip, RAM + 0x100, 64, 0xab, 2);        /* mapped, kept */
@@ -379,6 +483,20 @@ static void test_mapping_ends_before_map_replaced(void)
 	g_assert_cmpuint(inproc_rd32(&ip, 0, 0x14), ==, 0);
 	g_assert_cmphex(ip.ram[0x300], ==, 0);
 	inproc_stop(&ip);
+
+	/* The kept write recorded with its data, as written in place. */
+	t = read_trace(trace, &n);
+	for (unsigned i = 0; i < n; i++)
+		kept += t[i].m->body_case == PCIEFW__MESSAGE__BODY_DMA_WRITE &&
+			t[i].m->dma_write->address == RAM + 0x100 &&
+			all_bytes(&t[i].m->dma_write->data, 64, 0xab) &&
+			!strcmp(t[i].note, "shared memory: written in place");
+	g_assert_cmpuint(kept, ==, 1);
+	free_trace(t, n);
+	g_unlink(trace);
+	g_rmdir(dir);
+	g_free(trace);
+	g_free(dir);
 }
 
 static bool mapping_open(struct inproc *ip, void *arg)
