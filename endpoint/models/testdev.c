@@ -4,6 +4,9 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__) && defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 #include "device.h"
 #include "log.h"
@@ -123,10 +126,12 @@ static void dma_finish(struct testdev *t, uint32_t status)
 }
 
 /*
- * The sum of @len bytes, 8 at a time: two bytes per 16-bit lane of a word
- * each step, folded before a lane can overflow (128 steps of at most 510).
- * A byte at a time, summing ran at a fifth of memcpy's speed, and the
- * bench's "DMA read" timed that loop rather than the DMA.
+ * The sum of @len bytes at memory speed: 64 at a time with SSE2's PSADBW
+ * (the sum of 8 bytes' distances from zero) where the build has it, then
+ * 8 at a time, two bytes per 16-bit lane of a word, folded before a lane
+ * can overflow (128 steps of at most 510).  A byte at a time, summing ran
+ * at a fifth of memcpy's speed, and the bench's "DMA read" timed that loop
+ * rather than the DMA.
  */
 static uint32_t byte_sum(const uint8_t *p, uint32_t len)
 {
@@ -134,6 +139,19 @@ static uint32_t byte_sum(const uint8_t *p, uint32_t len)
 	uint64_t total = 0;
 	uint32_t i = 0;
 
+#if defined(__SSE2__) && defined(__x86_64__)
+	__m128i sums[4] = { _mm_setzero_si128(), _mm_setzero_si128(),
+			    _mm_setzero_si128(), _mm_setzero_si128() };
+
+	for (; len - i >= 64; i += 64)
+		for (int k = 0; k < 4; k++)
+			sums[k] = _mm_add_epi64(sums[k], _mm_sad_epu8(
+				_mm_loadu_si128((const __m128i *)(p + i + 16 * k)),
+				_mm_setzero_si128()));
+	for (int k = 0; k < 4; k++)
+		total += (uint64_t)_mm_cvtsi128_si64(sums[k]) +
+			 (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(sums[k], sums[k]));
+#endif
 	while (len - i >= 8) {
 		uint32_t end = len - i >= 8 * 128 ? i + 8 * 128 : len & ~7u;
 		uint64_t acc = 0;
