@@ -319,6 +319,66 @@ static void test_in_place_ordering(void)
 	inproc_stop(&ip);
 }
 
+/* ---- nic (docs/nic.md): a hostile guest's TX descriptors ---- */
+
+enum {
+	NIC_CTRL = 0x000, NIC_TX_BASE_LO = 0x200, NIC_TX_SIZE = 0x208,
+	NIC_TX_TAIL = 0x210, NIC_TX_PACKETS = 0x310, NIC_TX_ERRORS = 0x330,
+};
+
+static uint64_t rd64(struct inproc *ip, uint64_t off)
+{
+	return inproc_rd32(ip, 0, off) | (uint64_t)inproc_rd32(ip, 0, off + 4) << 32;
+}
+
+static bool nic_tx_done(struct inproc *ip, void *arg)
+{
+	return pf_le_load(inproc_ram(ip, RAM + 0x1000 + 3 * 16 + 12), 2) & 1;
+}
+
+/*
+ * Frames across two shared regions, outside RAM, wrapping past 2^64, and
+ * a good one after them: the first falls back to messages and is sent,
+ * the next two are refused (DD|ERR), and the last waits behind the
+ * message read (no read in place passes it) and is sent.
+ */
+static void test_nic_tx_hostile_addresses(void)
+{
+	const uint64_t offs[2] = { 0, 0x10000 }, sizes[2] = { 0x10000, 0x70000 };
+	static const uint64_t frames[4] = {
+		RAM + 0x10000 - 30, RAM + RAM_SIZE + 0x1000, UINT64_MAX - 29,
+		RAM + 0x20000,
+	};
+	struct inproc ip;
+
+	inproc_start_shared(&ip, "nic", NULL, RAM, RAM_SIZE);
+	inproc_memory_map(&ip, offs, sizes, 2);
+	for (unsigned i = 0; i < 4; i++) {
+		uint8_t *d = inproc_ram(&ip, RAM + 0x1000 + i * 16);
+
+		pf_le_store(d, 8, frames[i]);
+		pf_le_store(d + 8, 2, 60);
+		pf_le_store(d + 10, 2, 1);                       /* EOP */
+	}
+	memset(inproc_ram(&ip, RAM + 0x10000 - 30), 0xff, 60);   /* broadcast */
+	memset(inproc_ram(&ip, RAM + 0x20000), 0xff, 60);
+	inproc_wr32(&ip, 0, NIC_TX_BASE_LO, (uint32_t)(RAM + 0x1000));
+	inproc_wr32(&ip, 0, NIC_TX_SIZE, 16);
+	inproc_wr32(&ip, 0, NIC_CTRL, 4);                        /* TX on */
+	inproc_wr32(&ip, 0, NIC_TX_TAIL, 4);
+	g_assert_true(inproc_run(&ip, nic_tx_done, NULL, 5000));
+	inproc_settle(&ip);
+	for (unsigned i = 0; i < 4; i++)
+		g_assert_cmphex(pf_le_load(inproc_ram(&ip, RAM + 0x1000 + i * 16 + 12), 2),
+				==, i == 1 || i == 2 ? 5 : 1);
+	g_assert_cmpuint(rd64(&ip, NIC_TX_PACKETS), ==, 2);
+	g_assert_cmpuint(rd64(&ip, NIC_TX_ERRORS), ==, 2);
+	/* By message: the straddling frame, the one outside RAM (refused). */
+	g_assert_cmpuint(ip.dma_reads, ==, 1);
+	g_assert_cmpuint(ip.dma_refused, ==, 1);
+	inproc_stop(&ip);
+}
+
 /* ---- A model that breaks the rules: maps and keeps ---- */
 
 /*
@@ -539,6 +599,8 @@ int main(int argc, char **argv)
 	g_test_add_func("/dma-in-place/testdev", test_testdev_in_place);
 	g_test_add_func("/dma-in-place/bounds", test_in_place_bounds);
 	g_test_add_func("/dma-in-place/ordering", test_in_place_ordering);
+	g_test_add_func("/dma-in-place/nic-tx-hostile-addresses",
+			test_nic_tx_hostile_addresses);
 	g_test_add_func("/dma-in-place/limit", test_map_limit);
 	g_test_add_func("/dma-in-place/map-replaced",
 			test_mapping_ends_before_map_replaced);
