@@ -664,9 +664,11 @@ static void maps_end_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 /*
  * A new map's page tables, filled while the endpoint has nothing else to
- * do (lowest priority: never before any other work), a step at a time.
+ * do (lowest priority: never before any other work), a step at a time: a
+ * request that comes meanwhile waits for the step in progress, ~0.3 ms
+ * here for 256 KiB the file holds (a page costs ~5 us on this VM).
  */
-#define PREFAULT_STEP (2u << 20)
+#define PREFAULT_STEP (256u << 10)
 
 static void prefault_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
