@@ -8,12 +8,15 @@ QEMU we build and measures, in one run:
            user-mode networking (slirp), same guest, same tool (tcp-blast)
   access   register read/write latency from inside the guest for QEMU's
            in-process pci-testdev (the floor), pciefw+testdev over UNIX and
-           TCP, and vfio-user-pci with libvfio-user's gpio sample
+           TCP, and vfio-user-pci with libvfio-user's gpio sample; with
+           --idle S, the CPU each process uses in S quiet seconds
   hdl      testdev beside the same register map in RTL, Verilog under
            Verilator and VHDL under GHDL (docs/hdl.md): register latency,
            DMA copy throughput, simulated cycles per second
 
-Prints one JSON object per measurement on stdout.
+Prints one JSON object per measurement on stdout.  nic and access
+records carry the CPU seconds QEMU and the endpoint (or vfio-user server)
+used in the measured part (cpu_qemu_s, cpu_endpoint_s; bench/cpu.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 import guestlib  # noqa: E402
+import marked_guest  # noqa: E402
 import procs  # noqa: E402
 from nicnet import UDHCPC, driver_module  # noqa: E402
 
@@ -91,7 +95,8 @@ def results(console, **tags):
 
 
 def nic_variants(tmp):
-    """(name, qemu args, guest commands that bring up eth0), endpoints."""
+    """(name, qemu args, guest commands that bring up eth0, its endpoint
+    or None), endpoints."""
     # The guest's peers listen on the host's 127.0.0.1, as with QEMU's user net.
     eps = [Endpoint("nic,host-loopback=on", f"unix:{tmp}/nic.sock"),
            Endpoint("e1000,host-loopback=on", f"unix:{tmp}/e1000.sock")]
@@ -103,19 +108,19 @@ def nic_variants(tmp):
         ("pciefw", ["-device", "pcie-root-port,id=rp0,slot=1",
                     "-device", f"pciefw,bus=rp0,path={tmp}/nic.sock,"
                                "shm-rings=off,guest-memory=off"],
-         "insmod /lib/modules/extra/pciefw_nic.ko"),
+         "insmod /lib/modules/extra/pciefw_nic.ko", eps[0]),
         ("pciefw-shm", shm + ["-device", "pcie-root-port,id=rp0,slot=1",
                               "-device", f"pciefw,bus=rp0,path={tmp}/nic.sock"],
-         "insmod /lib/modules/extra/pciefw_nic.ko"),
+         "insmod /lib/modules/extra/pciefw_nic.ko", eps[0]),
         # The endpoint's e1000 model under Debian's own e1000 driver.
         ("pciefw-e1000", shm + ["-device", "pcie-root-port,id=rp0,slot=1",
                                 "-device", f"pciefw,bus=rp0,path={tmp}/e1000.sock"],
-         "loadmod e1000"),
+         "loadmod e1000", eps[1]),
         ("e1000", ["-netdev", "user,id=n0",
-                   "-device", "e1000,netdev=n0,romfile="], "loadmod e1000"),
+                   "-device", "e1000,netdev=n0,romfile="], "loadmod e1000", None),
         ("virtio-net-pci", ["-netdev", "user,id=n0",
                             "-device", "virtio-net-pci,netdev=n0,romfile="],
-         "loadmod virtio_pci virtio_net"),
+         "loadmod virtio_pci virtio_net", None),
     ]
     return variants, eps
 
@@ -125,23 +130,28 @@ def bench_nic(qemu, tmp, mib, rr_count):
     files = {str(BUILD / "bench" / "tcp-blast"): "/bin/tcp-blast",
              driver_module(): "/lib/modules/extra/pciefw_nic.ko"}
     try:
-        for name, args, load in variants:
+        for name, args, load, ep in variants:
             sink, source, echo = Peer("sink"), Peer("source", mib << 20), Peer("echo")
             script = f"""#!/bin/sh
 set -e
 {load} || exit 1
 ip link set eth0 up
 udhcpc -i eth0 -n -q -t 10 -T 1 -s {UDHCPC} >/dev/null || exit 2
+export BENCH_MARKS=1
 tcp-blast send 10.0.2.2 {sink.port} {mib}
 tcp-blast recv 10.0.2.2 {source.port}
 tcp-blast rr 10.0.2.2 {echo.port} {rr_count}
 """
             initrd = guestlib.make_initramfs(Path(tmp) / name, script, files)
-            res = guestlib.boot_guest(qemu, initrd, args, timeout=600, memory=512)
-            if res.status != 0:
-                print(res.describe(), file=sys.stderr)
+            guest = marked_guest.run(qemu, initrd, args,
+                                     {"endpoint": ep.pid} if ep else {},
+                                     timeout=600, memory=512)
+            if guest.result.status != 0:
+                print(guest.result.describe(), file=sys.stderr)
                 raise SystemExit(f"guest_bench: {name} run failed")
-            for rec in results(res.console, bench="nic", nic=name):
+            recs = list(results(guest.result.console, bench="nic", nic=name))
+            marked_guest.attach(recs, guest.blocks, f"nic {name}")
+            for rec in recs:
                 print(json.dumps(rec), flush=True)
     finally:
         for ep in eps:
@@ -158,9 +168,13 @@ def main():
     ap.add_argument("--reads", type=int, default=20000, help="register accesses")
     ap.add_argument("--dma-bytes", type=int, default=1 << 20, help="bytes per DMA copy")
     ap.add_argument("--copies", type=int, default=20, help="DMA copies (hdl)")
+    ap.add_argument("--idle", type=float, default=0.0, metavar="S",
+                    help="access: measure each quiet session's CPU for S seconds")
     args = ap.parse_args()
     if not args.qemu:
         ap.error("--qemu or PCIEFW_QEMU is required (./dev bench sets it)")
+    if args.idle < 0:
+        ap.error("--idle: seconds, at least 0")
     global LOGDIR
     tmp = Path(subprocess.check_output(["mktemp", "-d", "/tmp/pfb-XXXXXX"],
                                        text=True).strip())
@@ -171,7 +185,8 @@ def main():
         if args.what in ("access", "all"):
             sys.path.insert(0, str(REPO / "bench"))
             import access_bench
-            access_bench.run(args.qemu, tmp, args.reads, results, Endpoint, BUILD)
+            access_bench.run(args.qemu, tmp, args.reads, results, Endpoint, BUILD,
+                             idle_seconds=args.idle)
         if args.what in ("hdl", "all"):
             sys.path.insert(0, str(REPO / "bench"))
             import hdl_bench

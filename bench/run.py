@@ -4,6 +4,11 @@ same guest kernel, and write docs/benchmarks.md and docs/benchmarks.png.
 
   bench/run.py [--smoke] [--out DIR] [--compare REV]
 
+Besides the figures, it reports the CPU time QEMU and the endpoint (or
+vfio-user server) used per operation, and the idle CPU of a quiet session
+(bench/cpu.py), and runs the latency and NIC benchmarks a second time
+with a busy loop pinned to one CPU (bench/contention.py).
+
 --smoke runs each benchmark with tiny counts (the test suite does this so the
 benchmarks cannot rot) and writes to --out, never to docs/.
 --compare REV runs the guest benchmarks of this tree and of git revision REV
@@ -25,6 +30,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD = Path(os.environ.get("PCIEFW_BUILD", REPO / "build"))
+sys.path.insert(0, str(REPO / "bench"))
+import contention  # noqa: E402
 
 
 def run_json_lines(cmd):
@@ -48,17 +55,53 @@ HDL_TARGETS = [(t, k, op) for t in HDL
 NICS = ("pciefw", "pciefw-shm", "pciefw-e1000", "e1000", "virtio-net-pci")
 NIC_TARGETS = [(n, op) for n in NICS
                for op in ("send", "recv", "rr")]
+ACCESS_DEVICES = ("in-process", "pciefw-shm", "pciefw-unix", "pciefw-tcp", "vfio-user")
+IDLE_TARGETS = [(t,) for t in ACCESS_DEVICES]
+# Devices QEMU runs alone: no endpoint or server process beside it.
+QEMU_ONLY = ("in-process", "e1000", "virtio-net-pci")
 
 
-def require(recs, key, wanted, what):
+def roles(device):
+    """The processes whose CPU a row of @device reports."""
+    return ("qemu",) if device in QEMU_ONLY else ("qemu", "endpoint")
+
+
+def require(recs, key, wanted, what, why="their guest runs printed no result"):
     """Every @wanted key has a record, or the bench fails naming the gaps:
     a target whose run produced no figures is not left out of the table."""
     have = {key(r) for r in recs}
     missing = [w for w in wanted if w not in have]
     if missing:
         raise SystemExit(f"bench: no {what} figures for "
-                         + ", ".join("/".join(m) for m in missing)
-                         + " (their guest runs printed no result)")
+                         + ", ".join("/".join(m) for m in missing) + f" ({why})")
+
+
+def with_cpu(recs, device):
+    """The records that carry the CPU time of each of their processes."""
+    return [r for r in recs if all(f"cpu_{p}_s" in r for p in roles(device(r)))]
+
+
+def cpu_per(rec, role):
+    """@role's CPU seconds per GB moved (a bulk transfer, which reports its
+    bytes) or per million operations; None if the row has no such process."""
+    secs = rec.get(f"cpu_{role}_s")
+    if secs is None:
+        return None
+    if "bytes" in rec:
+        return float(secs) / (int(rec["bytes"]) / 1e9)
+    return float(secs) / int(rec["n"]) * 1e6
+
+
+def cpu_total(rec):
+    """Both processes' CPU per unit (QEMU's alone where it runs alone)."""
+    return sum(cpu_per(rec, p) or 0.0 for p in ("qemu", "endpoint"))
+
+
+def fmt(v):
+    """A CPU figure with three significant digits or so; "-" for none."""
+    if v is None:
+        return "-"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
 
 def protocol_figures(smoke):
@@ -79,23 +122,39 @@ def table(headers, rows):
     return "\n".join(lines)
 
 
+def ratio(a, b, digits=1):
+    return f"{a / b:.{digits}f}x" if b else "-"
+
+
 def access_section(recs):
     by = {(r["target"], r["kind"], r["op"]): r for r in recs}
-    floor = lambda kind, op: float(by[("in-process", kind, op)]["p50_us"])
     rows = []
-    for target in ("in-process", "pciefw-shm", "pciefw-unix", "pciefw-tcp", "vfio-user"):
+    for target in ACCESS_DEVICES:
         for kind in ("mmio", "io"):
             for op in ("read", "write"):
                 r = by.get((target, kind, op))
                 if not r:
                     continue            # not offered (vfio-user has no MMIO)
+                base = by[("in-process", kind, op)]
                 p50 = float(r["p50_us"])
                 vu = by.get(("vfio-user", kind, op))
                 rows.append([target, kind, op, r["mean_us"], r["p50_us"], r["p99_us"],
-                             f"{p50 / floor(kind, op):.0f}x",
-                             f"{p50 / float(vu['p50_us']):.2f}x" if vu else "-"])
+                             f"{p50 / float(base['p50_us']):.0f}x",
+                             f"{p50 / float(vu['p50_us']):.2f}x" if vu else "-",
+                             fmt(cpu_per(r, "endpoint")), fmt(cpu_per(r, "qemu")),
+                             ratio(cpu_total(r), cpu_total(base))])
     return table(["device", "BAR", "access", "mean µs", "p50 µs", "p99 µs",
-                  "p50 / in-process", "p50 / vfio-user"], rows)
+                  "p50 / in-process", "p50 / vfio-user", "endpoint CPU s / M",
+                  "QEMU CPU s / M", "CPU / in-process"], rows)
+
+
+def idle_section(recs):
+    by = {r["target"]: r for r in recs}
+    pct = lambda r, p: f"{float(r[f'cpu_{p}_pct']):.2f}" if f"cpu_{p}_pct" in r else "-"
+    rows = [[t, pct(by[t], "endpoint"), pct(by[t], "qemu"), by[t]["seconds"]]
+            for t in ACCESS_DEVICES]
+    return table(["device", "endpoint, % of a CPU", "QEMU, % of a CPU",
+                  "interval s"], rows)
 
 
 def hdl_section(recs):
@@ -130,8 +189,51 @@ def nic_section(recs):
                   "1-byte TCP round trips/s", "send / e1000", "recv / e1000"], rows)
 
 
-def targets_section(access, nic, proto):
-    """Issue 17's targets for the shared-memory path, as ratios of this run."""
+NIC_TRAFFIC = {"send": "guest→host, s per GB", "recv": "host→guest, s per GB",
+               "rr": "1-byte round trips, s per M"}
+
+
+def nic_cpu_section(recs):
+    by = {(r["nic"], r["op"]): r for r in recs}
+    rows = []
+    for nic in NICS:
+        for op, what in NIC_TRAFFIC.items():
+            r, base = by[(nic, op)], by[("e1000", op)]
+            rows.append([nic, what, fmt(cpu_per(r, "endpoint")), fmt(cpu_per(r, "qemu")),
+                         fmt(cpu_total(r)), ratio(cpu_total(r), cpu_total(base), 2)])
+    return table(["NIC", "traffic", "endpoint CPU", "QEMU CPU", "both",
+                  "both / e1000"], rows)
+
+
+def contention_section(quiet_access, quiet_nic, access, nic):
+    """Latency and NIC figures with the hog beside, against the quiet run."""
+    q = {(r["target"], r["kind"], r["op"]): r for r in quiet_access}
+    rows = []
+    for r in sorted(access, key=lambda r: ACCESS_TARGETS.index(
+            (r["target"], r["kind"], r["op"]))):
+        base = q[(r["target"], r["kind"], r["op"])]
+        rows.append([r["target"], r["kind"], r["op"], r["p50_us"], r["p99_us"],
+                     ratio(float(r["p50_us"]), float(base["p50_us"]), 2),
+                     ratio(float(r["p99_us"]), float(base["p99_us"]), 2)])
+    lat = table(["device", "BAR", "access", "p50 µs", "p99 µs", "p50 / quiet",
+                 "p99 / quiet"], rows)
+    qn = {(r["nic"], r["op"]): r for r in quiet_nic}
+    by = {(r["nic"], r["op"]): r for r in nic}
+    rows = []
+    for n in NICS:
+        figs = [(by[(n, op)][f], qn[(n, op)][f]) for op, f in
+                (("send", "mbit_s"), ("recv", "mbit_s"), ("rr", "rate_per_s"))]
+        rows.append([n] + [v for v, _ in figs]
+                    + [ratio(float(v), float(b), 2) for v, b in figs])
+    nics = table(["NIC", "guest→host Mbit/s", "host→guest Mbit/s",
+                  "1-byte TCP round trips/s", "send / quiet", "recv / quiet",
+                  "rr / quiet"], rows)
+    return lat + "\n\n" + nics
+
+
+def targets_section(access, nic, proto, idle):
+    """Issue 17's targets for the shared-memory path, as ratios of this run,
+    and issue 23's for the CPU of a quiet session."""
     p50 = {(r["target"], r["kind"], r["op"]): float(r["p50_us"]) for r in access}
     mbit = {(r["nic"], r["op"]): float(r["mbit_s"]) for r in nic if "mbit_s" in r}
     shm_read = p50[("pciefw-shm", "mmio", "read")]
@@ -147,6 +249,10 @@ def targets_section(access, nic, proto):
         best = max(mbit[("e1000", op)], mbit[("virtio-net-pci", op)])
         rows.append([f"NIC {what}, pciefw-shm / faster of e1000 and virtio-net",
                      f"{mbit[('pciefw-shm', op)] / best:.2f}x", "at least 1x"])
+    shm = next(r for r in idle if r["target"] == "pciefw-shm")
+    for p, what in (("endpoint", "endpoint"), ("qemu", "QEMU")):
+        rows.append([f"quiet pciefw-shm session, {what}'s CPU",
+                     f"{float(shm[f'cpu_{p}_pct']):.2f}%", "at most 1% of a CPU"])
     return table(["figure", "this run", "target"], rows)
 
 
@@ -208,23 +314,50 @@ def main():
 
     guest = [sys.executable, str(REPO / "bench" / "guest_bench.py")]
     if args.smoke:
-        access = run_json_lines(guest + ["access", "--reads", "50"])
-        nic = run_json_lines(guest + ["nic", "--mib", "1", "--rr", "20"])
-        hdl = run_json_lines(guest + ["hdl", "--reads", "50", "--copies", "2",
-                                      "--dma-bytes", "65536"])
+        reads, nic_counts, idle_s = ["--reads", "50"], ["--mib", "1", "--rr", "20"], 1
+        hdl_counts = ["--reads", "50", "--copies", "2", "--dma-bytes", "65536"]
     else:
-        access = run_json_lines(guest + ["access", "--reads", "20000"])
-        nic = run_json_lines(guest + ["nic", "--mib", "64", "--rr", "2000"])
-        hdl = run_json_lines(guest + ["hdl", "--reads", "20000", "--copies", "10",
-                                      "--dma-bytes", str(1 << 20)])
-    require(access, lambda r: (r["target"], r["kind"], r["op"]),
-            ACCESS_TARGETS, "access latency")
-    require(hdl, lambda r: (r["target"], r["kind"], r["op"]), HDL_TARGETS,
-            "RTL device")
-    require(nic, lambda r: (r["nic"], r["op"]), NIC_TARGETS, "NIC")
+        # 100000 accesses: a block of the cheapest (in-process, ~0.25 µs
+        # each) then lasts ~25 ms, against ~0.6 ms of QEMU's CPU for the
+        # console exchange of its marks (docs/performance.md).
+        reads, nic_counts, idle_s = ["--reads", "100000"], ["--mib", "64", "--rr", "2000"], 10
+        hdl_counts = ["--reads", "20000", "--copies", "10", "--dma-bytes", str(1 << 20)]
+    access_key = lambda r: (r["target"], r["kind"], r["op"])
+    nic_key = lambda r: (r["nic"], r["op"])
+    load_start = os.getloadavg()
+
+    recs = run_json_lines(guest + ["access"] + reads + ["--idle", str(idle_s)])
+    access = [r for r in recs if r["bench"] == "access"]
+    idle = [r for r in recs if r["bench"] == "idle"]
+    require(access, access_key, ACCESS_TARGETS, "access latency")
+    require(with_cpu(access, lambda r: r["target"]), access_key, ACCESS_TARGETS,
+            "CPU per access", "no CPU time sampled around their timed loops")
+    require([r for r in idle if all(f"cpu_{p}_pct" in r for p in roles(r["target"]))],
+            lambda r: (r["target"],), IDLE_TARGETS, "idle session CPU",
+            "their quiet interval was not measured")
+    nic = run_json_lines(guest + ["nic"] + nic_counts)
+    require(nic, nic_key, NIC_TARGETS, "NIC")
+    require(with_cpu(nic, lambda r: r["nic"]), nic_key, NIC_TARGETS, "NIC CPU",
+            "no CPU time sampled around their transfers")
+    hdl = run_json_lines(guest + ["hdl"] + hdl_counts)
+    require(hdl, access_key, HDL_TARGETS, "RTL device")
     proto = protocol_figures(args.smoke)
+
+    # The latency and NIC runs again, a busy loop pinned to one CPU beside.
+    hog_cpu = contention.last_cpu()
+    with contention.CpuHog(hog_cpu) as hog:
+        access_c = run_json_lines(guest + ["access"] + reads)
+        nic_c = run_json_lines(guest + ["nic"] + nic_counts)
+    if hog.use is None:
+        raise SystemExit("bench: the CPU hog exited before the run under contention ended")
+    require(access_c, access_key, ACCESS_TARGETS, "access latency under contention")
+    require(nic_c, nic_key, NIC_TARGETS, "NIC under contention")
+    load_end = os.getloadavg()
+
     chart(access, out / "benchmarks.png")
     cmd = "./dev bench" + (" --smoke" if args.smoke else "")
+    load = lambda a: " / ".join(f"{v:.2f}" for v in a)
+    hog_pct = hog.use.percent()["hog"]
     doc = f"""# Benchmarks
 
 Generated by `{cmd}` (`bench/run.py`) on {datetime.date.today().isoformat()},
@@ -232,6 +365,8 @@ on this machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()
 {platform.release()}; QEMU 10.2.2 under TCG (no KVM), the Debian 6.1 guest
 kernel of `tests/guest/`. The machine is shared and noisy: compare the ratios,
 which are measured in the same run, more than the absolute figures.
+Load average (1 / 5 / 15 min) {load(load_start)} when the run started and
+{load(load_end)} when it ended.
 `docs/performance.md` explains where the time goes and what was changed.
 
 ## In-guest register access latency
@@ -243,11 +378,33 @@ is `-device pciefw` with `pciefw-endpoint --device testdev`. *vfio-user* is
 QEMU's `vfio-user-pci` with libvfio-user's `gpio-pci-idio-16` sample (built
 from the copy in QEMU's source), whose only BAR is IO. Reads wait for a
 completion; pciefw's MMIO writes are posted (they never wait for a round
-trip), IO writes are non-posted as in PCIe.
+trip), IO writes are non-posted as in PCIe. Each row is {reads[1]} accesses,
+after 100 unmeasured ones (so that TCG has translated the program).
+
+*endpoint CPU* and *QEMU CPU* are the CPU seconds per million accesses
+(so, µs per access) that the endpoint (for vfio-user, its server) and
+QEMU used, user + system time of all their threads as `/proc/PID/stat`
+counts it, sampled just before and just after the timed loop: the guest
+program stops at a mark on its console while the host samples
+(`bench/cpu.py`, `bench/marked_guest.py`; `docs/performance.md`, "How CPU
+is measured"). QEMU's figure includes the guest's own loop, the same in
+every row. *CPU / in-process* is both processes' sum over in-process
+`pci-testdev`'s.
 
 {access_section(access)}
 
 ![In-guest access latency](benchmarks.png)
+
+## Idle CPU of a quiet session
+
+Each guest of the table above, once its accesses are done, sits in `read`
+on its console for {idle_s} s with the device still enabled and connected,
+and nothing running: no driver is bound to any of these devices (the
+guest loads none for them), and any polling the accesses started must
+have stopped. Each process's CPU time over that interval, as a percentage
+of one CPU; QEMU's includes the idle guest kernel's timer ticks.
+
+{idle_section(idle)}
 
 ## The shared-memory path against its targets
 
@@ -257,7 +414,7 @@ in a shared memfd: the session on shared-memory rings both sides poll
 *pciefw-unix* is the same endpoint with `shm-rings=off`: every message on
 the socket. `docs/performance.md` says where the time goes.
 
-{targets_section(access, nic, proto)}
+{targets_section(access, nic, proto, idle)}
 
 ## Devices in RTL beside testdev
 
@@ -288,6 +445,27 @@ own `e1000` driver, both running slirp inside the endpoint; `e1000` (QEMU's
 in-process model) and virtio-net-pci use QEMU's `-netdev user`.
 
 {nic_section(nic)}
+
+CPU per traffic, sampled around each transfer as for the register
+accesses (from before the guest's `connect()` to the end of the transfer):
+CPU seconds per GB (10^9 bytes) moved for the bulk transfers, per million
+round trips for the 1-byte ones. The endpoint runs the NIC model and slirp;
+for `e1000` and virtio-net-pci QEMU runs both. The host end of the TCP
+connections is the bench itself, the same for every NIC, and not counted.
+
+{nic_cpu_section(nic)}
+
+## Under contention
+
+The register access and NIC benchmarks of this run once more, with a busy
+loop (`sh -c 'while :; do :; done'`) pinned by `taskset` to CPU {hog_cpu}
+from before the first guest to after the last (started and stopped by its
+PID, `bench/contention.py`); it had {hog_pct:.0f}% of a CPU over those
+{hog.use.wall:.0f} s. QEMU and the endpoints are not pinned: they share the
+other CPU, and this one with the loop. The quiet figures are those of the
+tables above.
+
+{contention_section(access, nic, access_c, nic_c)}
 
 ## Protocol level (`pciefw-bench`)
 

@@ -3,8 +3,10 @@
 # kernel, out of the source tree (in build/driver/), and print
 # pciefw_nic.ko's path.  Rebuilds only on change.
 #
-# --epc: also build pciefw_epc.ko against the PCI endpoint framework that
-# driver/epf/build-epf.sh builds (and caches), and print its path instead.
+# --epc: also build pciefw_epc.ko (and the test helper
+# pciefw_test_epc_irq.ko next to it) against the PCI endpoint framework
+# that driver/epf/build-epf.sh builds (and caches), and print
+# pciefw_epc.ko's path instead.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${PCIEFW_DRIVER_BUILD:-$top/build/driver}

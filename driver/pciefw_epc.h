@@ -42,8 +42,10 @@
 #define PFE_EV_LINK_DOWN	BIT(1)
 #define PFE_EV_HOST_RESET	BIT(2)
 #define PFE_EV_DMA		BIT(3)
+/* The events the driver takes (HOST_IRQ_CONFIG is read on demand). */
 #define PFE_EV_ALL		(PFE_EV_LINK_UP | PFE_EV_LINK_DOWN | \
 				 PFE_EV_HOST_RESET | PFE_EV_DMA)
+#define PFE_EV_HOST_IRQ_CONFIG	BIT(4)
 #define PFE_RAISE_IRQ		0x024
 #define PFE_RAISE_KIND		GENMASK(1, 0)
 #define PFE_RAISE_VECTOR	GENMASK(27, 16)
@@ -63,6 +65,17 @@
 #define PFE_FN_MSIX_PBA		0x05c
 #define PFE_MSIX_MAX		2048
 #define PFE_MSI_MAX		32
+
+/* epc.md 3.4: the host's MSI/MSI-X settings, device 1.2 and later */
+#define PFE_HOST_MSI_CTRL	0x080
+#define PFE_HOST_MSI_ENABLED	BIT(0)
+#define PFE_HOST_MSI_VECTORS	GENMASK(15, 8)
+#define PFE_HOST_MSI_ADDR_LO	0x084
+#define PFE_HOST_MSI_ADDR_HI	0x088
+#define PFE_HOST_MSI_DATA	0x08c
+#define PFE_HOST_MSI_MASK	0x090
+#define PFE_HOST_MSIX_CTRL	0x094
+#define PFE_HOST_MSIX_ENABLED	BIT(0)
 
 /* epc.md 3.2: BAR n's registers at PFE_BAR(n) + register */
 #define PFE_BAR(n)		(0x100 + 0x20 * (n))
@@ -102,6 +115,8 @@ struct pfe {
 	phys_addr_t win_base;
 	resource_size_t win_size;
 	unsigned int nr_maps;
+	/* the device shows the host's MSI/MSI-X settings (epc.md 3.4) */
+	bool host_irq;
 	/* CPU address each outbound region maps, 0 if free (epc->lock) */
 	phys_addr_t map_addr[PFE_MAX_MAPS];
 	/* what the function declared (epc->lock) */

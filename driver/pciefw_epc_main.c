@@ -256,16 +256,35 @@ static int pfe_set_msi(struct pci_epc *epc, u8 func_no, u8 vfunc_no, u8 mmc)
 }
 
 /*
- * The host's Multiple Message Enable never reaches the endpoint (epc.md
- * 3.3): report what was declared, as log2.
+ * epc.md 3.4: the MSI vectors the host enabled, 0 while MSI is off (or
+ * the device is gone: all ones).
+ */
+static u32 pfe_host_msi_vectors(struct pfe *pfe)
+{
+	u32 ctrl = pfe_rd(pfe, PFE_HOST_MSI_CTRL);
+	u32 vectors = FIELD_GET(PFE_HOST_MSI_VECTORS, ctrl);
+
+	if (!(ctrl & PFE_HOST_MSI_ENABLED) || !is_power_of_2(vectors) ||
+	    vectors > PFE_MSI_MAX)
+		return 0;
+	return vectors;
+}
+
+/*
+ * As DesignWare's: log2 of the vectors the host enabled, -EINVAL while it
+ * has MSI off.  A device before 1.2 cannot tell: what was declared.
  */
 static int pfe_get_msi(struct pci_epc *epc, u8 func_no, u8 vfunc_no)
 {
 	struct pfe *pfe = pfe_of(epc);
+	u32 vectors;
 
 	if (!pfe || pfe_bad_fn(func_no, vfunc_no) || !pfe->msi_vectors)
 		return -EINVAL;
-	return ilog2(pfe->msi_vectors);
+	if (!pfe->host_irq)
+		return ilog2(pfe->msi_vectors);
+	vectors = pfe_host_msi_vectors(pfe);
+	return vectors ? ilog2(vectors) : -EINVAL;
 }
 
 /* @count_1: vector count - 1; the PBA follows the table (epc.md 3.1). */
@@ -286,14 +305,66 @@ static int pfe_set_msix(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
 	return 0;
 }
 
-/* Returns the count - 1 (epc.md 3.3: the declared count). */
+/*
+ * As DesignWare's: the table's size - 1 while the host has MSI-X enabled
+ * (epc.md 3.4), -EINVAL while not.  Before 1.2: the declared count - 1.
+ */
 static int pfe_get_msix(struct pci_epc *epc, u8 func_no, u8 vfunc_no)
 {
 	struct pfe *pfe = pfe_of(epc);
+	u32 ctrl;
 
 	if (!pfe || pfe_bad_fn(func_no, vfunc_no) || !pfe->msix_vectors)
 		return -EINVAL;
+	if (pfe->host_irq) {
+		ctrl = pfe_rd(pfe, PFE_HOST_MSIX_CTRL);
+		if (ctrl == U32_MAX || !(ctrl & PFE_HOST_MSIX_ENABLED))
+			return -EINVAL;
+	}
 	return pfe->msix_vectors - 1;
+}
+
+/*
+ * epc.md 10.2, as Cadence's (DesignWare's 6.1 controller has none) for
+ * its one 6.1 caller, pci-epf-ntb: @interrupt_num regions of @entry_size
+ * from @phys_addr, each mapped by map_addr to the host's MSI address
+ * rounded down to map_addr's alignment; vector i is then raised by
+ * writing *@msi_data | i at @phys_addr + i * @entry_size +
+ * *@msi_addr_offset.
+ */
+static int pfe_map_msi_irq(struct pci_epc *epc, u8 func_no, u8 vfunc_no,
+			   phys_addr_t phys_addr, u8 interrupt_num,
+			   u32 entry_size, u32 *msi_data, u32 *msi_addr_offset)
+{
+	struct pfe *pfe = pfe_of(epc);
+	u32 vectors;
+	u64 addr, aligned;
+	unsigned int i;
+	int ret;
+
+	if (!pfe || pfe_bad_fn(func_no, vfunc_no) || !pfe->host_irq)
+		return -EINVAL;
+	vectors = pfe_host_msi_vectors(pfe);
+	if (!interrupt_num || interrupt_num > vectors)
+		return -EINVAL;
+	addr = (u64)pfe_rd(pfe, PFE_HOST_MSI_ADDR_HI) << 32 |
+	       pfe_rd(pfe, PFE_HOST_MSI_ADDR_LO);
+	aligned = ALIGN_DOWN(addr, PFE_MAP_ALIGN);
+	for (i = 0; i < interrupt_num; i++) {
+		ret = pfe_map_addr(epc, func_no, vfunc_no,
+				   phys_addr + i * entry_size, aligned,
+				   entry_size);
+		if (ret) {
+			while (i--)
+				pfe_unmap_addr(epc, func_no, vfunc_no,
+					       phys_addr + i * entry_size);
+			return ret;
+		}
+	}
+	/* The data of vector 0: the caller puts the vector in its low bits. */
+	*msi_data = pfe_rd(pfe, PFE_HOST_MSI_DATA) & ~(vectors - 1);
+	*msi_addr_offset = addr - aligned;
+	return 0;
 }
 
 /* epc.md 3.3: RAISE_STATUS says whether anything went to the host. */
@@ -421,6 +492,7 @@ static const struct pci_epc_ops pfe_epc_ops = {
 	.set_msix = pfe_set_msix,
 	.get_msix = pfe_get_msix,
 	.raise_irq = pfe_raise_irq,
+	.map_msi_irq = pfe_map_msi_irq,
 	.start = pfe_start,
 	.stop = pfe_stop,
 	.get_features = pfe_get_features,
@@ -472,10 +544,13 @@ static void pfe_reset(struct pfe *pfe)
 		pfe_wr(pfe, PFE_MAP(i) + PFE_MAP_CTRL, 0);
 	pfe_wr(pfe, PFE_FN_MSI_VECTORS, 0);
 	pfe_wr(pfe, PFE_FN_MSIX_VECTORS, 0);
-	pfe_wr(pfe, PFE_EVENTS, PFE_EV_ALL);
+	pfe_wr(pfe, PFE_EVENTS, PFE_EV_ALL | PFE_EV_HOST_IRQ_CONFIG);
 }
 
-/* A pciefw-epc 1.1 or later: RAISE_STATUS and INTX (epc.md 2). */
+/*
+ * A pciefw-epc 1.1 or later: RAISE_STATUS and INTX (epc.md 2); from 1.2
+ * the host's interrupt settings (3.4).
+ */
 static int pfe_check_device(struct pfe *pfe)
 {
 	struct device *dev = &pfe->pdev->dev;
@@ -493,6 +568,7 @@ static int pfe_check_device(struct pfe *pfe)
 			PFE_WINDOW_BAR, PFE_MIN_WINDOW / SZ_1K);
 		return -ENODEV;
 	}
+	pfe->host_irq = FIELD_GET(PFE_VERSION_MINOR, ver) >= 2;
 	pfe->nr_maps = min_t(u32, pfe_rd(pfe, PFE_MAP_SLOTS), PFE_MAX_MAPS);
 	if (!pfe->nr_maps) {
 		dev_err(dev, "the device has no outbound regions\n");

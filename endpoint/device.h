@@ -259,6 +259,60 @@ int pf_dma_read(struct pf_dev *dev, uint64_t addr, uint32_t len,
 int pf_dma_write(struct pf_dev *dev, uint64_t addr, const void *data, uint32_t len);
 
 /*
+ * DMA in place (docs/protocol.md 10): guest memory itself, where the host
+ * shares it, instead of a copy.  pf_dma_map() returns a pointer to the
+ * @len bytes of guest memory at bus address @addr, to read (@write false)
+ * or to write (@write true), or NULL; on NULL the model does the same DMA
+ * with pf_dma_read()/pf_dma_write(), which work everywhere:
+ *
+ *	const uint8_t *p = pf_dma_map(dev, addr, len, false);
+ *
+ *	if (!p)
+ *		return pf_dma_read(dev, addr, len, done, ctx);
+ *	use(ctx, p, len);               (what done() does with the data)
+ *	pf_dma_unmap(dev, p);
+ *
+ * NULL when no host is connected, @len is 0, the range wraps past 2^64 or
+ * is not wholly inside one region the host shared, bus mastering is not
+ * known to be on (10.3), a DmaWrite sent as a message may not have been
+ * applied yet (10.4), PF_DMA_MAX_MAPS mappings are open, or, for a read,
+ * a read issued by pf_dma_read() has not reached the model yet: reads
+ * reach a model in the order it issued them, in place or not.
+ *
+ * Read: the bytes are the DMA read's data, as done() would have had them.
+ * The guest runs meanwhile and may change them at any moment, as it may
+ * under a device's DMA: read each value you check or use once, into a
+ * local (a hostile guest otherwise passes a check with one length and has
+ * the model use another), and copy what you hand to code you do not own.
+ * Write: the model's stores land in guest memory as it makes them; the
+ * DMA write is complete at pf_dma_unmap(), ordered before anything the
+ * model sends after that (spec 5.1, 10.4), so unmap before raising the
+ * interrupt that reports the data.
+ *
+ * Lifetime: the pointer is valid until pf_dma_unmap(), which the model
+ * calls before it returns from the callback in which it mapped (any
+ * callback: a register access, a DMA completion, a timer, a packet
+ * backend's) and before it calls pf_complete_read() (which may run held
+ * host requests, a Reset among them).  Never keep it, or a pointer into
+ * it, in the model's state: a new MemoryMap, a reset clearing bus
+ * mastering or the host leaving may unmap that memory between two
+ * callbacks.  The framework never changes the map while a callback runs
+ * but through pf_complete_read(), and it ends every mapping still open
+ * when it regains control (before the loop waits, and before a MemoryMap,
+ * a BusMaster, a Reset or the end of the connection is applied),
+ * recording a write as written, and logs that as a model bug.
+ *
+ * Each mapping is counted and recorded in the trace as the DMA it
+ * replaces, as a copy is (docs/protocol.md 10.5): a read as its DmaReads
+ * and their Completions when mapped, a write as its DmaWrites when
+ * unmapped.
+ */
+#define PF_DMA_MAX_MAPS 16
+void *pf_dma_map(struct pf_dev *dev, uint64_t addr, uint32_t len, bool write);
+/* The DMA through @p (from pf_dma_map()) is done; @p is invalid from now. */
+void pf_dma_unmap(struct pf_dev *dev, const void *p);
+
+/*
  * Complete the read a bar_read callback deferred (PF_CPL_DEFER): @status,
  * and on PF_CPL_OK the @size bytes it asked for.  At most one read is
  * deferred at a time: the host's later requests wait behind it, in order

@@ -31,6 +31,14 @@ struct pf_deferred {
 	uint32_t tag, size;
 };
 
+/* A mapping pf_dma_map() gave the model (device.h), until it unmaps it. */
+struct pf_dma_mapping {
+	uint8_t *p;
+	uint64_t addr;
+	uint32_t len;
+	bool write;
+};
+
 struct pf_dev {
 	const struct pf_model *model;
 	void *state;
@@ -70,10 +78,23 @@ struct pf_dev {
 	bool msg_write_unfenced;
 	uint32_t msg_write_tag;
 	void *dma_kick;                 /* ev_timer: deliver copied reads */
+	/*
+	 * DMA in place (pf_dma_map): the mappings the model holds, ended at
+	 * the latest when the loop is about to wait (ev_prepare @maps_end)
+	 * and before the map or bus mastering changes.
+	 */
+	struct pf_dma_mapping maps[PF_DMA_MAX_MAPS];
+	unsigned n_maps;
+	bool warned_maps;
+	void *maps_end;                 /* ev_prepare */
+	/* Page tables of a new map filled while idle (pf_shared_ram_prefault). */
+	void *prefault;                 /* ev_idle, lowest priority */
+	uint64_t prefault_ns;
 
 	/* Counters, for logs and tests. */
 	uint64_t n_dma_reads, n_dma_writes, n_irqs, n_dma_refused;
 	uint64_t n_dma_copies;          /* reads and writes done by copy */
+	uint64_t n_dma_in_place;        /* ... of which in place (pf_dma_map) */
 	uint64_t n_dma_base;            /* reads + writes before this host */
 };
 

@@ -330,6 +330,42 @@ static int check_memory_map(const Pciefw__MemoryMap *mm, char *err, size_t errle
 	return PF_OK;
 }
 
+/*
+ * An InterruptConfig on its own (spec 12.5): few enough entries, an MSI
+ * vector count the capability can enable (0 exactly when MSI is off), and
+ * each entry a vector of the table, once.  The declared counts are the
+ * receiver's to check, in context.
+ */
+static int check_interrupt_config(const Pciefw__InterruptConfig *c,
+				  char *err, size_t errlen)
+{
+	uint64_t seen[PCIEFW_MAX_MSIX_VECTORS / 64] = { 0 };
+	uint32_t v = c->msi_vectors;
+
+	if (c->n_msix_entries > PCIEFW_MAX_MSIX_ENTRIES)
+		return over_limit(err, errlen, "interrupt config of %zu MSI-X entries "
+				  "(at most %u)", c->n_msix_entries,
+				  PCIEFW_MAX_MSIX_ENTRIES);
+	if (v > PCIEFW_MAX_MSI_VECTORS || (v & (v - 1)))
+		return fail(err, errlen, "%u MSI vectors enabled (0, 1, 2, 4, 8, 16 "
+			    "or 32)", v);
+	if (!v != !c->msi_enabled)
+		return fail(err, errlen, "MSI %s with %u vectors enabled",
+			    c->msi_enabled ? "enabled" : "disabled", v);
+	for (size_t i = 0; i < c->n_msix_entries; i++) {
+		uint32_t vec = c->msix_entries[i]->vector;
+
+		if (vec >= PCIEFW_MAX_MSIX_VECTORS)
+			return fail(err, errlen, "MSI-X entry vector %u out of range "
+				    "0..%u", vec, PCIEFW_MAX_MSIX_VECTORS - 1);
+		if (seen[vec / 64] & 1ull << (vec % 64))
+			return fail(err, errlen, "MSI-X entry vector %u twice in one "
+				    "interrupt config", vec);
+		seen[vec / 64] |= 1ull << (vec % 64);
+	}
+	return PF_OK;
+}
+
 static int check_text(const char *s, size_t max, char *err, size_t errlen)
 {
 	if (s && strlen(s) > max)
@@ -409,6 +445,8 @@ int pf_msg_validate(const PfMessage *m, uint32_t max_payload,
 		return PF_OK;
 	case PCIEFW__MESSAGE__BODY_RING_READY:
 		return check_text(m->ring_ready->reason, PCIEFW_MAX_TEXT, err, errlen);
+	case PCIEFW__MESSAGE__BODY_INTERRUPT_CONFIG:
+		return check_interrupt_config(m->interrupt_config, err, errlen);
 	default:
 		return fail(err, errlen, "message of unknown kind %d", m->body_case);
 	}
@@ -461,6 +499,7 @@ static const char *const kind_names[] = {
 	[PCIEFW__MESSAGE__BODY_BUS_MASTER] = "bus_master",
 	[PCIEFW__MESSAGE__BODY_RING_SETUP] = "ring_setup",
 	[PCIEFW__MESSAGE__BODY_RING_READY] = "ring_ready",
+	[PCIEFW__MESSAGE__BODY_INTERRUPT_CONFIG] = "interrupt_config",
 };
 
 const char *pf_msg_kind_name(Pciefw__Message__BodyCase kind)

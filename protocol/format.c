@@ -93,6 +93,29 @@ static void put_description(struct out *o, const Pciefw__DeviceDescription *d)
 	put(o, " intx=%u", d->intx_pin);
 }
 
+/* The first entries shown; the rest are counted. */
+#define FORMAT_MSIX_ENTRIES 8
+
+static void put_interrupt_config(struct out *o, const Pciefw__InterruptConfig *c)
+{
+	put(o, " msi=%s", c->msi_enabled ? "on" : "off");
+	if (c->msi_enabled)
+		put(o, "/%u", c->msi_vectors);
+	put(o, " address=0x%llx data=0x%x mask=0x%x msix=%s%s entries=%zu",
+	    (unsigned long long)c->msi_address, c->msi_data, c->msi_mask,
+	    c->msix_enabled ? "on" : "off", c->msix_masked ? "/masked" : "",
+	    c->n_msix_entries);
+	for (size_t i = 0; i < c->n_msix_entries && i < FORMAT_MSIX_ENTRIES; i++) {
+		const Pciefw__MsixEntry *e = c->msix_entries[i];
+
+		put(o, " [%u 0x%llx 0x%x%s]", e->vector,
+		    (unsigned long long)e->address, e->data,
+		    e->masked ? " masked" : "");
+	}
+	if (c->n_msix_entries > FORMAT_MSIX_ENTRIES)
+		put(o, " ...");
+}
+
 char *pf_msg_format(const PfMessage *m, char *buf, size_t len)
 {
 	struct out o = { buf, len };
@@ -196,6 +219,9 @@ char *pf_msg_format(const PfMessage *m, char *buf, size_t len)
 	case PCIEFW__MESSAGE__BODY_RING_READY:
 		put(&o, " %s", m->ring_ready->accepted ? "accepted" : "refused");
 		put_text(&o, "reason", m->ring_ready->reason);
+		break;
+	case PCIEFW__MESSAGE__BODY_INTERRUPT_CONFIG:
+		put_interrupt_config(&o, m->interrupt_config);
 		break;
 	default:
 		break;

@@ -83,6 +83,9 @@ int pf_hello_negotiate(const struct pf_hello_params *local,
 	/* Introduced in 1.2 (spec 11.1). */
 	if (s->version_minor < 2)
 		s->features &= ~PCIEFW_FEATURE_SHM_RINGS;
+	/* Introduced in 1.3 (spec 12.1). */
+	if (s->version_minor < 3)
+		s->features &= ~PCIEFW_FEATURE_INTERRUPT_CONFIG;
 	/* Introduced in 1.4, and only beside the rings (spec 11.7). */
 	if (s->version_minor < 4 || !(s->features & PCIEFW_FEATURE_SHM_RINGS))
 		s->features &= ~PCIEFW_FEATURE_REG_RECORDS;

@@ -429,18 +429,35 @@ int pf_host_poll(struct pf_host *h, int timeout_ms)
 	}
 }
 
+/*
+ * Wait up to @timeout_ms for the endpoint to send, then handle what came:
+ * returns as soon as something was read, so that a caller checks its
+ * condition after every batch (pf_host_poll serves its whole timeout).
+ */
+static int serve_next(struct pf_host *h, int timeout_ms)
+{
+	struct pollfd p = { .fd = h->fd, .events = POLLIN };
+	int r = poll(&p, 1, timeout_ms);
+
+	if (r < 0 && errno != EINTR)
+		return host_fail(h, PF_ERR_IO, "poll: %s", strerror(errno));
+	return r > 0 ? read_some(h) : 0;
+}
+
 int pf_host_wait(struct pf_host *h, bool (*cond)(struct pf_host *, void *),
 		 void *arg, int timeout_ms)
 {
 	int64_t deadline = now_ms() + timeout_ms;
 
+	if (h->broken)
+		return PF_ERR_CLOSED;
 	while (!cond(h, arg)) {
 		int left = (int)(deadline - now_ms());
 		int r;
 
 		if (left <= 0)
 			return PF_ERR_TIMEOUT;
-		r = pf_host_poll(h, left < 50 ? left : 50);
+		r = serve_next(h, left);
 		if (r < 0)
 			return r;
 	}

@@ -131,7 +131,10 @@ int pf_host_write32(struct pf_host *h, unsigned bar, uint64_t off, uint32_t v);
  * there).  Returns the number handled or a negative PF_ERR_*.
  */
 int pf_host_poll(struct pf_host *h, int timeout_ms);
-/* Poll until @cond(h, arg) holds or @timeout_ms passes; returns 0 or PF_ERR_TIMEOUT. */
+/*
+ * Serve messages until @cond(h, arg) holds (checked after each batch read)
+ * or @timeout_ms passes; returns 0, PF_ERR_TIMEOUT or another PF_ERR_*.
+ */
 int pf_host_wait(struct pf_host *h, bool (*cond)(struct pf_host *, void *),
 		 void *arg, int timeout_ms);
 /* Make sure everything queued has been written to the socket. */

@@ -142,6 +142,51 @@ int pf_put_ring_ready(struct pf_buf *o, bool accepted, const char *reason)
 	PUT(o, RING_READY, ring_ready, &r);
 }
 
+int pf_put_interrupt_config(struct pf_buf *o, const struct pf_interrupt_config *c,
+			    const struct pf_msix_entry *e, size_t n)
+{
+	Pciefw__InterruptConfig ic = PCIEFW__INTERRUPT_CONFIG__INIT;
+	Pciefw__MsixEntry ents[PCIEFW_MAX_MSIX_ENTRIES];
+	Pciefw__MsixEntry *ptrs[PCIEFW_MAX_MSIX_ENTRIES];
+
+	if (n > PCIEFW_MAX_MSIX_ENTRIES)
+		return PF_ERR_LIMIT;
+	ic.msi_enabled = c->msi_enabled;
+	ic.msi_vectors = c->msi_vectors;
+	ic.msi_address = c->msi_address;
+	ic.msi_data = c->msi_data;
+	ic.msi_mask = c->msi_mask;
+	ic.msix_enabled = c->msix_enabled;
+	ic.msix_masked = c->msix_masked;
+	for (size_t i = 0; i < n; i++) {
+		pciefw__msix_entry__init(&ents[i]);
+		ents[i].vector = e[i].vector;
+		ents[i].address = e[i].address;
+		ents[i].data = e[i].data;
+		ents[i].masked = e[i].masked;
+		ptrs[i] = &ents[i];
+	}
+	ic.n_msix_entries = n;
+	ic.msix_entries = ptrs;
+	PUT(o, INTERRUPT_CONFIG, interrupt_config, &ic);
+}
+
+/*
+ * The largest encodings: the Message's key and length (2 + 2 bytes) and
+ * the seven scalar fields (31 bytes), then per entry its key and length
+ * (2) and its four fields (3 + 11 + 6 + 2).
+ */
+#define IRQCFG_FIXED_MAX  35u
+#define IRQCFG_ENTRY_MAX  24u
+
+uint32_t pf_interrupt_config_max_entries(uint32_t max_payload)
+{
+	size_t room = PCIEFW_MAX_FRAME(max_payload) - IRQCFG_FIXED_MAX;
+	size_t n = room / IRQCFG_ENTRY_MAX;
+
+	return n > PCIEFW_MAX_MSIX_ENTRIES ? PCIEFW_MAX_MSIX_ENTRIES : n ? n : 1;
+}
+
 int pf_put_completion(struct pf_buf *o, uint32_t tag, Pciefw__Status status,
 		      const void *data, uint32_t size)
 {

@@ -38,6 +38,32 @@ int pf_put_bus_master(struct pf_buf *o, bool enabled);
 int pf_put_ring_setup(struct pf_buf *o, uint64_t region_size);
 int pf_put_ring_ready(struct pf_buf *o, bool accepted, const char *reason);
 
+/* The function's interrupt settings as the host programmed them (spec 12). */
+struct pf_interrupt_config {
+	bool msi_enabled;
+	uint32_t msi_vectors;       /* enabled: 1, 2, 4 .. 32; 0 when off */
+	uint64_t msi_address;
+	uint32_t msi_data;
+	uint32_t msi_mask;
+	bool msix_enabled;
+	bool msix_masked;           /* the function mask */
+};
+struct pf_msix_entry {
+	uint32_t vector;
+	uint64_t address;
+	uint32_t data;
+	bool masked;
+};
+/* @n entries (at most pf_interrupt_config_max_entries()); PF_ERR_LIMIT above. */
+int pf_put_interrupt_config(struct pf_buf *o, const struct pf_interrupt_config *c,
+			    const struct pf_msix_entry *e, size_t n);
+/*
+ * How many entries an InterruptConfig may carry in a session of
+ * @max_payload: at most 64 (spec 12.5), and never more than keep its
+ * frame within the max frame (1.3); at least 1.
+ */
+uint32_t pf_interrupt_config_max_entries(uint32_t max_payload);
+
 /* Either direction. */
 int pf_put_completion(struct pf_buf *o, uint32_t tag, Pciefw__Status status,
 		      const void *data, uint32_t size);

@@ -22,15 +22,17 @@
 #define PCIEFW_FEATURE_GUEST_MEMORY (1ull << 2)
 /* RingSetup/RingReady, UNIX sockets only (spec 11); minor >= 2. */
 #define PCIEFW_FEATURE_SHM_RINGS   (1ull << 3)
+/* InterruptConfig, the host's MSI/MSI-X settings (spec 12); minor >= 3. */
+#define PCIEFW_FEATURE_INTERRUPT_CONFIG (1ull << 4)
 /*
  * Binary register records in the rings (spec 11.7): minor >= 4, and only
- * with PCIEFW_FEATURE_SHM_RINGS.  (Bit 4 is protocol 1.3's.)
+ * with PCIEFW_FEATURE_SHM_RINGS.
  */
 #define PCIEFW_FEATURE_REG_RECORDS (1ull << 5)
 #define PCIEFW_FEATURES_KNOWN \
 	(PCIEFW_FEATURE_MEM_BURST | PCIEFW_FEATURE_CONFIG_EXT | \
 	 PCIEFW_FEATURE_GUEST_MEMORY | PCIEFW_FEATURE_SHM_RINGS | \
-	 PCIEFW_FEATURE_REG_RECORDS)
+	 PCIEFW_FEATURE_INTERRUPT_CONFIG | PCIEFW_FEATURE_REG_RECORDS)
 /*
  * Features pf_hello_defaults() offers: guest memory needs a UNIX socket
  * and code that passes fds, so a side offers it explicitly (spec 10.1).
@@ -55,7 +57,10 @@
 #define PCIEFW_CONFIG_DEV_END       0x80u
 #define PCIEFW_CONFIG_EXT_START     0x100u
 #define PCIEFW_NUM_BARS          6u
+#define PCIEFW_MAX_MSI_VECTORS   32u
 #define PCIEFW_MAX_MSIX_VECTORS  2048u
+/* InterruptConfig (spec 12.5): entries per message. */
+#define PCIEFW_MAX_MSIX_ENTRIES  64u
 /* Guest memory sharing (spec 10.2). */
 #define PCIEFW_MAX_MEM_REGIONS   32u
 #define PCIEFW_MAX_PENDING_FDS   64u

@@ -25,7 +25,7 @@
 #include "trace.h"
 
 /* One past the highest Message body case (pciefw.proto's oneof). */
-#define PF_MSG_KINDS (PCIEFW__MESSAGE__BODY_RING_READY + 1)
+#define PF_MSG_KINDS (PCIEFW__MESSAGE__BODY_INTERRUPT_CONFIG + 1)
 
 /*
  * A handler's answer: PF_OK, PF_RX_PAUSE (stop after this message: the

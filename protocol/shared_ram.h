@@ -23,6 +23,10 @@ struct pf_shared_region {
 struct pf_shared_ram {
 	struct pf_shared_region r[PCIEFW_MAX_MEM_REGIONS];
 	unsigned n;
+	/* pf_shared_ram_prefault(): where it goes on, what it did. */
+	unsigned fill_region;
+	uint64_t fill_offset;
+	uint64_t filled;        /* bytes whose page tables it filled */
 };
 
 /*
@@ -38,6 +42,17 @@ unsigned pf_shared_ram_set(struct pf_shared_ram *gm, const Pciefw__MemoryMap *mm
 			  const int *fds, const char *who, pf_shared_ram_log log,
 			  void *opaque);
 void pf_shared_ram_clear(struct pf_shared_ram *gm);
+
+/*
+ * Fill the page tables of the next @budget bytes of the map (at most 4 MiB
+ * a call), writable, for the pages the memory file already holds, so that
+ * DMA into them takes no page fault; pages the guest never touched are
+ * left alone (filling them would allocate all of guest RAM).  With
+ * MADV_POPULATE_WRITE (Linux 5.14), else a locked add of 0 to each page
+ * (atomic: the guest may write the same bytes meanwhile).  Returns true
+ * while some remains; a new map starts over.
+ */
+bool pf_shared_ram_prefault(struct pf_shared_ram *gm, uint64_t budget);
 
 /* Where [addr, addr + len) is mapped, if wholly inside one region. */
 uint8_t *pf_shared_ram_find(const struct pf_shared_ram *gm, uint64_t addr,

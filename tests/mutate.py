@@ -317,6 +317,28 @@ MUTANTS = [
            "    if (0) {",
            [pytest("tests/integration/test_error_table.py")],
            "spec 3.4: a completion carries exactly the bytes read"),
+    # --- issue 23 items 4 and 5: DMA in place, write-backs by pass ---
+    Mutant("dma-map-read-passes-queued-read", "endpoint/device.c",
+           "dev->n_maps >= PF_DMA_MAX_MAPS || (!write && dev->dma_head))",
+           "dev->n_maps >= PF_DMA_MAX_MAPS)",
+           [meson("dma-in-place")],
+           "device.h: a read in place never passes a read the model issued "
+           "before it (reads reach a model in issue order)"),
+    Mutant("dma-map-outlives-memory-map", "endpoint/device.c",
+           "\tmaps_end_all(dev, \"when a new memory map came\");\n", "",
+           [meson("dma-in-place")],
+           "device.h: a mapping ends before the memory it points into is "
+           "unmapped"),
+    Mutant("nic-rx-write-back-survives-reset", "endpoint/models/nic.c",
+           "\t/* Used descriptors not written back yet belong to the old ring. */\n"
+           "\tn->rx_wb_count = 0;\n", "",
+           [meson("rx-write-back")],
+           "nic 3.1: a reset drops the pass's write-backs with the ring"),
+    Mutant("e1000-rx-write-back-per-descriptor", "endpoint/models/e1000.c",
+           "\tif (e->rx_wb_count && idx == 0)\n\t\trx_wb_write(e);",
+           "\tif (e->rx_wb_count)\n\t\trx_wb_write(e);",
+           [meson("rx-write-back")],
+           "e1000 5.2: the descriptors of one pass go back in one DMA write"),
 ]
 
 

@@ -7,6 +7,7 @@
  *
  * RESOURCE_FILE is a /sys/bus/pci/devices/.../resourceN of a memory BAR.
  * Prints: RESULT kind=mmio op=read n=COUNT mean_us=.. p50_us=.. p99_us=..
+ * With BENCH_MARKS=1 the timed loop is marked for the host (bench_mark.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +19,8 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bench_mark.h"
 
 static uint64_t now_ns(void)
 {
@@ -73,6 +76,7 @@ int main(int argc, char **argv)
 
 		if (iopl(3))
 			return die("iopl");
+		bench_mark("begin");
 		for (unsigned i = 0; i < n; i++) {
 			uint64_t t0 = now_ns();
 
@@ -82,6 +86,7 @@ int main(int argc, char **argv)
 				(void)inl((unsigned short)port);
 			t[i] = now_ns() - t0;
 		}
+		bench_mark("end");
 		report("io", write ? "write" : "read", t, n);
 		return 0;
 	}
@@ -96,6 +101,7 @@ int main(int argc, char **argv)
 	if (bar == MAP_FAILED)
 		return die("mmap");
 	volatile uint32_t *reg = (volatile uint32_t *)(bar + off);
+	bench_mark("begin");
 	for (unsigned i = 0; i < n; i++) {
 		uint64_t t0 = now_ns();
 
@@ -105,6 +111,7 @@ int main(int argc, char **argv)
 			(void)*reg;
 		t[i] = now_ns() - t0;
 	}
+	bench_mark("end");
 	report("mmio", write ? "write" : "read", t, n);
 	return 0;
 }

@@ -88,6 +88,19 @@ struct e1k {
 	/* RX: [rx.head, rx_valid) are cached, up to rx_fetched being read. */
 	uint64_t *rx_addr;
 	uint32_t rx_fetched, rx_valid;
+	/*
+	 * Write-backs of one pass of the loop (e1000 5.2): the descriptors
+	 * frames used, whole, at their place in @rx_wb (indexed like the
+	 * ring), go back in one DMA write per contiguous run
+	 * [rx_wb_first, rx_wb_first + rx_wb_count) when the loop is about to
+	 * wait (@rx_wb_flush), before any register access, and where the run
+	 * would wrap; then the pass is reported (RXDMT0 from @rx_pass_head,
+	 * the head the pass started from, and the receive timers).
+	 */
+	uint8_t *rx_wb;
+	uint32_t rx_wb_first, rx_wb_count, rx_pass_head;
+	bool rx_pass;
+	ev_prepare rx_wb_flush;
 	uint8_t rx_buf[E1K_FRAME_MAX + RX_MIN_FRAME + FCS_LEN];
 
 	/* TX: batches in flight, oldest at tx_q_head (e1000 6.1). */
@@ -95,6 +108,7 @@ struct e1k {
 	unsigned tx_q_head, tx_q_len;
 	uint32_t tx_fetched;
 	uint8_t *tx_descs;       /* copy of the ring, indexed like it */
+	bool tx_kicking, tx_kick_again;
 	struct e1k_txctx txctx;  /* last context descriptor (SDM 3.3.6) */
 	struct tx_pkt *tx_open;  /* gathering at descriptor time */
 	struct tx_pkt *tx_asm;   /* whose data tx_buf holds */
@@ -383,6 +397,16 @@ static void count_frame(struct e1k *e, const uint8_t *dst, size_t octets, bool r
 
 /* ---- RX (e1000 5) ---- */
 
+/* RX descriptors [first, first + count) read: their buffers are usable. */
+static void rx_descs_ready(struct e1k *e, uint32_t first, uint32_t count,
+			   const uint8_t *data)
+{
+	for (uint32_t i = 0; i < count; i++)
+		e->rx_addr[first + i] = pf_le_load(data + i * DESC_SIZE, 8);
+	/* Fetches complete in the order issued (spec 5.2). */
+	e->rx_valid = (first + count) % e->rx.count;
+}
+
 static void rx_descs_done(void *opaque, enum pf_dma_result res,
 			  const void *data, uint32_t len)
 {
@@ -407,28 +431,32 @@ static void rx_descs_done(void *opaque, enum pf_dma_result res,
 		e->rx_fetched = e->rx_valid;
 		return;
 	}
-	for (uint32_t i = 0; i < count; i++)
-		e->rx_addr[first + i] = pf_le_load((const uint8_t *)data + i * DESC_SIZE, 8);
-	/* Fetches complete in the order issued (spec 5.2). */
-	e->rx_valid = (first + count) % e->rx.count;
+	rx_descs_ready(e, first, count, data);
 }
 
 /*
- * Read descriptors [first, first + count) of @r in at most two pieces;
- * returns how many are being read (fewer if the framework refused).
+ * Read RX descriptors [first, first + count) in at most two pieces, in
+ * place where guest memory is shared; returns how many are being read
+ * (fewer if the framework refused).
  */
-static uint32_t fetch_descs(struct e1k *e, struct e1k_ring *r, uint32_t first,
-			    uint32_t count, pf_dma_done_fn *done)
+static uint32_t rx_fetch_descs(struct e1k *e, uint32_t first, uint32_t count)
 {
+	struct e1k_ring *r = &e->rx;
 	uint32_t issued = 0;
 
 	while (issued < count) {
 		uint32_t left = count - issued;
 		uint32_t run = r->count - first < left ? r->count - first : left;
-		struct dma_ctx *c = ctx_new(e, r, first, run);
+		const uint8_t *d = pf_dma_map(e->dev, desc_addr(r, first),
+					      run * DESC_SIZE, false);
+		struct dma_ctx *c;
 
-		if (!c || pf_dma_read(e->dev, desc_addr(r, first), run * DESC_SIZE,
-				      done, c) < 0) {
+		if (d) {
+			rx_descs_ready(e, first, run, d);
+			pf_dma_unmap(e->dev, d);
+		} else if (!(c = ctx_new(e, r, first, run)) ||
+			   pf_dma_read(e->dev, desc_addr(r, first),
+				       run * DESC_SIZE, rx_descs_done, c) < 0) {
 			free(c);
 			break;
 		}
@@ -457,7 +485,7 @@ static void rx_fetch(struct e1k *e)
 		return;
 	count = ring_dist(&e->rx, e->rx_fetched, e->rx.tail);
 	if (count)
-		count = fetch_descs(e, &e->rx, e->rx_fetched, count, rx_descs_done);
+		count = rx_fetch_descs(e, e->rx_fetched, count);
 	e->rx_fetched = (e->rx_fetched + count) % e->rx.count;
 }
 
@@ -548,16 +576,79 @@ static void rx_missed(struct e1k *e)
 	raise_cause(e, ICR_RXO);
 }
 
+/* Write the run of used RX descriptors back, in one DMA write. */
+static void rx_wb_write(struct e1k *e)
+{
+	if (!e->rx_wb_count)
+		return;
+	pf_dma_write(e->dev, desc_addr(&e->rx, e->rx_wb_first),
+		     e->rx_wb + e->rx_wb_first * DESC_SIZE,
+		     e->rx_wb_count * DESC_SIZE);
+	e->rx_wb_count = 0;
+}
+
+/* The pass's frames are in the ring: write back, then report (5.1). */
+static void rx_flush(struct e1k *e)
+{
+	uint32_t before, after, thr;
+
+	if (!e->rx_pass)
+		return;
+	rx_wb_write(e);
+	e->rx_pass = false;
+	ev_prepare_stop(pf_dev_loop(e->dev), &e->rx_wb_flush);
+	/* Free descriptors fell to the RCTL.RDMTS threshold (SDM 13.4.22). */
+	before = ring_dist(&e->rx, e->rx_pass_head, e->rx.tail);
+	after = ring_dist(&e->rx, e->rx.head, e->rx.tail);
+	thr = e->rx.count >> ((e->regs[E1K_RCTL / 4] >> RCTL_RDMTS_SHIFT & 3) + 1);
+	if (before > thr && after <= thr)
+		raise_cause(e, ICR_RXDMT0);
+	rx_done(e);
+}
+
+static void rx_flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	rx_flush(w->data);
+}
+
+/* Forget the pass's write-backs: the ring they belong to is gone. */
+static void rx_forget(struct e1k *e)
+{
+	e->rx_wb_count = 0;
+	e->rx_pass = false;
+	ev_prepare_stop(pf_dev_loop(e->dev), &e->rx_wb_flush);
+}
+
+/* RX descriptor @idx is used: its write-back @wb goes with the run's. */
+static void rx_wb_add(struct e1k *e, uint32_t idx, const uint8_t wb[8])
+{
+	uint8_t *d = e->rx_wb + idx * DESC_SIZE;
+
+	if (!e->rx_pass) {
+		e->rx_pass = true;
+		e->rx_pass_head = e->rx.head;
+		ev_prepare_start(pf_dev_loop(e->dev), &e->rx_wb_flush);
+	}
+	/* A run never wraps: one contiguous write each. */
+	if (e->rx_wb_count && idx == 0)
+		rx_wb_write(e);
+	if (!e->rx_wb_count)
+		e->rx_wb_first = idx;
+	e->rx_wb_count++;
+	pf_le_store(d, 8, e->rx_addr[idx]);
+	memcpy(d + 8, wb, 8);
+}
+
 /*
  * Write the frame in @e->rx_buf to descriptors from the head (e1000 5.2);
- * false if it was dropped.
+ * false if it was dropped.  The write-backs go with the pass's others.
  */
 static bool rx_store(struct e1k *e, size_t total, uint8_t status, uint8_t errors,
 		     uint16_t csum, uint16_t special)
 {
 	uint32_t bsize = rx_buf_size(e->regs[E1K_RCTL / 4]);
 	uint32_t need = (uint32_t)((total + bsize - 1) / bsize);
-	uint32_t idx = e->rx.head, thr, before, after;
+	uint32_t idx = e->rx.head;
 
 	if (ring_dist(&e->rx, e->rx.head, e->rx_valid) < need) {
 		rx_missed(e);
@@ -573,7 +664,6 @@ static bool rx_store(struct e1k *e, size_t total, uint8_t status, uint8_t errors
 			return false;
 		}
 	}
-	before = ring_dist(&e->rx, e->rx.head, e->rx.tail);
 	for (uint32_t i = 0, off = 0; i < need; i++, off += bsize) {
 		uint32_t n = total - off < bsize ? (uint32_t)(total - off) : bsize;
 		bool last = i + 1 == need;
@@ -584,16 +674,10 @@ static bool rx_store(struct e1k *e, size_t total, uint8_t status, uint8_t errors
 		wb[4] = (uint8_t)(RXD_DD | (last ? RXD_EOP | status : 0));
 		wb[5] = last ? errors : 0;
 		pf_le_store(wb + 6, 2, last ? special : 0);
-		pf_dma_write(e->dev, desc_addr(&e->rx, idx) + 8, wb, 8);
+		rx_wb_add(e, idx, wb);
 		idx = (idx + 1) % e->rx.count;
 	}
 	e->rx.head = idx;
-	/* Free descriptors fell to the RCTL.RDMTS threshold (SDM 13.4.22). */
-	after = ring_dist(&e->rx, e->rx.head, e->rx.tail);
-	thr = e->rx.count >> ((e->regs[E1K_RCTL / 4] >> RCTL_RDMTS_SHIFT & 3) + 1);
-	if (before > thr && after <= thr)
-		raise_cause(e, ICR_RXDMT0);
-	rx_done(e);
 	return true;
 }
 
@@ -770,12 +854,22 @@ static void tx_gather(struct e1k *e, struct tx_batch *b, struct tx_pkt *p,
 		      uint32_t slot, uint64_t addr, uint32_t len)
 {
 	uint32_t limit = p->job.tse ? TX_BUF_SIZE : E1K_FRAME_MAX;
+	const uint8_t *src;
 	struct dma_ctx *c;
 
 	if (!len || p->bad)
 		return;
 	if (len > limit - p->total || p->total + len > limit) {
 		p->bad = true;          /* too big for the part (e1000 7) */
+		return;
+	}
+	src = pf_dma_map(e->dev, addr, len, false);
+	if (src) {
+		/* No earlier read is outstanding (device.h): ours in turn. */
+		e->tx_asm = p;
+		memcpy(e->tx_buf + p->total, src, len);
+		pf_dma_unmap(e->dev, src);
+		p->total += len;
 		return;
 	}
 	c = ctx_new(e, &e->tx, slot, 1);
@@ -872,6 +966,21 @@ static void tx_desc(struct e1k *e, struct tx_batch *b, uint32_t slot)
 	}
 }
 
+/* The descriptors of batch @b were read (@ok): handle each (e1000 6.2). */
+static void tx_descs_ready(struct e1k *e, struct tx_batch *b, bool ok)
+{
+	if (ok) {
+		for (uint32_t slot = b->first; slot < b->first + b->count; slot++)
+			tx_desc(e, b, slot);
+	} else {
+		pf_dev_log(e->dev, PF_LOG_WARN, "TX ring unreadable at 0x%llx",
+			   (unsigned long long)desc_addr(&e->tx, b->first));
+		b->failed = true;
+	}
+	b->pending--;            /* the descriptor fetch itself */
+	tx_retire(e);
+}
+
 static void tx_descs_done(void *opaque, enum pf_dma_result res,
 			  const void *data, uint32_t len)
 {
@@ -885,43 +994,74 @@ static void tx_descs_done(void *opaque, enum pf_dma_result res,
 	if (!live || !(b = tx_batch_of(e, first)) || b->first != first ||
 	    b->count != count)
 		return;
-	if (res == PF_DMA_OK && len == count * DESC_SIZE) {
+	if (res == PF_DMA_OK && len == count * DESC_SIZE)
 		memcpy(e->tx_descs + first * DESC_SIZE, data, count * DESC_SIZE);
-		for (uint32_t slot = first; slot < first + count; slot++)
-			tx_desc(e, b, slot);
-	} else {
-		pf_dev_log(e->dev, PF_LOG_WARN, "TX ring unreadable at 0x%llx",
-			   (unsigned long long)desc_addr(&e->tx, first));
-		b->failed = true;
-	}
-	b->pending--;            /* the descriptor fetch itself */
-	tx_retire(e);
+	tx_descs_ready(e, b, res == PF_DMA_OK && len == count * DESC_SIZE);
 }
 
+/*
+ * Fetch batch @b's descriptors: in place (handled now, buffers too where
+ * they can be), or by DMA.  False if the framework refused the read.
+ */
+static bool tx_fetch(struct e1k *e, struct tx_batch *b)
+{
+	uint32_t bytes = b->count * DESC_SIZE;
+	uint64_t at = desc_addr(&e->tx, b->first);
+	const uint8_t *d = pf_dma_map(e->dev, at, bytes, false);
+	struct dma_ctx *c;
+
+	if (d) {
+		memcpy(e->tx_descs + b->first * DESC_SIZE, d, bytes);
+		pf_dma_unmap(e->dev, d);
+		tx_descs_ready(e, b, true);
+		return true;
+	}
+	c = ctx_new(e, &e->tx, b->first, b->count);
+	if (!c || pf_dma_read(e->dev, at, bytes, tx_descs_done, c) < 0) {
+		free(c);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Fetch what the tail gave.  Batches fetched in place are handled at once
+ * and retire into another call of this, which only asks the running one
+ * to go round again: no recursion, however many batches.
+ */
 static void tx_kick(struct e1k *e)
 {
 	if (!(e->regs[E1K_TCTL / 4] & TCTL_EN) || !ring_live(&e->tx) ||
 	    !pf_dev_connected(e->dev))
 		return;
-	while (e->tx_fetched != e->tx.tail && e->tx_q_len < TX_BATCHES) {
-		uint32_t first = e->tx_fetched;
-		/* A batch never wraps: a wrapped tail makes two batches. */
-		uint32_t end = e->tx.tail > first ? e->tx.tail : e->tx.count;
-		uint32_t n = end - first < TX_BATCH_MAX ? end - first : TX_BATCH_MAX;
-		struct tx_batch *b = &e->tx_q[(e->tx_q_head + e->tx_q_len) % TX_BATCHES];
-		struct dma_ctx *c = ctx_new(e, &e->tx, first, n);
-
-		if (!c)
-			return;
-		if (pf_dma_read(e->dev, desc_addr(&e->tx, first), n * DESC_SIZE,
-				tx_descs_done, c) < 0) {
-			free(c);        /* retried by the next tail write */
-			return;
-		}
-		*b = (struct tx_batch){ first, n, 1, false, false, false };
-		e->tx_q_len++;
-		e->tx_fetched = (first + n) % e->tx.count;
+	if (e->tx_kicking) {
+		e->tx_kick_again = true;
+		return;
 	}
+	e->tx_kicking = true;
+	do {
+		e->tx_kick_again = false;
+		while (e->tx_fetched != e->tx.tail && e->tx_q_len < TX_BATCHES &&
+		       ring_live(&e->tx) && e->regs[E1K_TCTL / 4] & TCTL_EN) {
+			uint32_t first = e->tx_fetched;
+			/* A batch never wraps: a wrapped tail makes two batches. */
+			uint32_t end = e->tx.tail > first ? e->tx.tail : e->tx.count;
+			uint32_t n = end - first < TX_BATCH_MAX ? end - first : TX_BATCH_MAX;
+			struct tx_batch *b =
+				&e->tx_q[(e->tx_q_head + e->tx_q_len) % TX_BATCHES];
+
+			*b = (struct tx_batch){ first, n, 1, false, false, false };
+			e->tx_q_len++;
+			e->tx_fetched = (first + n) % e->tx.count;
+			if (!tx_fetch(e, b)) {
+				/* Retried by the next tail write. */
+				e->tx_q_len--;
+				e->tx_fetched = first;
+				break;
+			}
+		}
+	} while (e->tx_kick_again);
+	e->tx_kicking = false;
 }
 
 /* ---- Ring geometry (e1000 7) ---- */
@@ -929,6 +1069,7 @@ static void tx_kick(struct e1k *e)
 /* Forget everything fetched or in flight for the RX ring as it was. */
 static void rx_restart(struct e1k *e, uint32_t head)
 {
+	rx_forget(e);
 	e->rx.gen++;
 	e->rx.head = e->rx_fetched = e->rx_valid = head;
 }
@@ -957,9 +1098,15 @@ static void set_ring_len(struct e1k *e, bool rx, uint32_t v)
 	uint32_t count = (v & 0xfff80u) / DESC_SIZE;
 	void *mem = NULL;
 
-	if (count && count <= RING_MAX)
-		mem = rx ? realloc(e->rx_addr, count * sizeof(uint64_t)) :
-			   realloc(e->tx_descs, (size_t)count * DESC_SIZE);
+	if (count && count <= RING_MAX && rx) {
+		uint8_t *wb = realloc(e->rx_wb, (size_t)count * DESC_SIZE);
+
+		if (wb)
+			e->rx_wb = wb;
+		mem = wb ? realloc(e->rx_addr, count * sizeof(uint64_t)) : NULL;
+	} else if (count && count <= RING_MAX) {
+		mem = realloc(e->tx_descs, (size_t)count * DESC_SIZE);
+	}
 	if (mem && rx)
 		e->rx_addr = mem;
 	else if (mem)
@@ -1170,6 +1317,8 @@ static int e1k_bar_read(void *s, unsigned bar, uint64_t off, void *data,
 	struct e1k *e = s;
 	uint32_t v;
 
+	/* What the guest reads agrees with the ring in its memory. */
+	rx_flush(e);
 	/* 4-byte accesses only (the BARs' declaration): one register each. */
 	if (bar == 1)
 		v = off == 0 ? e->ioaddr :
@@ -1186,6 +1335,7 @@ static void e1k_bar_write(void *s, unsigned bar, uint64_t off, const void *data,
 	struct e1k *e = s;
 	uint32_t v = (uint32_t)pf_le_load(data, 4);
 
+	rx_flush(e);
 	if (bar == 1) {
 		/* IOADDR selects a register, IODATA reaches it (SDM 13.2.2). */
 		if (off == 0)
@@ -1233,6 +1383,7 @@ static void e1k_destroy(void *s)
 	device_reset(e);
 	pf_net_destroy(e->net);
 	free(e->rx_addr);
+	free(e->rx_wb);
 	free(e->tx_descs);
 	free(e->tx_buf);
 	free(e);
@@ -1259,6 +1410,8 @@ static void *e1k_create(struct pf_dev *dev, struct pf_identity *id)
 		ev_init(timers[i], i == 0 ? itr_cb : i < 3 ? rx_delay_cb : tx_delay_cb);
 		timers[i]->data = e;
 	}
+	ev_prepare_init(&e->rx_wb_flush, rx_flush_cb);
+	e->rx_wb_flush.data = e;
 	ev_init(&e->revive_timer, revive_cb);
 	e->revive_timer.data = e;
 	ev_init(&e->revive_link_timer, revive_link_cb);

@@ -72,6 +72,7 @@ struct tx_batch {
 struct rx_slot {
 	uint64_t addr;
 	uint16_t buf_len;
+	uint16_t len, status;   /* to write back (nic 3.1) */
 };
 
 struct nic {
@@ -89,12 +90,25 @@ struct nic {
 	 */
 	struct rx_slot *rx_slots;
 	uint32_t rx_fetched, rx_valid;
+	/*
+	 * RX write-backs of one pass of the loop (nic 3.1): descriptors
+	 * [rx_wb_first, rx_wb_first + rx_wb_count) are used and go back in
+	 * one DMA write of whole descriptors (built in rx_wb) when the loop
+	 * is about to wait (@rx_wb_flush), before any register access, and
+	 * before the run would wrap.
+	 */
+	uint32_t rx_wb_first, rx_wb_count;
+	bool rx_wb_frames;       /* some carry frames: raise RX after */
+	uint8_t *rx_wb;
+	ev_prepare rx_wb_flush;
 
 	/* TX: batches in flight, oldest at tx_q_head (nic 3.2). */
 	struct tx_batch tx_q[TX_BATCHES];
 	unsigned tx_q_head, tx_q_len;
 	uint32_t tx_fetched;     /* descriptors up to here are being handled */
 	uint8_t *tx_descs;       /* copy of the ring, indexed like it */
+	bool tx_kicking, tx_kick_again;
+	uint8_t tx_frame[FRAME_MAX];    /* a frame read in place, copied */
 
 	/* Interrupt moderation (nic 4), per vector. */
 	ev_timer itr_timer[N_VECTORS];
@@ -214,33 +228,22 @@ static bool ring_ready(const struct ring *r)
 	return r->size && r->base;
 }
 
-/*
- * Read descriptors [first, first + count) of @r, in at most two pieces.
- * Returns how many are being read: fewer if the framework refused a read
- * (DMA limits, device.h); the rest are fetched by a later doorbell.
- */
-static uint32_t fetch_descs(struct nic *n, struct ring *r, uint32_t first,
-			    uint32_t count, pf_dma_done_fn *done)
-{
-	uint32_t issued = 0;
-
-	while (issued < count) {
-		uint32_t left = count - issued;
-		uint32_t run = r->size - first < left ? r->size - first : left;
-		struct dma_ctx *c = ctx_new(n, r, first, run);
-
-		if (!c || pf_dma_read(n->dev, desc_addr(r, first), run * DESC_SIZE,
-				      done, c) < 0) {
-			free(c);
-			break;
-		}
-		first = (first + run) % r->size;
-		issued += run;
-	}
-	return issued;
-}
-
 /* ---- RX (nic 3.1) ---- */
+
+/* RX descriptors [first, first + count) read: their buffers are usable. */
+static void rx_descs_ready(struct nic *n, uint32_t first, uint32_t count,
+			   const uint8_t *data)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *d = data + i * DESC_SIZE;
+		struct rx_slot *s = &n->rx_slots[first + i];
+
+		s->addr = pf_le_load(d, 8);
+		s->buf_len = (uint16_t)pf_le_load(d + 8, 2);
+	}
+	/* Fetches complete in the order issued (spec 5.2). */
+	n->rx_valid = (first + count) % n->rx.size;
+}
 
 static void rx_descs_done(void *opaque, enum pf_dma_result res,
 			  const void *data, uint32_t len)
@@ -256,15 +259,40 @@ static void rx_descs_done(void *opaque, enum pf_dma_result res,
 			   (unsigned long long)desc_addr(&n->rx, first));
 		return;
 	}
-	for (uint32_t i = 0; i < count; i++) {
-		const uint8_t *d = (const uint8_t *)data + i * DESC_SIZE;
-		struct rx_slot *s = &n->rx_slots[first + i];
+	rx_descs_ready(n, first, count, data);
+}
 
-		s->addr = pf_le_load(d, 8);
-		s->buf_len = (uint16_t)pf_le_load(d + 8, 2);
+/*
+ * Read RX descriptors [first, first + count), in at most two pieces, in
+ * place where guest memory is shared.  Returns how many are being read:
+ * fewer if the framework refused a read (DMA limits, device.h); the rest
+ * are fetched by a later doorbell.
+ */
+static uint32_t rx_fetch_descs(struct nic *n, uint32_t first, uint32_t count)
+{
+	struct ring *r = &n->rx;
+	uint32_t issued = 0;
+
+	while (issued < count) {
+		uint32_t left = count - issued;
+		uint32_t run = r->size - first < left ? r->size - first : left;
+		const uint8_t *d = pf_dma_map(n->dev, desc_addr(r, first),
+					      run * DESC_SIZE, false);
+		struct dma_ctx *c;
+
+		if (d) {
+			rx_descs_ready(n, first, run, d);
+			pf_dma_unmap(n->dev, d);
+		} else if (!(c = ctx_new(n, r, first, run)) ||
+			   pf_dma_read(n->dev, desc_addr(r, first),
+				       run * DESC_SIZE, rx_descs_done, c) < 0) {
+			free(c);
+			break;
+		}
+		first = (first + run) % r->size;
+		issued += run;
 	}
-	/* Fetches complete in the order issued (spec 5.2). */
-	n->rx_valid = (first + count) % n->rx.size;
+	return issued;
 }
 
 /* Descriptors from @r's head to @idx, modulo the ring size. */
@@ -294,21 +322,58 @@ static void rx_tail_write(struct nic *n, uint32_t tail)
 	n->rx.tail = tail;
 	count = (tail - n->rx_fetched) & (n->rx.size - 1);
 	if (count)
-		count = fetch_descs(n, &n->rx, n->rx_fetched, count, rx_descs_done);
+		count = rx_fetch_descs(n, n->rx_fetched, count);
 	n->rx_fetched = (n->rx_fetched + count) & (n->rx.size - 1);
 }
 
-/* Write bytes 8-15 of RX descriptor @idx back and hand it to the driver. */
+/* Write the pass's used RX descriptors back, whole, in one DMA write. */
+static void rx_flush(struct nic *n)
+{
+	uint32_t first = n->rx_wb_first, count = n->rx_wb_count;
+
+	if (!count)
+		return;
+	n->rx_wb_count = 0;
+	ev_prepare_stop(pf_dev_loop(n->dev), &n->rx_wb_flush);
+	for (uint32_t i = 0; i < count; i++) {
+		const struct rx_slot *s = &n->rx_slots[first + i];
+		uint8_t *d = n->rx_wb + i * DESC_SIZE;
+
+		pf_le_store(d, 8, s->addr);
+		pf_le_store(d + 8, 2, s->buf_len);
+		pf_le_store(d + 10, 2, s->len);
+		pf_le_store(d + 12, 2, s->status);
+		pf_le_store(d + 14, 2, 0);
+	}
+	/* Frames, then their write-backs, then the interrupt (spec 5.1). */
+	pf_dma_write(n->dev, desc_addr(&n->rx, first), n->rx_wb, count * DESC_SIZE);
+	if (n->rx_wb_frames) {
+		n->rx_wb_frames = false;
+		raise_cause(n, CAUSE_RX);
+	}
+}
+
+static void rx_flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	rx_flush(w->data);
+}
+
+/* RX descriptor @idx is used: written back with the pass's others. */
 static void rx_write_back(struct nic *n, uint32_t idx, uint16_t len,
 			  uint16_t status)
 {
-	uint8_t wb[8];
+	struct rx_slot *s = &n->rx_slots[idx];
 
-	pf_le_store(wb, 2, n->rx_slots[idx].buf_len);
-	pf_le_store(wb + 2, 2, len);
-	pf_le_store(wb + 4, 2, status);
-	pf_le_store(wb + 6, 2, 0);
-	pf_dma_write(n->dev, desc_addr(&n->rx, idx) + 8, wb, 8);
+	/* A run never wraps: one contiguous write. */
+	if (n->rx_wb_count && idx == 0)
+		rx_flush(n);
+	if (!n->rx_wb_count) {
+		n->rx_wb_first = idx;
+		ev_prepare_start(pf_dev_loop(n->dev), &n->rx_wb_flush);
+	}
+	n->rx_wb_count++;
+	s->len = len;
+	s->status = status;
 	n->rx.head = (idx + 1) % n->rx.size;
 }
 
@@ -345,9 +410,9 @@ static void nic_receive(void *opaque, const uint8_t *frame, size_t len)
 		return;
 	}
 	rx_write_back(n, idx, (uint16_t)len, DESC_DD | DESC_EOP);
+	n->rx_wb_frames = true;
 	n->stats[RX_PACKETS]++;
 	n->stats[RX_BYTES] += len;
-	raise_cause(n, CAUSE_RX);
 }
 
 /* ---- TX (nic 3.2) ---- */
@@ -399,6 +464,21 @@ static void tx_retire(struct nic *n)
 	}
 }
 
+/* The frame of TX slot @slot was read (@ok), or could not be. */
+static void tx_frame_ready(struct nic *n, uint32_t slot, bool ok,
+			   const uint8_t *frame, uint32_t len)
+{
+	if (ok) {
+		pf_net_send(n->net, frame, len);
+		n->stats[TX_PACKETS]++;
+		n->stats[TX_BYTES] += len;
+		tx_set_status(n, slot, DESC_DD);
+	} else {
+		n->stats[TX_ERRORS]++;
+		tx_set_status(n, slot, DESC_DD | DESC_ERR);
+	}
+}
+
 static void tx_frame_done(void *opaque, enum pf_dma_result res,
 			  const void *data, uint32_t len)
 {
@@ -409,20 +489,56 @@ static void tx_frame_done(void *opaque, enum pf_dma_result res,
 
 	if (!ctx_end(c, res) || !(b = tx_batch_of(n, slot)))
 		return;
-	if (res == PF_DMA_OK) {
-		pf_net_send(n->net, data, len);
-		n->stats[TX_PACKETS]++;
-		n->stats[TX_BYTES] += len;
-		tx_set_status(n, slot, DESC_DD);
-	} else {
-		n->stats[TX_ERRORS]++;
-		tx_set_status(n, slot, DESC_DD | DESC_ERR);
-	}
+	tx_frame_ready(n, slot, res == PF_DMA_OK, data, len);
 	b->pending--;
 	tx_retire(n);
 }
 
-/* Validate each descriptor of a fetched batch and read its frame. */
+/*
+ * Read the frame of TX slot @slot: in place (copied first: the guest may
+ * change it while the backend reads it), else by DMA, counted in @b.
+ * False if it cannot be read at all.
+ */
+static bool tx_frame_read(struct nic *n, struct tx_batch *b, uint32_t slot,
+			  uint64_t addr, uint32_t flen)
+{
+	const uint8_t *p = pf_dma_map(n->dev, addr, flen, false);
+	struct dma_ctx *fc;
+
+	if (p) {
+		memcpy(n->tx_frame, p, flen);
+		pf_dma_unmap(n->dev, p);
+		tx_frame_ready(n, slot, true, n->tx_frame, flen);
+		return true;
+	}
+	fc = ctx_new(n, &n->tx, slot, 1);
+	if (!fc || pf_dma_read(n->dev, addr, flen, tx_frame_done, fc) < 0) {
+		free(fc);
+		return false;
+	}
+	b->pending++;
+	return true;
+}
+
+/* Validate each descriptor of batch @b, fetched (@ok), and read its frame. */
+static void tx_descs_ready(struct nic *n, struct tx_batch *b, bool ok)
+{
+	for (uint32_t slot = b->first; slot < b->first + b->count; slot++) {
+		const uint8_t *d = n->tx_descs + slot * DESC_SIZE;
+		uint64_t addr = pf_le_load(d, 8);
+		uint32_t flen = (uint32_t)pf_le_load(d + 8, 2);
+
+		if (!ok || flen == 0 || flen > n->max_frame ||
+		    !(pf_le_load(d + 10, 2) & TX_FLAG_EOP) ||
+		    !tx_frame_read(n, b, slot, addr, flen)) {
+			n->stats[TX_ERRORS]++;
+			tx_set_status(n, slot, DESC_DD | DESC_ERR);
+		}
+	}
+	b->pending--;            /* the descriptor fetch itself */
+	tx_retire(n);
+}
+
 static void tx_descs_done(void *opaque, enum pf_dma_result res,
 			  const void *data, uint32_t len)
 {
@@ -441,50 +557,71 @@ static void tx_descs_done(void *opaque, enum pf_dma_result res,
 	else
 		pf_dev_log(n->dev, PF_LOG_WARN, "TX ring unreadable at 0x%llx",
 			   (unsigned long long)desc_addr(&n->tx, first));
-	for (uint32_t slot = first; slot < first + count; slot++) {
-		const uint8_t *d = n->tx_descs + slot * DESC_SIZE;
-		uint64_t addr = pf_le_load(d, 8);
-		uint32_t flen = (uint32_t)pf_le_load(d + 8, 2);
-		struct dma_ctx *fc = NULL;
-
-		if (res != PF_DMA_OK || flen == 0 || flen > n->max_frame ||
-		    !(pf_le_load(d + 10, 2) & TX_FLAG_EOP) ||
-		    !(fc = ctx_new(n, &n->tx, slot, 1)) ||
-		    pf_dma_read(n->dev, addr, flen, tx_frame_done, fc) < 0) {
-			free(fc);
-			n->stats[TX_ERRORS]++;
-			tx_set_status(n, slot, DESC_DD | DESC_ERR);
-			continue;
-		}
-		b->pending++;
-	}
-	b->pending--;            /* the descriptor fetch itself */
-	tx_retire(n);
+	tx_descs_ready(n, b, res == PF_DMA_OK);
 }
 
+/*
+ * Fetch batch @b's descriptors: in place (handled now, frames too), or by
+ * DMA.  False if the framework refused the read.
+ */
+static bool tx_fetch(struct nic *n, struct tx_batch *b)
+{
+	uint32_t bytes = b->count * DESC_SIZE;
+	uint64_t at = desc_addr(&n->tx, b->first);
+	const uint8_t *d = pf_dma_map(n->dev, at, bytes, false);
+	struct dma_ctx *c;
+
+	if (d) {
+		memcpy(n->tx_descs + b->first * DESC_SIZE, d, bytes);
+		pf_dma_unmap(n->dev, d);
+		tx_descs_ready(n, b, true);
+		return true;
+	}
+	c = ctx_new(n, &n->tx, b->first, b->count);
+	if (!c || pf_dma_read(n->dev, at, bytes, tx_descs_done, c) < 0) {
+		free(c);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Fetch what the doorbells gave.  Batches fetched in place are handled at
+ * once and retire into another call of this, which only asks the running
+ * one to go round again: no recursion, however many batches.
+ */
 static void tx_kick(struct nic *n)
 {
 	if (!(n->ctrl & CTRL_TX_EN) || !ring_ready(&n->tx) ||
 	    !pf_dev_connected(n->dev))
 		return;
-	while (n->tx_fetched != n->tx.tail && n->tx_q_len < TX_BATCHES) {
-		uint32_t first = n->tx_fetched;
-		/* A batch never wraps: a wrapped doorbell makes two batches. */
-		uint32_t end = n->tx.tail > first ? n->tx.tail : n->tx.size;
-		struct tx_batch *b = &n->tx_q[(n->tx_q_head + n->tx_q_len) % TX_BATCHES];
-		struct dma_ctx *c = ctx_new(n, &n->tx, first, end - first);
-
-		if (!c)
-			return;
-		if (pf_dma_read(n->dev, desc_addr(&n->tx, first),
-				(end - first) * DESC_SIZE, tx_descs_done, c) < 0) {
-			free(c);        /* retried by the next doorbell */
-			return;
-		}
-		*b = (struct tx_batch){ first, end - first, 1 };
-		n->tx_q_len++;
-		n->tx_fetched = end % n->tx.size;
+	if (n->tx_kicking) {
+		n->tx_kick_again = true;
+		return;
 	}
+	n->tx_kicking = true;
+	do {
+		n->tx_kick_again = false;
+		while (n->tx_fetched != n->tx.tail && n->tx_q_len < TX_BATCHES &&
+		       ring_ready(&n->tx)) {
+			uint32_t first = n->tx_fetched;
+			/* A batch never wraps: a wrapped doorbell makes two. */
+			uint32_t end = n->tx.tail > first ? n->tx.tail : n->tx.size;
+			struct tx_batch *b =
+				&n->tx_q[(n->tx_q_head + n->tx_q_len) % TX_BATCHES];
+
+			*b = (struct tx_batch){ first, end - first, 1 };
+			n->tx_q_len++;
+			n->tx_fetched = end % n->tx.size;
+			if (!tx_fetch(n, b)) {
+				/* Retried by the next doorbell. */
+				n->tx_q_len--;
+				n->tx_fetched = first;
+				break;
+			}
+		}
+	} while (n->tx_kick_again);
+	n->tx_kicking = false;
 }
 
 /* ---- Registers (nic 2) ---- */
@@ -496,6 +633,10 @@ static void tx_kick(struct nic *n)
  */
 static void rx_restart(struct nic *n)
 {
+	/* Used descriptors not written back yet belong to the old ring. */
+	n->rx_wb_count = 0;
+	n->rx_wb_frames = false;
+	ev_prepare_stop(pf_dev_loop(n->dev), &n->rx_wb_flush);
 	n->rx.gen++;
 	n->rx.head = n->rx.tail = 0;
 	n->rx_fetched = n->rx_valid = 0;
@@ -607,10 +748,13 @@ static void reg_write(struct nic *n, uint32_t off, uint32_t v)
 	case REG_RX_SIZE:
 		if (ring_size_ok(v)) {
 			struct rx_slot *s = realloc(n->rx_slots, v * sizeof(*s));
+			uint8_t *wb = s ? realloc(n->rx_wb, v * DESC_SIZE) : NULL;
 
 			if (s)
 				n->rx_slots = s;
-			n->rx.size = s ? v : 0;
+			if (wb)
+				n->rx_wb = wb;
+			n->rx.size = wb ? v : 0;
 			rx_restart(n);
 		}
 		return;
@@ -651,6 +795,8 @@ static int nic_bar_read(void *s, unsigned bar, uint64_t off, void *data,
 
 	if (bar != 0)
 		return PF_CPL_UR;
+	/* What the guest reads agrees with the ring in its memory. */
+	rx_flush(n);
 	memset(data, 0, size);
 	if (off >= REG_STATS && off + size <= REG_STATS + 8 * N_STATS) {
 		uint64_t v = n->stats[(off - REG_STATS) / 8];
@@ -666,8 +812,10 @@ static int nic_bar_read(void *s, unsigned bar, uint64_t off, void *data,
 static void nic_bar_write(void *s, unsigned bar, uint64_t off, const void *data,
 			  uint32_t size)
 {
-	if (bar == 0 && size == 4)
-		reg_write(s, (uint32_t)off, (uint32_t)pf_le_load(data, 4));
+	if (bar != 0 || size != 4)
+		return;
+	rx_flush(s);
+	reg_write(s, (uint32_t)off, (uint32_t)pf_le_load(data, 4));
 }
 
 static void nic_reset(void *s, enum pf_reset_kind kind)
@@ -689,8 +837,10 @@ static void nic_destroy(void *s)
 
 	for (int v = 0; v < N_VECTORS; v++)
 		ev_timer_stop(pf_dev_loop(n->dev), &n->itr_timer[v]);
+	ev_prepare_stop(pf_dev_loop(n->dev), &n->rx_wb_flush);
 	pf_net_destroy(n->net);
 	free(n->rx_slots);
+	free(n->rx_wb);
 	free(n->tx_descs);
 	free(n);
 }
@@ -711,6 +861,8 @@ static void *nic_create(struct pf_dev *dev, struct pf_identity *id)
 		ev_init(&n->itr_timer[v], itr_cb);
 		n->itr_timer[v].data = n;
 	}
+	ev_prepare_init(&n->rx_wb_flush, rx_flush_cb);
+	n->rx_wb_flush.data = n;
 	power_on(n);
 	n->net = pf_net_create(pf_dev_option(dev, "backend"), pf_dev_loop(dev), dev,
 			       pf_dev_option(dev, "pcap"), nic_receive, nic_link, n,

@@ -3,8 +3,11 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "msg.h"
@@ -313,8 +316,29 @@ static void closed_cb(void *owner, struct pf_conn *c)
 	((struct inproc *)owner)->conn = NULL;
 }
 
-void inproc_start(struct inproc *ip, const char *model, const char *const *opts,
-		  uint64_t ram_base, uint64_t ram_size)
+/* Guest RAM in a sealed memory file another process could map (10.2). */
+static uint8_t *ram_file(uint64_t size, int *fd)
+{
+	uint8_t *p;
+
+	*fd = memfd_create("inproc-guest", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	g_assert_cmpint(*fd, >=, 0);
+	g_assert_cmpint(ftruncate(*fd, (off_t)size), ==, 0);
+	g_assert_cmpint(fcntl(*fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), ==, 0);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+	g_assert_true(p != MAP_FAILED);
+	return p;
+}
+
+static const char *next_trace;
+
+void inproc_trace_next(const char *path)
+{
+	next_trace = path;
+}
+
+static void start(struct inproc *ip, const char *model, const char *const *opts,
+		  uint64_t ram_base, uint64_t ram_size, bool shared)
 {
 	const struct pf_model *m = pf_model_find(model);
 	char *o[PF_MAX_MODEL_OPTS];
@@ -326,6 +350,7 @@ void inproc_start(struct inproc *ip, const char *model, const char *const *opts,
 	};
 
 	memset(ip, 0, sizeof(*ip));
+	ip->memfd = -1;
 	g_assert_nonnull(m);
 	for (; opts && opts[n]; n++)
 		o[n] = (char *)opts[n];
@@ -333,23 +358,88 @@ void inproc_start(struct inproc *ip, const char *model, const char *const *opts,
 	ip->dev = pf_dev_create(m, ip->loop, o, n, err, sizeof(err));
 	if (!ip->dev)
 		g_error("%s", err);
-	ip->ram = g_malloc0(ram_size);
+	ip->ram = shared ? ram_file(ram_size, &ip->memfd) : g_malloc0(ram_size);
 	ip->ram_base = ram_base;
 	ip->ram_size = ram_size;
 	ip->next_tag = 1;
 	pf_hello_defaults(&ip->hello, "in-process host");
-	g_assert_cmpint(pf_rx_init(&ip->rx, &host_handlers, ip, PF_DIR_TO_HOST,
-				   &ip->hello, NULL), ==, PF_OK);
 	ip->st = mem_stream_new();
 	cc.loop = ip->loop;
 	cc.st = &ip->st->base;
 	cc.opaque = ip->dev;
+	if (next_trace) {
+		ip->trace = pf_trace_create(next_trace, "inproc", err, sizeof(err));
+		if (!ip->trace)
+			g_error("%s", err);
+		cc.trace = ip->trace;
+		next_trace = NULL;
+	}
 	pf_hello_defaults(&cc.hello, "in-process endpoint");
+	if (shared) {
+		ip->hello.features |= PCIEFW_FEATURE_GUEST_MEMORY;
+		cc.hello.features |= PCIEFW_FEATURE_GUEST_MEMORY;
+	}
+	g_assert_cmpint(pf_rx_init(&ip->rx, &host_handlers, ip, PF_DIR_TO_HOST,
+				   &ip->hello, NULL), ==, PF_OK);
 	ip->conn = pf_conn_new(&cc);
 	g_assert_nonnull(ip->conn);
 	host_sent(ip, pf_put_hello(host_out(ip), &ip->hello));
 	if (!inproc_run(ip, described, NULL, 5000) || ip->ended)
 		g_error("no handshake with %s: %s", model, ip->why);
+}
+
+void inproc_start(struct inproc *ip, const char *model, const char *const *opts,
+		  uint64_t ram_base, uint64_t ram_size)
+{
+	start(ip, model, opts, ram_base, ram_size, false);
+}
+
+void inproc_start_shared(struct inproc *ip, const char *model,
+			 const char *const *opts, uint64_t ram_base,
+			 uint64_t ram_size)
+{
+	uint64_t off = 0;
+
+	start(ip, model, opts, ram_base, ram_size, true);
+	inproc_memory_map(ip, &off, &ram_size, 1);
+	inproc_bus_master(ip, true);
+	inproc_settle(ip);
+}
+
+void inproc_memory_map(struct inproc *ip, const uint64_t *offs,
+		       const uint64_t *sizes, unsigned n)
+{
+	struct pf_mem_region r[PCIEFW_MAX_MEM_REGIONS];
+	struct pf_fd_queue *q = &ip->st->base.fds;
+
+	g_assert_cmpuint(n, <=, PCIEFW_MAX_MEM_REGIONS);
+	for (unsigned i = 0; i < n; i++) {
+		r[i] = (struct pf_mem_region){ ip->ram_base + offs[i], sizes[i], offs[i] };
+		/* As SCM_RIGHTS would: the endpoint gets its own descriptors. */
+		g_assert_cmpuint(q->n, <, PCIEFW_MAX_PENDING_FDS);
+		q->fds[q->n++] = dup(ip->memfd);
+	}
+	host_sent(ip, pf_put_memory_map(host_out(ip), r, n));
+}
+
+uint8_t *inproc_remap(struct inproc *ip)
+{
+	uint8_t *old = ip->ram;
+	uint64_t off = 0;
+
+	g_assert_cmpint(ip->memfd, >=, 0);
+	g_assert_cmpuint(ip->n_old, <, G_N_ELEMENTS(ip->old_ram));
+	ip->old_ram[ip->n_old++] = old;
+	close(ip->memfd);
+	ip->ram = ram_file(ip->ram_size, &ip->memfd);
+	memcpy(ip->ram, old, ip->ram_size);
+	inproc_memory_map(ip, &off, &ip->ram_size, 1);
+	return old;
+}
+
+void inproc_bus_master(struct inproc *ip, bool on)
+{
+	host_sent(ip, pf_put_bus_master(host_out(ip), on));
 }
 
 void inproc_stop(struct inproc *ip)
@@ -360,7 +450,16 @@ void inproc_stop(struct inproc *ip)
 	pf_dev_destroy(ip->dev);
 	pf_rx_free(&ip->rx);
 	ev_loop_destroy(ip->loop);
-	g_free(ip->ram);
+	if (ip->trace)
+		g_assert_cmpint(pf_trace_close(ip->trace), ==, 0);
+	if (ip->memfd < 0) {
+		g_free(ip->ram);
+		return;
+	}
+	munmap(ip->ram, ip->ram_size);
+	for (unsigned i = 0; i < ip->n_old; i++)
+		munmap(ip->old_ram[i], ip->ram_size);
+	close(ip->memfd);
 }
 
 /* ---- Requests ---- */

@@ -48,6 +48,11 @@ struct inproc {
 	/* Guest memory, at bus addresses [ram_base, ram_base + ram_size). */
 	uint8_t *ram;
 	uint64_t ram_base, ram_size;
+	/* Shared with the endpoint (inproc_start_shared): its memory file. */
+	int memfd;
+	uint8_t *old_ram[4];            /* inproc_remap's former RAM */
+	unsigned n_old;
+	struct pf_trace_writer *trace;  /* the endpoint's (inproc_trace_next) */
 	/* DmaReads waiting for an answer while serving is held. */
 	bool hold_dma;
 	struct { uint32_t tag; uint64_t addr; uint32_t size; } dma[INPROC_MAX_DMA];
@@ -68,7 +73,31 @@ struct inproc {
  */
 void inproc_start(struct inproc *ip, const char *model, const char *const *opts,
 		  uint64_t ram_base, uint64_t ram_size);
-/* Say goodbye, close, destroy the device. */
+/*
+ * The same with guest memory shared (docs/protocol.md 10): the RAM is a
+ * sealed memory file, the session negotiates the feature, and the host
+ * sends its MemoryMap (one region) and BusMaster{true} before returning.
+ */
+void inproc_start_shared(struct inproc *ip, const char *model,
+			 const char *const *opts, uint64_t ram_base,
+			 uint64_t ram_size);
+/*
+ * Send a MemoryMap of @n regions of the memory file: region i at bus
+ * address ram_base + offs[i], @sizes[i] bytes from the same offset in the
+ * file (0 regions: the map is withdrawn).
+ */
+void inproc_memory_map(struct inproc *ip, const uint64_t *offs,
+		       const uint64_t *sizes, unsigned n);
+/*
+ * Move guest RAM to a new memory file (its contents copied) and map that;
+ * the old one stays mapped here, at the returned address, until
+ * inproc_stop, so a test can see whether anything still writes there.
+ */
+uint8_t *inproc_remap(struct inproc *ip);
+void inproc_bus_master(struct inproc *ip, bool on);
+/* The next inproc_start* records the endpoint's trace to @path. */
+void inproc_trace_next(const char *path);
+/* Say goodbye, close, destroy the device (and close the trace). */
 void inproc_stop(struct inproc *ip);
 
 /* Run the loop until @cond(ip, arg) holds or @timeout_ms passes. */

@@ -71,9 +71,12 @@ def guest_files() -> dict[str, str]:
     """Host path -> guest path of everything the endpoint tests need:
     GUEST_DIR/{configfs,pci_endpoint,pci-epf-test,pci_endpoint_test,
     pciefw_epc,ntb,ntb_transport,ntb_netdev,ntb_hw_epf,pci-epf-vntb}.ko,
-    /usr/bin/pcitest and /usr/bin/pcitest.sh."""
+    the test helper GUEST_DIR/pciefw_test_epc_irq.ko (built beside
+    pciefw_epc.ko), /usr/bin/pcitest and /usr/bin/pcitest.sh."""
     env = epf_env()
+    helper = os.path.join(os.path.dirname(epc_driver()), "pciefw_test_epc_irq.ko")
     return {
+        helper: f"{GUEST_DIR}/pciefw_test_epc_irq.ko",
         env["EPF_NTB_KO"]: f"{GUEST_DIR}/ntb.ko",
         env["EPF_NTB_TRANSPORT_KO"]: f"{GUEST_DIR}/ntb_transport.ko",
         env["EPF_NTB_NETDEV_KO"]: f"{GUEST_DIR}/ntb_netdev.ko",
@@ -293,13 +296,13 @@ def script(text, msi=32, msix=32):
 
 def start_endpoint(runner, workdir, name="ep", msi=32, msix=32,
                    sock="epc.sock", read_ahead=0, ep_script=ENDPOINT_SCRIPT,
-                   device_extra="", qemu_extra=()):
+                   device_extra="", qemu_extra=(), append=""):
     """Boot an endpoint guest running @ep_script and serving the function
     on runner.path(@sock) (or as @device_extra says: pciefw-epc properties
     after the path, e.g. a trace); wait until it has started the link.
     @runner: what tests' harness fixture is (qemu_binary, path(name),
     track(thing)); @qemu_extra: more QEMU arguments (-smp 2: a shell that
-    runs beside a busy function)."""
+    runs beside a busy function); @append: more kernel parameters."""
     initrd = Path(workdir) / name / "initrd.cpio.gz"
     if not initrd.exists():
         guestlib.make_initramfs(Path(workdir) / name,
@@ -311,7 +314,8 @@ def start_endpoint(runner, workdir, name="ep", msi=32, msix=32,
         list(qemu_extra) +
         ["-device", f"pciefw-epc,{where}"
          + (f",read-ahead={read_ahead}" if read_ahead else "") + device_extra],
-        append_extra=ENDPOINT_APPEND, log_path=runner.path(name + ".log")))
+        append_extra=f"{ENDPOINT_APPEND} {append}".strip(),
+        log_path=runner.path(name + ".log")))
     ep.start()
     ep.wait_for(r"^PCIEFW-EPC-STARTED", timeout=180)
     return ep
@@ -334,7 +338,7 @@ def host_initramfs(workdir, host_script):
 def start_pair(runner, workdir, host_script, host_device_extra="",
                host_args=(), host_append="", msi=32, msix=32, read_ahead=0,
                ep_script=ENDPOINT_SCRIPT, ep_device_extra="", ep_qemu_extra=(),
-               sock="epc.sock"):
+               sock="epc.sock", ep_append=""):
     """Boot the endpoint guest, wait for its link, then boot the host
     running @host_script.  @sock None: both devices' addresses are in
     their @*_device_extra (TCP)."""
@@ -342,7 +346,7 @@ def start_pair(runner, workdir, host_script, host_device_extra="",
     ep = start_endpoint(runner, workdir, msi=msi, msix=msix,
                         read_ahead=read_ahead, ep_script=ep_script,
                         device_extra=ep_device_extra,
-                        qemu_extra=ep_qemu_extra, sock=sock)
+                        qemu_extra=ep_qemu_extra, sock=sock, append=ep_append)
     host = runner.track(guestlib.Guest(
         runner.qemu_binary, host_initrd,
         host_qemu_args(runner, host_device_extra, host_args, sock=sock),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -150,3 +151,30 @@ class Source(_Peer):
 
     def join(self, timeout):
         self.thread.join(timeout)
+
+
+def both_ways(sink: Sink, source: Source, mib: int) -> str:
+    """Guest shell lines: @mib MiB of random bytes to @sink, then @source's
+    bytes in, each side's MD5 on the console (check_both_ways)."""
+    return f"""dd if=/dev/urandom of=/tmp/out bs=1M count={mib} 2>/dev/null
+echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
+nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
+rm /tmp/out
+nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
+echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
+rm /tmp/in
+"""
+
+
+def check_both_ways(res, sink: Sink, source: Source) -> None:
+    """Both directions of a both_ways() run arrived whole: all the bytes,
+    and the digests agree at both ends.  @res: the guest's result."""
+    assert sink.join(60) is not None, sink.error
+    source.join(60)
+    out = re.search(r"PCIEFW-OUT-MD5: ([0-9a-f]{32})", res.console)
+    inn = re.search(r"PCIEFW-IN-MD5: ([0-9a-f]{32})", res.console)
+    assert out and inn, res.describe()
+    assert sink.received == sink.size and out.group(1) == sink.digest, \
+        res.describe()
+    assert source.sent == source.size and inn.group(1) == source.digest, \
+        res.describe()

@@ -23,6 +23,7 @@ KINDS = {
     "dma_read": 9, "dma_write": 10, "intx": 11, "msi": 12, "msix": 13,
     "device_description": 14, "reset": 15, "goodbye": 16, "error": 17,
     "memory_map": 18, "bus_master": 19, "ring_setup": 20, "ring_ready": 21,
+    "interrupt_config": 22,
 }
 KIND_NAMES = {v: k for k, v in KINDS.items()}
 (HELLO, CONFIG_READ, CONFIG_WRITE, MEM_READ, MEM_WRITE, IO_READ, IO_WRITE,
@@ -31,6 +32,7 @@ KIND_NAMES = {v: k for k, v in KINDS.items()}
 # Hello.features bits (spec 2.2)
 FEATURE_MEM_BURST, FEATURE_CONFIG_EXT, FEATURE_GUEST_MEMORY = 1, 2, 4
 FEATURE_SHM_RINGS = 8
+FEATURE_INTERRUPT_CONFIG = 16      # protocol 1.3 (spec 12)
 FEATURE_REG_RECORDS = 32           # protocol 1.4 (spec 11.7)
 # Completion status
 SC, UR, CA, CRS = 0, 1, 2, 3
@@ -83,6 +85,60 @@ def memory_map(*regions):
 
 def bus_master(enabled):
     return message("bus_master", (1, int(enabled)))
+
+
+def interrupt_config(msi_enabled=False, msi_vectors=0, msi_address=0,
+                     msi_data=0, msi_mask=0, msix_enabled=False,
+                     msix_masked=False, entries=()):
+    """An InterruptConfig (spec 12.2); @entries: (vector, address, data,
+    masked) tuples.  Fields at 0 are left off the wire, as protobuf does."""
+    def present(*fields):
+        return [(n, int(v) if isinstance(v, bool) else v)
+                for n, v in fields if v]
+    ents = [(8, b"".join(field(n, v) for n, v in
+                         present((1, vec), (2, addr), (3, data), (4, masked))))
+            for vec, addr, data, masked in entries]
+    return message("interrupt_config", *present(
+        (1, msi_enabled), (2, msi_vectors), (3, msi_address), (4, msi_data),
+        (5, msi_mask), (6, msix_enabled), (7, msix_masked)), *ents)
+
+
+def parse_repeated(buf, num):
+    """Every occurrence of length-delimited field @num, in order."""
+    out, off = [], 0
+    while off < len(buf):
+        key, off = read_varint(buf, off)
+        wire = key & 7
+        if wire == 0:
+            _, off = read_varint(buf, off)
+        elif wire == 2:
+            n, off = read_varint(buf, off)
+            if key >> 3 == num:
+                out.append(buf[off:off + n])
+            off += n
+        elif wire == 5:
+            off += 4
+        elif wire == 1:
+            off += 8
+        else:
+            raise ValueError(f"wire type {wire}")
+    return out
+
+
+def parse_interrupt_config(sub):
+    """An InterruptConfig body as a dict (spec 12.2), defaults filled in:
+    msi_enabled, msi_vectors, msi_address, msi_data, msi_mask,
+    msix_enabled, msix_masked, and entries {vector: (address, data,
+    masked)}."""
+    f = parse_fields(sub)
+    names = ["msi_enabled", "msi_vectors", "msi_address", "msi_data",
+             "msi_mask", "msix_enabled", "msix_masked"]
+    out = {name: f.get(i + 1, 0) for i, name in enumerate(names)}
+    out["entries"] = {}
+    for e in parse_repeated(sub, 8):
+        ef = parse_fields(e)
+        out["entries"][ef.get(1, 0)] = (ef.get(2, 0), ef.get(3, 0), ef.get(4, 0))
+    return out
 
 
 def hello(major=1, minor=0, features=3, name="pfwire", max_payload=4096,
@@ -184,9 +240,12 @@ def parse_fields(buf):
 
 
 def decode(body):
-    """(kind name, {field: value}) of one Message body."""
+    """(kind name, {field: value}) of one Message body; an InterruptConfig
+    as parse_interrupt_config() gives it."""
     top = parse_fields(body)
     (num, sub), = top.items()
+    if num == KINDS["interrupt_config"]:
+        return "interrupt_config", parse_interrupt_config(sub)
     return KIND_NAMES.get(num, f"kind{num}"), parse_fields(sub)
 
 
@@ -335,8 +394,8 @@ class Msg:
             self.kind = KINDS.get(name, record[0])
             return
         top = parse_fields(body)
-        (self.kind, sub), = top.items()
-        self.fields = parse_fields(sub)
+        (self.kind, self.body), = top.items()
+        self.fields = parse_fields(self.body)
 
     def get(self, num, default=0):
         return self.fields.get(num, default)

@@ -13,7 +13,8 @@ import time
 import pytest
 
 import guestlib
-from nicnet import UDHCPC, Sink, Source, nic_device_args
+from nicnet import (UDHCPC, Sink, Source, both_ways, check_both_ways,
+                    nic_device_args)
 
 # MiB each way; PCIEFW_E1000_MIB changes it for a longer run by hand.
 TRANSFER_MIB = int(os.environ.get("PCIEFW_E1000_MIB", "64"))
@@ -72,13 +73,7 @@ def test_stock_driver_dhcp_ping_transfer(harness, tmp_path):
     body = f"""
 ping -c 20 -i 0.2 -W 5 10.0.2.2
 {INTERRUPTS}
-dd if=/dev/urandom of=/tmp/out bs=1M count={TRANSFER_MIB} 2>/dev/null
-echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
-nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
-rm /tmp/out
-nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
-echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
-rm /tmp/in
+{both_ways(sink, source, TRANSFER_MIB)}
 {INTERRUPTS}
 {DMESG}
 """
@@ -93,12 +88,7 @@ rm /tmp/in
     assert "PCIEFW-DHCP: eth0 10.0.2.15" in console, res.describe()
     assert "20 packets transmitted, 20 packets received" in console, res.describe()
     # Both directions arrived whole: digests agree at both ends.
-    assert sink.join(60) is not None, sink.error
-    source.join(60)
-    out = re.search(r"PCIEFW-OUT-MD5: ([0-9a-f]{32})", console).group(1)
-    inn = re.search(r"PCIEFW-IN-MD5: ([0-9a-f]{32})", console).group(1)
-    assert sink.received == size and out == sink.digest
-    assert source.sent == size and inn == source.digest
+    check_both_ways(res, sink, source)
     # INTx, counted by the guest, and many of them during the transfers.
     counts = [int(sum(int(f) for f in l.split()[1:] if f.isdigit()))
               for l in re.findall(r"PCIEFW-IRQS: (.*)", console)]
@@ -137,11 +127,7 @@ loadmod e1000 || exit 23
 ip link set eth0 up || exit 24
 udhcpc -i eth0 -n -q -t 10 -T 1 -s {UDHCPC} || exit 25
 ping -c 5 -W 5 10.0.2.2 || exit 26
-dd if=/dev/urandom of=/tmp/out bs=1M count=8 2>/dev/null
-echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
-nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
-nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
-echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
+{both_ways(sink, source, 8)}
 {DMESG}
 """
     res, ep = boot(harness, tmp_path, body)
@@ -150,12 +136,7 @@ echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
     assert "PCIEFW-RMMOD-DONE" in console
     assert busy_out.received > 0 and busy_in.sent > 0   # it was under traffic
     assert "5 packets transmitted, 5 packets received" in console, res.describe()
-    assert sink.join(60) is not None, sink.error
-    source.join(60)
-    out = re.search(r"PCIEFW-OUT-MD5: ([0-9a-f]{32})", console).group(1)
-    inn = re.search(r"PCIEFW-IN-MD5: ([0-9a-f]{32})", console).group(1)
-    assert sink.received == size and out == sink.digest, res.describe()
-    assert source.sent == size and inn == source.digest, res.describe()
+    check_both_ways(res, sink, source)
     assert "PCIEFW-DMESG-PROBLEMS: 0" in console, res.describe()
 
 
@@ -208,11 +189,7 @@ kill $PING
 # A new slirp: lease the address again, as a DHCP client does on link up;
 # the driver may reset the device once more meanwhile (e1000 3.1).
 udhcpc -i eth0 -n -q -t 60 -T 1 -s {UDHCPC} || exit 33
-dd if=/dev/urandom of=/tmp/out bs=1M count=8 2>/dev/null
-echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
-nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
-nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
-echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
+{both_ways(sink, source, 8)}
 echo "PCIEFW-UNEXPECTED: $({DMESG_LOG} | grep -iE '{PROBLEMS}' | grep -cvE '{EXPECTED_IN_RECOVERY}')"
 {DMESG_LOG} | grep -iE '{PROBLEMS}' | head -20
 """
@@ -238,12 +215,7 @@ echo "PCIEFW-UNEXPECTED: $({DMESG_LOG} | grep -iE '{PROBLEMS}' | grep -cvE '{EXP
     assert res.status == 0, res.describe()
     assert first.received < 1 << 30, "the endpoint died too late to matter"
     assert "PCIEFW-CARRIER-DOWN" in console and "PCIEFW-CARRIER-UP" in console
-    assert sink.join(60) is not None, sink.error
-    source.join(60)
-    out = re.search(r"PCIEFW-OUT-MD5: ([0-9a-f]{32})", console).group(1)
-    inn = re.search(r"PCIEFW-IN-MD5: ([0-9a-f]{32})", console).group(1)
-    assert sink.received == size and out == sink.digest, res.describe()
-    assert source.sent == size and inn == source.digest, res.describe()
+    check_both_ways(res, sink, source)
     assert "PCIEFW-UNEXPECTED: 0" in console, res.describe()
 
 
@@ -268,11 +240,7 @@ wait_file is $NET/carrier 1 || exit 32
 echo "PCIEFW-CARRIER-UP"
 # The driver may reset the device once more (its TX timeout): keep asking.
 udhcpc -i eth0 -n -q -t 60 -T 1 -s {UDHCPC} || exit 33
-dd if=/dev/urandom of=/tmp/out bs=1M count=4 2>/dev/null
-echo "PCIEFW-OUT-MD5: $(md5sum /tmp/out | cut -d' ' -f1)"
-nc 10.0.2.2 {sink.port} < /tmp/out || echo "PCIEFW-OUT-NC: failed"
-nc 10.0.2.2 {source.port} > /tmp/in || echo "PCIEFW-IN-NC: failed"
-echo "PCIEFW-IN-MD5: $(md5sum /tmp/in | cut -d' ' -f1)"
+{both_ways(sink, source, 4)}
 echo "PCIEFW-UNEXPECTED: $({DMESG_LOG} | grep -iE '{PROBLEMS}' | grep -cvE '{EXPECTED_IN_RECOVERY}')"
 {DMESG_LOG} | grep -iE '{PROBLEMS}' | head -20
 """
@@ -293,12 +261,7 @@ echo "PCIEFW-UNEXPECTED: $({DMESG_LOG} | grep -iE '{PROBLEMS}' | grep -cvE '{EXP
         guest.stop()
     console = res.console
     assert res.status == 0, res.describe()
-    assert sink.join(60) is not None, sink.error
-    source.join(60)
-    out = re.search(r"PCIEFW-OUT-MD5: ([0-9a-f]{32})", console).group(1)
-    inn = re.search(r"PCIEFW-IN-MD5: ([0-9a-f]{32})", console).group(1)
-    assert sink.received == size and out == sink.digest, res.describe()
-    assert source.sent == size and inn == source.digest, res.describe()
+    check_both_ways(res, sink, source)
     assert "PCIEFW-UNEXPECTED: 0" in console, res.describe()
     # The new endpoint saw the revival and the driver's own reset after it.
     assert "revived by a reconnecting host" in again.output(), again.output()[-3000:]

@@ -9,55 +9,7 @@ import time
 
 import pfwire
 
-BDF = (0, 4, 0)
-REGS, WINDOW = 0xC0000000, 0xC1000000     # BAR0, BAR2 as firmware would
-FN_RAM = 0x01000000                       # where "the function's BAR0" lives
-HOST_BUF = 0x12340000                     # a host bus address
-
-
-def cf8(off):
-    bus, dev, fn = BDF
-    return 0x80000000 | bus << 16 | dev << 11 | fn << 8 | (off & 0xFC)
-
-
-def cfg_write(qt, off, val):
-    qt.outl(0xCF8, cf8(off))
-    qt.outl(0xCFC, val)
-
-
-def cfg_read(qt, off):
-    qt.outl(0xCF8, cf8(off))
-    return qt.inl(0xCFC)
-
-
-def start_epc(harness, props=""):
-    sock = harness.path("epc.sock")
-    q = harness.qemu(["-M", "q35", "-device",
-                      f"pciefw-epc,path={sock},bus=pcie.0,addr=0x4{props}"])
-    qt = q.qtest
-    assert cfg_read(qt, 0) == 0xFE0C1234
-    cfg_write(qt, 0x10, REGS)
-    cfg_write(qt, 0x18, WINDOW)
-    cfg_write(qt, 0x04, 0x6)                      # memory + bus master
-    assert qt.readl(REGS + 0x000) == 0x43504546   # epc.md 2: ID
-    assert qt.readl(REGS + 0x008) == 16 << 20     # WINDOW_SIZE
-    return q, qt, "unix:" + sock
-
-
-def program_function(qt):
-    """epc.md 3: 104c:b500, BAR0 4 KiB at FN_RAM, 4 MSI, 8 MSI-X in BAR0."""
-    qt.writel(REGS + 0x040, 0xB500104C)
-    qt.writel(REGS + 0x048, 0xFF000001)
-    qt.writel(REGS + 0x04C, 1)
-    qt.writel(REGS + 0x050, 4)
-    qt.writel(REGS + 0x054, 8)
-    qt.writel(REGS + 0x058, 0x800 | 0)
-    qt.writel(REGS + 0x05C, 0x880 | 0)
-    qt.writel(REGS + 0x100, FN_RAM)
-    qt.writel(REGS + 0x104, 0)
-    qt.writel(REGS + 0x108, 0x1000)
-    qt.writel(REGS + 0x10C, 0)
-    qt.writel(REGS + 0x110, 0x80000000)
+from epcqtest import FN_RAM, HOST_BUF, REGS, WINDOW, program_function, start_epc
 
 
 def test_start_refused_for_a_bad_function(harness):
@@ -529,3 +481,130 @@ def test_dma_engine_failures(harness):
     conn.next()
     conn.close()                                    # the host goes
     assert dma_wait(qt)[:2] == (0x4, 4)
+
+
+# ---------------------------------------------------------------------------
+# The host's MSI and MSI-X settings (epc.md 3.4, spec 12)
+
+HOST_MSI_CTRL, HOST_MSI_ADDR_LO, HOST_MSI_ADDR_HI = 0x080, 0x084, 0x088
+HOST_MSI_DATA, HOST_MSI_MASK, HOST_MSIX_CTRL = 0x08C, 0x090, 0x094
+EV_HOST_RESET, EV_HOST_IRQ_CONFIG = 0x4, 0x10
+TABLE = FN_RAM + 0x800                  # program_function's MSI-X table
+
+
+def host_irq_regs(qt):
+    return [qt.readl(REGS + r) for r in (HOST_MSI_CTRL, HOST_MSI_ADDR_LO,
+                                         HOST_MSI_ADDR_HI, HOST_MSI_DATA,
+                                         HOST_MSI_MASK, HOST_MSIX_CTRL)]
+
+
+def table_entry(qt, v):
+    """Entry @v of the function's MSI-X table in its memory: (address,
+    data, vector control)."""
+    raw = qt.read(TABLE + 16 * v, 16)
+    lo, hi, data, ctrl = (int.from_bytes(raw[i:i + 4], "little")
+                          for i in range(0, 16, 4))
+    return hi << 32 | lo, data, ctrl
+
+
+def irq_host(harness, qt, addr):
+    """The function programmed and started, and a 1.3 host that offers
+    the interrupt settings (spec 12.1) connected to it."""
+    program_function(qt)
+    qt.memset(TABLE, 9 * 16, 0xAA)                # not what the EPC writes
+    conn = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    conn.handshake(minor=3, features=3 | pfwire.FEATURE_INTERRUPT_CONFIG)
+    return conn
+
+
+def flush(conn, tag):
+    """A read of the function's BAR0: the host's messages before it have
+    been handled once its completion is back (spec 5.1)."""
+    conn.send(pfwire.message("mem_read", (1, tag), (2, 0), (3, 0), (4, 4)))
+    kind, f = conn.next()
+    assert kind == "completion" and f[1] == tag, (kind, f)
+
+
+def test_host_interrupt_settings_reach_the_endpoint_guest(harness):
+    """epc.md 3.4: the settings an InterruptConfig carries read back in the
+    HOST_* registers, with EVENTS.HOST_IRQ_CONFIG; its MSI-X entries are
+    written into the function's table in its memory, the others left as a
+    session starts them (masked); a host Reset and the host's going each
+    bring the reset state back (spec 12.3)."""
+    q, qt, addr = start_epc(harness)
+    assert qt.readl(REGS + 0x004) == 0x00010002   # VERSION 1.2
+    conn = irq_host(harness, qt, addr)
+    assert host_irq_regs(qt) == [0] * 6
+    assert not qt.readl(REGS + 0x01C) & EV_HOST_IRQ_CONFIG
+    assert [table_entry(qt, v) for v in range(8)] == [(0, 0, 1)] * 8
+    assert qt.read(TABLE + 8 * 16, 4) == b"\xaa" * 4   # only the table
+
+    conn.send(pfwire.interrupt_config(
+        msi_enabled=True, msi_vectors=4, msi_address=0x1FEE01004,
+        msi_data=0x4020, msi_mask=0x2, msix_enabled=True, msix_masked=True,
+        entries=[(3, 0x2FEE02000, 0x4023, False), (7, 0xFEE03000, 7, True)])
+        + pfwire.message("mem_write", (1, 0), (2, 0x10), (3, b"\x01\x00")))
+    flush(conn, 1)
+    assert host_irq_regs(qt) == [1 | 4 << 8, 0xFEE01004, 1, 0x4020, 0x2, 3]
+    assert qt.readl(REGS + 0x01C) & EV_HOST_IRQ_CONFIG
+    assert table_entry(qt, 3) == (0x2FEE02000, 0x4023, 0)
+    assert table_entry(qt, 7) == (0xFEE03000, 7, 1)
+    assert [table_entry(qt, v) for v in (0, 1, 2, 4, 5, 6)] == [(0, 0, 1)] * 6
+    qt.writel(REGS + 0x01C, EV_HOST_IRQ_CONFIG)
+
+    # The next one replaces the MSI state and the control bits; entry 3
+    # keeps what it had (12.2).
+    conn.send(pfwire.interrupt_config(msix_enabled=True,
+                                      entries=[(5, 0xFEE05000, 5, False)]))
+    flush(conn, 2)
+    assert host_irq_regs(qt) == [0, 0, 0, 0, 0, 1]
+    assert table_entry(qt, 3) == (0x2FEE02000, 0x4023, 0)
+    assert table_entry(qt, 5) == (0xFEE05000, 5, 0)
+
+    conn.send(pfwire.message("reset", (1, 3), (2, 1)))
+    assert conn.next() == ("completion", {1: 3})
+    assert host_irq_regs(qt) == [0] * 6
+    assert qt.readl(REGS + 0x01C) & (EV_HOST_RESET | EV_HOST_IRQ_CONFIG) == \
+        EV_HOST_RESET | EV_HOST_IRQ_CONFIG
+    assert [table_entry(qt, v) for v in range(8)] == [(0, 0, 1)] * 8
+
+    conn.send(pfwire.interrupt_config(msi_enabled=True, msi_vectors=1))
+    flush(conn, 4)
+    assert qt.readl(REGS + HOST_MSI_CTRL) == 1 | 1 << 8
+    conn.close()
+    deadline = time.monotonic() + 30
+    while qt.readl(REGS + 0x014) & 2:               # LINK_UP clears
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert host_irq_regs(qt) == [0] * 6
+
+
+def test_host_msix_table_where_the_function_has_no_memory(harness):
+    """epc.md 3.4: with the table's BAR disabled, or at bus address 0,
+    nothing is written to memory (the registers still follow), and a BAR
+    retargeted afterwards gets no copy of the entries written before."""
+    q, qt, addr = start_epc(harness)
+    conn = irq_host(harness, qt, addr)
+    qt.writel(REGS + 0x110, 0)                      # BAR0 disabled
+    conn.send(pfwire.interrupt_config(msix_enabled=True,
+                                      entries=[(1, 0xFEE01000, 1, False)]))
+    conn.send(pfwire.message("config_read", (1, 1), (2, 0x40), (3, 4)))
+    assert conn.next()[0] == "completion"
+    assert qt.readl(REGS + HOST_MSIX_CTRL) == 1
+    assert table_entry(qt, 1) == (0, 0, 1)
+    qt.writel(REGS + 0x100, 0)                      # enabled at address 0
+    qt.writel(REGS + 0x110, 0x80000000)
+    conn.send(pfwire.interrupt_config(entries=[(2, 0xFEE02000, 2, False)]))
+    conn.send(pfwire.message("config_read", (1, 2), (2, 0x40), (3, 4)))
+    assert conn.next()[0] == "completion"
+    assert qt.readl(REGS + HOST_MSIX_CTRL) == 0
+    assert table_entry(qt, 2) == (0, 0, 1)
+    qt.writel(REGS + 0x110, 0)                      # retargeted to FN_RAM
+    qt.writel(REGS + 0x100, FN_RAM)
+    qt.writel(REGS + 0x110, 0x80000000)
+    flush(conn, 3)
+    assert [table_entry(qt, v) for v in (1, 2)] == [(0, 0, 1)] * 2
+    conn.send(pfwire.interrupt_config(entries=[(4, 0xFEE04000, 4, False)]))
+    flush(conn, 4)
+    assert table_entry(qt, 4) == (0xFEE04000, 4, 0)

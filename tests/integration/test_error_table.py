@@ -18,6 +18,7 @@ import threading
 import pytest
 
 import pfwire
+from epcqtest import REGS, program_function, start_epc
 from procs import Endpoint, endpoint_in_tempdir
 from pfwire import message
 
@@ -203,6 +204,15 @@ DRIVERS = {
     "binary-record-size": _records(pfwire.regrec("mem_read", tag=1, size=9)),
     "binary-record-direction": _records(pfwire.regrec("completion", tag=1,
                                                       data=bytes(4))),
+    # pciefw-endpoint does not offer the interrupt settings (spec 12.1):
+    # a host that offers them is sent none and must send none.
+    "interrupt-config-unnegotiated": _negotiated(
+        pfwire.FEATURE_INTERRUPT_CONFIG, 3,
+        lambda c: c.send(pfwire.interrupt_config(msi_enabled=True, msi_vectors=1))),
+    "interrupt-config-bad": _after_handshake(
+        pfwire.interrupt_config(msi_enabled=True, msi_vectors=3)),
+    "interrupt-config-too-many-entries": _after_handshake(pfwire.interrupt_config(
+        entries=[(v, 0, 0, True) for v in range(65)])),
 }
 
 
@@ -215,7 +225,8 @@ def endpoint(endpoint_binary):
 def test_every_endpoint_case_has_a_driver():
     table = spec_table()
     endpoint_cases = {c for c, (recv, _) in table.items() if recv != "host"}
-    assert endpoint_cases == set(DRIVERS), (endpoint_cases ^ set(DRIVERS))
+    drivers = set(DRIVERS) | set(EPC_CASES)
+    assert endpoint_cases == drivers, (endpoint_cases ^ drivers)
 
 
 @pytest.mark.parametrize("case", sorted(DRIVERS))
@@ -294,6 +305,61 @@ def test_goodbye_or_error_gets_no_answer(endpoint, when, kind):
     expected = ["hello"] if when == "instead-of-hello" else []
     assert [m[0] for m in got] == expected, got
     assert endpoint.alive()
+
+
+# ---------------------------------------------------------------------------
+# The endpoint side played by QEMU's pciefw-epc (docs/epc.md), which offers
+# the interrupt settings (spec 12): the rows pciefw-endpoint cannot meet,
+# and the others of section 12 again, against its function as
+# epcqtest.program_function() declares it (4 MSI, 8 MSI-X vectors).
+
+IRQCFG_FEATURES = 3 | pfwire.FEATURE_INTERRUPT_CONFIG
+
+
+def _epc_host(frames, features=IRQCFG_FEATURES):
+    def drive(harness):
+        q, qt, addr = start_epc(harness)
+        program_function(qt)
+        c = pfwire.Conn(addr)
+        qt.writel(REGS + 0x010, 1)                  # START
+        c.handshake(max_payload=PAYLOAD, minor=3, features=features)
+        c.send(frames)
+        c.qemu = q
+        return c
+    return drive
+
+
+EPC_CASES = {
+    "interrupt-config-unnegotiated": [_epc_host(
+        pfwire.interrupt_config(msi_enabled=True, msi_vectors=1), features=3)],
+    "interrupt-config-bad": [
+        _epc_host(pfwire.interrupt_config(msi_vectors=4)),
+        _epc_host(pfwire.interrupt_config(entries=[(2048, 0, 0, True)])),
+        _epc_host(pfwire.interrupt_config(entries=[(1, 0, 0, 1), (1, 0, 0, 0)]))],
+    "interrupt-config-too-many-entries": [_epc_host(pfwire.interrupt_config(
+        entries=[(v, 0, 0, True) for v in range(65)]))],
+    "interrupt-config-vector-undeclared": [
+        _epc_host(pfwire.interrupt_config(msi_enabled=True, msi_vectors=8)),
+        _epc_host(pfwire.interrupt_config(entries=[(8, 0xFEE00000, 0, False)]))],
+}
+
+
+@pytest.mark.parametrize("case", sorted(EPC_CASES))
+def test_epc_sends_the_code_of_the_table(harness, case):
+    receiver, code = spec_table()[case]
+    assert receiver == "endpoint"
+    for drive in EPC_CASES[case]:
+        c = drive(harness)
+        try:
+            got = c.rest()
+        finally:
+            c.close()
+        assert got and got[-1][0] == "error", (case, got)
+        fields = got[-1][1]
+        assert pfwire.ERROR_CODES[fields.get(1, 0)] == code, (case, fields)
+        assert fields.get(2), f"{case}: the Error has no text"
+        assert c.qemu.alive()
+        c.qemu.stop()
 
 
 # ---------------------------------------------------------------------------
@@ -389,6 +455,9 @@ QEMU_CASES = {
     "completion-above-max-payload": _hello_then(
         message("completion", (1, 1), (3, bytes(PAYLOAD + 1)))),
     "long-text": _hello_then(message("goodbye", (1, 0), (2, "t" * 1025))),
+    "interrupt-config-from-endpoint": (
+        pfwire.hello(minor=3, features=IRQCFG_FEATURES, max_payload=PAYLOAD)
+        + _description(), pfwire.interrupt_config(msi_enabled=True, msi_vectors=1)),
 }
 
 

@@ -125,6 +125,38 @@ def test_copies_land_in_the_passed_memory(endpoint):
     h.c.close()
 
 
+def minor_faults(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
+def test_map_prefaulted_where_the_file_holds_pages(endpoint):
+    """When a map comes, the endpoint fills, while idle, the page tables of
+    the pages the memory file already holds: DMA there then takes no page
+    fault.  Pages the file does not hold stay unallocated (filling those
+    would allocate all of guest RAM)."""
+    half = 4 << 20
+    fd = memfd(2 * half)
+    mem = mmap.mmap(fd, 2 * half)
+    mem[:half] = b"\x01" * half                     # the second half: a hole
+    h = Host(endpoint)
+    h.c.send_fds(pfwire.memory_map((GUEST, 2 * half, 0)), [fd])
+    h.c.send(pfwire.bus_master(True))
+    log = endpoint.wait_log("page tables filled")
+    assert "page tables filled for the 4 MiB the memory file holds" in log, log
+    assert os.fstat(fd).st_blocks * 512 == half
+    before = minor_faults(endpoint.pid)
+    assert h.fill(GUEST, half, 0x5A) & ST_DONE
+    faults = minor_faults(endpoint.pid) - before
+    assert h.dma_writes() == []
+    assert mem[:half] == b"\x5a" * half
+    # Unfilled, each of the 1024 pages would fault on its first store.
+    assert faults < 64, faults
+    mem.close()
+    os.close(fd)
+    h.c.close()
+
+
 def test_unsafe_regions_are_refused(endpoint):
     """Each region the endpoint cannot map safely is refused on its own,
     with a reason in the log; the session goes on (spec 10.2)."""

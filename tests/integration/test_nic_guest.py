@@ -11,7 +11,8 @@ import re
 import pytest
 
 import guestlib
-from nicnet import DRIVER_KO, UDHCPC, Sink, Source, guest_files, nic_device_args
+from nicnet import (DRIVER_KO, UDHCPC, Sink, Source, check_both_ways,
+                    guest_files, nic_device_args)
 
 TRANSFER_MIB = 64
 MAC = "52:54:00:a1:b2:c3"
@@ -97,12 +98,7 @@ def test_ping_and_transfer(harness, tmp_path, mode):
     assert re.search(r"20 packets transmitted, 20 packets received", console), \
         res.describe()
     # Both directions arrived whole: digests agree at both ends.
-    assert sink.join(60) is not None, sink.error
-    source.join(60)
-    out = re.search(r"PCIEFW-OUT-MD5: ([0-9a-f]{32})", console).group(1)
-    inn = re.search(r"PCIEFW-IN-MD5: ([0-9a-f]{32})", console).group(1)
-    assert sink.received == size and out == sink.digest
-    assert source.sent == size and inn == source.digest
+    check_both_ways(res, sink, source)
     # ethtool names the driver, and the device's own counters saw both
     # transfers (each frame's payload is at most its size on the wire).
     assert "PCIEFW-ETHTOOL-I: driver: pciefw_nic" in console, res.describe()

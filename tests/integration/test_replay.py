@@ -983,3 +983,53 @@ def test_nic_session_replay(harness, tmp_path, endpoint_binary):
     assert re.search(rf"^divergence 1 at record #{mac_lo} .*: completion differs in data\n"
                      r"  expected: .* data=0x5e005452\n  actual: .* data=0x00005452\n",
                      r.stdout, re.M), r.stdout
+
+
+def test_replay_of_interrupt_settings(harness, endpoint_binary):
+    """Spec 12.6: a session that carried InterruptConfig (a host and
+    QEMU's pciefw-epc, which offers it; the EPC's own trace) replays as
+    recorded against a fresh EPC, whose registers then hold the host's
+    settings (docs/epc.md 3.4); a recording whose host did not offer the
+    feature replays to the same EPC without them, as spec 12.1 wants."""
+    from epcqtest import REGS, program_function, start_epc
+    trace = harness.path("irq-epc.pcapng")
+    q, qt, addr = start_epc(harness, f",trace={trace}", name="rec")
+    program_function(qt)
+    c = pfwire.Conn(addr)
+    qt.writel(REGS + 0x010, 1)
+    c.handshake(minor=3, features=3 | pfwire.FEATURE_INTERRUPT_CONFIG)
+    c.send(pfwire.interrupt_config(msi_enabled=True, msi_vectors=2,
+                                   msi_address=0xFEE01004, msi_data=0x4040)
+           + pfwire.message("mem_read", (1, 1), (2, 0), (3, 0), (4, 4)))
+    assert c.until("completion")[-1][1].get(1) == 1
+    c.close()
+    wait_until(lambda: "host disconnected" in q.output(), "the EPC to see the host go")
+    q.stop()
+    assert [t.split()[0] for _, d, t in trace_lines(endpoint_binary, trace)
+            if d == "H>E"] == ["hello", "interrupt_config", "mem_read"]
+    replay = tool(endpoint_binary, "pciefw-replay")
+    for i, offered in enumerate((True, False)):
+        if not offered:
+            # The recorded host's Hello without bit 4: features 0x13 -> 0x03.
+            data = bytearray(open(trace, "rb").read())
+            at = data.index(b"\x20\x13\x2a")      # Hello.features, peer_name
+            data[at + 1] = 0x03
+            open(trace, "wb").write(bytes(data))
+        live = harness.path(f"fresh{i}.pcapng")
+        q, qt, addr = start_epc(harness, f",trace={live}", name=f"fresh{i}")
+        program_function(qt)
+        qt.writel(REGS + 0x010, 1)
+        r = run([replay, trace, addr])
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.splitlines()[-1].endswith(": 0 divergences"), r.stdout
+        # The settings came (EVENTS.HOST_IRQ_CONFIG stays set after the
+        # session, which took the registers back to the reset state).
+        assert bool(qt.readl(REGS + 0x01C) & 0x10) == offered
+        q.stop()
+        got = [t for _, d, t in trace_lines(endpoint_binary, live) if d == "H>E"]
+        assert [t.split()[0] for t in got] == \
+            (["hello", "interrupt_config", "mem_read"] if offered else
+             ["hello", "mem_read"]), got
+        if offered:
+            assert got[1].startswith("interrupt_config msi=on/2 "
+                                     "address=0xfee01004 data=0x4040"), got

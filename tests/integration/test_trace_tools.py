@@ -235,3 +235,50 @@ def test_bad_trace_options(endpoint_binary):
     r = run([endpoint_binary, "--device", "testdev", "--listen", "tcp:127.0.0.1:0",
              "--trace", "/nonexistent/dir/t.pcapng"])
     assert r.returncode == 2 and "cannot create trace" in r.stderr
+
+
+def test_interrupt_config_in_traces(harness, endpoint_binary):
+    """Spec 12.6: the InterruptConfigs QEMU sends, recorded in its trace,
+    read by pciefw-trace on one line each and by the dissector with every
+    field, each entry a subtree whose fields filter."""
+    from test_interrupt_config_wire import (MSI_ADDR, MSIX_ADDR, TABLE,
+                                            _flush, _start)
+    trace = harness.path("irqcfg.pcapng")
+    peer, q, d = _start(harness, dev_opts=f"trace={trace}")
+    d.setup_msi(MSI_ADDR, 0x4040, 1)
+    entry = d.bars[0].addr + TABLE + 3 * 16
+    d.qt.writel(entry, MSIX_ADDR)
+    d.qt.writel(entry + 8, 0x4023)
+    _flush(peer, d)
+    q.stop()
+    trace_tool = tool(endpoint_binary, "pciefw-trace")
+    r = run([trace_tool, "--kind", "interrupt_config", trace])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    # address, data, enable; the entry's address, its data (spec 12.3)
+    assert len(lines) == 5 and all("H>E  interrupt_config " in l for l in lines), lines
+    assert lines[-2].endswith("interrupt_config msi=on/2 address=0xfee01004 "
+                              "data=0x4040 mask=0x0 msix=off entries=1 "
+                              "[3 0xfee02000 0x0 masked]"), lines
+    assert lines[-1].endswith("entries=1 [3 0xfee02000 0x4023 masked]"), lines
+    if not shutil.which("tshark"):
+        return
+    r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", trace, "-Y",
+             "pciefw.interrupt_config.msix_entry.vector == 3 && "
+             "pciefw.interrupt_config.msix_entry.data == 0x4023",
+             "-T", "fields", "-e", "frame.number"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [lines[-1].split()[0][1:]], (r.stdout, lines)
+    r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", trace, "-V", "-Y",
+             f"frame.number == {lines[-1].split()[0][1:]}"])
+    assert "Malformed" not in r.stdout and "Lua Error" not in r.stdout + r.stderr
+    for text in ("msi_enabled: True", "msi_vectors: 2", "msi_address: 0x00000000fee01004",
+                 "msi_data: 0x00004040",
+                 "[msix_enabled: False (default: not on the wire)]",
+                 "vector: 3", "address: 0x00000000fee02000", "data: 0x00004023",
+                 "masked: True"):
+        assert text in r.stdout, (text, r.stdout)
+    r = run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r", trace, "-Y",
+             "pciefw.kind == \"interrupt_config\""])
+    assert "interrupt_config msi_enabled=true msi_vectors=2 " \
+           "msi_address=0xfee01004 msi_data=0x4040" in r.stdout, r.stdout

@@ -114,6 +114,23 @@ int sample_stream(struct pf_buf *b)
 	n++;
 	g_assert_cmpint(pf_put_bus_master(b, false), ==, 0);
 	n++;
+	{
+		/* The reset state, then every field at its widest (spec 12). */
+		const struct pf_interrupt_config off = { 0 };
+		const struct pf_interrupt_config on = {
+			true, 32, UINT64_MAX, UINT32_MAX, UINT32_MAX, true, true,
+		};
+		struct pf_msix_entry e[PCIEFW_MAX_MSIX_ENTRIES];
+
+		for (uint32_t i = 0; i < PCIEFW_MAX_MSIX_ENTRIES; i++)
+			e[i] = (struct pf_msix_entry){ 2047 - i, UINT64_MAX - i,
+						       UINT32_MAX - i, !(i & 1) };
+		g_assert_cmpint(pf_put_interrupt_config(b, &off, NULL, 0), ==, 0);
+		n++;
+		g_assert_cmpint(pf_put_interrupt_config(b, &on, e,
+							PCIEFW_MAX_MSIX_ENTRIES), ==, 0);
+		n++;
+	}
 	g_assert_cmpint(pf_put_goodbye(b, PCIEFW__GOODBYE_REASON__GOODBYE_UNPLUG,
 				       "bye"), ==, 0);
 	n++;

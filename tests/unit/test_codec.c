@@ -46,6 +46,9 @@ static void test_roundtrip_every_kind(void)
 		g_assert_cmpstr(pf_msg_kind_name(k), !=, "unknown");
 		g_assert_cmpint(pf_msg_kind_from_name(pf_msg_kind_name(k)), ==, k);
 	}
+	g_assert_true(seen[PCIEFW__MESSAGE__BODY_INTERRUPT_CONFIG]);
+	g_assert_cmpstr(pf_msg_kind_name(PCIEFW__MESSAGE__BODY_INTERRUPT_CONFIG), ==,
+			"interrupt_config");
 	pf_codec_free(&codec);
 	pf_buf_free(&in);
 	pf_buf_free(&again);
@@ -351,6 +354,116 @@ static void test_validate_memory_map(void)
 	pf_buf_free(&b);
 }
 
+/* Encode an InterruptConfig of @n entries by hand (the builder caps n). */
+static void put_raw_irqcfg(struct pf_buf *b, bool msi_on, uint32_t msi_vectors,
+			   const uint32_t *vectors, size_t n)
+{
+	PfMessage m = PCIEFW__MESSAGE__INIT;
+	Pciefw__InterruptConfig ic = PCIEFW__INTERRUPT_CONFIG__INIT;
+	Pciefw__MsixEntry ents[80], *ptrs[80];
+
+	g_assert_cmpuint(n, <=, 80);
+	for (size_t i = 0; i < n; i++) {
+		pciefw__msix_entry__init(&ents[i]);
+		ents[i].vector = vectors[i];
+		ptrs[i] = &ents[i];
+	}
+	ic.msi_enabled = msi_on;
+	ic.msi_vectors = msi_vectors;
+	ic.n_msix_entries = n;
+	ic.msix_entries = ptrs;
+	m.body_case = PCIEFW__MESSAGE__BODY_INTERRUPT_CONFIG;
+	m.interrupt_config = &ic;
+	g_assert_cmpint(pf_codec_encode(&m, b), ==, PF_OK);
+}
+
+/* Spec 12.5: the rules of an InterruptConfig checked on the message alone. */
+static void test_validate_interrupt_config(void)
+{
+	static const struct {
+		bool on;
+		uint32_t msi;
+		uint32_t vec[3];
+		size_t n;
+		int want;
+		const char *why;
+	} cases[] = {
+		{ false, 0, { 0 }, 0, PF_OK, NULL },
+		{ true, 1, { 0, 2047, 5 }, 3, PF_OK, NULL },
+		{ true, 32, { 0 }, 0, PF_OK, NULL },
+		{ true, 3, { 0 }, 0, PF_ERR_INVALID, "3 MSI vectors" },
+		{ true, 64, { 0 }, 0, PF_ERR_INVALID, "64 MSI vectors" },
+		{ true, 0, { 0 }, 0, PF_ERR_INVALID, "MSI enabled with 0" },
+		{ false, 4, { 0 }, 0, PF_ERR_INVALID, "MSI disabled with 4" },
+		{ false, 0, { 2048 }, 1, PF_ERR_INVALID, "vector 2048 out of range" },
+		{ false, 0, { 7, 1, 7 }, 3, PF_ERR_INVALID, "vector 7 twice" },
+	};
+	uint32_t many[80];
+	struct pf_buf b;
+	char err[256];
+
+	pf_buf_init(&b);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		err[0] = 0;
+		put_raw_irqcfg(&b, cases[i].on, cases[i].msi, cases[i].vec, cases[i].n);
+		g_assert_cmpint(validate_one(&b, 64, err, sizeof(err)), ==, cases[i].want);
+		if (cases[i].why && !strstr(err, cases[i].why))
+			g_error("case %zu: '%s' lacks '%s'", i, err, cases[i].why);
+	}
+	for (uint32_t i = 0; i < 80; i++)
+		many[i] = i;
+	put_raw_irqcfg(&b, false, 0, many, PCIEFW_MAX_MSIX_ENTRIES);
+	g_assert_cmpint(validate_one(&b, PCIEFW_DEFAULT_PAYLOAD, err, sizeof(err)), ==,
+			PF_OK);
+	put_raw_irqcfg(&b, false, 0, many, PCIEFW_MAX_MSIX_ENTRIES + 1);
+	g_assert_cmpint(validate_one(&b, PCIEFW_DEFAULT_PAYLOAD, err, sizeof(err)), ==,
+			PF_ERR_LIMIT);
+	g_assert_nonnull(strstr(err, "65 MSI-X entries"));
+	g_assert_cmpint(pf_put_interrupt_config(&b, &(struct pf_interrupt_config){ 0 },
+						NULL, PCIEFW_MAX_MSIX_ENTRIES + 1),
+			==, PF_ERR_LIMIT);
+	g_assert_cmpuint(b.len, ==, 0);
+	pf_buf_free(&b);
+}
+
+/*
+ * Spec 12.5: the entries pf_interrupt_config_max_entries() allows, each
+ * field at its widest, fit the session's max frame, from the minimum max
+ * payload (one entry) up to 64.
+ */
+static void test_interrupt_config_fits_the_frame(void)
+{
+	static const uint32_t payloads[] = { 8, 9, 32, 100, 1000, 1506, 1507,
+					     PCIEFW_DEFAULT_PAYLOAD };
+	const struct pf_interrupt_config wide = {
+		true, 32, UINT64_MAX, UINT32_MAX, UINT32_MAX, true, true,
+	};
+	struct pf_msix_entry e[PCIEFW_MAX_MSIX_ENTRIES];
+	struct pf_buf b;
+
+	for (uint32_t i = 0; i < PCIEFW_MAX_MSIX_ENTRIES; i++)
+		e[i] = (struct pf_msix_entry){ 2047 - i, UINT64_MAX, UINT32_MAX, true };
+	pf_buf_init(&b);
+	g_assert_cmpuint(pf_interrupt_config_max_entries(8), ==, 1);
+	g_assert_cmpuint(pf_interrupt_config_max_entries(PCIEFW_DEFAULT_PAYLOAD), ==,
+			 PCIEFW_MAX_MSIX_ENTRIES);
+	for (size_t i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++) {
+		uint32_t n = pf_interrupt_config_max_entries(payloads[i]);
+
+		pf_buf_clear(&b);
+		g_assert_cmpint(pf_put_interrupt_config(&b, &wide, e, n), ==, PF_OK);
+		g_assert_cmpuint(b.len - PF_FRAME_HEADER, <=, PCIEFW_MAX_FRAME(payloads[i]));
+		if (n < PCIEFW_MAX_MSIX_ENTRIES) {
+			/* One more would not have fitted. */
+			pf_buf_clear(&b);
+			g_assert_cmpint(pf_put_interrupt_config(&b, &wide, e, n + 1), ==, PF_OK);
+			g_assert_cmpuint(b.len - PF_FRAME_HEADER, >,
+					 PCIEFW_MAX_FRAME(payloads[i]));
+		}
+	}
+	pf_buf_free(&b);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
@@ -359,6 +472,10 @@ int main(int argc, char **argv)
 	g_test_add_func("/codec/validate-rules", test_validate_rules);
 	g_test_add_func("/codec/error-codes", test_error_codes);
 	g_test_add_func("/codec/validate-memory-map", test_validate_memory_map);
+	g_test_add_func("/codec/validate-interrupt-config",
+			test_validate_interrupt_config);
+	g_test_add_func("/codec/interrupt-config-fits-the-frame",
+			test_interrupt_config_fits_the_frame);
 	g_test_add_func("/codec/validate-description", test_validate_description);
 	g_test_add_func("/codec/msix-in-upper-half-of-mem64",
 			test_msix_in_upper_half_of_mem64);

@@ -102,6 +102,33 @@ static void test_guest_memory_feature(void)
 	g_assert_true(s.features & PCIEFW_FEATURE_MEM_BURST);
 }
 
+/* Spec 12.1: the host's interrupt settings need minor >= 3 on both sides. */
+static void test_interrupt_config_feature(void)
+{
+	struct pf_hello_params l, r;
+	struct pf_session s;
+	char err[256];
+
+	pf_hello_defaults(&l, "l");
+	pf_hello_defaults(&r, "r");
+	g_assert_cmpuint(l.version_minor, >=, 3);
+	g_assert_false(l.features & PCIEFW_FEATURE_INTERRUPT_CONFIG);
+	l.features |= PCIEFW_FEATURE_INTERRUPT_CONFIG;
+	r.features |= PCIEFW_FEATURE_INTERRUPT_CONFIG;
+	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
+	g_assert_true(s.features & PCIEFW_FEATURE_INTERRUPT_CONFIG);
+	/* A 1.3 peer has it (1.4 added only bit 5). */
+	r.version_minor = 3;
+	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
+	g_assert_true(s.features & PCIEFW_FEATURE_INTERRUPT_CONFIG);
+	g_assert_cmpuint(s.version_minor, ==, 3);
+	/* A 1.2 peer that sets bit 4 did not mean this feature. */
+	r.version_minor = 2;
+	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
+	g_assert_false(s.features & PCIEFW_FEATURE_INTERRUPT_CONFIG);
+	g_assert_cmpuint(s.version_minor, ==, 2);
+}
+
 static void test_features_and_payload(void)
 {
 	struct pf_hello_params l, r;
@@ -198,6 +225,8 @@ int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/handshake/guest-memory-feature", test_guest_memory_feature);
+	g_test_add_func("/handshake/interrupt-config-feature",
+			test_interrupt_config_feature);
 	g_test_add_func("/handshake/reg-records-feature", test_reg_records_feature);
 	g_test_add_func("/handshake/version-matrix", test_matrix);
 	g_test_add_func("/handshake/features-and-payload", test_features_and_payload);

@@ -518,6 +518,11 @@ static void send_ours(struct ctx *c, size_t pos)
 	case PCIEFW__MESSAGE__BODY_COMPLETION:
 		send_completion(c, r);
 		break;
+	case PCIEFW__MESSAGE__BODY_INTERRUPT_CONFIG:
+		/* Only a session that negotiated it carries it (spec 12.1). */
+		if (c->session.features & PCIEFW_FEATURE_INTERRUPT_CONFIG)
+			rp_conn_send(&c->conn, r->m);
+		break;
 	case PCIEFW__MESSAGE__BODY_GOODBYE:
 	case PCIEFW__MESSAGE__BODY_ERROR:
 		c->said_bye = true;

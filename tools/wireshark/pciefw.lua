@@ -53,7 +53,7 @@ local f_value = ProtoField.uint64("pciefw.value", "Value (little-endian data)", 
 -- The uint64 fields of pciefw.proto (the other integers are uint32).
 local U64 = { offset = true, address = true, size = true, features = true,
               msix_table_offset = true, msix_pba_offset = true, guest_address = true,
-              fd_offset = true, region_size = true }
+              fd_offset = true, region_size = true, msi_address = true }
 -- An integer as its ProtoField takes it.
 local function int_value(name, v)
   if U64[name] then return v end
@@ -64,7 +64,8 @@ end
 local HEX = { offset = true, address = true, vendor_id = true, device_id = true,
               subsystem_vendor_id = true, subsystem_id = true, class_code = true,
               features = true, magic = true, msix_table_offset = true,
-              msix_pba_offset = true, guest_address = true, fd_offset = true }
+              msix_pba_offset = true, guest_address = true, fd_offset = true,
+              msi_address = true, msi_data = true, msi_mask = true, data = true }
 
 -- Schema: field number -> { name, type[, enum table | sub-schema] }; a
 -- sub-schema has its own .prefix (filter names).
@@ -78,6 +79,9 @@ local BAR = schema("pciefw.device_description.bar", {
 local MEM_REGION = schema("pciefw.memory_map.region", {
   [1] = { "guest_address", "uint" }, [2] = { "size", "uint" },
   [3] = { "fd_offset", "uint" } })
+local MSIX_ENTRY = schema("pciefw.interrupt_config.msix_entry", {
+  [1] = { "vector", "uint" }, [2] = { "address", "uint" },
+  [3] = { "data", "uint" }, [4] = { "masked", "bool" } })
 local MESSAGES = {
   [1] = { "hello", { [1] = { "magic", "uint" }, [2] = { "version_major", "uint" },
           [3] = { "version_minor", "uint" }, [4] = { "features", "uint" },
@@ -117,6 +121,12 @@ local MESSAGES = {
   [19] = { "bus_master", { [1] = { "enabled", "bool" } } },
   [20] = { "ring_setup", { [1] = { "region_size", "uint" } } },
   [21] = { "ring_ready", { [1] = { "accepted", "bool" }, [2] = { "reason", "string" } } },
+  [22] = { "interrupt_config", {
+          [1] = { "msi_enabled", "bool" }, [2] = { "msi_vectors", "uint" },
+          [3] = { "msi_address", "uint" }, [4] = { "msi_data", "uint" },
+          [5] = { "msi_mask", "uint" }, [6] = { "msix_enabled", "bool" },
+          [7] = { "msix_masked", "bool" },
+          [8] = { "msix_entries", "message", MSIX_ENTRY } } },
 }
 
 local f_version = ProtoField.uint8("pciefw.record_version", "Record version")

@@ -51,7 +51,7 @@
 #define EPC_ID                  0x000
 #define EPC_ID_VALUE            0x43504546
 #define EPC_VERSION             0x004
-#define EPC_VERSION_VALUE       0x00010001
+#define EPC_VERSION_VALUE       0x00010002
 #define EPC_WINDOW              0x008
 #define EPC_MAP_SLOTS           0x00c
 #define EPC_CTRL                0x010
@@ -67,7 +67,8 @@
 #define EPC_EV_LINK_DOWN        0x2
 #define EPC_EV_HOST_RESET       0x4
 #define EPC_EV_DMA              0x8
-#define EPC_EV_ALL              0xf
+#define EPC_EV_HOST_IRQ_CONFIG  0x10
+#define EPC_EV_ALL              0x1f
 #define EPC_RAISE_IRQ           0x024
 #define EPC_RAISE_STATUS        0x028
 #define EPC_INTX                0x02c
@@ -136,6 +137,11 @@ static void epc_event(PfEpcState *s, uint32_t ev)
 void epc_dma_done(PfEpcState *s)
 {
     epc_event(s, EPC_EV_DMA);
+}
+
+void epc_irqcfg_changed(PfEpcState *s)
+{
+    epc_event(s, EPC_EV_HOST_IRQ_CONFIG);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -245,7 +251,7 @@ static bool epc_bar_is(const PfEpcBar *b, bool io)
  * the link is up serves its new memory at once, a disabled one (or one at
  * bus address 0: nothing behind it yet) serves nothing.
  */
-static const PfEpcBar *epc_bar(PfEpcState *s, uint32_t bar, bool io)
+const PfEpcBar *epc_bar(PfEpcState *s, uint32_t bar, bool io)
 {
     const PfEpcBar *now;
 
@@ -402,8 +408,9 @@ static int epc_on_reset(void *opaque, const PfMessage *m, char *err,
     PfEpcState *s = opaque;
 
     epc_request_seen(s);
-    /* A reset clears Bus Master Enable (spec 10.3). */
+    /* A reset clears Bus Master Enable (spec 10.3) and MSI/MSI-X (12.3). */
     s->hmem.bus_master = false;
+    epc_irqcfg_reset(s, true);
     epc_complete(s, m->reset->tag, PCIEFW__STATUS__STATUS_SUCCESSFUL, NULL, 0);
     epc_event(s, EPC_EV_HOST_RESET);
     return PF_OK;
@@ -491,6 +498,8 @@ static int epc_on_session(void *opaque, const struct pf_session *ses,
     }
     s->ring_setup_allowed = true;
     s->status |= EPC_STATUS_LINK_UP;
+    /* What the new host programs comes from the reset state (12.3). */
+    epc_irqcfg_reset(s, true);
     info_report("pciefw-epc: host %s connected: function %04x:%04x",
                 ses->peer_name, desc.d.vendor_id, desc.d.device_id);
     /* A level the function holds reaches the new host (epc.md 3.3). */
@@ -516,6 +525,7 @@ static void epc_conn_closed(void *opaque, const char *why)
     }
     s->hmem.copies = 0;
     epc_window_forget(s);
+    epc_irqcfg_reset(s, false);
     s->status &= ~EPC_STATUS_LINK_UP;
     pf_epc_dma_link_down(s->dma);
     if (was_up) {
@@ -543,6 +553,7 @@ static const PCIeFwConnOps epc_conn_ops = {
         [PCIEFW__MESSAGE__BODY_MEMORY_MAP] = epc_on_memory_map,
         [PCIEFW__MESSAGE__BODY_BUS_MASTER] = epc_on_bus_master,
         [PCIEFW__MESSAGE__BODY_RING_SETUP] = epc_on_ring_setup,
+        [PCIEFW__MESSAGE__BODY_INTERRUPT_CONFIG] = epc_on_interrupt_config,
     },
     .session = epc_on_session,
     .closed = epc_conn_closed,
@@ -802,9 +813,13 @@ static void epc_bar_reg_write(PfEpcState *s, hwaddr addr, uint32_t val)
 static uint64_t epc_regs_read(void *opaque, hwaddr addr, unsigned size)
 {
     PfEpcState *s = opaque;
+    uint64_t val;
 
     if (size != 4 || (addr & 3)) {
         return 0;
+    }
+    if (epc_irqcfg_reg_read(s, addr, &val)) {
+        return val;
     }
     if (addr >= EPC_BAR_BASE && addr < EPC_BAR_END) {
         return epc_bar_reg_read(s, addr);
@@ -1027,6 +1042,8 @@ static void epc_offer(PfEpcState *s)
     if (s->path && s->conf.shm_rings) {
         s->hello.features |= PCIEFW_FEATURE_SHM_RINGS;
     }
+    /* The host's MSI/MSI-X settings, for epc.md 3.4 (spec 12). */
+    s->hello.features |= PCIEFW_FEATURE_INTERRUPT_CONFIG;
 }
 
 static void epc_free_host_side(PfEpcState *s)
@@ -1109,6 +1126,7 @@ static void epc_reset(DeviceState *dev)
     s->irq_level = false;
     s->raise_status = EPC_RAISE_SENT;
     s->intx = false;
+    memset(&s->host_irq, 0, sizeof(s->host_irq));
     pf_epc_dma_reset(s->dma);
     pci_set_irq(PCI_DEVICE(s), 0);
 }

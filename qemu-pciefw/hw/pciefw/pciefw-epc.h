@@ -6,8 +6,9 @@
  * The device's parts share this state: the controller and its host
  * requests (pciefw-epc.c), the way to the host's memory: the outbound
  * window and the DMA engine's access (pciefw-epc-window.c); the DMA
- * engine (pciefw-epc-dma.c); the connection under them is pciefw-conn.c
- * in the endpoint role.
+ * engine (pciefw-epc-dma.c); the host's MSI/MSI-X settings
+ * (pciefw-epc-irqcfg.c); the connection under them is pciefw-conn.c in
+ * the endpoint role.
  *
  * Copyright (c) 2025 The pciefw authors
  *
@@ -22,6 +23,7 @@
 #include "qom/object.h"
 #include "pciefw-conn.h"
 #include "pciefw-epc-dma.h"
+#include "protocol/msg.h"
 #include "protocol/shared_ram.h"
 
 #define TYPE_PCIEFW_EPC "pciefw-epc"
@@ -105,9 +107,24 @@ struct PfEpcState {
     bool ring_setup_allowed;    /* RingSetup may come now (spec 11.1) */
 
     PfEpcHostMemory hmem;
+    /* The function's MSI/MSI-X settings as the host said (epc.md 3.4) */
+    struct pf_interrupt_config host_irq;
     PfEpcReadAhead ra;
     PfEpcDma *dma;              /* the DMA engine (epc.md 12) */
 };
+
+/* The BAR @bar of the function as it serves the host now, or NULL. */
+const PfEpcBar *epc_bar(PfEpcState *s, uint32_t bar, bool io);
+
+/* The host's interrupt settings (pciefw-epc-irqcfg.c, epc.md 3.4). */
+int epc_on_interrupt_config(void *opaque, const PfMessage *m, char *err,
+                            size_t errlen);
+/* Back to the reset state; @table: write the table's entries so too. */
+void epc_irqcfg_reset(PfEpcState *s, bool table);
+/* A HOST_* register at @addr: its value in @val, else false. */
+bool epc_irqcfg_reg_read(PfEpcState *s, hwaddr addr, uint64_t *val);
+/* The settings changed: the EPC's HOST_IRQ_CONFIG event (pciefw-epc.c). */
+void epc_irqcfg_changed(PfEpcState *s);
 
 /* The outbound window, BAR2 (pciefw-epc-window.c). */
 extern const MemoryRegionOps epc_window_ops;

@@ -74,15 +74,24 @@ static MemTxResult pciefw_msix_window_write(void *opaque, hwaddr addr,
                                             MemTxAttrs attrs)
 {
     PCIeFwMsixWindow *w = opaque;
+    PCIeFwMsix *m = w->m;
     hwaddr offset;
     MemoryRegion *mr = pciefw_msix_route(w, addr, size, &offset);
+    MemTxResult r;
 
     if (!mr) {
         pciefw_msix_straddle(w, "write", addr, size);
         return MEMTX_OK;
     }
-    return memory_region_dispatch_write(mr, offset, val,
-                                        size_memop(size) | MO_LE, attrs);
+    r = memory_region_dispatch_write(mr, offset, val,
+                                     size_memop(size) | MO_LE, attrs);
+    if (mr == m->part_mr[0] && m->table_written) {
+        for (hwaddr e = offset / PCI_MSIX_ENTRY_SIZE;
+             e <= (offset + size - 1) / PCI_MSIX_ENTRY_SIZE; e++) {
+            m->table_written(m->opaque, e);
+        }
+    }
+    return r;
 }
 
 /* Every size through: the region behind says what it accepts. */
@@ -148,12 +157,15 @@ bool pciefw_msix_init(PCIeFwMsix *m, PCIDevice *pdev, uint32_t nentries,
                       MemoryRegion *const bar_fwd[],
                       uint8_t table_bar, uint64_t table_offset,
                       uint8_t pba_bar, uint64_t pba_offset, uint8_t cap_pos,
+                      PCIeFwMsixWritten *table_written, void *opaque,
                       Error **errp)
 {
     MemoryRegion *table_space, *pba_space;
 
     memset(m, 0, sizeof(*m));
     m->pdev = pdev;
+    m->table_written = table_written;
+    m->opaque = opaque;
     table_space = pciefw_msix_space(m, table_bar, bar_mr);
     pba_space = pciefw_msix_space(m, pba_bar, bar_mr);
     if (msix_init(pdev, nentries, table_space, table_bar, table_offset,

@@ -28,6 +28,9 @@
 
 typedef struct PCIeFwMsix PCIeFwMsix;
 
+/* The guest wrote MSI-X table entry @vector. */
+typedef void PCIeFwMsixWritten(void *opaque, unsigned vector);
+
 typedef struct PCIeFwMsixWindow {
     PCIeFwMsix *m;
     uint8_t bar;
@@ -48,6 +51,8 @@ struct PCIeFwMsix {
     MemoryRegion space[PCIEFW_MSIX_PARTS];
     PCIeFwMsixWindow win[PCIEFW_MSIX_PARTS];
     unsigned n_win;
+    PCIeFwMsixWritten *table_written;
+    void *opaque;
 };
 
 /*
@@ -55,13 +60,16 @@ struct PCIeFwMsix {
  * @table_offset of BAR @table_bar and the PBA at @pba_offset of BAR
  * @pba_bar.  @bar_mr[i] is what BAR i maps (a container) and @bar_fwd[i]
  * the region below the window that forwards its accesses; both present
- * for the BARs named.
+ * for the BARs named.  Every guest write to the table passes through the
+ * window: @table_written(@opaque, entry) follows each, once the table
+ * holds it.
  */
 bool pciefw_msix_init(PCIeFwMsix *m, PCIDevice *pdev, uint32_t nentries,
                       MemoryRegion *const bar_mr[],
                       MemoryRegion *const bar_fwd[],
                       uint8_t table_bar, uint64_t table_offset,
                       uint8_t pba_bar, uint64_t pba_offset, uint8_t cap_pos,
+                      PCIeFwMsixWritten *table_written, void *opaque,
                       Error **errp);
 
 /* msix_unuse_all_vectors() and msix_uninit(); nothing if not initialized. */

@@ -40,6 +40,7 @@
 #include "trace.h"
 #include "pciefw-conn.h"
 #include "pciefw-dial.h"
+#include "pciefw-irqcfg.h"
 #include "pciefw-memmap.h"
 #include "pciefw-msix.h"
 
@@ -158,6 +159,8 @@ struct PCIeFwState {
 
     /* Guest memory shared with the endpoint (docs/protocol.md 10) */
     PCIeFwMemMap memmap;        /* listening only if we offer sharing */
+    /* The MSI and MSI-X settings told to the endpoint (12) */
+    PCIeFwIrqCfg irqcfg;
 
     /* The function */
     bool have_desc;             /* desc holds the realized device */
@@ -216,6 +219,7 @@ static void pciefw_link_down(PCIeFwState *s)
     pciefw_dial_cancel(&s->dial);
     g_clear_pointer(&s->ring_stream, pciefw_stream_free);
     pciefw_memmap_end(&s->memmap);
+    pciefw_irqcfg_end(&s->irqcfg);
     if (s->attempt_timer) {
         timer_del(s->attempt_timer);
     }
@@ -662,6 +666,7 @@ static void pciefw_revived(PCIeFwRequest *req, void *opaque)
     timer_del(s->attempt_timer);
     s->state = PCIEFW_UP;
     pciefw_memmap_after_reset(&s->memmap, pciefw_bme(s));
+    pciefw_irqcfg_begin(&s->irqcfg);
     s->reconnecting = false;
     s->error_reported = false;
     s->mismatch_reported = false;
@@ -698,8 +703,10 @@ static void pciefw_session_start(PCIeFwState *s)
     s->state = s->have_desc ? PCIEFW_RESETTING : PCIEFW_UP;
     s->faults_reported = 0;
     pciefw_memmap_begin(&s->memmap, pciefw_bme(s));
-    if (s->have_desc && pciefw_conn_up(s->conn)) {
-        pciefw_send_revive_reset(s);
+    if (s->state == PCIEFW_UP) {
+        pciefw_irqcfg_begin(&s->irqcfg);
+    } else if (pciefw_conn_up(s->conn)) {
+        pciefw_send_revive_reset(s);  /* then the settings (12.3) */
     }
 }
 
@@ -1005,6 +1012,8 @@ static void pciefw_send_reset(PCIeFwState *s, Pciefw__ResetKind kind)
     pciefw_memmap_report_bme(&s->memmap, false, false);
     pciefw_request(s, "reset", pciefw_put_reset, &kind, NULL, 0,
                    pciefw_conn_deadline(s->conn));
+    /* QEMU resets MSI and MSI-X next: both sides hold the reset state. */
+    pciefw_irqcfg_reset(&s->irqcfg);
     s->resetting = false;
     pciefw_memmap_after_reset(&s->memmap, pciefw_bme(s));
     if (s->desc.intx_pin) {
@@ -1181,6 +1190,7 @@ static void pciefw_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
     }
     if (!pciefw_config_forwarded(s, addr)) {
         pci_default_write_config(pdev, addr, val, len);
+        pciefw_irqcfg_config_written(&s->irqcfg);
         if (ranges_overlap(addr, len, PCI_COMMAND, 2)) {
             pciefw_memmap_report_bme(&s->memmap, pciefw_bme(s), false);
             pciefw_conn_posted(s->conn);
@@ -1271,7 +1281,8 @@ static bool pciefw_init_caps(PCIeFwState *s, Error **errp)
         if (!pciefw_msix_init(&s->msix, pdev, d->msix_vectors, bar_mr, bar_fwd,
                               d->msix_table_bar, d->msix_table_offset,
                               d->msix_pba_bar, d->msix_pba_offset,
-                              PCIEFW_CAP_MSIX, &local_err)) {
+                              PCIEFW_CAP_MSIX, pciefw_irqcfg_entry_written,
+                              &s->irqcfg, &local_err)) {
             error_propagate_prepend(errp, local_err, "cannot add MSI-X: ");
             return false;
         }
@@ -1288,6 +1299,7 @@ static void pciefw_close(PCIeFwState *s)
     pciefw_link_down(s);
     g_clear_pointer(&s->conn, pciefw_conn_free);
     pciefw_memmap_stop(&s->memmap);
+    pciefw_irqcfg_free(&s->irqcfg);
     g_clear_pointer(&s->reconnect_timer, timer_free);
     g_clear_pointer(&s->attempt_timer, timer_free);
     pciefw_dial_free(&s->dial);
@@ -1354,6 +1366,8 @@ static void pciefw_offer(PCIeFwState *s)
         s->hello.features |= PCIEFW_FEATURE_SHM_RINGS |
             (s->conf.reg_records ? PCIEFW_FEATURE_REG_RECORDS : 0);
     }
+    /* The guest's MSI and MSI-X settings, on any transport (spec 12). */
+    s->hello.features |= PCIEFW_FEATURE_INTERRUPT_CONFIG;
 }
 
 static void pciefw_apply_identity(PCIeFwState *s)
@@ -1388,6 +1402,7 @@ static void pciefw_realize(PCIDevice *pdev, Error **errp)
         goto fail;
     }
     pciefw_conn_set_peer(s->conn, s->peer);
+    pciefw_irqcfg_init(&s->irqcfg, pdev, s->conn);
     pciefw_offer(s);
     s->reconnect_timer = timer_new_ms(QEMU_CLOCK_REALTIME, pciefw_reconnect, s);
     s->attempt_timer = timer_new_ms(QEMU_CLOCK_REALTIME,
