@@ -7,6 +7,7 @@ peers without the feature -- a 1.3 peer, a 1.4 peer that does not offer
 it -- that keep every message a protobuf frame on the rings.  The
 malformed, size and direction rows are in test_error_table.py."""
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +20,8 @@ from procs import Endpoint
 from testdev_map import CFG_ID, ID, IO_ID, REG_FETCH, REG_FETCH_ADDR, \
     REG_INV, REG_SCRATCH, REG_SCRATCH64
 
+DISSECTOR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "tools", "wireshark", "pciefw.lua")
 RECORDS = 3 | pfwire.FEATURE_SHM_RINGS | pfwire.FEATURE_REG_RECORDS
 IO_BAR = 4
 
@@ -98,6 +101,15 @@ def test_records_among_frames(traced_endpoint, endpoint_binary):
     assert len(marked) == 400 + 400, len(marked)
     assert any("H>E  mem_read tag=2 bar=0 offset=0x8 size=4  [binary record]" in l
                for l in lines), lines[:40]
+    if shutil.which("tshark"):
+        # The dissector's pciefw.binary_record marks the same records.
+        r = subprocess.run(["tshark", "-X", f"lua_script:{DISSECTOR}", "-r",
+                            ep.trace, "-Y", "pciefw.binary_record", "-T", "fields",
+                            "-e", "frame.number"], text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert r.returncode == 0 and "Lua Error" not in r.stderr, r.stderr
+        assert r.stdout.split() == [l.split()[0][1:] for l in marked], \
+            (r.stdout.split()[:10], marked[:10])
 
 
 def test_every_kind_as_a_record(traced_endpoint):
