@@ -232,28 +232,57 @@ def contention_section(quiet_access, quiet_nic, access, nic):
 
 
 def targets_section(access, nic, proto, idle):
-    """Issue 17's targets for the shared-memory path, as ratios of this run,
-    and issue 23's for the CPU of a quiet session."""
+    """Issue 23's targets, as ratios of this run, each with whether this run
+    met it (a target counts as met when two runs meet it: docs/performance.md
+    says where the time goes for those missed)."""
     p50 = {(r["target"], r["kind"], r["op"]): float(r["p50_us"]) for r in access}
+    p99 = {(r["target"], r["kind"], r["op"]): float(r["p99_us"]) for r in access}
     mbit = {(r["nic"], r["op"]): float(r["mbit_s"]) for r in nic if "mbit_s" in r}
-    shm_read = p50[("pciefw-shm", "mmio", "read")]
-    rows = [["MMIO read p50, pciefw-shm / in-process pci-testdev",
-             f"{shm_read / p50[('in-process', 'mmio', 'read')]:.1f}x", "at most 5x"],
-            ["vfio-user IO read p50 / pciefw-shm MMIO read p50",
-             f"{p50[('vfio-user', 'io', 'read')] / shm_read:.1f}x", "at least 5x"]]
-    for r in proto.get("unpinned", []):
+    rr = {r["nic"]: float(r["rate_per_s"]) for r in nic if r["op"] == "rr"}
+    rows = []
+
+    def row(what, value, unit, target, met):
+        rows.append([what, f"{value:.2f}{unit}", target, "yes" if met else "no"])
+
+    shm = ("pciefw-shm", "mmio", "read")
+    v = p50[shm] / p50[("in-process", "mmio", "read")]
+    row("MMIO read p50, pciefw-shm / in-process pci-testdev", v, "x", "at most 4x", v <= 4)
+    v = p50[("pciefw-shm", "io", "read")] - p50[shm]
+    row("IO read p50 less MMIO read p50, pciefw-shm", v, " µs", "at most 0.1 µs", v <= 0.1)
+    v = p99[shm] / p50[shm]
+    row("MMIO read p99 / its p50, pciefw-shm", v, "x", "at most 4x", v <= 4)
+    v = p50[("vfio-user", "io", "read")] / p50[shm]
+    row("vfio-user IO read p50 / pciefw-shm MMIO read p50", v, "x", "at least 5x", v >= 5)
+    recs = proto.get("unpinned", [])
+    by_socket = {r["metric"].split(" (")[0].replace(" to guest", "").replace(" of guest", ""):
+                 float(r["pciefw"]) for r in recs
+                 if r["transport"] == "unix" and r["unit"] == "MB/s"}
+    for r in recs:
         if r["transport"] == "shm" and r["unit"] == "MB/s":
-            rows.append([f"{r['metric'].split(' (')[0]} by copy / plain memcpy",
-                         f"{r['ratio']:.2f}x", "at least 0.5x"])
+            what = r["metric"].split(" (")[0]
+            row(f"{what} by copy / plain memcpy", r["ratio"], "x", "at least 0.8x",
+                r["ratio"] >= 0.8)
+            sock = by_socket.get(what)
+            if sock:
+                v = float(r["pciefw"]) / sock
+                row(f"{what} by copy / the same by socket messages", v, "x",
+                    "at least 1x", v >= 1)
+    for n in ("pciefw-shm", "pciefw-e1000"):
+        v = rr[n] / rr["e1000"]
+        row(f"1-byte TCP round trips/s, {n} / in-process e1000", v, "x", "at least 1x",
+            v >= 1)
     for op, what in (("send", "guest→host"), ("recv", "host→guest")):
         best = max(mbit[("e1000", op)], mbit[("virtio-net-pci", op)])
-        rows.append([f"NIC {what}, pciefw-shm / faster of e1000 and virtio-net",
-                     f"{mbit[('pciefw-shm', op)] / best:.2f}x", "at least 1x"])
-    shm = next(r for r in idle if r["target"] == "pciefw-shm")
+        v = mbit[("pciefw-shm", op)] / best
+        row(f"NIC {what}, pciefw-shm / faster of e1000 and virtio-net", v, "x",
+            "at least 1.1x", v >= 1.1)
+        v = mbit[("pciefw-e1000", op)] / mbit[("e1000", op)]
+        row(f"NIC {what}, pciefw-e1000 / in-process e1000", v, "x", "at least 1x", v >= 1)
+    quiet = next(r for r in idle if r["target"] == "pciefw-shm")
     for p, what in (("endpoint", "endpoint"), ("qemu", "QEMU")):
-        rows.append([f"quiet pciefw-shm session, {what}'s CPU",
-                     f"{float(shm[f'cpu_{p}_pct']):.2f}%", "at most 1% of a CPU"])
-    return table(["figure", "this run", "target"], rows)
+        v = float(quiet[f"cpu_{p}_pct"])
+        row(f"quiet pciefw-shm session, {what}'s CPU", v, "%", "below 1% of a CPU", v < 1)
+    return table(["figure", "this run", "target", "met"], rows)
 
 
 def protocol_section(figs):

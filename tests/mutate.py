@@ -249,11 +249,13 @@ MUTANTS = [
            "\treturn g[PF_POLL_GAPS / 2 - 1];",
            [meson("poll-rule")],
            "spec 11.4: the window follows the gap three in four were within"),
-    Mutant("busy-plain-host-of-tls-endpoint-unanswered", "endpoint/busy.c",
-           "\tif (st == PF_ERR_NO_HELLO) {\n"
-           "\t\t/* A plain-text host is answered in plain text. */\n"
-           "\t\tpf_stream_free(r->st);\n\t\tr->st = pf_stream_socket(r->fd);\n\t}\n",
-           "",
+    # Since the TLS stream owns its readiness (issue 22) the stream itself
+    # turns plain text for such a host; busy.c's refusal goes through it.
+    Mutant("busy-plain-host-of-tls-endpoint-unanswered", "endpoint/tls.c",
+           "\tif (r == PF_ERR_NO_HELLO)\n"
+           "\t\tt->plain = true;    /* a plain-text host reads why in plain text */\n"
+           "\telse if (r == PF_OK)",
+           "\tif (r == PF_OK)",
            [pytest("tests/integration/test_tls.py", "-k",
                    "plain_text_host_is_told_busy")],
            "spec 1.5, 2.4: a plain-text second host reads ERROR_BUSY in clear"),

@@ -92,13 +92,17 @@ def by_hand(qemu_binary, endpoint_binary):
 def run_block(text, workdir, port):
     script = text.replace("/tmp/", workdir + "/").replace("7420", str(port))
     env = dict(os.environ, PATH="/usr/bin:" + os.environ.get("PATH", ""))
+    # Output to a file, not a pipe: a process the block left behind holding
+    # the pipe would keep a failed block waiting for its timeout.
+    log = tempfile.TemporaryFile()
     p = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", script], cwd=REPO,
-                         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         env=env, stdin=subprocess.DEVNULL, stdout=log,
                          stderr=subprocess.STDOUT, start_new_session=True)
+    timed_out = False
     try:
-        out, _ = p.communicate(timeout=BLOCK_TIMEOUT)
+        p.wait(timeout=BLOCK_TIMEOUT)
     except subprocess.TimeoutExpired:
-        out = b"(timed out)"
+        timed_out = True
     finally:
         # Whatever the block left in its process group (ours: its pgid is
         # the pid of the bash we started).
@@ -108,7 +112,10 @@ def run_block(text, workdir, port):
             except ProcessLookupError:
                 break
         p.wait()
-    return p.returncode, out.decode(errors="replace")
+    log.seek(0)
+    out = log.read().decode(errors="replace")
+    log.close()
+    return p.returncode, out + ("\n(timed out)" if timed_out else "")
 
 
 def test_readme_blocks_run_as_written(by_hand):
