@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,8 +34,11 @@
 struct opts {
 	unsigned reads, writes;
 	unsigned dma_mib;
+	unsigned think_us;       /* between timed reads */
+	unsigned pipeline;       /* reads in flight at once; 1: no such rows */
 	bool json;
 	bool no_shm;
+	bool no_rings;
 	const char *endpoint_bin;
 	const char *addrs[8];
 	unsigned n_addrs;
@@ -48,7 +52,7 @@ struct result {
 	bool lower_is_better;
 };
 
-static struct result results[64];
+static struct result results[96];
 static unsigned n_results;
 
 static int64_t now_ns(void)
@@ -103,6 +107,61 @@ static int put_write(struct pf_buf *b)
 	uint8_t d[4] = { 0 };
 
 	return pf_put_mem_write(b, 0, R_SCRATCH, d, 4);
+}
+
+/*
+ * CPU time (user + system, every thread) process @pid has used, in ns,
+ * from its CPU-time clock (the /proc/PID/stat sum, at ns resolution);
+ * 0: this process.  -1 if it cannot be read.
+ */
+static int64_t cpu_ns(pid_t pid)
+{
+	struct timespec ts;
+	clockid_t cid;
+
+	if (clock_getcpuclockid(pid, &cid) || clock_gettime(cid, &ts))
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The process at the other end of a UNIX socket, or 0. */
+static pid_t peer_pid(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len))
+		return 0;
+	return cred.pid;
+}
+
+/* CPU of the endpoint and of this process around a timed block. */
+struct cpu_span {
+	pid_t peer;
+	int64_t peer0, self0;
+};
+
+static void cpu_begin(struct cpu_span *c, pid_t peer)
+{
+	c->peer = peer;
+	c->peer0 = peer ? cpu_ns(peer) : -1;
+	c->self0 = cpu_ns(0);
+}
+
+/*
+ * Microseconds of CPU per operation over @n operations: the peer's, and
+ * ours less @think_ns of think time spent between them (our own work,
+ * not the transport's).  -1 where unknown.
+ */
+static void cpu_end(const struct cpu_span *c, unsigned n, int64_t think_ns,
+		    double *peer_us, double *self_us)
+{
+	int64_t peer1 = c->peer ? cpu_ns(c->peer) : -1, self1 = cpu_ns(0);
+	int64_t self = self1 - c->self0 - think_ns;
+
+	*peer_us = c->peer0 >= 0 && peer1 >= 0 ?
+		   (double)(peer1 - c->peer0) / 1000.0 / n : -1;
+	*self_us = (double)(self > 0 ? self : 0) / 1000.0 / n;
 }
 
 static void fail(const char *what, struct pf_host *h)
@@ -202,6 +261,136 @@ static void bench_shm(const char *addr, const struct opts *o)
 	pf_host_close(h, true);
 }
 
+/* The raw socket's figures of the run: each read row's baseline. */
+struct raw_figs {
+	double p50, p99;                /* us */
+	double peer_cpu, self_cpu;      /* us of CPU per read */
+	double piped;                   /* reads/s, o->pipeline in flight */
+};
+
+/*
+ * @n reads of SCRATCH, @think_us apart, timed one by one: the latency
+ * rows of transport @tr and the CPU each side burnt per read, set
+ * against the raw socket's figures of the same run.
+ */
+static void time_reads(struct pf_host *h, const char *tr, const struct opts *o,
+		       int64_t *lat, const struct raw_figs *raw)
+{
+	int64_t think = (int64_t)o->think_us * 1000;
+	double ep_cpu, self_cpu;
+	struct cpu_span span;
+	uint8_t b[4];
+
+	cpu_begin(&span, strcmp(tr, "tcp") ? peer_pid(pf_host_fd(h)) : 0);
+	for (unsigned i = 0; i < o->reads; i++) {
+		int64_t t0;
+
+		if (i)
+			bench_think(think);
+		t0 = now_ns();
+		if (pf_host_mem_read(h, 0, R_SCRATCH, b, 4))
+			fail("read", h);
+		lat[i] = now_ns() - t0;
+	}
+	cpu_end(&span, o->reads, think * (o->reads - 1), &ep_cpu, &self_cpu);
+	add(tr, "read latency, median", "us", percentile(lat, o->reads, 0.5),
+	    raw->p50, true);
+	add(tr, "read latency, p99", "us", percentile(lat, o->reads, 0.99),
+	    raw->p99, true);
+	if (ep_cpu >= 0)
+		add(tr, "read CPU, endpoint", "us/read", ep_cpu, raw->peer_cpu,
+		    true);
+	add(tr, "read CPU, host", "us/read", self_cpu, raw->self_cpu, true);
+}
+
+/*
+ * @n reads with o->pipeline of them outstanding at once (spec 5.1 rule
+ * 3), a new one started as the oldest completes: reads per second,
+ * against the raw socket sending as many requests before reading their
+ * answers.
+ */
+static void pipelined_reads(struct pf_host *h, const char *tr,
+			    const struct opts *o, const struct raw_figs *raw)
+{
+	unsigned depth = o->pipeline, started = 0, done = 0;
+	int tickets[PF_HOST_MAX_INFLIGHT];
+	uint8_t bufs[PF_HOST_MAX_INFLIGHT][4];
+	char metric[48];
+	int64_t t0 = now_ns();
+
+	while (done < o->reads) {
+		while (started < o->reads && started - done < depth) {
+			unsigned slot = started++ % depth;
+
+			tickets[slot] = pf_host_mem_read_start(h, 0, R_SCRATCH,
+							       bufs[slot], 4);
+			if (tickets[slot] < 0)
+				fail("pipelined read", h);
+		}
+		if (pf_host_finish(h, tickets[done++ % depth]))
+			fail("pipelined read", h);
+	}
+	snprintf(metric, sizeof(metric), "reads, %u in flight", depth);
+	add(tr, strdup(metric), "kreads/s",
+	    o->reads / ((now_ns() - t0) / 1e9) / 1e3, raw->piped / 1e3, false);
+}
+
+/* The raw socket's read figures, as time_reads() and pipelined_reads(). */
+static void raw_reads(struct raw_peer *raw, const struct opts *o,
+		      size_t req, size_t cpl, int64_t *rlat, struct raw_figs *f)
+{
+	int64_t think = (int64_t)o->think_us * 1000;
+	unsigned depth = o->pipeline, rounds = (o->reads + depth - 1) / depth;
+	struct cpu_span span;
+
+	raw_exchange(raw, (uint32_t)req, 1, (uint32_t)cpl, 200, 0, NULL);
+	cpu_begin(&span, raw->pid);
+	raw_exchange(raw, (uint32_t)req, 1, (uint32_t)cpl, o->reads, think, rlat);
+	cpu_end(&span, o->reads, think * (o->reads - 1), &f->peer_cpu,
+		&f->self_cpu);
+	f->p50 = percentile(rlat, o->reads, 0.5);
+	f->p99 = percentile(rlat, o->reads, 0.99);
+	if (depth > 1)
+		f->piped = rounds * depth /
+			   (raw_exchange(raw, (uint32_t)(req * depth), depth,
+					 (uint32_t)(cpl * depth), rounds, 0,
+					 NULL) / 1e9);
+}
+
+/*
+ * The same reads with the session on shared-memory rings (docs/
+ * protocol.md 11), against the same raw socket figures: the rings must
+ * never lose to the socket, whatever the think time.  Transport "rings"
+ * with binary register records (11.7), "rings-pb" with every access a
+ * protobuf frame, as a 1.3 peer sends it.
+ */
+static void bench_rings(const char *addr, const struct opts *o, int64_t *lat,
+			const struct raw_figs *raw, bool records)
+{
+	const char *tr = records ? "rings" : "rings-pb";
+	struct pf_host_opts ho = { .name = "pciefw-bench", .mem_base = GUEST_BASE,
+				   .mem_size = DMA_CHUNK, .timeout_ms = 30000,
+				   .shm_rings = true, .reg_records = records };
+	char err[512];
+	uint8_t b[4];
+	struct pf_host *h = pf_host_connect(addr, &ho, err, sizeof(err));
+
+	if (!h) {
+		fprintf(stderr, "pciefw-bench: %s: %s\n", tr, err);
+		exit(1);
+	}
+	if (!pf_host_on_rings(h) || pf_host_records(h) != records) {
+		pf_host_close(h, true);
+		return;     /* an endpoint without them: no rows */
+	}
+	for (int i = 0; i < 200; i++)
+		pf_host_mem_read(h, 0, R_SCRATCH, b, 4);
+	time_reads(h, tr, o, lat, raw);
+	if (o->pipeline > 1)
+		pipelined_reads(h, tr, o, raw);
+	pf_host_close(h, true);
+}
+
 static void bench_one(const char *addr, const struct opts *o)
 {
 	const char *tr = strncmp(addr, "tcp:", 4) ? "unix" : "tcp";
@@ -226,24 +415,15 @@ static void bench_one(const char *addr, const struct opts *o)
 	size_t wr = frame_size(put_write);
 	uint32_t payload = pf_host_session(h)->max_payload;
 
-	/* Warm up both paths. */
+	/* Non-posted read round trips, with the think time between reads. */
+	struct raw_figs rf = { 0 };
+
+	raw_reads(&raw, o, req, cpl, rlat, &rf);
 	for (int i = 0; i < 200; i++)
 		pf_host_mem_read(h, 0, R_SCRATCH, b, 4);
-	raw_exchange(&raw, (uint32_t)req, 1, (uint32_t)cpl, 200, NULL);
-
-	/* Non-posted read round trip. */
-	for (unsigned i = 0; i < o->reads; i++) {
-		int64_t t0 = now_ns();
-
-		if (pf_host_mem_read(h, 0, R_SCRATCH, b, 4))
-			fail("read", h);
-		lat[i] = now_ns() - t0;
-	}
-	raw_exchange(&raw, (uint32_t)req, 1, (uint32_t)cpl, o->reads, rlat);
-	add(tr, "read latency, median", "us", percentile(lat, o->reads, 0.5),
-	    percentile(rlat, o->reads, 0.5), true);
-	add(tr, "read latency, p99", "us", percentile(lat, o->reads, 0.99),
-	    percentile(rlat, o->reads, 0.99), true);
+	time_reads(h, tr, o, lat, &rf);
+	if (o->pipeline > 1)
+		pipelined_reads(h, tr, o, &rf);
 
 	/* Posted writes, then one read that flushes them (spec 5.1). */
 	int64_t t0 = now_ns();
@@ -254,7 +434,7 @@ static void bench_one(const char *addr, const struct opts *o)
 		fail("read", h);
 	double pf_rate = o->writes / ((now_ns() - t0) / 1e9);
 	int64_t rt = raw_exchange(&raw, (uint32_t)(wr * o->writes + req),
-				  o->writes + 1, (uint32_t)cpl, 1, NULL);
+				  o->writes + 1, (uint32_t)cpl, 1, 0, NULL);
 	add(tr, "posted writes", "Mmsg/s", pf_rate / 1e6,
 	    o->writes / (rt / 1e9) / 1e6, false);
 
@@ -268,8 +448,10 @@ static void bench_one(const char *addr, const struct opts *o)
 	int64_t tw = dma_op(h, 1, bytes), tr_ = dma_op(h, 2, bytes);
 	uint32_t chunks = (uint32_t)((bytes + payload - 1) / payload);
 	/* Raw: the same bytes, one way, in frames of max payload. */
-	int64_t rw = raw_exchange(&raw, (uint32_t)(3 * wr), 3, (uint32_t)bytes, 1, NULL);
-	int64_t rr = raw_exchange(&raw, (uint32_t)bytes, chunks, (uint32_t)cpl, 1, NULL);
+	int64_t rw = raw_exchange(&raw, (uint32_t)(3 * wr), 3, (uint32_t)bytes, 1,
+				  0, NULL);
+	int64_t rr = raw_exchange(&raw, (uint32_t)bytes, chunks, (uint32_t)cpl, 1,
+				  0, NULL);
 	add(tr, "DMA write to guest", "MB/s", bytes / (tw / 1e9) / 1e6,
 	    bytes / (rw / 1e9) / 1e6, false);
 	add(tr, "DMA read of guest", "MB/s", bytes / (tr_ / 1e9) / 1e6,
@@ -277,6 +459,11 @@ static void bench_one(const char *addr, const struct opts *o)
 
 	raw_stop(&raw);
 	pf_host_close(h, true);
+	/* One host at a time (spec 2.4): the rings get the endpoint next. */
+	if (!strcmp(tr, "unix") && !o->no_rings) {
+		bench_rings(addr, o, lat, &rf, true);
+		bench_rings(addr, o, lat, &rf, false);
+	}
 	free(lat);
 	free(rlat);
 	if (!strcmp(tr, "unix") && !o->no_shm)
@@ -285,12 +472,12 @@ static void bench_one(const char *addr, const struct opts *o)
 
 static void print_table(void)
 {
-	printf("%-5s %-22s %-7s %12s %12s %8s\n", "", "metric", "unit",
+	printf("%-8s %-22s %-8s %12s %12s %8s\n", "", "metric", "unit",
 	       "pciefw", "raw socket", "ratio");
 	for (unsigned i = 0; i < n_results; i++) {
 		const struct result *r = &results[i];
 
-		printf("%-5s %-22s %-7s %12.2f %12.2f %7.2fx\n", r->transport,
+		printf("%-8s %-22s %-8s %12.2f %12.2f %7.2fx\n", r->transport,
 		       r->metric, r->unit, r->pciefw, r->raw,
 		       r->raw > 0 ? r->pciefw / r->raw : 0);
 	}
@@ -358,12 +545,20 @@ static void usage(FILE *f)
 "  -n, --reads=N          non-posted reads to time (default 20000)\n"
 "  -w, --writes=N         posted writes to time (default 200000)\n"
 "  -d, --dma-mib=N        MiB moved by each DMA figure (default 64)\n"
+"  -t, --think-us=N       think time between two timed reads: N us of the\n"
+"                         host's own work, a busy loop (default 0)\n"
+"  -P, --pipeline=N       also time the reads with N of them outstanding at\n"
+"                         once (2 to 64; the 'N in flight' rows)\n"
 "  -e, --endpoint=PATH    pciefw-endpoint binary for self-started endpoints\n"
 "  -p, --pin=CPU          run the benchmark, its endpoints and the baseline\n"
 "                         peer on one CPU (cross-CPU wake-ups dominate\n"
 "                         small round trips on some machines)\n"
 "      --no-shm           leave out the shm rows (DMA with guest RAM shared\n"
 "                         with the endpoint, docs/protocol.md 10)\n"
+"      --no-rings         leave out the rings rows: the reads again with the\n"
+"                         session on shared-memory rings (docs/protocol.md 11),\n"
+"                         with binary register records ('rings', 11.7) and\n"
+"                         without ('rings-pb')\n"
 "      --json             print JSON instead of a table\n"
 "  -h, --help             show this help\n"
 "  -V, --version          show the version\n");
@@ -383,12 +578,31 @@ static unsigned parse_count(const char *s, const char *what)
 	return (unsigned)v;
 }
 
+/* 0 .. 1 s, in microseconds. */
+static unsigned parse_think(const char *s)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || !*s || v > 1000000 || *s == '-') {
+		fprintf(stderr, "pciefw-bench: invalid --think-us '%s' (0 to "
+			"1000000)\n", s);
+		exit(2);
+	}
+	return (unsigned)v;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "reads", required_argument, NULL, 'n' },
 		{ "writes", required_argument, NULL, 'w' },
 		{ "dma-mib", required_argument, NULL, 'd' },
+		{ "think-us", required_argument, NULL, 't' },
+		{ "pipeline", required_argument, NULL, 'P' },
+		{ "no-rings", no_argument, NULL, 'R' },
 		{ "endpoint", required_argument, NULL, 'e' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-shm", no_argument, NULL, 'S' },
@@ -397,16 +611,27 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
 	};
-	struct opts o = { .reads = 20000, .writes = 200000, .dma_mib = 64 };
+	struct opts o = { .reads = 20000, .writes = 200000, .dma_mib = 64,
+			  .pipeline = 1 };
 	pid_t pids[2] = { 0, 0 };
 	char addrs[2][300], dir[] = "/tmp/pciefw-bench-XXXXXX";
 	int c;
 
-	while ((c = getopt_long(argc, argv, "n:w:d:e:p:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "n:w:d:t:P:e:p:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': o.reads = parse_count(optarg, "--reads"); break;
 		case 'w': o.writes = parse_count(optarg, "--writes"); break;
 		case 'd': o.dma_mib = parse_count(optarg, "--dma-mib"); break;
+		case 't': o.think_us = parse_think(optarg); break;
+		case 'P':
+			o.pipeline = parse_count(optarg, "--pipeline");
+			if (o.pipeline < 2 || o.pipeline > PF_HOST_MAX_INFLIGHT) {
+				fprintf(stderr, "pciefw-bench: invalid --pipeline '%s' "
+					"(2 to %u)\n", optarg, PF_HOST_MAX_INFLIGHT);
+				return 2;
+			}
+			break;
+		case 'R': o.no_rings = true; break;
 		case 'e': o.endpoint_bin = optarg; break;
 		case 'j': o.json = true; break;
 		case 'S': o.no_shm = true; break;

@@ -141,8 +141,20 @@ void raw_stop(struct raw_peer *p)
 	p->pid = 0;
 }
 
+void bench_think(int64_t ns)
+{
+	int64_t end;
+
+	if (ns <= 0)
+		return;
+	end = now_ns() + ns;
+	while (now_ns() < end)
+		;
+}
+
 int64_t raw_exchange(struct raw_peer *p, uint32_t in, uint32_t in_msgs,
-		     uint32_t out, uint32_t rounds, int64_t *lat)
+		     uint32_t out, uint32_t rounds, int64_t think_ns,
+		     int64_t *lat)
 {
 	uint32_t hdr[4] = { in, in_msgs, out, rounds };
 	uint32_t msg = in_msgs ? in / in_msgs : in;
@@ -153,7 +165,11 @@ int64_t raw_exchange(struct raw_peer *p, uint32_t in, uint32_t in_msgs,
 		return -1;
 	start = now_ns();
 	for (uint32_t r = 0; r < rounds; r++) {
-		int64_t t0 = now_ns();
+		int64_t t0;
+
+		if (r)
+			bench_think(think_ns);
+		t0 = now_ns();
 
 		/* One write per message, as the host library sends them. */
 		for (uint32_t m = 0; m < in_msgs; m++)

@@ -24,10 +24,19 @@ void raw_stop(struct raw_peer *p);
 
 /*
  * One exchange pattern: the client sends @rounds times (@in bytes in
- * @in_msgs writes), and after each round the peer answers @out bytes.
- * Returns per-round latencies in ns in @lat (may be NULL), total ns.
+ * @in_msgs writes), and after each round the peer answers @out bytes;
+ * before each round but the first the client thinks for @think_ns
+ * (bench_think()).  Returns per-round latencies in ns in @lat (may be
+ * NULL), total ns.
  */
 int64_t raw_exchange(struct raw_peer *p, uint32_t in, uint32_t in_msgs,
-		     uint32_t out, uint32_t rounds, int64_t *lat);
+		     uint32_t out, uint32_t rounds, int64_t think_ns,
+		     int64_t *lat);
+
+/*
+ * A requester's think time between two requests: @ns of its own work,
+ * spent on the CPU (a busy loop), as a vCPU running guest code would.
+ */
+void bench_think(int64_t ns);
 
 #endif

@@ -6,7 +6,8 @@
  * well-formed access is split into, or widened to, declared accesses, as
  * QEMU's memory core does for a MemoryRegionOps' .impl sizes and as a
  * register block sees a multi-dword TLP.  Every path that reaches a model
- * (messages, deferred requests, the rings) passes through here.
+ * (messages, deferred requests, the rings, binary register records)
+ * passes through here.
  * It sits below the framework (device.c calls it, never the reverse), so
  * it logs with pf_log(), naming the model as pf_dev_log() would.
  */

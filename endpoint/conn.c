@@ -14,6 +14,7 @@
 #include "device.h"
 #include "log.h"
 #include "msg.h"
+#include "regrec.h"
 #include "stream.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -59,6 +60,7 @@ struct pf_conn {
 	bool holding, draining;
 	struct pf_defer_queue held;
 	struct pf_codec held_codec;
+	bool records;               /* binary register records on (11.7) */
 	ev_idle reaper;             /* closes a connection that failed */
 	bool dead;
 	char why[300];              /* why it is closing, for the log */
@@ -101,6 +103,11 @@ static void conn_flush(struct pf_conn *c)
 	pf_stream_want_write(c->st, r == PF_AGAIN);
 	if (r < 0)
 		conn_fail(c, "write failed: %s", strerror(errno));
+}
+
+bool pf_conn_records(const struct pf_conn *c)
+{
+	return c->records;
 }
 
 size_t pf_conn_out_queued(const struct pf_conn *c)
@@ -204,16 +211,18 @@ void pf_conn_hold(struct pf_conn *c)
 	c->holding = true;
 }
 
-/* A held frame, handled as it would have been on arrival. */
+/* A held frame or record, handled as it would have been on arrival. */
 static void handle_held(struct pf_conn *c, const struct pf_held *h)
 {
-	PfMessage *m;
+	struct pf_regrec_msg rec;
+	PfMessage *m = &rec.m;
 	char err[300] = "";
 	int r;
 
 	/* It decoded and passed the checks when it came: it does again. */
-	if (pf_codec_decode(&c->held_codec, h->frame, h->len, &m, err,
-			    sizeof(err)) != PF_OK)
+	if (h->record ? pf_regrec_decode(h->frame, &rec, err, sizeof(err)) :
+	    pf_codec_decode(&c->held_codec, h->frame, h->len, &m, err,
+			    sizeof(err)))
 		return;
 	r = c->cfg.h->on[m->body_case](c->cfg.opaque, m, err, sizeof(err));
 	if (r < 0)
@@ -258,8 +267,11 @@ static int on_message(void *opaque, const PfMessage *m, char *err, size_t errlen
 	c->ring_setup_allowed = false;
 	/* Behind a deferred read, requests wait their turn (spec 5.1). */
 	if (c->holding && is_host_request(m->body_case))
-		return pf_defer_push(&c->held, c->rx.body, c->rx.body_len, err,
-				     errlen);
+		return c->rx.record ?
+		       pf_defer_push(&c->held, c->rx.record, PF_REGREC_SIZE, true,
+				     err, errlen) :
+		       pf_defer_push(&c->held, c->rx.body, c->rx.body_len, false,
+				     err, errlen);
 	r = c->cfg.h->on[m->body_case](c->cfg.opaque, m, err, errlen);
 	return r == PF_OK ? after_message(c) : r;
 }
@@ -359,7 +371,12 @@ static int on_ring_setup(void *opaque, const PfMessage *m, char *err,
 			"%s", c->name, why);
 		return PF_OK;
 	}
-	pf_info("%s: shared-memory rings in use", c->name);
+	/* Spec 11.7: records beside the frames, from the next bytes on. */
+	c->records = c->rx.session.features & PCIEFW_FEATURE_REG_RECORDS;
+	if (c->records)
+		pf_rx_take_records(&c->rx);
+	pf_info("%s: shared-memory rings in use%s", c->name, c->records ?
+		", with binary register records" : "");
 	if (c->cfg.trace)
 		pf_trace_write_note(c->cfg.trace, pf_now_ns(), PF_DIR_TO_HOST,
 				    "session continues over shared-memory rings");
@@ -666,6 +683,10 @@ static void reaper_cb(struct ev_loop *loop, ev_idle *w, int revents)
 void pf_conn_close(struct pf_conn *c)
 {
 	pf_info("%s: closed: %s", c->name, c->why[0] ? c->why : "shutdown");
+	/* Tests and users learn from this line whether the fast path ran. */
+	if (c->records)
+		pf_info("%s: %llu requests came as binary register records",
+			c->name, (unsigned long long)c->rx.records);
 	if (c->attached)
 		c->cfg.h->detach(c->cfg.opaque);
 	c->attached = false;

@@ -91,6 +91,11 @@ void pf_conn_close(struct pf_conn *c);
  */
 struct pf_buf *pf_conn_out_begin(struct pf_conn *c, size_t *mark);
 void pf_conn_out_end(struct pf_conn *c, size_t mark);
+/*
+ * Binary register records are on (spec 11.7: negotiated, and the session
+ * on the rings): completions of up to 8 bytes may go as records.
+ */
+bool pf_conn_records(const struct pf_conn *c);
 /* Bytes queued for the host and not yet sent. */
 size_t pf_conn_out_queued(const struct pf_conn *c);
 /* Claim the @n oldest fds the host passed (spec 10.2). */

@@ -8,7 +8,7 @@
 #include "pciefw.h"
 
 int pf_defer_push(struct pf_defer_queue *q, const uint8_t *frame, size_t len,
-		  char *err, size_t errlen)
+		  bool record, char *err, size_t errlen)
 {
 	struct pf_held *h;
 
@@ -25,6 +25,7 @@ int pf_defer_push(struct pf_defer_queue *q, const uint8_t *frame, size_t len,
 	}
 	h->next = NULL;
 	h->len = len;
+	h->record = record;
 	memcpy(h->frame, frame, len);
 	if (q->tail)
 		q->tail->next = h;

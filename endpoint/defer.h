@@ -8,6 +8,7 @@
 #ifndef PCIEFW_DEFER_H
 #define PCIEFW_DEFER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,7 +19,8 @@
 struct pf_held {
 	struct pf_held *next;
 	size_t len;
-	uint8_t frame[];            /* the frame's body, as received */
+	bool record;                /* a binary register record (spec 11.7) */
+	uint8_t frame[];            /* the frame's body or record, as received */
 };
 
 struct pf_defer_queue {
@@ -28,11 +30,12 @@ struct pf_defer_queue {
 };
 
 /*
- * Hold a copy of @frame: PF_OK, or PF_ERR_LIMIT / PF_ERR_NOMEM with @err
+ * Hold a copy of @frame (a frame body, or with @record a binary register
+ * record): PF_OK, or PF_ERR_LIMIT / PF_ERR_NOMEM with @err
  * set (too much held already: the host broke the limit of 5.3).
  */
 int pf_defer_push(struct pf_defer_queue *q, const uint8_t *frame, size_t len,
-		  char *err, size_t errlen);
+		  bool record, char *err, size_t errlen);
 /* The oldest frame held, taken out (the caller frees it), or NULL. */
 struct pf_held *pf_defer_pop(struct pf_defer_queue *q);
 /* Drop everything held. */

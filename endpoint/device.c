@@ -14,6 +14,7 @@
 #include "endpoint.h"
 #include "log.h"
 #include "msg.h"
+#include "regrec.h"
 #include "trace.h"
 
 struct dma_op {
@@ -64,7 +65,10 @@ static void send_completion(struct pf_dev *dev, uint32_t tag, int status,
 {
 	if (status != PF_CPL_OK)
 		size = 0;
-	SEND(dev, pf_put_completion(o, tag, (Pciefw__Status)status, data, size));
+	/* On the rings, as a binary record where one carries it (11.7). */
+	SEND(dev, pf_put_completion_or_record(o, pf_conn_records(dev->conn), tag,
+					      (Pciefw__Status)status, data,
+					      size));
 	if (dev->completion_note) {
 		if (dev->conn)
 			pf_conn_trace_note(dev->conn, PF_DIR_TO_HOST,

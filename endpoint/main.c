@@ -41,6 +41,9 @@ static void usage(FILE *f)
 "                             UNIX sockets: all DMA goes by messages\n"
 "      --no-shm-rings         do not offer shared-memory rings on UNIX sockets:\n"
 "                             every message goes through the socket\n"
+"      --no-reg-records       do not offer binary register records on the rings\n"
+"                             (docs/protocol.md 11.7): register accesses and\n"
+"                             their completions stay protobuf messages\n"
 "      --max-payload=BYTES    largest data payload accepted (default %u, max %u)\n"
 "      --hello-timeout=SECONDS  how long a connected host has to send its Hello,\n"
 "                             TLS handshake included (default 10; 0.1 to 3600)\n"
@@ -123,6 +126,7 @@ int main(int argc, char **argv)
 		{ "tls-verify-peer", no_argument, NULL, 'P' },
 		{ "no-guest-memory", no_argument, NULL, 'G' },
 		{ "no-shm-rings", no_argument, NULL, 'R' },
+		{ "no-reg-records", no_argument, NULL, 'B' },
 		{ "trace", required_argument, NULL, 't' },
 		{ "trace-limit", required_argument, NULL, 'T' },
 		{ "trace-files", required_argument, NULL, 'F' },
@@ -138,6 +142,7 @@ int main(int argc, char **argv)
 	char *opts[MAX_OPTS], *device = NULL;
 	const char *trace_path = NULL, *tls_dir = NULL;
 	bool tls_verify_peer = false, guest_memory = true, shm_rings = true;
+	bool reg_records = true;
 	bool check_only = false;
 	unsigned long max_payload = PCIEFW_DEFAULT_PAYLOAD;
 	double hello_timeout = PF_HELLO_TIMEOUT_S;
@@ -197,6 +202,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			shm_rings = false;
+			break;
+		case 'B':
+			reg_records = false;
 			break;
 		case 'T': {
 			uint64_t v;
@@ -299,6 +307,7 @@ int main(int argc, char **argv)
 	cfg.hello.max_payload = (uint32_t)max_payload;
 	cfg.guest_memory = guest_memory;
 	cfg.shm_rings = shm_rings;
+	cfg.reg_records = reg_records;
 	cfg.hello_timeout_s = hello_timeout;
 	if (trace_path) {
 		cfg.trace = pf_trace_create(trace_path, "pciefw-endpoint", err, sizeof(err));

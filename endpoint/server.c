@@ -146,6 +146,9 @@ static struct pf_hello_params hello_for(const struct pf_server *srv,
 		h.features |= PCIEFW_FEATURE_GUEST_MEMORY;
 	if (l->addr.kind == PF_ADDR_UNIX && srv->cfg.shm_rings)
 		h.features |= PCIEFW_FEATURE_SHM_RINGS;
+	if (l->addr.kind == PF_ADDR_UNIX && srv->cfg.shm_rings &&
+	    srv->cfg.reg_records)
+		h.features |= PCIEFW_FEATURE_REG_RECORDS;
 	return h;
 }
 

@@ -18,6 +18,8 @@ struct pf_server_config {
 	bool guest_memory;
 	/* Offer PCIEFW_FEATURE_SHM_RINGS on UNIX sockets (spec 11.1). */
 	bool shm_rings;
+	/* ... and PCIEFW_FEATURE_REG_RECORDS with them (spec 11.7). */
+	bool reg_records;
 	struct pf_trace_writer *trace;  /* may be NULL */
 	struct pf_tls *tls;             /* NULL: plain connections */
 	/* How long a host has to send its Hello, TLS included (spec 2.1). */

@@ -4,11 +4,12 @@
  * beside them, carrying fds (each batch with one zero byte) and showing
  * the host's hang-up.
  *
- * Its readiness is its own (spec 11.4): it polls the ring while work
- * keeps coming, for an adaptive budget past the last work, then announces
- * that it sleeps and waits for its doorbell, which the host kicks for new
- * bytes and, when our ring was full, for room.  The socket is watched for
- * fds and for the host's end.
+ * Its readiness is its own (spec 11.4): it polls the ring past its last
+ * work for as long as the polling rule says the host's next bytes are
+ * near (ring.h: from the gaps it measured between the host's batches),
+ * then announces that it sleeps and waits for its doorbell, which the
+ * host kicks for new bytes and, when our ring was full, for room.  The
+ * socket is watched for fds and for the host's end.
  */
 #include "stream.h"
 
@@ -22,7 +23,7 @@
 #include "ring.h"
 
 /* How long we poll the rings for more before sleeping (spec 11.4). */
-#define POLL_MIN_NS 10000
+#define POLL_MIN_NS 20000
 #define POLL_MAX_NS 500000
 /* One idle callback's poll, before the loop's other watchers get a turn. */
 #define POLL_SLICE_NS 20000
@@ -38,8 +39,8 @@ struct ring_stream {
 	bool stray_bytes;           /* the socket carried more than fd carriers */
 	ev_io bell;
 	ev_idle poll;               /* polls the ring while active */
-	struct pf_spin budget;
-	uint64_t last_work_ns, slept_ns;
+	struct pf_poll rule;
+	uint64_t last_work_ns;      /* when we last finished the host's bytes */
 };
 
 static struct ring_stream *ring_of(struct pf_stream *st)
@@ -151,33 +152,35 @@ static bool has_news(struct ring_stream *r)
 }
 
 /*
- * Poll the ring while the host keeps sending, up to the adaptive budget
- * past the last work; then announce sleep and wait for the doorbell.  One
- * call polls for a slice only, so the loop's other watchers still run.
+ * Poll the ring while the host's next bytes are near, as the polling rule
+ * says (spec 11.4), then announce sleep and wait for the doorbell.  One
+ * call polls for a slice only, so the loop's other watchers still run;
+ * between two looks it gives the CPU away once it has polled a while
+ * (pf_poll_pause), so a host sharing our CPU is not kept from sending.
  */
 static void poll_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
 	struct ring_stream *r = w->data;
 	uint64_t now = pf_ring_now_ns(), slice_end = now + POLL_SLICE_NS;
+	bool contended = false;
 
-	/* Work keeps us here for the slice: the next request is close. */
 	do {
 		if (has_news(r)) {
+			pf_poll_gap(&r->rule, now - r->last_work_ns);
 			r->base.ready(r->base.opaque, PF_STREAM_IN);
 			/* The owner stopped reading, or failed. */
 			if (!ev_is_active(w))
 				return;
-			r->last_work_ns = pf_ring_now_ns();
+			r->last_work_ns = now = pf_ring_now_ns();
+			continue;
 		}
+		contended = !pf_poll_pause(&r->tx, now - r->last_work_ns);
 		now = pf_ring_now_ns();
-	} while (now < slice_end);
-	if (now - r->last_work_ns < r->budget.budget_ns)
+	} while (now < slice_end && !contended);
+	if (!contended && now - r->last_work_ns < pf_poll_window(&r->rule))
 		return;
-	if (pf_ring_consumer_sleep(&r->rx)) {
+	if (pf_ring_consumer_sleep(&r->rx))
 		ev_idle_stop(loop, w);
-		pf_spin_miss(&r->budget);
-		r->slept_ns = now;
-	}
 }
 
 /* Start polling: the host need not kick us meanwhile (11.4). */
@@ -192,13 +195,12 @@ static void poll_start(struct ring_stream *r)
 static void bell_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct ring_stream *r = w->data;
-	uint64_t now = pf_ring_now_ns();
 
 	pf_doorbell_drain(w->fd);
-	/* Woken soon after giving up: the budget was too short. */
-	if (!ev_is_active(&r->poll) && now - r->slept_ns < POLL_MAX_NS)
-		pf_spin_hit(&r->budget);
-	if (r->base.want_in)
+	/* Asleep through a gap: the rule learns how long it was. */
+	if (!ev_is_active(&r->poll) && pf_ring_readable(&r->rx))
+		pf_poll_gap(&r->rule, pf_ring_now_ns() - r->last_work_ns);
+	if (r->base.want_in && !ev_is_active(&r->poll))
 		poll_start(r);
 	r->base.ready(r->base.opaque,
 		      PF_STREAM_OUT | (r->base.want_in ? PF_STREAM_IN : 0));
@@ -269,7 +271,7 @@ struct pf_stream *pf_stream_ring(int fd, const int fds[PCIEFW_RING_SETUP_FDS],
 	ev_io_init(&r->bell, bell_cb, r->bell_fd, EV_READ);
 	ev_idle_init(&r->poll, poll_cb);
 	r->bell.data = r->poll.data = r;
-	pf_spin_init(&r->budget, POLL_MIN_NS, POLL_MAX_NS);
+	pf_poll_init(&r->rule, POLL_MIN_NS, POLL_MAX_NS);
 	if (pf_doorbell_check(fds[1], err, errlen) &&
 	    pf_doorbell_check(fds[2], err, errlen))
 		r->region = pf_ring_region_map(fds[0], region_size, err, errlen);

@@ -24,8 +24,27 @@ void pf_frame_decoder_set_max(struct pf_frame_decoder *d, size_t max_frame)
 	d->max_frame = max_frame;
 }
 
+void pf_frame_decoder_records(struct pf_frame_decoder *d, bool on)
+{
+	d->records = on;
+}
+
+/* Bit 31 of a length word, where records are taken: one begins here. */
+static bool is_record(const struct pf_frame_decoder *d, uint32_t word)
+{
+	return d->records && (word & 0x80000000u);
+}
+
+/* Bytes of the frame or record whose first word is @word, prefix included. */
+static size_t total_of(const struct pf_frame_decoder *d, uint32_t word)
+{
+	return is_record(d, word) ? PF_FRAME_RECORD : PF_FRAME_HEADER + word;
+}
+
 static int check_length(struct pf_frame_decoder *d, uint32_t body)
 {
+	if (is_record(d, body))
+		return PF_OK;
 	if (body == 0)
 		return d->error = PF_ERR_ZERO_LENGTH;
 	if (body > d->max_frame)
@@ -63,14 +82,16 @@ int pf_frame_decoder_push(struct pf_frame_decoder *d,
 	/* Fast path: a whole frame at the start of the input, nothing gathered. */
 	if (d->have == 0 && len >= PF_FRAME_HEADER) {
 		uint32_t body = pf_frame_get_header(data);
+		size_t total = total_of(d, body);
 
 		r = check_length(d, body);
 		if (r)
 			return r;
-		if (len - PF_FRAME_HEADER >= body) {
-			*frame = data + PF_FRAME_HEADER;
-			*frame_len = body;
-			*used = PF_FRAME_HEADER + body;
+		if (len >= total) {
+			d->record = is_record(d, body);
+			*frame = d->record ? data : data + PF_FRAME_HEADER;
+			*frame_len = d->record ? total : body;
+			*used = total;
 			return PF_OK;
 		}
 	}
@@ -97,7 +118,7 @@ int pf_frame_decoder_push(struct pf_frame_decoder *d,
 		}
 	}
 
-	size_t total = PF_FRAME_HEADER + pf_frame_get_header(d->buf);
+	size_t total = total_of(d, pf_frame_get_header(d->buf));
 	size_t n = total - d->have;
 
 	if (n > len - taken)
@@ -113,8 +134,9 @@ int pf_frame_decoder_push(struct pf_frame_decoder *d,
 	*used = taken;
 	if (d->have < total)
 		return PF_AGAIN;
-	*frame = d->buf + PF_FRAME_HEADER;
-	*frame_len = total - PF_FRAME_HEADER;
+	d->record = is_record(d, pf_frame_get_header(d->buf));
+	*frame = d->record ? d->buf : d->buf + PF_FRAME_HEADER;
+	*frame_len = d->record ? total : total - PF_FRAME_HEADER;
 	d->have = 0;
 	return PF_OK;
 }

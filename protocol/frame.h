@@ -8,6 +8,7 @@
 #ifndef PCIEFW_FRAME_H
 #define PCIEFW_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,17 +20,30 @@ struct pf_frame_decoder {
 	size_t have;         /* bytes of the current frame gathered so far */
 	size_t max_frame;    /* largest body accepted */
 	int error;           /* sticky: once broken, a stream stays broken */
+	/*
+	 * Binary register records (spec 11.7) may come between frames: a
+	 * length word with bit 31 set begins one, of PF_FRAME_RECORD bytes.
+	 */
+	bool records;
+	bool record;         /* what the last PF_OK returned is one */
 };
+
+/* A binary register record's size (regrec.h). */
+#define PF_FRAME_RECORD 24u
 
 int pf_frame_decoder_init(struct pf_frame_decoder *d, size_t max_frame);
 void pf_frame_decoder_free(struct pf_frame_decoder *d);
 /* Raise or lower the limit, e.g. after the handshake negotiated it. */
 void pf_frame_decoder_set_max(struct pf_frame_decoder *d, size_t max_frame);
 
+/* From now on, take binary register records between frames (or not). */
+void pf_frame_decoder_records(struct pf_frame_decoder *d, bool on);
+
 /*
  * Feed up to @len bytes of stream.  Sets *@used to the bytes taken.
  * Returns PF_OK with (*@frame, *@frame_len) pointing at one complete frame
- * body (valid until the next call), PF_AGAIN once all input is taken
+ * body (valid until the next call) -- or, with d->record set, at a whole
+ * binary register record, its marker included --, PF_AGAIN once all input is taken
  * without completing a frame, or PF_ERR_OVERSIZE / PF_ERR_ZERO_LENGTH as
  * soon as a bad length prefix is seen.  Errors are sticky.
  */

@@ -86,6 +86,9 @@ int pf_hello_negotiate(const struct pf_hello_params *local,
 	/* Introduced in 1.3 (spec 12.1). */
 	if (s->version_minor < 3)
 		s->features &= ~PCIEFW_FEATURE_INTERRUPT_CONFIG;
+	/* Introduced in 1.4, and only beside the rings (spec 11.7). */
+	if (s->version_minor < 4 || !(s->features & PCIEFW_FEATURE_SHM_RINGS))
+		s->features &= ~PCIEFW_FEATURE_REG_RECORDS;
 	s->max_payload = min_u32(min_u32(h->max_payload, local->max_payload),
 				 PCIEFW_MAX_PAYLOAD);
 	copy_name(s->peer_name, h->peer_name);

@@ -14,12 +14,20 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "fdpass.h"
+#include "host_rings.h"
+#include "regrec.h"
+#include "ring.h"
 #include "msg.h"
 #include "rx.h"
 #include "transport.h"
 
 struct pf_host {
 	int fd;
+	/* The session on shared-memory rings (spec 11), or NULL: the socket. */
+	struct pf_host_rings *rings;
+	bool ring_pending;          /* our RingSetup waits for its answer */
+	bool ring_accepted;
 	struct pf_hello_params hello;
 	struct pf_session session;
 	Pciefw__DeviceDescription *desc;
@@ -32,12 +40,17 @@ struct pf_host {
 	struct pf_host_stats stats;
 	int timeout_ms;
 	uint32_t next_tag;
-	/* The one non-posted request we wait for. */
-	uint32_t wait_tag;
-	bool waiting, got;
-	int got_status;
-	void *got_buf;
-	uint32_t got_size;
+	/* Our non-posted requests outstanding (spec 5.1 rule 3: pipelined). */
+	struct host_req {
+		bool used, done;
+		uint32_t tag;
+		int status;
+		void *buf;              /* a read's destination, else NULL */
+		uint32_t size;
+	} reqs[PF_HOST_MAX_INFLIGHT];
+	unsigned inflight;
+	uint64_t completions;       /* completions of ours handled so far */
+	bool records;               /* binary register records on (11.7) */
 	bool broken;
 	pf_host_irq_hook irq_hook;
 	void *irq_hook_arg;
@@ -80,6 +93,47 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- The byte stream: the socket, or the rings beside it (spec 11) ---- */
+
+static ssize_t rings_send(void *ctx, const void *buf, size_t len)
+{
+	return pf_host_rings_send(ctx, buf, len);
+}
+
+/* Send what the stream takes now: PF_OK, PF_AGAIN (full) or PF_ERR_IO. */
+static int stream_send(struct pf_host *h)
+{
+	if (h->rings)
+		return pf_buf_drain(&h->out, rings_send, h->rings);
+	return pf_buf_send(h->fd, &h->out);
+}
+
+/* Like recv() on a non-blocking socket. */
+static ssize_t stream_recv(struct pf_host *h, void *buf, size_t len)
+{
+	if (h->rings)
+		return pf_host_rings_recv(h->rings, buf, len);
+	return recv(h->fd, buf, len, MSG_DONTWAIT);
+}
+
+/*
+ * Wait up to @timeout_ms for input (or room, with @want_write): 1 when
+ * there may be some, 0 at the timeout, -1 if waiting failed.
+ */
+static int stream_wait(struct pf_host *h, bool want_write, int timeout_ms)
+{
+	struct pollfd p = { .fd = h->fd,
+			    .events = POLLIN | (want_write ? POLLOUT : 0) };
+	int r;
+
+	if (h->rings)
+		return pf_host_rings_wait(h->rings, want_write, timeout_ms);
+	do {
+		r = poll(&p, 1, timeout_ms);
+	} while (r < 0 && errno == EINTR);
+	return r < 0 ? -1 : r > 0;
+}
+
 /* ---- Output: never block without reading (spec 5.3) ---- */
 
 static int read_some(struct pf_host *h);
@@ -87,24 +141,24 @@ static int read_some(struct pf_host *h);
 int pf_host_flush(struct pf_host *h)
 {
 	for (;;) {
-		struct pollfd p = { .fd = h->fd, .events = POLLIN | POLLOUT };
 		int r;
 
 		if (h->broken)
 			return PF_ERR_CLOSED;
-		r = pf_buf_send(h->fd, &h->out);
+		r = stream_send(h);
 		if (r == PF_OK)
 			return PF_OK;
 		if (r < 0)
 			return host_fail(h, PF_ERR_IO, "write: %s", strerror(errno));
 		/* Full: wait, and serve the endpoint meanwhile (spec 5.3). */
-		if (poll(&p, 1, h->timeout_ms) == 0)
+		r = stream_wait(h, true, h->timeout_ms);
+		if (r == 0)
 			return host_fail(h, PF_ERR_TIMEOUT, "endpoint stopped reading");
-		if (p.revents & POLLIN) {
-			r = read_some(h);
-			if (r < 0)
-				return r;
-		}
+		if (r < 0)
+			return host_fail(h, PF_ERR_IO, "wait: %s", strerror(errno));
+		r = read_some(h);
+		if (r < 0)
+			return r;
 	}
 }
 
@@ -171,28 +225,41 @@ static void count_vector(uint64_t *counters, uint32_t v)
 
 /* ---- The endpoint's messages, by kind (rx.h) ---- */
 
+static int on_ring_ready(void *opaque, const PfMessage *m, char *err,
+			 size_t errlen);
+
+/* The outstanding request with @tag, or NULL. */
+static struct host_req *find_req(struct pf_host *h, uint32_t tag)
+{
+	for (unsigned i = 0; i < PF_HOST_MAX_INFLIGHT; i++)
+		if (h->reqs[i].used && !h->reqs[i].done && h->reqs[i].tag == tag)
+			return &h->reqs[i];
+	return NULL;
+}
+
 static int on_completion(void *opaque, const PfMessage *m, char *err,
 			 size_t errlen)
 {
 	struct pf_host *h = opaque;
 	const Pciefw__Completion *c = m->completion;
+	struct host_req *q = find_req(h, c->tag);
 
 	h->handled++;
-	if (!h->waiting || c->tag != h->wait_tag) {
+	if (!q) {
 		snprintf(err, errlen, "completion with unexpected tag %u", c->tag);
-		return PF_ERR_INVALID;
+		return PF_ERR_UNKNOWN_TAG;
 	}
-	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && h->got_buf &&
-	    c->data.len != h->got_size) {
+	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && q->buf &&
+	    c->data.len != q->size) {
 		snprintf(err, errlen, "completion carries %zu bytes, %u were read",
-			 c->data.len, h->got_size);
+			 c->data.len, q->size);
 		return PF_ERR_INVALID;
 	}
-	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && h->got_buf)
-		memcpy(h->got_buf, c->data.data, c->data.len);
-	h->got_status = c->status;
-	h->got = true;
-	h->waiting = false;
+	if (c->status == PCIEFW__STATUS__STATUS_SUCCESSFUL && q->buf)
+		memcpy(q->buf, c->data.data, c->data.len);
+	q->status = c->status;
+	q->done = true;
+	h->completions++;
 	return PF_OK;
 }
 
@@ -257,6 +324,7 @@ static const struct pf_rx_handlers session_handlers = {
 		[PCIEFW__MESSAGE__BODY_INTX] = on_intx,
 		[PCIEFW__MESSAGE__BODY_MSI] = on_msi,
 		[PCIEFW__MESSAGE__BODY_MSIX] = on_msix,
+		[PCIEFW__MESSAGE__BODY_RING_READY] = on_ring_ready,
 	},
 	.ended = on_ended,
 };
@@ -294,12 +362,19 @@ static const struct pf_rx_handlers handshake_handlers = {
 /* Read what is available and handle every whole message in it. */
 static int read_some(struct pf_host *h)
 {
-	ssize_t n = recv(h->fd, h->rbuf, sizeof(h->rbuf), MSG_DONTWAIT);
+	ssize_t n = stream_recv(h, h->rbuf, sizeof(h->rbuf));
 	size_t used;
 	int r;
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return 0;
+	if (n < 0 && errno == EPROTO)
+		return host_fail(h, PF_ERR_IO, "the endpoint broke the "
+				 "shared-memory rings (an impossible index; "
+				 "spec 11.5)");
+	if (n < 0 && errno == EBADMSG)
+		return host_fail(h, PF_ERR_INVALID, "the endpoint sent bytes on "
+				 "the socket beside the rings (spec 11.1)");
 	if (n < 0)
 		return host_fail(h, PF_ERR_IO, "read: %s", strerror(errno));
 	if (n == 0)
@@ -313,6 +388,11 @@ static int read_some(struct pf_host *h)
 		return PF_ERR_PEER;        /* on_ended said what */
 	if (r < 0)
 		return host_fail(h, r, "%s", h->rx.why);
+	/* Spec 11.1: RingReady was the endpoint's last frame on the socket. */
+	if (r == PF_RX_PAUSE && (used < (size_t)n ||
+				 pf_rx_finish(&h->rx) != PF_EOF))
+		return host_fail(h, PF_ERR_INVALID, "bytes on the socket after "
+				 "ring_ready");
 	/* Answers to DMA reads go out before we wait again. */
 	if (!pf_buf_empty(&h->out)) {
 		r = pf_host_flush(h);
@@ -325,24 +405,24 @@ static int read_some(struct pf_host *h)
 int pf_host_poll(struct pf_host *h, int timeout_ms)
 {
 	int64_t deadline = now_ms() + timeout_ms;
+	uint64_t completions = h->completions;
 	int total = 0;
 
 	if (h->broken)
 		return PF_ERR_CLOSED;
 	for (;;) {
-		struct pollfd p = { .fd = h->fd, .events = POLLIN };
 		int left = (int)(deadline - now_ms());
-		int r = poll(&p, 1, left > 0 ? left : 0);
+		int r = stream_wait(h, false, left > 0 ? left : 0);
 
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
+		if (r < 0)
+			return host_fail(h, PF_ERR_IO, "wait: %s", strerror(errno));
+		if (r == 0)
 			return total;
 		r = read_some(h);
 		if (r < 0)
 			return r;
 		total += r;
-		if (h->got || (timeout_ms == 0 && r == 0))
+		if (h->completions != completions || (timeout_ms == 0 && r == 0))
 			return total;
 		if (total && timeout_ms == 0)
 			return total;
@@ -386,88 +466,142 @@ int pf_host_wait(struct pf_host *h, bool (*cond)(struct pf_host *, void *),
 
 /* ---- Non-posted requests ---- */
 
-static int transact(struct pf_host *h, uint32_t tag, void *buf, uint32_t size)
+/*
+ * A request of @kind was queued with @tag: track it, and send it.
+ * Returns its ticket (the slot) or a negative PF_ERR_*.
+ */
+static int req_start(struct pf_host *h, uint32_t tag, void *buf, uint32_t size)
+{
+	struct host_req *q = NULL;
+	int r;
+
+	for (unsigned i = 0; i < PF_HOST_MAX_INFLIGHT && !q; i++)
+		if (!h->reqs[i].used)
+			q = &h->reqs[i];
+	if (!q)
+		return host_fail(h, PF_ERR_LIMIT, "more than %u requests "
+				 "outstanding", PF_HOST_MAX_INFLIGHT);
+	*q = (struct host_req){ .used = true, .tag = tag, .buf = buf,
+				.size = size };
+	h->inflight++;
+	r = pf_host_flush(h);
+	return r < 0 ? r : (int)(q - h->reqs);
+}
+
+int pf_host_finish(struct pf_host *h, int ticket)
 {
 	int64_t deadline = now_ms() + h->timeout_ms;
-	int r = pf_host_flush(h);
+	struct host_req *q;
+	int r;
 
-	if (r < 0)
-		return r;
-	h->wait_tag = tag;
-	h->waiting = true;
-	h->got = false;
-	h->got_buf = buf;
-	h->got_size = size;
-	while (!h->got) {
+	if (ticket < 0 || ticket >= PF_HOST_MAX_INFLIGHT || !h->reqs[ticket].used)
+		return PF_ERR_INVALID;
+	q = &h->reqs[ticket];
+	while (!q->done) {
 		int left = (int)(deadline - now_ms());
 
-		if (left <= 0) {
-			h->waiting = false;
-			return host_fail(h, PF_ERR_TIMEOUT,
-					 "no completion for tag %u within %d ms",
-					 tag, h->timeout_ms);
-		}
-		r = pf_host_poll(h, left);
+		r = left <= 0 ? host_fail(h, PF_ERR_TIMEOUT, "no completion for "
+					  "tag %u within %d ms", q->tag,
+					  h->timeout_ms) :
+		    pf_host_poll(h, left);
 		if (r < 0) {
-			h->waiting = false;
+			q->used = false;
+			h->inflight--;
 			return r;
 		}
 	}
-	return h->got_status;
+	q->used = false;
+	h->inflight--;
+	return q->status;
 }
 
-#define REQUEST(h, put, buf, size)                              \
-	({                                                      \
-		uint32_t tag_ = (h)->next_tag++;                \
-		int r_ = (put);                                 \
-		r_ < 0 ? r_ : transact((h), tag_, (buf), (size)); \
-	})
+unsigned pf_host_inflight(const struct pf_host *h)
+{
+	return h->inflight;
+}
+
+/*
+ * A register access (config, memory or IO; spec 3.1): as a binary record
+ * on the rings where it fits one (11.7), else as its message.  Reads fill
+ * @buf; posted writes return no ticket (0).
+ */
+static int access_start(struct pf_host *h, int kind, unsigned bar,
+			uint64_t off, void *buf, const void *data, uint32_t size)
+{
+	uint32_t tag = kind == PCIEFW__MESSAGE__BODY_MEM_WRITE ? 0 : h->next_tag++;
+	int r = pf_put_access(&h->out, h->records, kind, tag, bar, off, data, size);
+
+	if (r < 0)
+		return r;
+	if (kind == PCIEFW__MESSAGE__BODY_MEM_WRITE)
+		return pf_host_flush(h);
+	return req_start(h, tag, buf, buf ? size : 0);
+}
+
+/* Start, then wait: the blocking calls. */
+static int access_wait(struct pf_host *h, int kind, unsigned bar,
+		       uint64_t off, void *buf, const void *data, uint32_t size)
+{
+	int t = access_start(h, kind, bar, off, buf, data, size);
+
+	return t < 0 ? t : pf_host_finish(h, t);
+}
+
+int pf_host_mem_read_start(struct pf_host *h, unsigned bar, uint64_t off,
+			   void *buf, uint32_t size)
+{
+	return access_start(h, PCIEFW__MESSAGE__BODY_MEM_READ, bar, off, buf,
+			    NULL, size);
+}
 
 int pf_host_mem_read(struct pf_host *h, unsigned bar, uint64_t off, void *buf,
 		     uint32_t size)
 {
-	return REQUEST(h, pf_put_mem_read(&h->out, tag_, bar, off, size),
-		       buf, size);
+	return access_wait(h, PCIEFW__MESSAGE__BODY_MEM_READ, bar, off, buf, NULL,
+			   size);
 }
 
 int pf_host_mem_write(struct pf_host *h, unsigned bar, uint64_t off,
 		      const void *buf, uint32_t size)
 {
-	int r = pf_put_mem_write(&h->out, bar, off, buf, size);
-
-	return r < 0 ? r : pf_host_flush(h);
+	return access_start(h, PCIEFW__MESSAGE__BODY_MEM_WRITE, bar, off, NULL,
+			    buf, size);
 }
 
 int pf_host_io_read(struct pf_host *h, unsigned bar, uint64_t off, void *buf,
 		    uint32_t size)
 {
-	return REQUEST(h, pf_put_io_read(&h->out, tag_, bar, off, size),
-		       buf, size);
+	return access_wait(h, PCIEFW__MESSAGE__BODY_IO_READ, bar, off, buf, NULL,
+			   size);
 }
 
 int pf_host_io_write(struct pf_host *h, unsigned bar, uint64_t off,
 		     const void *buf, uint32_t size)
 {
-	return REQUEST(h, pf_put_io_write(&h->out, tag_, bar, off, buf, size),
-		       NULL, 0);
+	return access_wait(h, PCIEFW__MESSAGE__BODY_IO_WRITE, bar, off, NULL, buf,
+			   size);
 }
 
 int pf_host_config_read(struct pf_host *h, uint32_t off, void *buf, uint32_t size)
 {
-	return REQUEST(h, pf_put_config_read(&h->out, tag_, off, size),
-		       buf, size);
+	return access_wait(h, PCIEFW__MESSAGE__BODY_CONFIG_READ, 0, off, buf,
+			   NULL, size);
 }
 
 int pf_host_config_write(struct pf_host *h, uint32_t off, const void *buf,
 			 uint32_t size)
 {
-	return REQUEST(h, pf_put_config_write(&h->out, tag_, off, buf, size),
-		       NULL, 0);
+	return access_wait(h, PCIEFW__MESSAGE__BODY_CONFIG_WRITE, 0, off, NULL,
+			   buf, size);
 }
 
 int pf_host_reset(struct pf_host *h, Pciefw__ResetKind kind)
 {
-	return REQUEST(h, pf_put_reset(&h->out, tag_, kind), NULL, 0);
+	uint32_t tag = h->next_tag++;
+	int r = pf_put_reset(&h->out, tag, kind);
+	int t = r < 0 ? r : req_start(h, tag, NULL, 0);
+
+	return t < 0 ? t : pf_host_finish(h, t);
 }
 
 int pf_host_read32(struct pf_host *h, unsigned bar, uint64_t off, uint32_t *v)
@@ -507,16 +641,91 @@ static int handshake(struct pf_host *h)
 	pf_host_flush(h);
 	h->broken = false;
 	while (!h->desc) {
-		struct pollfd p = { .fd = h->fd, .events = POLLIN };
 		int left = (int)(deadline - now_ms());
 
-		if (left <= 0 || poll(&p, 1, left) <= 0)
+		if (left <= 0 || stream_wait(h, false, left) <= 0)
 			return host_fail(h, PF_ERR_TIMEOUT, "endpoint did not answer");
 		r = read_some(h);
 		if (r < 0)
 			return r;
 	}
 	h->session = h->rx.session;
+	return PF_OK;
+}
+
+/* Spec 11.1: the endpoint's answer to our RingSetup, on the socket. */
+static int on_ring_ready(void *opaque, const PfMessage *m, char *err,
+			 size_t errlen)
+{
+	struct pf_host *h = opaque;
+
+	if (!h->ring_pending) {
+		snprintf(err, errlen, "ring_ready without a ring_setup");
+		return PF_ERR_UNEXPECTED;
+	}
+	h->handled++;
+	h->ring_pending = false;
+	h->ring_accepted = m->ring_ready->accepted;
+	/* Accepted: what follows is not the socket's (it must be nothing). */
+	return h->ring_accepted ? PF_RX_PAUSE : PF_OK;
+}
+
+/*
+ * Move the session to the rings (spec 11.1): RingSetup with the region
+ * and both doorbells as the first message after the description; the
+ * endpoint answers on the socket.  Refused, the socket serves on.
+ */
+static int rings_setup(struct pf_host *h)
+{
+	int64_t deadline = now_ms() + h->timeout_ms;
+	struct pf_host_rings *rings;
+	int fds[PCIEFW_RING_SETUP_FDS];
+	uint64_t size;
+	char err[256];
+	ssize_t n;
+
+	if (!(h->session.features & PCIEFW_FEATURE_SHM_RINGS))
+		return PF_OK;
+	rings = pf_host_rings_new(h->fd, PF_RING_DEFAULT_BYTES, fds, &size,
+				  err, sizeof(err));
+	if (!rings)
+		return host_fail(h, PF_ERR_IO, "%s", err);
+	if (pf_host_flush(h) || pf_put_ring_setup(&h->out, size)) {
+		pf_host_rings_free(rings);
+		return host_fail(h, PF_ERR_IO, "cannot send ring_setup");
+	}
+	do {
+		n = pf_send_fds(h->fd, pf_buf_peek(&h->out), pf_buf_used(&h->out),
+				fds, PCIEFW_RING_SETUP_FDS);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0) {
+		pf_host_rings_free(rings);
+		return host_fail(h, PF_ERR_IO, "sendmsg: %s", strerror(errno));
+	}
+	pf_buf_consume(&h->out, (size_t)n);
+	h->ring_pending = true;
+	while (h->ring_pending) {
+		int left = (int)(deadline - now_ms());
+		int r = pf_host_flush(h);
+
+		if (r == PF_OK && (left <= 0 || stream_wait(h, false, left) <= 0))
+			r = host_fail(h, PF_ERR_TIMEOUT, "no ring_ready");
+		if (r == PF_OK)
+			r = read_some(h);
+		if (r < 0) {
+			pf_host_rings_free(rings);
+			return r;
+		}
+	}
+	if (!h->ring_accepted) {
+		pf_host_rings_free(rings);
+		return PF_OK;
+	}
+	h->rings = rings;
+	/* Spec 11.7: records beside the frames, from the next bytes on. */
+	h->records = h->session.features & PCIEFW_FEATURE_REG_RECORDS;
+	if (h->records)
+		pf_rx_take_records(&h->rx);
 	return PF_OK;
 }
 
@@ -545,17 +754,14 @@ static int share_memory_create(struct pf_host *h, const struct pf_host_opts *o,
 	return 0;
 }
 
-/* The map, its fd on its first byte, then bus mastering on (10.2, 10.3). */
+/*
+ * The map with its fd, then bus mastering on (10.2, 10.3).  On the socket
+ * the fd goes with the map's first byte; beside the rings, with one zero
+ * byte on the socket before the map goes into the ring (11.1).
+ */
 static int share_memory_send(struct pf_host *h)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
 	struct pf_mem_region r = { h->mem.base, h->mem.size, 0 };
-	struct iovec iov;
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *c;
 	ssize_t n;
 
 	if (!(h->session.features & PCIEFW_FEATURE_GUEST_MEMORY))
@@ -563,22 +769,15 @@ static int share_memory_send(struct pf_host *h)
 	if (pf_host_flush(h) || pf_put_memory_map(&h->out, &r, 1) ||
 	    pf_put_bus_master(&h->out, true))
 		return host_fail(h, PF_ERR_IO, "cannot send the memory map");
-	iov.iov_base = (void *)pf_buf_peek(&h->out);
-	iov.iov_len = pf_buf_used(&h->out);
-	memset(&control, 0, sizeof(control));
-	msg.msg_control = control.buf;
-	msg.msg_controllen = sizeof(control.buf);
-	c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &h->memfd, sizeof(int));
 	do {
-		n = sendmsg(h->fd, &msg, MSG_NOSIGNAL);
+		n = h->rings ? pf_send_fds(h->fd, "", 1, &h->memfd, 1) :
+		    pf_send_fds(h->fd, pf_buf_peek(&h->out),
+				pf_buf_used(&h->out), &h->memfd, 1);
 	} while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return host_fail(h, PF_ERR_IO, "sendmsg: %s", strerror(errno));
-	pf_buf_consume(&h->out, (size_t)n);
+	if (!h->rings)
+		pf_buf_consume(&h->out, (size_t)n);
 	h->mem.bus_master = true;
 	return pf_host_flush(h);
 }
@@ -621,6 +820,9 @@ struct pf_host *pf_host_connect(const char *addr, const struct pf_host_opts *o,
 	h->mem.base = o->mem_base;
 	h->mem.size = o->mem_size;
 	h->mem.bus_master = true;
+	if (o->shm_rings)
+		h->hello.features |= PCIEFW_FEATURE_SHM_RINGS |
+			(o->reg_records ? PCIEFW_FEATURE_REG_RECORDS : 0);
 	if (o->share_memory) {
 		if (share_memory_create(h, o, err, errlen)) {
 			h->fd = -1;
@@ -640,7 +842,8 @@ struct pf_host *pf_host_connect(const char *addr, const struct pf_host_opts *o,
 		pf_host_close(h, false);
 		return NULL;
 	}
-	if (handshake(h) || (o->share_memory && share_memory_send(h))) {
+	if (handshake(h) || (o->shm_rings && rings_setup(h)) ||
+	    (o->share_memory && share_memory_send(h))) {
 		snprintf(err, errlen, "%s", h->error);
 		pf_host_close(h, false);
 		return NULL;
@@ -658,6 +861,7 @@ void pf_host_close(struct pf_host *h, bool goodbye)
 			       "host closing");
 		pf_host_flush(h);
 	}
+	pf_host_rings_free(h->rings);
 	if (h->fd >= 0)
 		close(h->fd);
 	if (h->desc)
@@ -706,4 +910,14 @@ const char *pf_host_error(const struct pf_host *h)
 int pf_host_fd(const struct pf_host *h)
 {
 	return h->fd;
+}
+
+bool pf_host_on_rings(const struct pf_host *h)
+{
+	return h->rings != NULL;
+}
+
+bool pf_host_records(const struct pf_host *h)
+{
+	return h->records;
 }

@@ -37,6 +37,16 @@ struct pf_host_opts {
 	 * 4 KiB aligned.
 	 */
 	bool share_memory;
+	/*
+	 * Move the session to shared-memory rings (spec 11) when the
+	 * endpoint offers them: UNIX sockets only.
+	 */
+	bool shm_rings;
+	/*
+	 * On the rings, send register accesses as binary records when the
+	 * endpoint offers them (spec 11.7, protocol 1.4).
+	 */
+	bool reg_records;
 };
 
 #define PF_HOST_MAX_VECTORS 64
@@ -74,6 +84,10 @@ const struct pf_host_stats *pf_host_stats(const struct pf_host *h);
 /* Why the last call failed, or the endpoint's last Error/Goodbye text. */
 const char *pf_host_error(const struct pf_host *h);
 int pf_host_fd(const struct pf_host *h);
+/* The session runs on shared-memory rings (spec 11)... */
+bool pf_host_on_rings(const struct pf_host *h);
+/* ...and register accesses travel as binary records there (11.7). */
+bool pf_host_records(const struct pf_host *h);
 
 /*
  * Requests.  Non-posted ones return the completion status (>= 0, one of
@@ -91,6 +105,22 @@ int pf_host_config_read(struct pf_host *h, uint32_t off, void *buf, uint32_t siz
 int pf_host_config_write(struct pf_host *h, uint32_t off, const void *buf,
 			 uint32_t size);
 int pf_host_reset(struct pf_host *h, Pciefw__ResetKind kind);
+
+/*
+ * Pipelined reads (spec 5.1 rule 3: non-posted requests may be
+ * outstanding together; a completer answers them in order).  _start sends
+ * a read and returns at once with a ticket (>= 0) or a negative PF_ERR_*;
+ * @buf is filled when its completion comes, which pf_host_finish() waits
+ * for and returns the status of (as pf_host_mem_read() does).  At most
+ * PF_HOST_MAX_INFLIGHT requests are outstanding; every call waiting for
+ * one serves the endpoint meanwhile and takes whatever completes.
+ */
+#define PF_HOST_MAX_INFLIGHT 64
+int pf_host_mem_read_start(struct pf_host *h, unsigned bar, uint64_t off,
+			   void *buf, uint32_t size);
+int pf_host_finish(struct pf_host *h, int ticket);
+/* Requests started and not finished. */
+unsigned pf_host_inflight(const struct pf_host *h);
 
 /* Register-sized helpers: value in, value out (little-endian on the wire). */
 int pf_host_read32(struct pf_host *h, unsigned bar, uint64_t off, uint32_t *v);

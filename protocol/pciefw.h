@@ -13,7 +13,7 @@
 /* Hello.magic: the bytes "PFW!" read as a little-endian word (spec 2). */
 #define PCIEFW_MAGIC            0x21574650u
 #define PCIEFW_VERSION_MAJOR    1u
-#define PCIEFW_VERSION_MINOR    3u
+#define PCIEFW_VERSION_MINOR    4u
 
 /* Feature bits of Hello.features (spec 2.2). */
 #define PCIEFW_FEATURE_MEM_BURST   (1ull << 0) /* MemRead/Write > 8 bytes */
@@ -24,10 +24,15 @@
 #define PCIEFW_FEATURE_SHM_RINGS   (1ull << 3)
 /* InterruptConfig, the host's MSI/MSI-X settings (spec 12); minor >= 3. */
 #define PCIEFW_FEATURE_INTERRUPT_CONFIG (1ull << 4)
+/*
+ * Binary register records in the rings (spec 11.7): minor >= 4, and only
+ * with PCIEFW_FEATURE_SHM_RINGS.
+ */
+#define PCIEFW_FEATURE_REG_RECORDS (1ull << 5)
 #define PCIEFW_FEATURES_KNOWN \
 	(PCIEFW_FEATURE_MEM_BURST | PCIEFW_FEATURE_CONFIG_EXT | \
 	 PCIEFW_FEATURE_GUEST_MEMORY | PCIEFW_FEATURE_SHM_RINGS | \
-	 PCIEFW_FEATURE_INTERRUPT_CONFIG)
+	 PCIEFW_FEATURE_INTERRUPT_CONFIG | PCIEFW_FEATURE_REG_RECORDS)
 /*
  * Features pf_hello_defaults() offers: guest memory needs a UNIX socket
  * and code that passes fds, so a side offers it explicitly (spec 10.1).

@@ -13,6 +13,7 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -253,21 +254,68 @@ bool pf_ring_producer_needs_kick(struct pf_ring *r)
 	return LOAD_RELAXED(&r->ctl->producer_waiting) != 0;
 }
 
-void pf_spin_init(struct pf_spin *s, uint64_t min_ns, uint64_t max_ns)
+void pf_poll_init(struct pf_poll *p, uint64_t min_ns, uint64_t max_ns)
 {
-	s->min_ns = min_ns;
-	s->max_ns = max_ns;
-	s->budget_ns = max_ns;
+	memset(p, 0, sizeof(*p));
+	p->min_ns = min_ns;
+	p->max_ns = max_ns;
+	p->window_ns = min_ns;
 }
 
-void pf_spin_hit(struct pf_spin *s)
+void pf_poll_gap(struct pf_poll *p, uint64_t gap_ns)
 {
-	s->budget_ns = s->budget_ns * 2 > s->max_ns ? s->max_ns : s->budget_ns * 2;
+	p->gaps[p->next] = gap_ns;
+	p->next = (p->next + 1) % PF_POLL_GAPS;
+	p->stale = true;
 }
 
-void pf_spin_miss(struct pf_spin *s)
+/* The gap three in four of the last ones were at most: the 12th of 16. */
+static uint64_t gap_quantile(const struct pf_poll *p)
 {
-	s->budget_ns = s->budget_ns / 2 < s->min_ns ? s->min_ns : s->budget_ns / 2;
+	uint64_t g[PF_POLL_GAPS];
+	unsigned i, j;
+
+	for (i = 0; i < PF_POLL_GAPS; i++) {
+		uint64_t v = p->gaps[i];
+
+		for (j = i; j > 0 && g[j - 1] > v; j--)
+			g[j] = g[j - 1];
+		g[j] = v;
+	}
+	return g[PF_POLL_GAPS * 3 / 4 - 1];
+}
+
+uint64_t pf_poll_window(struct pf_poll *p)
+{
+	uint64_t g, w;
+
+	if (!p->stale)
+		return p->window_ns;
+	p->stale = false;
+	g = gap_quantile(p);
+	w = g + g / 4 + PF_POLL_SLACK_NS;
+	if (g > p->max_ns || w < p->min_ns)
+		w = p->min_ns;
+	else if (w > p->max_ns)
+		w = p->max_ns;
+	p->window_ns = w;
+	return w;
+}
+
+bool pf_poll_pause(struct pf_ring *tx, uint64_t polled_ns)
+{
+	bool peer_running = !tx->corrupt &&
+			    LOAD_RELAXED(&tx->ctl->head) == tx->pos;
+	uint64_t t0;
+
+	if (polled_ns < PF_POLL_TIGHT_NS ||
+	    (peer_running && polled_ns < PF_POLL_BUSY_NS)) {
+		pf_cpu_relax();
+		return true;
+	}
+	t0 = pf_ring_now_ns();
+	sched_yield();
+	return pf_ring_now_ns() - t0 < PF_POLL_CONTENDED_NS;
 }
 
 uint64_t pf_ring_now_ns(void)

@@ -111,21 +111,60 @@ void pf_ring_producer_awake(struct pf_ring *r);
 bool pf_ring_producer_needs_kick(struct pf_ring *r);
 
 /*
- * Adaptive polling (spec 11.4): how long a side spins for the next bytes
- * before it sleeps.  A spin that found work doubles the budget (up to
- * max); a wake-up right after going to sleep means it gave up too soon.
- * A spin that found nothing halves it.
+ * The polling rule (spec 11.4): how long a side polls for the next bytes
+ * before it sleeps, learnt from the gaps it measured -- the endpoint:
+ * from the end of its work on the host's last bytes to the arrival of the
+ * next; a host waiting for a completion: from its request to the
+ * completion.  It polls for 5/4 of the gap that three in four of the last
+ * PF_POLL_GAPS were at most, plus PF_POLL_SLACK_NS, within [min, max]; if
+ * that gap is above max (the CPU budget of one wait), it polls only min.
  */
-struct pf_spin {
-	uint64_t budget_ns, min_ns, max_ns;
+#define PF_POLL_GAPS 16
+#define PF_POLL_SLACK_NS 2000u
+/*
+ * Between two looks a poller pauses on the CPU (it sees bytes within
+ * nanoseconds) for PF_POLL_TIGHT_NS, and for up to PF_POLL_BUSY_NS while
+ * its peer is seen running (it has read everything we wrote); otherwise
+ * it gives its CPU away (sched_yield), so that a peer sharing our CPU
+ * runs: polling must not keep from running the very peer it waits for.
+ * A yield that kept it off the CPU for PF_POLL_CONTENDED_NS means other
+ * work wants this CPU too: polling then only loses it, and a sleeper that
+ * the doorbell wakes gets it back sooner, so it sleeps.
+ */
+#define PF_POLL_TIGHT_NS 500u
+#define PF_POLL_BUSY_NS 20000u
+#define PF_POLL_CONTENDED_NS 20000u
+
+struct pf_poll {
+	uint64_t gaps[PF_POLL_GAPS];    /* the last ones, oldest overwritten */
+	unsigned next;
+	uint64_t min_ns, max_ns;
+	uint64_t window_ns;             /* the rule's answer, kept current */
+	bool stale;                     /* a gap came since it was worked out */
 };
 
-void pf_spin_init(struct pf_spin *s, uint64_t min_ns, uint64_t max_ns);
-void pf_spin_hit(struct pf_spin *s);
-void pf_spin_miss(struct pf_spin *s);
+void pf_poll_init(struct pf_poll *p, uint64_t min_ns, uint64_t max_ns);
+/* A gap was measured (ns). */
+void pf_poll_gap(struct pf_poll *p, uint64_t gap_ns);
+/* How long to poll now (ns). */
+uint64_t pf_poll_window(struct pf_poll *p);
+/*
+ * Between two looks at the ring, having polled @polled_ns so far, with
+ * @tx our ring to the peer: on the CPU, or the CPU given away (above).
+ * False when the CPU is contended: stop polling and sleep.
+ */
+bool pf_poll_pause(struct pf_ring *tx, uint64_t polled_ns);
 
 /* Monotonic nanoseconds. */
 uint64_t pf_ring_now_ns(void);
+
+/* One turn of a polling loop: let a sibling hardware thread run. */
+static inline void pf_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
 
 /*
  * The receiving end of a RingSetup (spec 11.1): map the region the peer

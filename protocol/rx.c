@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "msg.h"
+#include "regrec.h"
 
 int pf_rx_init(struct pf_rx *rx, const struct pf_rx_handlers *h, void *opaque,
 	       enum pf_dir dir, const struct pf_hello_params *hello,
@@ -160,6 +161,52 @@ int pf_rx_frame(struct pf_rx *rx, const uint8_t *body, size_t len)
 	return r;
 }
 
+void pf_rx_take_records(struct pf_rx *rx)
+{
+	pf_frame_decoder_records(&rx->dec, true);
+}
+
+/*
+ * Spec 11.7: requests travel as records only to the endpoint, completions
+ * only to the host.
+ */
+static bool record_direction_ok(const struct pf_rx *rx, int kind)
+{
+	return pf_regrec_is_request(kind) == (rx->dir == PF_DIR_TO_ENDPOINT);
+}
+
+int pf_rx_record(struct pf_rx *rx, const uint8_t *rec)
+{
+	struct pf_regrec_msg msg;
+	char err[256];
+	int r;
+
+	if (rx->ended)
+		return PF_EOF;
+	/* The record, then the message it stands for, on their own (7.1). */
+	r = pf_regrec_decode(rec, &msg, err, sizeof(err));
+	if (r == PF_OK)
+		r = pf_msg_validate(&msg.m, max_payload(rx), err, sizeof(err));
+	if (r != PF_OK) {
+		if (rx->trace)
+			pf_trace_write_malformed(rx->trace, pf_now_ns(), rx->dir,
+						 rec, PF_REGREC_SIZE);
+		return fail(rx, r, "%s", err);
+	}
+	if (rx->trace)
+		pf_trace_write_regrec(rx->trace, pf_now_ns(), rx->dir, rec);
+	if (!record_direction_ok(rx, msg.m.body_case))
+		return fail(rx, PF_ERR_UNEXPECTED, "a %s as a binary record from "
+			    "the %s: records carry requests only to the endpoint "
+			    "and completions only to the host (spec 11.7)",
+			    pf_msg_kind_name(msg.m.body_case), rx->peer);
+	rx->records++;
+	rx->record = rec;
+	r = dispatch(rx, &msg.m);
+	rx->record = NULL;
+	return r;
+}
+
 int pf_rx_push(struct pf_rx *rx, const uint8_t *p, size_t len, size_t *used)
 {
 	*used = 0;
@@ -180,7 +227,8 @@ int pf_rx_push(struct pf_rx *rx, const uint8_t *p, size_t len, size_t *used)
 		}
 		p += n;
 		len -= n;
-		r = pf_rx_frame(rx, body, blen);
+		r = rx->dec.record ? pf_rx_record(rx, body) :
+		    pf_rx_frame(rx, body, blen);
 		if (r != PF_OK)
 			return r;
 	}

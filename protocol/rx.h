@@ -75,10 +75,15 @@ struct pf_rx {
 	/*
 	 * While a handler runs: the frame body its message was decoded from,
 	 * for a handler that keeps the frame rather than the message (the
-	 * endpoint holds requests behind a deferred read, spec 5.3).
+	 * endpoint holds requests behind a deferred read, spec 5.3) -- or,
+	 * for a message that came as a binary register record (spec 11.7),
+	 * body NULL and @record its PF_REGREC_SIZE bytes.
 	 */
 	const uint8_t *body;
 	size_t body_len;
+	const uint8_t *record;
+	/* Binary register records taken: how many (spec 11.7). */
+	uint64_t records;
 	/* After a protocol error: what the peer is to be told. */
 	Pciefw__ErrorCode code;
 	char why[320];
@@ -124,6 +129,21 @@ void pf_rx_set_handlers(struct pf_rx *rx, const struct pf_rx_handlers *h);
  * with 0, within the handshake's limits (spec 1.3).
  */
 void pf_rx_set_max_payload(struct pf_rx *rx, uint32_t max_payload);
+
+/*
+ * From now on the stream may carry binary register records between its
+ * frames (spec 11.7: the feature negotiated and the session on the
+ * rings): each is handled as the message it stands for, by the same
+ * handlers, after the same checks, and recorded as that message.
+ */
+void pf_rx_take_records(struct pf_rx *rx);
+
+/*
+ * Handle one binary register record, as pf_rx_push() does for each it
+ * gathers (for a caller that holds one, e.g. a request held behind a
+ * deferred read).
+ */
+int pf_rx_record(struct pf_rx *rx, const uint8_t *rec);
 
 /* The stream ended: PF_EOF between frames, PF_ERR_TRUNCATED inside one. */
 int pf_rx_finish(const struct pf_rx *rx);

@@ -11,6 +11,7 @@
 
 #include "frame.h"
 #include "pciefw.h"
+#include "regrec.h"
 
 #define BT_SHB  0x0A0D0D0Au
 #define BT_IDB  0x00000001u
@@ -226,7 +227,7 @@ static uint32_t record_total(enum pf_trace_type type, size_t len)
  */
 static int write_record(struct pf_trace_writer *w, uint64_t ts_ns,
 			enum pf_dir dir, enum pf_trace_type type,
-			const uint8_t *data, size_t len)
+			uint8_t flags, const uint8_t *data, size_t len)
 {
 	size_t prefix = type == PF_REC_MESSAGE ? PF_FRAME_HEADER : 0;
 	uint8_t hdr[28 + PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER];
@@ -264,7 +265,7 @@ static int write_record(struct pf_trace_writer *w, uint64_t ts_ns,
 	hdr[28] = PF_TRACE_PSEUDO_VERSION;
 	hdr[29] = (uint8_t)dir;
 	hdr[30] = (uint8_t)type;
-	hdr[31] = 0;
+	hdr[31] = flags;
 	if (prefix)
 		pf_frame_put_header(hdr + 32, (uint32_t)len);
 	if (fwrite(hdr, 1, hlen, w->f) != hlen ||
@@ -278,7 +279,7 @@ static int write_record(struct pf_trace_writer *w, uint64_t ts_ns,
 int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
 		   const uint8_t *body, size_t body_len)
 {
-	return write_record(w, ts_ns, dir, PF_REC_MESSAGE, body, body_len);
+	return write_record(w, ts_ns, dir, PF_REC_MESSAGE, 0, body, body_len);
 }
 
 int pf_trace_write_session(struct pf_trace_writer *w, uint64_t ts_ns,
@@ -286,8 +287,26 @@ int pf_trace_write_session(struct pf_trace_writer *w, uint64_t ts_ns,
 {
 	size_t len = strlen(text);
 
-	return write_record(w, ts_ns, PF_DIR_TO_ENDPOINT, PF_REC_SESSION,
+	return write_record(w, ts_ns, PF_DIR_TO_ENDPOINT, PF_REC_SESSION, 0,
 			    (const uint8_t *)text, len < 1024 ? len : 1024);
+}
+
+int pf_trace_write_regrec(struct pf_trace_writer *w, uint64_t ts_ns,
+			  enum pf_dir dir, const uint8_t *rec)
+{
+	struct pf_buf body;
+	int r;
+
+	pf_buf_init(&body);
+	r = pf_regrec_to_body(rec, &body);
+	if (r == PF_OK)
+		r = write_record(w, ts_ns, dir, PF_REC_MESSAGE,
+				 PF_TRACE_FLAG_REGREC, pf_buf_peek(&body),
+				 pf_buf_used(&body));
+	else if (r != PF_ERR_NOMEM)
+		r = pf_trace_write_malformed(w, ts_ns, dir, rec, PF_REGREC_SIZE);
+	pf_buf_free(&body);
+	return r;
 }
 
 void pf_trace_write_frames(struct pf_trace_writer *w, uint64_t ts_ns,
@@ -297,6 +316,15 @@ void pf_trace_write_frames(struct pf_trace_writer *w, uint64_t ts_ns,
 
 	while (w && (size_t)(end - p) >= PF_FRAME_HEADER) {
 		uint32_t n = pf_frame_get_header(p);
+
+		/* No frame is that long: a binary register record (11.7). */
+		if (pf_regrec_starts(p)) {
+			if ((size_t)(end - p) < PF_REGREC_SIZE)
+				break;
+			pf_trace_write_regrec(w, ts_ns, dir, p);
+			p += PF_REGREC_SIZE;
+			continue;
+		}
 
 		if (n > (size_t)(end - p) - PF_FRAME_HEADER)
 			break;
@@ -308,7 +336,7 @@ void pf_trace_write_frames(struct pf_trace_writer *w, uint64_t ts_ns,
 int pf_trace_write_malformed(struct pf_trace_writer *w, uint64_t ts_ns,
 			     enum pf_dir dir, const uint8_t *raw, size_t len)
 {
-	return write_record(w, ts_ns, dir, PF_REC_MALFORMED, raw,
+	return write_record(w, ts_ns, dir, PF_REC_MALFORMED, 0, raw,
 			    len < PF_TRACE_MAX_MALFORMED ? len : PF_TRACE_MAX_MALFORMED);
 }
 
@@ -317,7 +345,7 @@ int pf_trace_write_note(struct pf_trace_writer *w, uint64_t ts_ns,
 {
 	size_t len = strlen(text);
 
-	return write_record(w, ts_ns, dir, PF_REC_NOTE, (const uint8_t *)text,
+	return write_record(w, ts_ns, dir, PF_REC_NOTE, 0, (const uint8_t *)text,
 			    len < PF_TRACE_MAX_NOTE ? len : PF_TRACE_MAX_NOTE);
 }
 
@@ -515,6 +543,8 @@ static int parse_epb(struct pf_trace_reader *r, uint32_t len,
 	rec->ts_ns = ticks_to_ns((uint64_t)get32(b + 12) << 32 | get32(b + 16),
 				 r->ticks_per_sec[iface]);
 	rec->dir = (enum pf_dir)data[1];
+	rec->regrec = rec->type == PF_REC_MESSAGE &&
+		      (data[3] & PF_TRACE_FLAG_REGREC);
 	if (rec->type == PF_REC_MESSAGE) {
 		rec->body = data + PF_TRACE_PSEUDO_LEN + PF_FRAME_HEADER;
 		rec->body_len = cap - PF_TRACE_PSEUDO_LEN - PF_FRAME_HEADER;

@@ -30,6 +30,13 @@ enum pf_trace_type {
 	PF_REC_NOTE = 3,          /* what the recorder did with the message before */
 };
 
+/*
+ * Pseudo-header byte 3 of a message record (spec 6): the message travelled
+ * as a binary register record (spec 11.7), recorded as the Message it
+ * stands for.
+ */
+#define PF_TRACE_FLAG_REGREC     0x01u
+
 /* Absolute direction, the same whichever end recorded it. */
 enum pf_dir {
 	PF_DIR_TO_ENDPOINT = 0,   /* host (QEMU side) to endpoint */
@@ -58,11 +65,18 @@ void pf_trace_set_limit(struct pf_trace_writer *w, uint64_t max_bytes,
  */
 int pf_trace_write(struct pf_trace_writer *w, uint64_t ts_ns, enum pf_dir dir,
 		   const uint8_t *body, size_t body_len);
+/*
+ * A binary register record (regrec.h), as the Message it stands for with
+ * PF_TRACE_FLAG_REGREC; a malformed one as a malformed record.
+ */
+int pf_trace_write_regrec(struct pf_trace_writer *w, uint64_t ts_ns,
+			  enum pf_dir dir, const uint8_t *rec);
 /* A session record: a connection starts; @text says which (spec 6). */
 /*
  * Append every frame of @p..@p+@len (length prefixes included, as queued
- * for sending) as message records: what a side sends.  A partial frame at
- * the end is left out.  NULL @w: nothing.
+ * for sending) as message records: what a side sends, binary register
+ * records among them.  A partial frame at the end is left out.  NULL @w:
+ * nothing.
  */
 void pf_trace_write_frames(struct pf_trace_writer *w, uint64_t ts_ns,
 			   enum pf_dir dir, const uint8_t *p, size_t len);
@@ -99,6 +113,7 @@ struct pf_trace_record {
 	uint64_t ts_ns;          /* nanoseconds since the epoch */
 	enum pf_dir dir;
 	enum pf_trace_type type;
+	bool regrec;             /* MESSAGE: it travelled as a binary record */
 	const uint8_t *body;     /* MESSAGE: Message bytes, without the length
 				  * prefix; else the record's bytes as written */
 	size_t body_len;

@@ -48,7 +48,7 @@ PROTO_DIR=$REPO/protocol
 PROTO_FILES=(buf.c buf.h codec.c codec.h description.c description.h frame.c
 	     frame.h handshake.c handshake.h msg.c msg.h status.c trace.c
 	     trace.h pciefw.h ring.c ring.h shared_fd.c shared_fd.h rx.c rx.h
-	     fdpass.c fdpass.h shared_ram.c shared_ram.h)
+	     fdpass.c fdpass.h shared_ram.c shared_ram.h regrec.c regrec.h)
 FIRMWARE_PATH=/usr/share/qemu:/usr/share/seabios:/usr/lib/ipxe/qemu
 DEVICES_NAME=pciefw
 

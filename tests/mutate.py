@@ -223,6 +223,32 @@ MUTANTS = [
                    "no_wake_up_is_lost")],
            "spec 11.3: announce sleep, fence, then look (no lost wake-up)",
            runs=3),
+    # --- issue 23: binary register records and the polling rule ---
+    Mutant("regrec-direction-unchecked", "protocol/rx.c",
+           "\tif (!record_direction_ok(rx, msg.m.body_case))",
+           "\tif (0 && !record_direction_ok(rx, msg.m.body_case))",
+           [meson("regrec"),
+            pytest("tests/integration/test_error_table.py", "-k",
+                   "binary-record-direction")],
+           "spec 11.7: records carry requests to the endpoint, completions "
+           "to the host"),
+    Mutant("regrec-held-as-a-frame", "endpoint/conn.c",
+           "pf_defer_push(&c->held, c->rx.record, PF_REGREC_SIZE, true,",
+           "pf_defer_push(&c->held, c->rx.record, PF_REGREC_SIZE, false,",
+           [pytest("tests/integration/test_reg_records_wire.py", "-k",
+                   "deferred_read")],
+           "spec 5.3, 11.7: a record behind a deferred read is held and "
+           "handled in its turn"),
+    Mutant("regrec-data-past-size-accepted", "protocol/regrec.c",
+           "\tif (!zeros(rec + 16 + (carries ? size : 0),",
+           "\tif (0 && !zeros(rec + 16 + (carries ? size : 0),",
+           [meson("regrec")],
+           "spec 11.7: a record's bytes past its size are zero"),
+    Mutant("poll-rule-uses-the-median", "protocol/ring.c",
+           "\treturn g[PF_POLL_GAPS * 3 / 4 - 1];",
+           "\treturn g[PF_POLL_GAPS / 2 - 1];",
+           [meson("poll-rule")],
+           "spec 11.4: the window follows the gap three in four were within"),
     # Since the TLS stream owns its readiness (issue 22) the stream itself
     # turns plain text for such a host; busy.c's refusal goes through it.
     Mutant("busy-plain-host-of-tls-endpoint-unanswered", "endpoint/tls.c",

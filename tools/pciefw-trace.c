@@ -41,6 +41,7 @@ struct stats {
 	uint64_t first_ts, last_ts;
 	/* Records of every type (the last one's number), and by type. */
 	uint64_t records, messages, sessions, notes, malformed;
+	uint64_t regrecs;        /* messages that travelled as binary records */
 };
 
 static void usage(FILE *f)
@@ -66,12 +67,14 @@ static void usage(FILE *f)
 "numbered from #1, every type counted: Wireshark's frame numbers, and the\n"
 "numbers pciefw-replay reports and --until takes (docs/protocol.md 6).\n"
 "A line '--- session: ...' marks where a connection begins, '^' a note on\n"
-"the message before it; 'MALFORMED n bytes:' shows input the recorder could\n"
-"not take as a message (they are shown unless --kind, --bar or --addr select\n"
-"messages).  --stats counts records of every type, then messages by kind;\n"
-"its percentiles are nearest-rank.  Data of 1, 2, 4 or 8 bytes (register\n"
-"accesses, their completions) is shown as its value, data=0x00000003\n"
-"(little-endian on the wire); other data, and DMA writes, as bytes.\n"
+"the message before it; '[binary record]' ends a message that travelled as a\n"
+"binary register record (docs/protocol.md 11.7); 'MALFORMED n bytes:'\n"
+"shows input the recorder could not take as a message (they are shown unless\n"
+"--kind, --bar or --addr select messages).  --stats counts records of every\n"
+"type, then messages by kind; its percentiles are nearest-rank.  Data of 1,\n"
+"2, 4 or 8 bytes (register accesses, their completions) is shown as its\n"
+"value, data=0x00000003 (little-endian on the wire); other data, and DMA\n"
+"writes, as bytes.\n"
 "Exit status: 0, or 1 if the file is unreadable, truncated or corrupt.\n");
 }
 
@@ -224,6 +227,7 @@ static void account(struct stats *s, const struct pf_trace_record *r,
 	int dir = (int)r->dir;
 
 	s->messages++;
+	s->regrecs += r->regrec;
 	s->count[dir][m->body_case]++;
 	switch (m->body_case) {
 	case PCIEFW__MESSAGE__BODY_DMA_WRITE:
@@ -290,9 +294,11 @@ static void print_stats(struct stats *s)
 	printf("%llu records (#1 to #%llu) over %.6f s\n",
 	       (unsigned long long)s->records, (unsigned long long)s->records,
 	       s->records ? (s->last_ts - s->first_ts) / 1e9 : 0.0);
-	printf("messages %llu, sessions %llu, notes %llu, malformed records %llu\n\n",
+	printf("messages %llu, sessions %llu, notes %llu, malformed records %llu\n",
 	       (unsigned long long)s->messages, (unsigned long long)s->sessions,
 	       (unsigned long long)s->notes, (unsigned long long)s->malformed);
+	printf("messages carried as binary register records %llu\n\n",
+	       (unsigned long long)s->regrecs);
 	printf("%-20s %12s %12s\n", "kind", "host>endpt", "endpt>host");
 	for (int k = 1; k < MAX_KINDS; k++)
 		if (s->count[0][k] || s->count[1][k])
@@ -383,10 +389,11 @@ int main(int argc, char **argv)
 		}
 		if (!matches(&f, &rec, m))
 			continue;
-		printf("#%-6llu %+12.6f %s  %s\n", (unsigned long long)rec.index,
+		printf("#%-6llu %+12.6f %s  %s%s\n", (unsigned long long)rec.index,
 		       (double)(int64_t)(rec.ts_ns - first) / 1e9,
 		       rec.dir == PF_DIR_TO_ENDPOINT ? "H>E" : "E>H",
-		       pf_msg_format(m, line, sizeof(line)));
+		       pf_msg_format(m, line, sizeof(line)),
+		       rec.regrec ? "  [binary record]" : "");
 		shown = true;
 	}
 	if (want_stats)

@@ -32,7 +32,8 @@ KIND_NAMES = {v: k for k, v in KINDS.items()}
 # Hello.features bits (spec 2.2)
 FEATURE_MEM_BURST, FEATURE_CONFIG_EXT, FEATURE_GUEST_MEMORY = 1, 2, 4
 FEATURE_SHM_RINGS = 8
-FEATURE_INTERRUPT_CONFIG = 16
+FEATURE_INTERRUPT_CONFIG = 16      # protocol 1.3 (spec 12)
+FEATURE_REG_RECORDS = 32           # protocol 1.4 (spec 11.7)
 # Completion status
 SC, UR, CA, CRS = 0, 1, 2, 3
 ERROR_CODES = ["ERROR_PROTOCOL", "ERROR_VERSION", "ERROR_UNEXPECTED",
@@ -146,6 +147,67 @@ def hello(major=1, minor=0, features=3, name="pfwire", max_payload=4096,
                    (4, features), (5, name), (6, max_payload))
 
 
+# ---------------------------------------------------------------------------
+# Binary register records (spec 11.7): 24 bytes where a frame's length
+# prefix would be, marked by bit 31 of that word.
+
+REGREC_SIZE = 24
+REGREC_KINDS = {"config_read": 2, "config_write": 3, "mem_read": 4,
+                "mem_write": 5, "io_read": 6, "io_write": 7, "completion": 8}
+
+
+def regrec(kind, tag=0, bar=0, offset=0, size=None, data=b"", status=0,
+           marker=0x80, raw_size=None):
+    """One record.  @kind a name of REGREC_KINDS or a number; @size the
+    bytes read (reads) or, by default, len(@data); @status a completion's.
+    @marker and @raw_size let a test write what a broken peer would."""
+    k = REGREC_KINDS[kind] if isinstance(kind, str) else kind
+    if size is None:
+        size = len(data)
+    third = status if k == 8 else bar
+    rec = struct.pack("<BBBBIQ", k, raw_size if raw_size is not None else size,
+                      third, marker, tag, offset)
+    return rec + bytes(data).ljust(8, b"\0")[:8]
+
+
+def decode_regrec(rec):
+    """(kind name, {field: value}) of the Message a record stands for,
+    numbered as in pciefw.proto, with "record" holding its raw bytes."""
+    k, size, third, _, tag, off = struct.unpack_from("<BBBBIQ", rec)
+    data = bytes(rec[16:16 + min(size, 8)])
+    name = KIND_NAMES.get(k, f"kind{k}")
+    if name == "completion":
+        f = {1: tag, 2: third, 3: data}
+    elif name in ("config_read", "config_write"):
+        f = {1: tag, 2: off, 3: size if name == "config_read" else data}
+    elif name == "mem_write":
+        f = {1: third, 2: off, 3: data}
+    else:                       # mem/io read: size; io write: data
+        f = {1: tag, 2: third, 3: off,
+             4: size if name.endswith("read") else data}
+    f["record"] = bytes(rec)
+    return name, f
+
+
+def split_stream(buf, records=True, limit=None):
+    """(items, rest of @buf): each complete item is ("frame", body) or,
+    with @records, ("record", 24 bytes); at most @limit items."""
+    out = []
+    while len(buf) >= 4 and (limit is None or len(out) < limit):
+        if records and buf[3] & 0x80:
+            if len(buf) < REGREC_SIZE:
+                break
+            out.append(("record", buf[:REGREC_SIZE]))
+            buf = buf[REGREC_SIZE:]
+            continue
+        n = struct.unpack_from("<I", buf)[0]
+        if len(buf) < 4 + n:
+            break
+        out.append(("frame", buf[4:4 + n]))
+        buf = buf[4 + n:]
+    return out, buf
+
+
 def read_varint(buf, off):
     v = shift = 0
     while True:
@@ -200,6 +262,7 @@ class Conn:
         self.sock.settimeout(timeout)
         self.buf = b""
         self.eof = False
+        self.records = False        # binary register records may come (11.7)
 
     def send(self, data):
         self.sock.sendall(data)
@@ -214,11 +277,14 @@ class Conn:
         """The next message as (kind, fields), or None at a clean EOF.
         ConnectionResetError propagates: a peer must not reset us."""
         while True:
-            if len(self.buf) >= 4:
-                n = struct.unpack_from("<I", self.buf)[0]
-                if len(self.buf) >= 4 + n:
-                    body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
-                    return decode(body)
+            items, _ = split_stream(self.buf, self.records, 1)
+            if items:
+                what, item = items[0]
+                if what == "record":
+                    self.buf = self.buf[REGREC_SIZE:]
+                    return decode_regrec(item)
+                self.buf = self.buf[4 + len(item):]
+                return decode(item)
             data = self._recv()
             if not data:
                 self.eof = True
@@ -249,10 +315,15 @@ class Conn:
             out.append(m)
 
     def handshake(self, **kw):
-        """Hello both ways and the endpoint's DeviceDescription."""
+        """Hello both ways and the endpoint's DeviceDescription; the
+        session's minor version and features (spec 2.2) are kept."""
         self.send(hello(**kw))
-        kinds = [m[0] for m in self.until("device_description")]
+        got = self.until("device_description")
+        kinds = [m[0] for m in got]
         assert kinds == ["hello", "device_description"], kinds
+        theirs = got[0][1]
+        self.minor = min(kw.get("minor", 0), theirs.get(3, 0))
+        self.features = kw.get("features", 3) & theirs.get(4, 0)
 
     def close(self):
         self.sock.close()
@@ -312,9 +383,16 @@ def goodbye(reason=0, text="test peer leaves"):
 
 
 class Msg:
-    """A decoded Message: its kind (oneof field number) and body fields."""
+    """A decoded Message: its kind (oneof field number) and body fields;
+    for one that came as a binary register record (spec 11.7), the fields
+    of the message it stands for and self.record its 24 bytes."""
 
-    def __init__(self, body):
+    def __init__(self, body=None, record=None):
+        self.record = record
+        if record is not None:
+            name, self.fields = decode_regrec(record)
+            self.kind = KINDS.get(name, record[0])
+            return
         top = parse_fields(body)
         (self.kind, self.body), = top.items()
         self.fields = parse_fields(self.body)
@@ -347,7 +425,8 @@ class ScriptedEndpoint(threading.Thread):
     stop reading its socket, like a peer that hangs.  With @collect_fds it
     keeps the file descriptors QEMU passes (SCM_RIGHTS) in self.fds; with
     @rings (which implies it) it accepts QEMU's RingSetup and goes on over
-    the shared-memory rings (spec 11), as RingEndpoint."""
+    the shared-memory rings (spec 11), as RingEndpoint, and takes QEMU's
+    binary register records there if both Hellos offered them (11.7)."""
 
     def __init__(self, path, greeting=None, accept_timeout=30,
                  collect_fds=False, rings=False):
@@ -364,6 +443,8 @@ class ScriptedEndpoint(threading.Thread):
         self.collect_fds = collect_fds or rings
         self.accept_rings = rings
         self.rings = None           # a RingEndpoint once accepted
+        self.records = False        # binary register records (11.7) on
+        self.reply_records = False  # then answer with completion records
         self.fds = []
         self.conn = None
         self.received = []
@@ -395,9 +476,10 @@ class ScriptedEndpoint(threading.Thread):
                 data = self.rings.recv(0.2)
                 if data is None:
                     break           # QEMU hung up
-                frames, buf = split_frames(buf + data)
-                for f in frames:
-                    self._handle(Msg(f))
+                items, buf = split_stream(buf + data, self.records)
+                for what, item in items:
+                    self._handle(Msg(item) if what == "frame" else
+                                 Msg(record=item))
                 continue
             try:
                 if self.collect_fds:
@@ -427,21 +509,38 @@ class ScriptedEndpoint(threading.Thread):
             with self._cv:
                 fds, self.fds = self.fds[:3], self.fds[3:]
             self.send(message("ring_ready", (1, 1)))
+            self.records = self._records_negotiated()
             self.rings = RingEndpoint(self.conn, fds, m.get(1))
             return
         reply = None
+        answer = completion
+        if self.records and self.reply_records:
+            def answer(tag, status=SC, data=b""):
+                return regrec("completion", tag=tag, status=status, data=data)
         if m.kind in self.unanswered:
             pass
         elif m.kind in (CONFIG_READ, IO_READ):
-            reply = completion(m.get(1), SC, bytes(m.get(3)))
+            reply = answer(m.get(1), SC, bytes(m.get(3)))
         elif m.kind == MEM_READ:
-            reply = completion(m.get(1), SC, self.answer_reads_with
-                               if self.answer_reads_with is not None
-                               else bytes(m.get(4)))
-        elif m.kind in (RESET, IO_WRITE, CONFIG_WRITE):
+            reply = answer(m.get(1), SC, self.answer_reads_with
+                           if self.answer_reads_with is not None
+                           else bytes(m.get(4)))
+        elif m.kind == RESET:
             reply = completion(m.get(1), SC)
+        elif m.kind in (IO_WRITE, CONFIG_WRITE):
+            reply = answer(m.get(1), SC)
         if reply:
             self.send(reply)
+
+    def _records_negotiated(self):
+        """Spec 2.2, 11.7: both Hellos at 1.4 or later, with bit 5 and
+        the rings."""
+        mine = parse_fields(parse_fields(split_frames(self.greeting)[0][0])
+                            [KINDS["hello"]])
+        theirs = next((m for m in self.received if m.kind == HELLO), None)
+        want = FEATURE_REG_RECORDS | FEATURE_SHM_RINGS
+        return bool(theirs) and min(mine.get(3, 0), theirs.get(3)) >= 4 and \
+            mine.get(4, 0) & theirs.get(4) & want == want
 
     def send(self, data, timeout=120.0):
         """Send all of @data.  The socket's own timeout is the reader's
@@ -578,6 +677,9 @@ class RingHost(Conn):
         assert [k for k, _ in kinds] == ["ring_ready"], kinds
         ready = kinds[-1][1]
         self.on_rings = bool(ready.get(1, 0))
+        # Spec 11.7: records from here on, if 1.4 negotiated them.
+        self.records = self.on_rings and self.minor >= 4 and bool(
+            self.features & FEATURE_REG_RECORDS)
         return ready
 
     def ctl(self, d, off):

@@ -124,6 +124,21 @@ def _stray_socket_byte(ep):
     return c
 
 
+RECORDS = 3 | pfwire.FEATURE_SHM_RINGS | pfwire.FEATURE_REG_RECORDS
+
+
+def _records(record):
+    """On the rings with binary register records negotiated (1.4, spec
+    11.7), a host that then writes @record."""
+    def drive(ep):
+        c = pfwire.RingHost(ep.address)
+        c.handshake(max_payload=PAYLOAD, minor=4, features=RECORDS)
+        assert c.setup().get(1, 0) == 1 and c.records
+        c.send(record)
+        return c
+    return drive
+
+
 def _pass_65_fds(c):
     r, w = os.pipe()
     try:
@@ -184,6 +199,11 @@ DRIVERS = {
     "rings-unnegotiated": _after_handshake(pfwire.ring_setup(1 << 20)),
     "ring-setup-fds": _shm_rings(lambda c: c.send(pfwire.ring_setup(1 << 20))),
     "socket-bytes-after-rings": _stray_socket_byte,
+    "binary-record-malformed": _records(pfwire.regrec("mem_read", tag=1, size=4,
+                                                      marker=0x81)),
+    "binary-record-size": _records(pfwire.regrec("mem_read", tag=1, size=9)),
+    "binary-record-direction": _records(pfwire.regrec("completion", tag=1,
+                                                      data=bytes(4))),
     # pciefw-endpoint does not offer the interrupt settings (spec 12.1):
     # a host that offers them is sent none and must send none.
     "interrupt-config-unnegotiated": _negotiated(
@@ -454,9 +474,32 @@ def _qemu_on_rings_gets_a_socket_byte(harness):
     return peer
 
 
+def _qemu_on_records_gets(record):
+    """QEMU on the rings with binary register records negotiated (1.4,
+    spec 11.7), and a scripted endpoint that then writes @record."""
+    def drive(harness):
+        path = harness.path("records.sock")
+        greeting = pfwire.hello(minor=4, features=RECORDS,
+                                max_payload=PAYLOAD) + _description()
+        peer = harness.track(pfwire.ScriptedEndpoint(path, greeting,
+                                                     rings=True))
+        harness.qemu(["-M", "q35", "-device",
+                      f"pciefw,path={path},bus=pcie.0,addr=0x4"])
+        assert peer.rings and peer.records, "QEMU did not take records"
+        peer.send(record)
+        return peer
+    return drive
+
+
 # Cases whose violation needs the session on the rings.
 QEMU_RING_CASES = {
     "socket-bytes-after-rings": _qemu_on_rings_gets_a_socket_byte,
+    "binary-record-malformed": _qemu_on_records_gets(
+        pfwire.regrec("completion", tag=1, data=bytes(4), marker=0x90)),
+    "binary-record-size": _qemu_on_records_gets(
+        pfwire.regrec("completion", tag=1, raw_size=9)),
+    "binary-record-direction": _qemu_on_records_gets(
+        pfwire.regrec("mem_read", tag=1, size=4)),
 }
 
 

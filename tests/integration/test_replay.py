@@ -97,12 +97,14 @@ def first_message_block(data):
 
 
 def trace_lines(endpoint_binary, path, *args):
-    """pciefw-trace's lines: [(index, direction, message text)]."""
+    """pciefw-trace's lines: [(index, direction, message text)], the mark
+    of a message that travelled as a binary record (spec 11.7) left off."""
     r = run([tool(endpoint_binary, "pciefw-trace"), *args, path])
     assert r.returncode == 0, r.stderr
     out = []
     for line in r.stdout.splitlines():
-        m = re.match(r"#(\d+)\s+\S+\s+(H>E|E>H)\s+(.*)$", line)
+        m = re.match(r"#(\d+)\s+\S+\s+(H>E|E>H)\s+(.*?)(?:  \[binary record\])?$",
+                     line)
         if m:
             out.append((int(m.group(1)), m.group(2), m.group(3)))
     return out
@@ -520,6 +522,43 @@ def test_replay_as_endpoint_matches(testdev_recording, harness, endpoint_binary,
     out = rp.output()
     assert rc == 0, out
     assert out.splitlines()[-1].endswith(": 0 divergences"), out
+
+
+def test_requests_outstanding_at_once_are_replayed_so(harness, endpoint_binary):
+    """A recorded host that had several reads outstanding at once (spec
+    5.1 rule 3: testdev's FETCH waits for its DMA read, the reads behind
+    it are sent meanwhile) is replayed the same way: each request goes out
+    once the peer's records before it in the trace have come, not after
+    the completion of the one before -- so the fresh endpoint receives
+    all of them before it can answer the first."""
+    rec_trace, live_trace = harness.path("pipe-rec.pcapng"), harness.path("pipe-live.pcapng")
+    ep = harness.endpoint(name="pipe-rec", args=["--trace", rec_trace])
+    c = pfwire.Conn(ep.address)
+    c.handshake()
+    reads = [message_read(t, off) for t, off in ((1, REG_FETCH), (2, REG_INV),
+                                                 (3, REG_SCRATCH), (4, REG_ID))]
+    c.send(pfwire.message("mem_write", (1, 0), (2, REG_FETCH_ADDR),
+                          (3, (0x9000).to_bytes(8, "little"))) + b"".join(reads))
+    dma = c.until("dma_read")[-1][1]
+    c.send(pfwire.message("completion", (1, dma[1]), (3, b"\x01\x02\x03\x04")))
+    assert [c.next()[1][1] for _ in range(4)] == [1, 2, 3, 4]
+    c.send(pfwire.goodbye())
+    c.close()
+    ep.wait_log("host said goodbye")
+    ep.stop()
+    fresh = harness.endpoint(name="pipe-live", args=["--trace", live_trace])
+    r = run([tool(endpoint_binary, "pciefw-replay"), rec_trace, fresh.address])
+    assert r.returncode == 0, r.stdout + r.stderr
+    fresh.stop()
+    lines = [(d, t) for _, d, t in trace_lines(endpoint_binary, live_trace)]
+    first_cpl = next(i for i, (d, t) in enumerate(lines)
+                     if d == "E>H" and t.startswith("completion tag=1 "))
+    before = [t for d, t in lines[:first_cpl] if t.startswith("mem_read")]
+    assert len(before) == 4, lines
+
+
+def message_read(tag, off):
+    return pfwire.message("mem_read", (1, tag), (2, 0), (3, off), (4, 4))
 
 
 def test_recording_ended_by_the_endpoint(harness, endpoint_binary):

@@ -5,6 +5,7 @@ either side dying while the other polls, and an endpoint that writes an
 impossible index.  The hostile-host cases are in test_shm_rings_wire.py."""
 
 import os
+import re
 import signal
 import socket
 import ctypes
@@ -21,12 +22,16 @@ from test_guest_memory import TRACE_TOOL
 from testdev_map import ID, REG_ID, REG_INV, REG_SCRATCH
 
 IN_USE = "shared-memory rings in use"
+RECORDS = "with binary register records"
 
 
 def test_rings_are_the_default_and_traced(harness):
+    """Over the rings by default, with binary register records (spec
+    11.7): the fast path is what the guest's accesses take, the endpoint
+    counts them, and QEMU's trace holds them as their messages."""
     trace = harness.path("qemu.pcapng")
     ep, q, d = start(harness, dev_opts=f"trace={trace}")
-    ep.wait_log(IN_USE)
+    ep.wait_log(IN_USE + ", " + RECORDS)
     assert d.reg(REG_ID) == ID
     for i in range(200):
         d.set_reg(REG_SCRATCH, i)
@@ -36,8 +41,36 @@ def test_rings_are_the_default_and_traced(harness):
                          stdout=subprocess.PIPE).stdout
     assert "ring_setup region=" in out and "ring_ready accepted" in out, out
     assert "session continues over shared-memory rings" in out, out
-    # The session's messages are all there, after the switch as before.
-    assert out.count("mem_read") >= 201, out
+    # The session's messages are all there, after the switch as before,
+    # and every register access and its completion came as a record.
+    reads = [l for l in out.splitlines() if "H>E  mem_read" in l]
+    assert len(reads) >= 201, out
+    after = out[out.index("session continues"):].splitlines()[1:]
+    accesses = [l for l in after if re.search(r" (H>E  mem_|E>H  completion)", l)]
+    assert len(accesses) >= 2 * 201 + 200, len(accesses)
+    assert all(l.endswith("[binary record]") for l in accesses), \
+        [l for l in accesses if not l.endswith("[binary record]")][:5]
+    m = re.search(r"(\d+) requests came as binary register records",
+                  ep.wait_log("requests came as binary register records"))
+    assert m and int(m.group(1)) >= 401, ep.output()
+
+
+def test_a_host_without_records_keeps_frames_on_the_rings(harness):
+    """QEMU with reg-records=off is a 1.4 host without the feature, as a
+    1.3 one is: the rings carry protobuf frames only, and the device
+    works as before."""
+    trace = harness.path("qemu.pcapng")
+    ep, q, d = start(harness, dev_opts=f"reg-records=off,trace={trace}")
+    ep.wait_log(IN_USE)
+    for i in range(50):
+        d.set_reg(REG_SCRATCH, i)
+        assert d.reg(REG_INV) == i ^ 0xFFFFFFFF
+    q.stop()
+    ep.wait_log("host disconnected")
+    assert RECORDS not in ep.output()
+    out = subprocess.run([TRACE_TOOL, trace], check=True, text=True,
+                         stdout=subprocess.PIPE).stdout
+    assert "[binary record]" not in out and out.count("mem_read") >= 50, out
 
 
 @pytest.mark.parametrize("how", ["shm-rings=off", "--no-shm-rings", "tcp"])

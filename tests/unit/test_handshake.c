@@ -111,12 +111,17 @@ static void test_interrupt_config_feature(void)
 
 	pf_hello_defaults(&l, "l");
 	pf_hello_defaults(&r, "r");
-	g_assert_cmpuint(l.version_minor, ==, 3);
+	g_assert_cmpuint(l.version_minor, >=, 3);
 	g_assert_false(l.features & PCIEFW_FEATURE_INTERRUPT_CONFIG);
 	l.features |= PCIEFW_FEATURE_INTERRUPT_CONFIG;
 	r.features |= PCIEFW_FEATURE_INTERRUPT_CONFIG;
 	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
 	g_assert_true(s.features & PCIEFW_FEATURE_INTERRUPT_CONFIG);
+	/* A 1.3 peer has it (1.4 added only bit 5). */
+	r.version_minor = 3;
+	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
+	g_assert_true(s.features & PCIEFW_FEATURE_INTERRUPT_CONFIG);
+	g_assert_cmpuint(s.version_minor, ==, 3);
 	/* A 1.2 peer that sets bit 4 did not mean this feature. */
 	r.version_minor = 2;
 	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
@@ -185,12 +190,44 @@ static void test_anything_before_hello(void)
 	pf_buf_free(&b);
 }
 
+/*
+ * Spec 11.7: binary register records need minor >= 4 on both sides and
+ * the rings negotiated with them.
+ */
+static void test_reg_records_feature(void)
+{
+	const uint64_t both = PCIEFW_FEATURE_SHM_RINGS | PCIEFW_FEATURE_REG_RECORDS;
+	struct pf_hello_params l, r;
+	struct pf_session s;
+	char err[256];
+
+	pf_hello_defaults(&l, "l");
+	pf_hello_defaults(&r, "r");
+	g_assert_cmpuint(l.version_minor, ==, 4);
+	g_assert_false(l.features & PCIEFW_FEATURE_REG_RECORDS);
+	l.features |= both;
+	r.features |= both;
+	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
+	g_assert_true(s.features & PCIEFW_FEATURE_REG_RECORDS);
+	/* A 1.3 peer that sets bit 5 did not mean this feature. */
+	r.version_minor = 3;
+	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
+	g_assert_false(s.features & PCIEFW_FEATURE_REG_RECORDS);
+	g_assert_true(s.features & PCIEFW_FEATURE_SHM_RINGS);
+	/* Without the rings it means nothing. */
+	r.version_minor = 4;
+	r.features &= ~PCIEFW_FEATURE_SHM_RINGS;
+	g_assert_cmpint(negotiate(&l, &r, PCIEFW_MAGIC, &s, err, sizeof(err)), ==, PF_OK);
+	g_assert_false(s.features & PCIEFW_FEATURE_REG_RECORDS);
+}
+
 int main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
 	g_test_add_func("/handshake/guest-memory-feature", test_guest_memory_feature);
 	g_test_add_func("/handshake/interrupt-config-feature",
 			test_interrupt_config_feature);
+	g_test_add_func("/handshake/reg-records-feature", test_reg_records_feature);
 	g_test_add_func("/handshake/version-matrix", test_matrix);
 	g_test_add_func("/handshake/features-and-payload", test_features_and_payload);
 	g_test_add_func("/handshake/wrong-magic", test_wrong_magic);

@@ -760,8 +760,13 @@ static void hello_from(struct pf_hello_params *p, const PfMessage *m)
 		p->features = m->hello->features;
 		p->max_payload = m->hello->max_payload;
 	}
-	/* No fds to pass: a replay never shares guest memory (spec 10.5). */
-	p->features &= ~(PCIEFW_FEATURE_GUEST_MEMORY | PCIEFW_FEATURE_SHM_RINGS);
+	/*
+	 * No fds to pass: a replay never shares guest memory (spec 10.5) nor
+	 * rings, so binary records are off too (11.6, 11.7): it sends every
+	 * recorded message as its frame.
+	 */
+	p->features &= ~(PCIEFW_FEATURE_GUEST_MEMORY | PCIEFW_FEATURE_SHM_RINGS |
+			 PCIEFW_FEATURE_REG_RECORDS);
 }
 
 static int handshake_message(struct ctx *c, PfMessage **m, const char *what)

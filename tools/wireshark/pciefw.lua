@@ -5,12 +5,16 @@
 --       -Y 'pciefw.kind == "mem_write" && pciefw.bar == 0 && pciefw.offset == 0x4'
 --
 -- Records are pcapng Enhanced Packet Blocks of link type USER0 (147):
--- a 4-byte pseudo-header (version, direction, record type, reserved), then
+-- a 4-byte pseudo-header (version, direction, record type, flags), then
 -- for a message record (type 0) the frame: a 4-byte little-endian length
 -- and a protobuf-encoded pciefw.Message; for a session record (type 1) the
 -- text that describes the connection starting there; for a note (type 3)
 -- text about the message before it; for a malformed record (type 2) the
--- raw bytes received that were not a valid message.  Wireshark's frame
+-- raw bytes received that were not a valid message.  A message that
+-- travelled as a binary register record (protocol 1.4, docs/protocol.md
+-- 11.7) is recorded as the Message it stands for with flag 0x01 set: it
+-- has the field pciefw.binary_record ("[binary record]" in the summary).
+-- Wireshark's frame
 -- numbers are the record numbers pciefw-trace and pciefw-replay print.
 --
 -- Every field of a message is shown, those at their default value too
@@ -131,13 +135,15 @@ local f_dir = ProtoField.uint8("pciefw.direction", "Direction", base.DEC,
 local f_rtype = ProtoField.uint8("pciefw.record_type", "Record type", base.DEC,
                                  { [0] = "message", [1] = "session start",
                                    [2] = "malformed input", [3] = "note" })
+local f_regrec = ProtoField.bool("pciefw.binary_record",
+                                 "Carried as a binary register record (11.7)")
 local f_session = ProtoField.string("pciefw.session", "Session")
 local f_note = ProtoField.string("pciefw.note", "Note on the message before")
 local f_raw = ProtoField.bytes("pciefw.raw", "Raw bytes received")
 local f_len = ProtoField.uint32("pciefw.length", "Frame length")
 local f_kind = ProtoField.string("pciefw.kind", "Kind")
-local fields = { f_version, f_dir, f_rtype, f_session, f_note, f_raw, f_len, f_kind,
-                 f_value }
+local fields = { f_version, f_dir, f_rtype, f_regrec, f_session, f_note, f_raw,
+                 f_len, f_kind, f_value }
 for _, f in pairs(COMMON) do table.insert(fields, f) end
 
 -- The ProtoField of each field of each schema: a message's own fields
@@ -305,7 +311,8 @@ decode = function(tvb, tree, off, stop, sch)
         item = tree:add(spec.field, "")
         texts[num] = "\"\""
       elseif spec[2] == "bytes" or spec[2] == "memory" then
-        item = tree:add(spec.field, ByteArray.new())
+        -- An empty range: a ByteArray alone is refused as a value here.
+        item = tree:add(spec.field, tvb(stop, 0))
         texts[num] = "-"
       elseif spec[2] == "bool" then
         item = tree:add(spec.field, false)
@@ -365,6 +372,8 @@ function p.dissector(tvb, pinfo, tree)
     return total
   end
   if total < 8 then return 0 end
+  local regrec = tvb(3, 1):bitfield(7, 1) == 1
+  if regrec then t:add(f_regrec, tvb(3, 1), true) end
   local len = tvb(4, 4):le_uint()
   t:add_le(f_len, tvb(4, 4))
   if 8 + len > total then
@@ -396,6 +405,7 @@ function p.dissector(tvb, pinfo, tree)
       end
     end
   end
+  if regrec then table.insert(summary, "[binary record]") end
   pinfo.cols.info = table.concat(summary, " ")
   return total
 end

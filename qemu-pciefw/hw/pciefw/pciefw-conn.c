@@ -54,6 +54,7 @@ struct PCIeFwConn {
     unsigned n_requests;
     uint32_t next_tag;
 
+    bool records;               /* binary register records on (11.7) */
     bool dispatching;           /* handling the peer's messages */
     bool draining;              /* only the peer's last words matter */
     QEMUBH *input_bh;           /* input the transport holds unseen */
@@ -668,6 +669,7 @@ void pciefw_conn_start(PCIeFwConn *c, int fd, PCIeFwStream *st,
     st->keep_in_fds = c->role == PCIEFW_ROLE_ENDPOINT;
     c->hello = *hello;
     c->draining = false;
+    c->records = false;
     c->next_tag = 1;
     if (c->rx_ready) {
         pf_rx_free(&c->rx);
@@ -723,6 +725,11 @@ bool pciefw_conn_switch_stream(PCIeFwConn *c, PCIeFwStream *st)
     old->ops->set_handlers(old, NULL, NULL, false);
     pciefw_stream_free(old);
     c->stream = st;
+    /* Spec 11.7: records beside the frames, from the next bytes on. */
+    c->records = c->rx.session.features & PCIEFW_FEATURE_REG_RECORDS;
+    if (c->records) {
+        pf_rx_take_records(&c->rx);
+    }
     if (c->trace) {
         pf_trace_write_note(c->trace, pf_now_ns(), conn_out_dir(c),
                             "session continues over shared-memory rings");
@@ -849,6 +856,11 @@ static const Property pciefw_conn_props[] = {
     DEFINE_PROP_BOOL("shm-rings", PCIeFwConnConfig, shm_rings, true),
 };
 
+/* Only a host sends register accesses. */
+static const Property pciefw_conn_host_props[] = {
+    DEFINE_PROP_BOOL("reg-records", PCIeFwConnConfig, reg_records, true),
+};
+
 static void pciefw_conn_describe_properties(ObjectClass *klass,
                                             PCIeFwRole role)
 {
@@ -879,6 +891,12 @@ static void pciefw_conn_describe_properties(ObjectClass *klass,
         "(docs/protocol.md 11)" :
         "on a UNIX socket, accept the host's shared-memory rings "
         "(docs/protocol.md 11)");
+    if (host) {
+        object_class_property_set_description(klass, "reg-records",
+            "on the rings, send register accesses as binary records "
+            "rather than protobuf messages (protocol 1.4, "
+            "docs/protocol.md 11.7)");
+    }
 }
 
 void pciefw_conn_set_peer(PCIeFwConn *c, const char *peer)
@@ -912,16 +930,26 @@ int pciefw_conn_socket(PCIeFwConn *c)
     return c->fd;
 }
 
+bool pciefw_conn_records(PCIeFwConn *c)
+{
+    return c->records && c->state == CONN_SESSION;
+}
+
 void pciefw_conn_class_props(ObjectClass *klass, PCIeFwRole role,
                              const Property *props, size_t n_props,
                              size_t conf_offset)
 {
     size_t n_conn = ARRAY_SIZE(pciefw_conn_props);
+    size_t n_host = role == PCIEFW_ROLE_HOST ?
+                    ARRAY_SIZE(pciefw_conn_host_props) : 0;
     /* Lives as long as the class: for ever. */
-    Property *all = g_new(Property, n_props + n_conn);
+    Property *all = g_new(Property, n_props + n_conn + n_host);
 
     memcpy(all, props, n_props * sizeof(*props));
     memcpy(all + n_props, pciefw_conn_props, sizeof(pciefw_conn_props));
+    memcpy(all + n_props + n_conn, pciefw_conn_host_props,
+           n_host * sizeof(*pciefw_conn_host_props));
+    n_conn += n_host;
     for (size_t i = 0; i < n_conn; i++) {
         all[n_props + i].offset += conf_offset;
     }

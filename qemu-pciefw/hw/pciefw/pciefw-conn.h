@@ -57,6 +57,7 @@ typedef struct PCIeFwConnConfig {
     char *tls_creds;            /* a tls-creds-x509 object's id (1.5) */
     bool guest_memory;          /* offer spec 10 on a UNIX socket */
     bool shm_rings;             /* offer spec 11 on a UNIX socket */
+    bool reg_records;           /* and 11.7 with it (the host role) */
 } PCIeFwConnConfig;
 
 #define PCIEFW_CONN_DEFAULT_TIMEOUT_MS  5000
@@ -65,9 +66,9 @@ typedef struct PCIeFwConnConfig {
 
 /*
  * Give a device class of @role its own @props and the connection's
- * (timeout, trace, trace-limit, tls-creds, guest-memory, shm-rings, with
- * their descriptions), read into the PCIeFwConnConfig at @conf_offset of
- * its state.
+ * (timeout, trace, trace-limit, tls-creds, guest-memory, shm-rings, and
+ * for a host reg-records, with their descriptions), read into the
+ * PCIeFwConnConfig at @conf_offset of its state.
  */
 void pciefw_conn_class_props(ObjectClass *klass, PCIeFwRole role,
                              const Property *props, size_t n_props,
@@ -138,6 +139,11 @@ const struct pf_session *pciefw_conn_session(PCIeFwConn *c);
 bool pciefw_conn_dispatching(PCIeFwConn *c);
 /* The connected socket, for a transport beside it (the rings); -1: none. */
 int pciefw_conn_socket(PCIeFwConn *c);
+/*
+ * Binary register records are on (spec 11.7: negotiated, and the session
+ * on the rings): register accesses of up to 8 bytes may go as records.
+ */
+bool pciefw_conn_records(PCIeFwConn *c);
 
 /*
  * Output.  A device appends frames with pf_put_*() to pciefw_conn_out()

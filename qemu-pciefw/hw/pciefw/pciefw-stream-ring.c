@@ -5,8 +5,10 @@
  * batch with one zero byte) and to show the peer's hang-up.
  *
  * QEMU's reader of its ring is asleep (the peer kicks our doorbell) except
- * while a vCPU waits for a completion: then it spins for an adaptive
- * budget before it sleeps in poll().  The main loop never spins.
+ * while a vCPU waits for a completion: then it polls for as long as the
+ * polling rule says the answer is near (protocol/ring.h: from the peer's
+ * turnarounds it measured), before it sleeps in poll().  The main loop
+ * never polls.
  *
  * Copyright (c) 2025 The pciefw authors
  *
@@ -23,9 +25,9 @@
 #include "pciefw-stream.h"
 #include "protocol/ring.h"
 
-/* Spin budget of a vCPU waiting for a completion (spec 11.4). */
-#define RING_SPIN_MIN_NS 2000
-#define RING_SPIN_MAX_NS 200000
+/* How long a vCPU waiting for a completion polls (spec 11.4). */
+#define RING_POLL_MIN_NS 50000
+#define RING_POLL_MAX_NS 200000
 
 typedef struct PCIeFwRingStream {
     PCIeFwStream base;          /* base.fd: the socket beside the rings */
@@ -35,7 +37,7 @@ typedef struct PCIeFwRingStream {
     int our_bell;               /* the peer writes it to wake us */
     int peer_bell;              /* we write it */
     struct pf_ring tx, rx;
-    struct pf_spin spin;
+    struct pf_poll rule;
     bool host;                  /* our role */
     bool hung_up;               /* the socket said the peer is gone */
     bool socket_rule_broken;    /* it sent other bytes on the socket */
@@ -176,21 +178,27 @@ static void ring_set_handlers(PCIeFwStream *st, IOHandler *ready, void *opaque,
     qemu_set_fd_handler(st->fd, ready, NULL, opaque);
 }
 
-/* Spin for the adaptive budget: the next bytes are usually close. */
-static bool ring_spin(PCIeFwRingStream *r)
+/*
+ * Poll for the window the polling rule gives (spec 11.4), from @start:
+ * the time until bytes came is a turnaround it learns from.  What came
+ * meanwhile is seen by the rest.
+ */
+static bool ring_poll(PCIeFwRingStream *r, uint64_t start)
 {
-    uint64_t end = pf_ring_now_ns() + r->spin.budget_ns;
+    uint64_t window = pf_poll_window(&r->rule), now = start;
 
     pf_ring_consumer_awake(&r->rx);
     do {
         if (pf_ring_readable(&r->rx) || r->rx.corrupt) {
-            pf_spin_hit(&r->spin);
+            pf_poll_gap(&r->rule, now - start);
             pf_ring_consumer_rest(&r->rx);
             return true;
         }
-        cpu_relax();
-    } while (pf_ring_now_ns() < end);
-    pf_spin_miss(&r->spin);
+        if (!pf_poll_pause(&r->tx, now - start)) {
+            break;          /* the CPU is contended: sleep */
+        }
+        now = pf_ring_now_ns();
+    } while (now - start < window);
     /* Back to sleep; what came meanwhile is seen here (11.4). */
     return pf_ring_consumer_rest(&r->rx);
 }
@@ -202,10 +210,11 @@ static bool ring_wait(PCIeFwStream *st, bool want_write, int64_t deadline)
         { .fd = r->our_bell, .events = POLLIN },
         { .fd = st->fd, .events = POLLIN },
     };
+    uint64_t start = pf_ring_now_ns();
     int64_t left;
     int n;
 
-    if (ring_pending(st) || ring_spin(r)) {
+    if (ring_pending(st) || ring_poll(r, start)) {
         return true;
     }
     left = deadline - qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
@@ -222,6 +231,10 @@ static bool ring_wait(PCIeFwStream *st, bool want_write, int64_t deadline)
     }
     if (n > 0 && pfd[1].revents) {
         ring_read_socket(r);
+    }
+    /* A turnaround longer than the window: the rule learns it too. */
+    if (pf_ring_readable(&r->rx)) {
+        pf_poll_gap(&r->rule, pf_ring_now_ns() - start);
     }
     return true;
 }
@@ -274,7 +287,7 @@ static PCIeFwRingStream *ring_new(int fd, bool host)
     r->base.fd = fd;
     r->region_fd = r->our_bell = r->peer_bell = -1;
     r->host = host;
-    pf_spin_init(&r->spin, RING_SPIN_MIN_NS, RING_SPIN_MAX_NS);
+    pf_poll_init(&r->rule, RING_POLL_MIN_NS, RING_POLL_MAX_NS);
     return r;
 }
 

@@ -47,6 +47,7 @@
 #include "protocol/pciefw.h"
 #include "protocol/description.h"
 #include "protocol/msg.h"
+#include "protocol/regrec.h"
 #include "protocol/ring.h"
 
 #define TYPE_PCIEFW "pciefw"
@@ -1023,35 +1024,24 @@ static void pciefw_send_reset(PCIeFwState *s, Pciefw__ResetKind kind)
 /* ---------------------------------------------------------------------- */
 /* BAR accesses                                                            */
 
+/* A config, memory or IO access of the guest's. */
 typedef struct PCIeFwAccess {
+    int kind;                   /* its Pciefw__Message__BodyCase */
     uint8_t bar;
     uint64_t addr;
     uint32_t size;
     const uint8_t *data;        /* writes */
+    bool record;                /* as a binary record (spec 11.7) */
 } PCIeFwAccess;
 
-static int pciefw_put_bar_read(struct pf_buf *out, uint32_t tag,
-                               const void *arg)
+/* On the rings, a binary record where one carries it (spec 11.7). */
+static int pciefw_put_access(struct pf_buf *out, uint32_t tag,
+                             const void *arg)
 {
     const PCIeFwAccess *a = arg;
 
-    return pf_put_mem_read(out, tag, a->bar, a->addr, a->size);
-}
-
-static int pciefw_put_io_read(struct pf_buf *out, uint32_t tag,
-                              const void *arg)
-{
-    const PCIeFwAccess *a = arg;
-
-    return pf_put_io_read(out, tag, a->bar, a->addr, a->size);
-}
-
-static int pciefw_put_io_write(struct pf_buf *out, uint32_t tag,
-                               const void *arg)
-{
-    const PCIeFwAccess *a = arg;
-
-    return pf_put_io_write(out, tag, a->bar, a->addr, a->data, a->size);
+    return pf_put_access(out, a->record, a->kind, tag, a->bar, a->addr,
+                         a->data, a->size);
 }
 
 static uint64_t pciefw_bar_read(void *opaque, hwaddr addr, unsigned size)
@@ -1059,13 +1049,15 @@ static uint64_t pciefw_bar_read(void *opaque, hwaddr addr, unsigned size)
     PCIeFwBar *bar = opaque;
     PCIeFwState *s = bar->s;
     bool io = s->desc.bars[bar->index].kind == PCIEFW__BAR_KIND__BAR_IO;
-    PCIeFwAccess a = { .bar = bar->index, .addr = addr, .size = size };
+    PCIeFwAccess a = { .kind = io ? PCIEFW__MESSAGE__BODY_IO_READ :
+                       PCIEFW__MESSAGE__BODY_MEM_READ, .bar = bar->index,
+                       .addr = addr, .size = size,
+                       .record = pciefw_conn_records(s->conn) };
     uint64_t val = all_ones(size);
     uint8_t data[8];
 
     if (!pciefw_reentered(s, "BAR read", addr) &&
-        pciefw_request(s, io ? "io_read" : "mem_read",
-                       io ? pciefw_put_io_read : pciefw_put_bar_read, &a,
+        pciefw_request(s, io ? "io_read" : "mem_read", pciefw_put_access, &a,
                        data, size, pciefw_conn_deadline(s->conn)) ==
         PCIEFW__STATUS__STATUS_SUCCESSFUL) {
         val = pf_le_load(data, size);
@@ -1084,8 +1076,9 @@ static void pciefw_bar_write(void *opaque, hwaddr addr, uint64_t val,
     PCIeFwBar *bar = opaque;
     PCIeFwState *s = bar->s;
     uint8_t data[8];
-    PCIeFwAccess a = { .bar = bar->index, .addr = addr, .size = size,
-                       .data = data };
+    PCIeFwAccess a = { .kind = PCIEFW__MESSAGE__BODY_IO_WRITE,
+                       .bar = bar->index, .addr = addr, .size = size,
+                       .data = data, .record = pciefw_conn_records(s->conn) };
     size_t mark;
 
     if (pciefw_reentered(s, "BAR write", addr)) {
@@ -1095,7 +1088,7 @@ static void pciefw_bar_write(void *opaque, hwaddr addr, uint64_t val,
     if (s->desc.bars[bar->index].kind == PCIEFW__BAR_KIND__BAR_IO) {
         /* I/O writes are non-posted. */
         trace_pciefw_io_write(bar->index, addr, size, val);
-        pciefw_request(s, "io_write", pciefw_put_io_write, &a, NULL, 0,
+        pciefw_request(s, "io_write", pciefw_put_access, &a, NULL, 0,
                        pciefw_conn_deadline(s->conn));
         return;
     }
@@ -1103,9 +1096,9 @@ static void pciefw_bar_write(void *opaque, hwaddr addr, uint64_t val,
     if (s->state != PCIEFW_UP) {
         return;
     }
+    a.kind = PCIEFW__MESSAGE__BODY_MEM_WRITE;
     mark = pciefw_conn_mark(s->conn);
-    pciefw_posted(s, mark, pf_put_mem_write(pciefw_conn_out(s->conn),
-                                            bar->index, addr, data, size),
+    pciefw_posted(s, mark, pciefw_put_access(pciefw_conn_out(s->conn), 0, &a),
                   "mem_write");
 }
 
@@ -1136,21 +1129,6 @@ static bool pciefw_config_forwarded(PCIeFwState *s, uint32_t addr)
     return addr >= PCI_CONFIG_SPACE_SIZE && s->config_ext;
 }
 
-typedef struct PCIeFwConfigAccess {
-    uint32_t addr;
-    int len;
-    const uint8_t *data;        /* writes */
-} PCIeFwConfigAccess;
-
-static int pciefw_put_config(struct pf_buf *out, uint32_t tag,
-                             const void *arg)
-{
-    const PCIeFwConfigAccess *a = arg;
-
-    return a->data ? pf_put_config_write(out, tag, a->addr, a->data, a->len)
-                   : pf_put_config_read(out, tag, a->addr, a->len);
-}
-
 /*
  * A forwarded config access; a device not ready after reset answers
  * CONFIG_RETRY, and the access is retried until the completion timeout
@@ -1163,14 +1141,16 @@ static int pciefw_config_access(PCIeFwState *s, bool write, uint32_t addr,
 {
     int64_t deadline = pciefw_conn_deadline(s->conn);
     uint8_t data[4];
-    PCIeFwConfigAccess a = { .addr = addr, .len = len,
-                             .data = write ? data : NULL };
+    PCIeFwAccess a = { .kind = write ? PCIEFW__MESSAGE__BODY_CONFIG_WRITE :
+                       PCIEFW__MESSAGE__BODY_CONFIG_READ, .addr = addr,
+                       .size = len, .data = write ? data : NULL };
     int status;
 
     pf_le_store(data, len, val);
     for (;;) {
+        a.record = pciefw_conn_records(s->conn);
         status = pciefw_request(s, write ? "config_write" : "config_read",
-                                pciefw_put_config, &a, out, write ? 0 : len,
+                                pciefw_put_access, &a, out, write ? 0 : len,
                                 deadline);
         if (status != PCIEFW__STATUS__STATUS_CONFIG_RETRY ||
             qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1 >= deadline) {
@@ -1383,7 +1363,8 @@ static void pciefw_offer(PCIeFwState *s)
     }
     /* Rings on a UNIX socket, as plain as it is (spec 11.1). */
     if (s->conf.shm_rings && s->path && !s->conf.tls_creds) {
-        s->hello.features |= PCIEFW_FEATURE_SHM_RINGS;
+        s->hello.features |= PCIEFW_FEATURE_SHM_RINGS |
+            (s->conf.reg_records ? PCIEFW_FEATURE_REG_RECORDS : 0);
     }
     /* The guest's MSI and MSI-X settings, on any transport (spec 12). */
     s->hello.features |= PCIEFW_FEATURE_INTERRUPT_CONFIG;
