@@ -21,7 +21,8 @@ NICS = ("pciefw", "pciefw-shm", "pciefw-e1000", "e1000", "virtio-net-pci")
 QEMU_ONLY = ("in-process", "e1000", "virtio-net-pci")
 SECTIONS = ("In-guest register access latency", "Idle CPU of a quiet session",
             "The shared-memory path against its targets", "Devices in RTL beside testdev",
-            "NIC throughput", "Under contention", "Protocol level (`pciefw-bench`)")
+            "NIC throughput", "Under contention", "Protocol level (`pciefw-bench`)",
+            "Rings against the socket by host think time")
 NIC_TRAFFIC = ("guest→host, s per GB", "host→guest, s per GB",
                "1-byte round trips, s per M")
 
@@ -116,6 +117,15 @@ def check_doc(doc):
     by = _keyed(nrows, 1)
     assert sorted(by) == sorted((n,) for n in NICS), sorted(by)
     assert all(_num(c) > 0 for r in by.values() for c in r[1:]), by
+
+    # Rings against the socket at each think time, in both placements.
+    head, rows = _only_table(sec["Rings against the socket by host think time"])
+    assert head[:2] == ["placement", "think µs"] and head[-1] == "rings within 1.1x", head
+    assert [(r[0], int(r[1])) for r in rows] == [
+        (p, t) for p in ("unpinned", "one CPU") for t in (0, 1, 10, 50, 200)], rows
+    for r in rows:
+        assert all(_num(c) > 0 for c in r[2:6] + r[8:10]), r
+        assert all(_num(c) >= 0 for c in r[6:8]) and r[10] in ("yes", "no"), r
 
     # Protocol level against raw sockets.
     rows = [r for _, t in _tables(sec["Protocol level (`pciefw-bench`)"]) for r in t]
