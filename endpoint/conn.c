@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "defer.h"
@@ -721,6 +722,17 @@ void pf_conn_goodbye(struct pf_conn *c, const char *why)
 }
 
 /* Both sides send Hello first (spec 2.1): ours waits for the handshake. */
+/* Spec 11.1: fds must travel (a UNIX socket), and TLS would be bypassed. */
+static bool can_offer_rings(const struct pf_conn_config *cfg)
+{
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof(addr);
+
+	return cfg->shm_rings && !pf_stream_needs_open(cfg->st) &&
+	       getsockname(cfg->fd, (struct sockaddr *)&addr, &len) == 0 &&
+	       addr.ss_family == AF_UNIX;
+}
+
 static void send_hello(struct pf_conn *c)
 {
 	size_t mark;
@@ -737,6 +749,9 @@ struct pf_conn *pf_conn_new(const struct pf_conn_config *cfg)
 		return NULL;
 	c->cfg = *cfg;
 	c->hello = cfg->hello;
+	if (can_offer_rings(cfg))
+		c->hello.features |= PCIEFW_FEATURE_SHM_RINGS |
+			(cfg->reg_records ? PCIEFW_FEATURE_REG_RECORDS : 0);
 	c->st = cfg->st;
 	snprintf(c->name, sizeof(c->name), "%s", cfg->name);
 	build_table(c);

@@ -6,8 +6,8 @@
  * (protocol/rx.h) to the handlers of whoever serves it; what they send
  * goes out through a non-blocking output queue, recorded in the trace.
  * The connection also owns what a connection is beside its messages: our
- * Hello (spec 2.1), the stream's own handshake (TLS), the switch to the
- * shared-memory rings (11.1), throttling above PF_OUT_QUEUE_MAX (1.3), the
+ * Hello (spec 2.1), the stream's own handshake (TLS), the offer of the
+ * shared-memory rings and the switch to them (11.1), throttling above PF_OUT_QUEUE_MAX (1.3), the
  * requests held behind a deferred read (5.3), protocol errors (7.1) and
  * closing (7.2).  It calls nothing above it: it is given its handlers.
  */
@@ -50,6 +50,12 @@ struct pf_conn_config {
 	struct pf_stream *st;           /* over @fd: the connection's from now */
 	const char *name;               /* "connection N", for the log */
 	struct pf_hello_params hello;   /* ours, as offered on this socket */
+	/*
+	 * Offer the shared-memory rings (spec 11.1), and binary register
+	 * records with them (11.7): added to @hello where @fd is a UNIX
+	 * socket and @st has no TLS.
+	 */
+	bool shm_rings, reg_records;
 	struct pf_trace_writer *trace;  /* may be NULL */
 	const struct pf_conn_handlers *h;
 	void *opaque;                   /* @h's */

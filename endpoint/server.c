@@ -136,7 +136,10 @@ static void trace_session(struct pf_server *srv, const struct listener *l)
 	pf_trace_write_session(srv->cfg.trace, pf_now_ns(), text);
 }
 
-/* Our Hello on this listener: fds, so the features of 10 and 11, need UNIX. */
+/*
+ * Our Hello on this listener: guest memory needs fds, so UNIX (spec 10.1).
+ * The rings (11.1) are the connection's to offer, as the socket allows.
+ */
 static struct pf_hello_params hello_for(const struct pf_server *srv,
 					const struct listener *l)
 {
@@ -144,11 +147,6 @@ static struct pf_hello_params hello_for(const struct pf_server *srv,
 
 	if (l->addr.kind == PF_ADDR_UNIX && srv->cfg.guest_memory)
 		h.features |= PCIEFW_FEATURE_GUEST_MEMORY;
-	if (l->addr.kind == PF_ADDR_UNIX && srv->cfg.shm_rings)
-		h.features |= PCIEFW_FEATURE_SHM_RINGS;
-	if (l->addr.kind == PF_ADDR_UNIX && srv->cfg.shm_rings &&
-	    srv->cfg.reg_records)
-		h.features |= PCIEFW_FEATURE_REG_RECORDS;
 	return h;
 }
 
@@ -157,7 +155,8 @@ static void serve(struct pf_server *srv, const struct listener *l, int fd)
 {
 	struct pf_conn_config cc = {
 		.loop = srv->loop, .fd = fd, .name = srv->conn_name,
-		.hello = hello_for(srv, l), .trace = srv->cfg.trace,
+		.hello = hello_for(srv, l), .shm_rings = srv->cfg.shm_rings,
+		.reg_records = srv->cfg.reg_records, .trace = srv->cfg.trace,
 		.h = &pf_dev_host_handlers, .opaque = srv->cfg.dev,
 		.closed = conn_closed, .owner = srv,
 	};

@@ -312,6 +312,15 @@ MUTANTS = [
            [pytest("tests/integration/test_qemu_robustness.py", "-k",
                    "function_reset")],
            "spec 3.2: no DMA while a reset is forwarded"),
+    Mutant("qemu-ring-setup-after-a-request",
+           "qemu-pciefw/hw/pciefw/pciefw-conn.c",
+           "    /* A host's message before its RingSetup ends that place (11.1). */\n"
+           "    c->ring_setup_allowed = false;\n",
+           "",
+           [pytest("tests/integration/test_epc_rings_wire.py", "-k",
+                   "first_after")],
+           "spec 11.1: RingSetup only as the host's first message after the "
+           "description"),
     Mutant("qemu-completion-size-unchecked",
            "qemu-pciefw/hw/pciefw/pciefw-conn.c",
            "    if (cpl->status == PCIEFW__STATUS__STATUS_SUCCESSFUL &&\n"

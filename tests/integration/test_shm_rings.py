@@ -75,24 +75,33 @@ def test_a_host_without_records_keeps_frames_on_the_rings(harness):
 
 @pytest.mark.parametrize("how", ["shm-rings=off", "--no-shm-rings", "tcp"])
 def test_fallback_to_the_socket(harness, how):
+    trace = harness.path("qemu.pcapng")
     if how == "tcp":
         ep = harness.endpoint(listen="tcp:127.0.0.1:0")
         host, port = ep.address[4:].rsplit(":", 1)
         topo = TOPOLOGIES["q35-rootbus"]
         q = harness.qemu(topo["machine"] + [
             "-device", f"pciefw,id=fw0,raddr={host},rport={port},"
-                       f"bus={topo['bus']},addr={topo['addr']}"])
+                       f"bus={topo['bus']},addr={topo['addr']},trace={trace}"])
         d = DeviceUnderTest(q, topo)
     elif how == "shm-rings=off":
-        ep, q, d = start(harness, dev_opts=how)
+        ep, q, d = start(harness, dev_opts=f"{how},trace={trace}")
     else:
-        ep, q, d = start(harness, ep_args=[how])
+        ep, q, d = start(harness, ep_args=[how], dev_opts=f"trace={trace}")
     assert d.reg(REG_ID) == ID
     d.set_reg(REG_SCRATCH, 0x1234)
     assert d.reg(REG_INV) == 0xFFFFEDCB
     q.stop()
     ep.wait_log("host disconnected")
     assert IN_USE not in ep.output()
+    # QEMU's own offer (spec 11.1): the rings, and records with them, on a
+    # UNIX socket unless shm-rings=off; never on TCP.
+    out = subprocess.run([TRACE_TOOL, trace], check=True, text=True,
+                         stdout=subprocess.PIPE).stdout
+    offered = int(re.search(r"H>E +hello .*features=(0x[0-9a-f]+)",
+                            out).group(1), 16)
+    rings = pfwire.FEATURE_SHM_RINGS | pfwire.FEATURE_REG_RECORDS
+    assert offered & rings == (rings if how == "--no-shm-rings" else 0), out
 
 
 def test_endpoint_killed_while_a_read_waits(harness):

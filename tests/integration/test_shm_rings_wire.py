@@ -40,6 +40,23 @@ def read(h, off, tag):
     return int.from_bytes(f.get(3, b""), "little")
 
 
+@pytest.mark.parametrize("listen", ["unix", "tcp"])
+def test_the_rings_are_offered_only_on_a_unix_socket(harness, listen):
+    """Spec 11.1: the endpoint's Hello sets SHM_RINGS, and REG_RECORDS
+    with it (11.7), on a UNIX socket only: fds cannot travel over TCP."""
+    ep = harness.endpoint(listen="tcp:127.0.0.1:0" if listen == "tcp"
+                          else None)
+    c = pfwire.Conn(ep.address)
+    c.send(pfwire.hello(minor=4, features=FEATURES))
+    (kind, theirs), _ = c.until("device_description")
+    assert kind == "hello"
+    offered = theirs.get(4, 0) & (pfwire.FEATURE_SHM_RINGS |
+                                  pfwire.FEATURE_REG_RECORDS)
+    assert offered == (0 if listen == "tcp" else
+                       pfwire.FEATURE_SHM_RINGS | pfwire.FEATURE_REG_RECORDS)
+    c.close()
+
+
 def test_the_session_moves_to_the_rings(endpoint):
     h = ring_host(endpoint, ring_bytes=4096)
     ready = h.setup()

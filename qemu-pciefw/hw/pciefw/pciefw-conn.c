@@ -14,6 +14,7 @@
 #include "trace.h"
 #include "pciefw-conn.h"
 #include "protocol/msg.h"
+#include "protocol/ring.h"
 
 #define PCIEFW_CONN_RX_CHUNK    (64 * 1024)
 /* Reads per main-loop callback before yielding to other handlers. */
@@ -33,6 +34,7 @@ struct PCIeFwConn {
     PCIeFwRole role;
     const PCIeFwConnOps *ops;
     void *opaque;
+    char *name;                 /* the device's, for its reports */
     uint32_t timeout_ms;
     char *peer;
 
@@ -55,6 +57,10 @@ struct PCIeFwConn {
     uint32_t next_tag;
 
     bool records;               /* binary register records on (11.7) */
+    bool offer_rings;           /* shm-rings: where the socket allows */
+    bool offer_records;         /* reg-records, with the rings */
+    PCIeFwStream *rings_proposed;   /* host: RingSetup out, RingReady due */
+    bool ring_setup_allowed;    /* endpoint: a RingSetup may come now */
     bool dispatching;           /* handling the peer's messages */
     bool draining;              /* only the peer's last words matter */
     QEMUBH *input_bh;           /* input the transport holds unseen */
@@ -62,6 +68,7 @@ struct PCIeFwConn {
 };
 
 static void conn_update_watch(PCIeFwConn *c);
+static bool conn_can_offer_rings(PCIeFwConn *c, int fd);
 static void conn_read(PCIeFwConn *c, int max_reads);
 
 /* ---------------------------------------------------------------------- */
@@ -103,6 +110,8 @@ static void conn_drop(PCIeFwConn *c)
         c->stream->ops->set_handlers(c->stream, NULL, NULL, false);
     }
     g_clear_pointer(&c->stream, pciefw_stream_free);
+    g_clear_pointer(&c->rings_proposed, pciefw_stream_free);
+    c->ring_setup_allowed = false;
     if (c->fd >= 0) {
         conn_drain_socket(c);
         close(c->fd);
@@ -366,6 +375,8 @@ static int conn_on_device_message(void *opaque, const PfMessage *m, char *err,
 {
     PCIeFwConn *c = opaque;
 
+    /* A host's message before its RingSetup ends that place (11.1). */
+    c->ring_setup_allowed = false;
     return c->ops->on[m->body_case](c->opaque, m, err, errlen);
 }
 
@@ -609,10 +620,15 @@ static int conn_on_hello(void *opaque, const struct pf_session *s, char *err,
                          size_t errlen)
 {
     PCIeFwConn *c = opaque;
+    int r;
 
     timer_del(c->hello_timer);
     c->state = CONN_SESSION;
-    return c->ops->session ? c->ops->session(c->opaque, s, err, errlen) : PF_OK;
+    r = c->ops->session ? c->ops->session(c->opaque, s, err, errlen) : PF_OK;
+    /* The endpoint's description is out: RingSetup's place (11.1). */
+    c->ring_setup_allowed = r == PF_OK && c->state == CONN_SESSION &&
+                            c->role == PCIEFW_ROLE_ENDPOINT;
+    return r;
 }
 
 static const char *conn_enum_name(const ProtobufCEnumDescriptor *desc,
@@ -668,6 +684,10 @@ void pciefw_conn_start(PCIeFwConn *c, int fd, PCIeFwStream *st,
     c->stream = st;
     st->keep_in_fds = c->role == PCIEFW_ROLE_ENDPOINT;
     c->hello = *hello;
+    if (conn_can_offer_rings(c, fd)) {
+        c->hello.features |= PCIEFW_FEATURE_SHM_RINGS |
+            (c->offer_records ? PCIEFW_FEATURE_REG_RECORDS : 0);
+    }
     c->draining = false;
     c->records = false;
     c->next_tag = 1;
@@ -698,7 +718,26 @@ void pciefw_conn_start(PCIeFwConn *c, int fd, PCIeFwStream *st,
     conn_update_watch(c);
 }
 
-bool pciefw_conn_switch_stream(PCIeFwConn *c, PCIeFwStream *st)
+/* ---------------------------------------------------------------------- */
+/* The shared-memory rings (spec 11.1)                                     */
+
+/* Fds must travel (a UNIX socket), and TLS would be bypassed. */
+static bool conn_can_offer_rings(PCIeFwConn *c, int fd)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+
+    return c->offer_rings && !c->creds &&
+           getsockname(fd, (struct sockaddr *)&addr, &len) == 0 &&
+           addr.ss_family == AF_UNIX;
+}
+
+/*
+ * Move the session to @st (the rings) once everything queued has left
+ * by the old stream; fds received so far go along.  False (and the
+ * connection failed) if the queue could not be sent.
+ */
+static bool conn_switch_stream(PCIeFwConn *c, PCIeFwStream *st)
 {
     PCIeFwStream *old = c->stream;
 
@@ -736,6 +775,130 @@ bool pciefw_conn_switch_stream(PCIeFwConn *c, PCIeFwStream *st)
     }
     conn_update_watch(c);
     return true;
+}
+
+/*
+ * The host's offer (11.1): RingSetup, its first message after the
+ * description, with the region and both doorbells.  False if not
+ * offered: the socket serves.
+ */
+static bool conn_propose_rings(PCIeFwConn *c)
+{
+    int fds[PCIEFW_RING_SETUP_FDS];
+    Error *err = NULL;
+    uint64_t size;
+    size_t mark;
+
+    if (!(c->rx.session.features & PCIEFW_FEATURE_SHM_RINGS)) {
+        return false;
+    }
+    c->rings_proposed = pciefw_stream_ring_host(c->fd, PF_RING_DEFAULT_BYTES,
+                                                fds, &size, &err);
+    if (!c->rings_proposed) {
+        /* Reported once; the socket serves as before. */
+        warn_report_err(err);
+        return false;
+    }
+    mark = pciefw_conn_mark(c);
+    if (!pciefw_conn_attach_fds(c, fds, PCIEFW_RING_SETUP_FDS)) {
+        pciefw_conn_close(c, "cannot pass the rings to the endpoint: %s",
+                          strerror(errno));
+        return true;
+    }
+    if (pciefw_conn_queued(c, mark, pf_put_ring_setup(&c->out, size),
+                           "ring_setup")) {
+        pciefw_conn_flush(c);
+    }
+    return true;
+}
+
+static void conn_settled(PCIeFwConn *c)
+{
+    if (c->ops->settled) {
+        c->ops->settled(c->opaque);
+    }
+}
+
+void pciefw_conn_settle(PCIeFwConn *c)
+{
+    g_assert(c->role == PCIEFW_ROLE_HOST);
+    if (!conn_propose_rings(c)) {
+        conn_settled(c);
+    }
+}
+
+/*
+ * The endpoint answered RingSetup: accepted, both directions move to the
+ * rings and its RingReady was its last frame on the socket (conn_take
+ * refuses anything after it); refused, the socket serves.
+ */
+static int conn_on_ring_ready(void *opaque, const PfMessage *m, char *err,
+                              size_t errlen)
+{
+    PCIeFwConn *c = opaque;
+
+    if (!c->rings_proposed) {
+        snprintf(err, errlen, "ring_ready without a ring_setup");
+        return PF_ERR_UNEXPECTED;
+    }
+    if (!m->ring_ready->accepted) {
+        trace_pciefw_rings_refused(m->ring_ready->reason);
+        g_clear_pointer(&c->rings_proposed, pciefw_stream_free);
+        conn_settled(c);
+        return PF_OK;
+    }
+    if (conn_switch_stream(c, g_steal_pointer(&c->rings_proposed))) {
+        conn_settled(c);
+    }
+    return PF_RX_PAUSE;
+}
+
+/*
+ * RingSetup (11.1), the endpoint's side: map the host's region and answer
+ * on the socket; accepted, that answer is our last frame there and both
+ * directions move to the rings.  A region we cannot use is refused: the
+ * socket serves.
+ */
+static int conn_on_ring_setup(void *opaque, const PfMessage *m, char *err,
+                              size_t errlen)
+{
+    PCIeFwConn *c = opaque;
+    int fds[PCIEFW_RING_SETUP_FDS];
+    PCIeFwStream *st;
+    Error *local_err = NULL;
+    size_t mark;
+
+    if (!(c->rx.session.features & PCIEFW_FEATURE_SHM_RINGS) ||
+        !c->ring_setup_allowed) {
+        snprintf(err, errlen, "ring_setup without the shm rings feature, "
+                 "not first after the description, or a second one");
+        return PF_ERR_UNEXPECTED;
+    }
+    c->ring_setup_allowed = false;
+    if (!pciefw_conn_take_fds(c, fds, PCIEFW_RING_SETUP_FDS)) {
+        snprintf(err, errlen, "ring_setup without its %u fds",
+                 PCIEFW_RING_SETUP_FDS);
+        return PF_ERR_INVALID;
+    }
+    st = pciefw_stream_ring_endpoint(c->fd, fds, m->ring_setup->region_size,
+                                     &local_err);
+    mark = pciefw_conn_mark(c);
+    if (!pciefw_conn_queued(c, mark,
+                            pf_put_ring_ready(&c->out, st != NULL, st ? NULL :
+                                              error_get_pretty(local_err)),
+                            "ring_ready")) {
+        pciefw_stream_free(st);
+        error_free(local_err);
+        return PF_RX_PAUSE;
+    }
+    if (!st) {
+        warn_report("%s: shared-memory rings refused, staying on the "
+                    "socket: %s", c->name, error_get_pretty(local_err));
+        error_free(local_err);
+        return PF_OK;
+    }
+    conn_switch_stream(c, st);
+    return PF_RX_PAUSE;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -793,7 +956,10 @@ PCIeFwConn *pciefw_conn_new(DeviceState *dev, const char *name,
     c->role = role;
     c->ops = ops;
     c->opaque = opaque;
+    c->name = g_strdup(name);
     c->timeout_ms = conf->timeout_ms;
+    c->offer_rings = conf->shm_rings;
+    c->offer_records = conf->reg_records;
     c->peer = g_strdup(role == PCIEFW_ROLE_HOST ? "endpoint" : "host");
     for (unsigned k = 0; k < PF_MSG_KINDS; k++) {
         if (ops->on[k]) {
@@ -801,6 +967,13 @@ PCIeFwConn *pciefw_conn_new(DeviceState *dev, const char *name,
         }
     }
     c->rx_handlers.on[PCIEFW__MESSAGE__BODY_COMPLETION] = conn_on_completion;
+    if (role == PCIEFW_ROLE_HOST) {
+        c->rx_handlers.on[PCIEFW__MESSAGE__BODY_RING_READY] =
+            conn_on_ring_ready;
+    } else {
+        c->rx_handlers.on[PCIEFW__MESSAGE__BODY_RING_SETUP] =
+            conn_on_ring_setup;
+    }
     c->rx_handlers.hello = conn_on_hello;
     c->rx_handlers.ended = conn_on_ended;
     pf_buf_init(&c->out);
@@ -826,6 +999,7 @@ void pciefw_conn_free(PCIeFwConn *c)
     pf_buf_free(&c->out);
     g_free(c->rxbuf);
     g_free(c->peer);
+    g_free(c->name);
     if (c->trace) {
         pf_trace_close(c->trace);
     }
@@ -923,11 +1097,6 @@ const struct pf_session *pciefw_conn_session(PCIeFwConn *c)
 bool pciefw_conn_dispatching(PCIeFwConn *c)
 {
     return c->dispatching;
-}
-
-int pciefw_conn_socket(PCIeFwConn *c)
-{
-    return c->fd;
 }
 
 bool pciefw_conn_records(PCIeFwConn *c)

@@ -5,8 +5,11 @@
  * and its readiness, the session's input (protocol/rx.h: framing,
  * checks, trace, the Hellos, Goodbye and Error), the output queue and its
  * limits, the non-posted requests this side has outstanding and their
- * completions, and the waits of a vCPU that needs one.  A device gives it
- * its message handlers and is told when the connection ends; it never
+ * completions, the waits of a vCPU that needs one, and the move to the
+ * shared-memory rings after the description (spec 11.1: RingSetup and
+ * RingReady, in either role).  A device gives it its message handlers,
+ * says whether it offers the rings (shm-rings), and is told when the
+ * session's transport is settled and when the connection ends; it never
  * sees the transport under it.
  *
  * The rules it keeps, stated once here:
@@ -90,6 +93,12 @@ typedef struct PCIeFwConnOps {
     void (*closed)(void *opaque, const char *why);
     /* Optional: the output queue is empty (fds may go with a frame). */
     void (*out_idle)(void *opaque);
+    /*
+     * Optional: after pciefw_conn_settle(), the session's transport is
+     * settled -- moved to the rings, or staying where it is -- and the
+     * session's requests may begin.
+     */
+    void (*settled)(void *opaque);
 } PCIeFwConnOps;
 
 /* A non-posted request of ours and, once done, its completion. */
@@ -126,7 +135,9 @@ void pciefw_conn_set_peer(PCIeFwConn *c, const char *peer);
  * Start a session on the connected socket @fd (the connection owns it
  * from here) over @st: the transport's handshake, then our Hello, then
  * the peer's within the timeout.  @what describes the session in the
- * trace ("connected to ...").
+ * trace ("connected to ...").  To the device's @hello the connection
+ * adds the rings (and binary register records with them) when its
+ * configuration offers them and @fd is a plain UNIX socket (spec 11.1).
  */
 void pciefw_conn_start(PCIeFwConn *c, int fd, PCIeFwStream *st,
                        const struct pf_hello_params *hello, const char *what);
@@ -137,8 +148,6 @@ bool pciefw_conn_alive(PCIeFwConn *c);
 const struct pf_session *pciefw_conn_session(PCIeFwConn *c);
 /* The peer's messages are being handled: a device access now re-enters. */
 bool pciefw_conn_dispatching(PCIeFwConn *c);
-/* The connected socket, for a transport beside it (the rings); -1: none. */
-int pciefw_conn_socket(PCIeFwConn *c);
 /*
  * Binary register records are on (spec 11.7: negotiated, and the session
  * on the rings): register accesses of up to 8 bytes may go as records.
@@ -180,11 +189,13 @@ bool pciefw_conn_pump(PCIeFwConn *c, bool (*done)(void *arg), void *arg,
 int64_t pciefw_conn_deadline(PCIeFwConn *c);
 
 /*
- * Move the session to @st (the rings) once everything queued has left
- * by the old stream; fds received so far go along.  False (and the
- * connection failed) if the queue could not be sent.
+ * The host accepted the endpoint's description: settle the session's
+ * transport before any request (spec 11.1).  Where both sides offered
+ * the rings, they are proposed and ops->settled() follows the
+ * endpoint's answer; otherwise it is called from here.  (The endpoint
+ * role needs no call: it answers the host's proposal by itself.)
  */
-bool pciefw_conn_switch_stream(PCIeFwConn *c, PCIeFwStream *st);
+void pciefw_conn_settle(PCIeFwConn *c);
 
 /* Tell the peer why (Error{code}), then close (spec 7.1). */
 void G_GNUC_PRINTF(3, 4)

@@ -156,7 +156,6 @@ int epc_on_interrupt_config(void *opaque, const PfMessage *m, char *err,
         return PF_ERR_INVALID;
     }
     /* A host message: what the window fetched ahead is stale (5.1). */
-    s->ring_setup_allowed = false;
     s->ra.len = 0;
     h->msi_enabled = c->msi_enabled;
     h->msi_vectors = c->msi_vectors;

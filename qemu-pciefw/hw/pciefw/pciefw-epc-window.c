@@ -118,7 +118,6 @@ int epc_on_memory_map(void *opaque, const PfMessage *m, char *err,
     const Pciefw__MemoryMap *mm = m->memory_map;
     int fds[PCIEFW_MAX_MEM_REGIONS];
 
-    s->ring_setup_allowed = false;
     if (!(pciefw_conn_session(s->conn)->features &
           PCIEFW_FEATURE_GUEST_MEMORY)) {
         snprintf(err, errlen, "memory_map without the guest memory feature "
@@ -139,7 +138,6 @@ int epc_on_bus_master(void *opaque, const PfMessage *m, char *err,
 {
     PfEpcState *s = opaque;
 
-    s->ring_setup_allowed = false;
     if (!(pciefw_conn_session(s->conn)->features &
           PCIEFW_FEATURE_GUEST_MEMORY)) {
         snprintf(err, errlen, "bus_master without the guest memory feature "

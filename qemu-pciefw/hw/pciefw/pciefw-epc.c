@@ -40,7 +40,6 @@
 #include "protocol/pciefw.h"
 #include "protocol/description.h"
 #include "protocol/msg.h"
-#include "protocol/ring.h"
 
 /* epc.md 1 */
 #define EPC_VENDOR_ID           0x1234
@@ -293,11 +292,9 @@ static void epc_complete(PfEpcState *s, uint32_t tag, int status,
                                          status ? 0 : size), "completion");
 }
 
-/* Every host request ends the place where a RingSetup may come (11.1). */
+/* epc.md 5.1: what the host did is to be seen by the next read. */
 static void epc_request_seen(PfEpcState *s)
 {
-    s->ring_setup_allowed = false;
-    /* epc.md 5.1: what the host did is to be seen by the next read. */
     s->ra.len = 0;
 }
 
@@ -416,54 +413,6 @@ static int epc_on_reset(void *opaque, const PfMessage *m, char *err,
     return PF_OK;
 }
 
-/*
- * RingSetup (spec 11.1): map the host's region and answer on the socket;
- * accepted, that answer is our last frame there and both directions move
- * to the rings.  A region we cannot use is refused: the socket serves.
- */
-static int epc_on_ring_setup(void *opaque, const PfMessage *m, char *err,
-                             size_t errlen)
-{
-    PfEpcState *s = opaque;
-    int fds[PCIEFW_RING_SETUP_FDS];
-    PCIeFwStream *st;
-    Error *local_err = NULL;
-    size_t mark;
-
-    if (!(pciefw_conn_session(s->conn)->features & PCIEFW_FEATURE_SHM_RINGS) ||
-        !s->ring_setup_allowed) {
-        snprintf(err, errlen, "ring_setup without the shm rings feature, "
-                 "not first after the description, or a second one");
-        return PF_ERR_UNEXPECTED;
-    }
-    s->ring_setup_allowed = false;
-    if (!pciefw_conn_take_fds(s->conn, fds, PCIEFW_RING_SETUP_FDS)) {
-        snprintf(err, errlen, "ring_setup without its %u fds",
-                 PCIEFW_RING_SETUP_FDS);
-        return PF_ERR_INVALID;
-    }
-    st = pciefw_stream_ring_endpoint(pciefw_conn_socket(s->conn), fds,
-                                     m->ring_setup->region_size, &local_err);
-    mark = pciefw_conn_mark(s->conn);
-    if (!pciefw_conn_queued(s->conn, mark,
-                            pf_put_ring_ready(pciefw_conn_out(s->conn),
-                                              st != NULL, st ? NULL :
-                                              error_get_pretty(local_err)),
-                            "ring_ready")) {
-        pciefw_stream_free(st);
-        error_free(local_err);
-        return PF_RX_PAUSE;
-    }
-    if (!st) {
-        warn_report("pciefw-epc: shared-memory rings refused, staying on "
-                    "the socket: %s", error_get_pretty(local_err));
-        error_free(local_err);
-        return PF_OK;
-    }
-    pciefw_conn_switch_stream(s->conn, st);
-    return PF_RX_PAUSE;
-}
-
 /* ---------------------------------------------------------------------- */
 /* The connection (pciefw-conn.c, endpoint role)                           */
 
@@ -496,7 +445,6 @@ static int epc_on_session(void *opaque, const struct pf_session *ses,
                             "device_description")) {
         return PF_OK;
     }
-    s->ring_setup_allowed = true;
     s->status |= EPC_STATUS_LINK_UP;
     /* What the new host programs comes from the reset state (12.3). */
     epc_irqcfg_reset(s, true);
@@ -552,7 +500,6 @@ static const PCIeFwConnOps epc_conn_ops = {
         [PCIEFW__MESSAGE__BODY_RESET] = epc_on_reset,
         [PCIEFW__MESSAGE__BODY_MEMORY_MAP] = epc_on_memory_map,
         [PCIEFW__MESSAGE__BODY_BUS_MASTER] = epc_on_bus_master,
-        [PCIEFW__MESSAGE__BODY_RING_SETUP] = epc_on_ring_setup,
         [PCIEFW__MESSAGE__BODY_INTERRUPT_CONFIG] = epc_on_interrupt_config,
     },
     .session = epc_on_session,
@@ -1039,9 +986,7 @@ static void epc_offer(PfEpcState *s)
     if (s->path && s->conf.guest_memory) {
         s->hello.features |= PCIEFW_FEATURE_GUEST_MEMORY;
     }
-    if (s->path && s->conf.shm_rings) {
-        s->hello.features |= PCIEFW_FEATURE_SHM_RINGS;
-    }
+    /* The rings (11.1): pciefw_conn_start() adds them (shm-rings). */
     /* The host's MSI/MSI-X settings, for epc.md 3.4 (spec 12). */
     s->hello.features |= PCIEFW_FEATURE_INTERRUPT_CONFIG;
 }

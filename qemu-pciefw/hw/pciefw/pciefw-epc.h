@@ -104,7 +104,6 @@ struct PfEpcState {
     int held_fd;                /* accepted while the link is down */
     PCIeFwConn *conn;
     struct pf_hello_params hello;
-    bool ring_setup_allowed;    /* RingSetup may come now (spec 11.1) */
 
     PfEpcHostMemory hmem;
     /* The function's MSI/MSI-X settings as the host said (epc.md 3.4) */

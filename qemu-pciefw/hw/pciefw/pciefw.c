@@ -48,7 +48,6 @@
 #include "protocol/description.h"
 #include "protocol/msg.h"
 #include "protocol/regrec.h"
-#include "protocol/ring.h"
 
 #define TYPE_PCIEFW "pciefw"
 OBJECT_DECLARE_TYPE(PCIeFwState, PCIeFwClass, PCIEFW)
@@ -72,16 +71,16 @@ typedef enum PCIeFwFault {
 
 /*
  * The link goes DOWN -> CONNECTING (the socket) -> SESSION (the
- * connection's handshake, then the description) -> UP; the rings add
- * WAIT_RINGS after the description, and reconnecting to a known device
- * adds RESETTING (the returning endpoint's function-level reset).  Only
- * UP serves the guest.
+ * connection's handshake, then the description) -> SETTLING (the
+ * connection settles its transport, pciefw_conn_settle()) -> UP;
+ * reconnecting to a known device adds RESETTING (the returning
+ * endpoint's function-level reset).  Only UP serves the guest.
  */
 typedef enum PCIeFwLinkState {
     PCIEFW_DOWN,
     PCIEFW_CONNECTING,
     PCIEFW_SESSION,
-    PCIEFW_WAIT_RINGS,
+    PCIEFW_SETTLING,
     PCIEFW_RESETTING,
     PCIEFW_UP,
 } PCIeFwLinkState;
@@ -141,7 +140,6 @@ struct PCIeFwState {
     char *peer;                 /* "unix:PATH" or "tcp:HOST:PORT" */
     PCIeFwDialer dial;
     struct pf_hello_params hello;
-    PCIeFwStream *ring_stream;  /* WAIT_RINGS: the rings proposed */
     bool realizing;             /* failures go to connect_error */
     bool reconnecting;          /* a background attempt is under way */
     bool closing;               /* unrealize: nothing more is applied */
@@ -217,7 +215,6 @@ pciefw_fault(PCIeFwState *s, PCIeFwFault kind, const char *fmt, ...)
 static void pciefw_link_down(PCIeFwState *s)
 {
     pciefw_dial_cancel(&s->dial);
-    g_clear_pointer(&s->ring_stream, pciefw_stream_free);
     pciefw_memmap_end(&s->memmap);
     pciefw_irqcfg_end(&s->irqcfg);
     if (s->attempt_timer) {
@@ -617,7 +614,7 @@ PCIEFW_SESSION_HANDLER(pciefw_msi_handler, pciefw_on_msi)
 PCIEFW_SESSION_HANDLER(pciefw_msix_handler, pciefw_on_msix)
 
 /* ---------------------------------------------------------------------- */
-/* The session: description, rings, the reset of a returning endpoint      */
+/* The session: description, transport, a returning endpoint's reset     */
 
 static void pciefw_save_desc(PCIeFwState *s, const Pciefw__DeviceDescription *d)
 {
@@ -695,11 +692,14 @@ static void pciefw_send_revive_reset(PCIeFwState *s)
 }
 
 /*
- * The function is described (and the rings settled): at realize the
- * device is up; on reconnection the endpoint's function is reset first.
+ * The function is described and the connection settled its transport
+ * (pciefw-conn.h): at realize the device is up; on reconnection the
+ * endpoint's function is reset first.
  */
-static void pciefw_session_start(PCIeFwState *s)
+static void pciefw_session_start(void *opaque)
 {
+    PCIeFwState *s = opaque;
+
     s->state = s->have_desc ? PCIEFW_RESETTING : PCIEFW_UP;
     s->faults_reported = 0;
     pciefw_memmap_begin(&s->memmap, pciefw_bme(s));
@@ -708,72 +708,6 @@ static void pciefw_session_start(PCIeFwState *s)
     } else if (pciefw_conn_up(s->conn)) {
         pciefw_send_revive_reset(s);  /* then the settings (12.3) */
     }
-}
-
-/*
- * Offer the shared-memory rings (spec 11.1) when both sides can use them:
- * RingSetup, the first message after the description, with the region
- * and both doorbells.  False if not offered: the socket serves.
- */
-static bool pciefw_propose_rings(PCIeFwState *s)
-{
-    int fds[PCIEFW_RING_SETUP_FDS];
-    Error *err = NULL;
-    uint64_t size;
-    size_t mark;
-
-    if (!(pciefw_conn_session(s->conn)->features & PCIEFW_FEATURE_SHM_RINGS)) {
-        return false;
-    }
-    s->ring_stream = pciefw_stream_ring_host(pciefw_conn_socket(s->conn),
-                                             PF_RING_DEFAULT_BYTES, fds,
-                                             &size, &err);
-    if (!s->ring_stream) {
-        /* Reported once; the socket serves as before. */
-        warn_report_err(err);
-        return false;
-    }
-    mark = pciefw_conn_mark(s->conn);
-    if (!pciefw_conn_attach_fds(s->conn, fds, PCIEFW_RING_SETUP_FDS)) {
-        pciefw_disconnect(s, "cannot pass the rings to the endpoint: %s",
-                          strerror(errno));
-        return true;
-    }
-    if (pciefw_conn_queued(s->conn, mark,
-                           pf_put_ring_setup(pciefw_conn_out(s->conn), size),
-                           "ring_setup")) {
-        s->state = PCIEFW_WAIT_RINGS;
-        pciefw_conn_flush(s->conn);
-    }
-    return true;
-}
-
-/*
- * The endpoint answered RingSetup: accepted, both directions move to the
- * rings and its RingReady was its last frame on the socket (the
- * connection refuses anything after it).
- */
-static int pciefw_on_ring_ready(void *opaque, const PfMessage *m, char *err,
-                                size_t errlen)
-{
-    PCIeFwState *s = opaque;
-
-    if (s->state != PCIEFW_WAIT_RINGS) {
-        snprintf(err, errlen, "ring_ready without a ring_setup");
-        return PF_ERR_UNEXPECTED;
-    }
-    if (!m->ring_ready->accepted) {
-        trace_pciefw_rings_refused(m->ring_ready->reason);
-        g_clear_pointer(&s->ring_stream, pciefw_stream_free);
-        pciefw_session_start(s);
-        return PF_OK;
-    }
-    if (!pciefw_conn_switch_stream(s->conn,
-                                   g_steal_pointer(&s->ring_stream))) {
-        return PF_RX_PAUSE;
-    }
-    pciefw_session_start(s);
-    return PF_RX_PAUSE;
 }
 
 /*
@@ -813,9 +747,8 @@ static int pciefw_on_description(void *opaque, const PfMessage *m, char *err,
         pciefw_disconnect(s, "endpoint describes a different device");
         return PF_RX_PAUSE;
     }
-    if (!pciefw_propose_rings(s)) {
-        pciefw_session_start(s);
-    }
+    s->state = PCIEFW_SETTLING;
+    pciefw_conn_settle(s->conn);
     return PF_OK;
 }
 
@@ -831,7 +764,6 @@ static int pciefw_on_session(void *opaque, const struct pf_session *ses,
 static const PCIeFwConnOps pciefw_conn_ops = {
     .on = {
         [PCIEFW__MESSAGE__BODY_DEVICE_DESCRIPTION] = pciefw_on_description,
-        [PCIEFW__MESSAGE__BODY_RING_READY] = pciefw_on_ring_ready,
         [PCIEFW__MESSAGE__BODY_DMA_READ] = pciefw_dma_read_handler,
         [PCIEFW__MESSAGE__BODY_DMA_WRITE] = pciefw_dma_write_handler,
         [PCIEFW__MESSAGE__BODY_INTX] = pciefw_intx_handler,
@@ -841,6 +773,7 @@ static const PCIeFwConnOps pciefw_conn_ops = {
     .session = pciefw_on_session,
     .closed = pciefw_conn_closed,
     .out_idle = pciefw_out_idle,
+    .settled = pciefw_session_start,
 };
 
 /* ---------------------------------------------------------------------- */
@@ -1034,7 +967,7 @@ typedef struct PCIeFwAccess {
     bool record;                /* as a binary record (spec 11.7) */
 } PCIeFwAccess;
 
-/* On the rings, a binary record where one carries it (spec 11.7). */
+/* As a binary register record where the session takes one (11.7). */
 static int pciefw_put_access(struct pf_buf *out, uint32_t tag,
                              const void *arg)
 {
@@ -1343,7 +1276,7 @@ static bool pciefw_check_properties(PCIeFwState *s, Error **errp)
     return true;
 }
 
-/* What this side offers in its Hello (spec 2.2, 10.1, 11.1). */
+/* What this side offers in its Hello (spec 2.2, 10.1, 12). */
 static void pciefw_offer(PCIeFwState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
@@ -1361,11 +1294,7 @@ static void pciefw_offer(PCIeFwState *s)
         pciefw_memmap_start(&s->memmap, &address_space_memory, DEVICE(s),
                             s->conn);
     }
-    /* Rings on a UNIX socket, as plain as it is (spec 11.1). */
-    if (s->conf.shm_rings && s->path && !s->conf.tls_creds) {
-        s->hello.features |= PCIEFW_FEATURE_SHM_RINGS |
-            (s->conf.reg_records ? PCIEFW_FEATURE_REG_RECORDS : 0);
-    }
+    /* The rings (11.1, 11.7): pciefw_conn_start() adds them (shm-rings). */
     /* The guest's MSI and MSI-X settings, on any transport (spec 12). */
     s->hello.features |= PCIEFW_FEATURE_INTERRUPT_CONFIG;
 }
