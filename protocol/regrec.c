@@ -146,6 +146,12 @@ static int check_reserved(const uint8_t *rec, int kind, uint32_t size,
 	if ((kind == K(CONFIG_READ) || kind == K(CONFIG_WRITE)) && rec[2])
 		return malformed(err, errlen, "binary record: a config record "
 				 "with a BAR (%u)", rec[2]);
+	/* ConfigRead/Write carry a 32-bit offset: nothing may be cut off. */
+	if ((kind == K(CONFIG_READ) || kind == K(CONFIG_WRITE)) &&
+	    !zeros(rec + 12, 4))
+		return malformed(err, errlen, "binary record: a config offset "
+				 "above 32 bits (0x%llx)",
+				 (unsigned long long)pf_le_load(rec + 8, 8));
 	return PF_OK;
 }
 

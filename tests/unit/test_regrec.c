@@ -188,6 +188,18 @@ static void test_malformed_and_size(void)
 	rec[9] = 1;
 	expect_refused(rec, PF_ERR_DECODE, "with an offset");
 	pf_buf_free(&b);
+	/*
+	 * A config offset is 32 bits in its message: one above them is
+	 * refused, not cut to its low half (fuzz-regrec found 0x80000000004
+	 * read as 4).
+	 */
+	pf_buf_init(&b);
+	pf_regrec_put_request(&b, K(CONFIG_WRITE), 2, 0, 4, W4, 2);
+	memcpy(rec, pf_buf_peek(&b), sizeof(rec));
+	pf_buf_free(&b);
+	g_assert_cmpint(pf_regrec_decode(rec, &m, err, sizeof(err)), ==, PF_OK);
+	rec[13] = 8;
+	expect_refused(rec, PF_ERR_DECODE, "config offset above 32 bits");
 }
 
 /* ---- Among frames, in the receiving half ---- */
