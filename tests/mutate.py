@@ -232,6 +232,12 @@ MUTANTS = [
                    "binary-record-direction")],
            "spec 11.7: records carry requests to the endpoint, completions "
            "to the host"),
+    Mutant("regrec-config-offset-truncated", "protocol/regrec.c",
+           "\t    !zeros(rec + 12, 4))\n",
+           "\t    0)\n",
+           [meson("regrec")],
+           "spec 11.7: a config record's offset fits its message's 32 bits; "
+           "a larger one is malformed, never cut to its low half"),
     Mutant("regrec-held-as-a-frame", "endpoint/conn.c",
            "pf_defer_push(&c->held, c->rx.record, PF_REGREC_SIZE, true,",
            "pf_defer_push(&c->held, c->rx.record, PF_REGREC_SIZE, false,",
