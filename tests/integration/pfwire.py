@@ -609,6 +609,18 @@ def ring_setup(region_size):
     return message("ring_setup", (1, region_size))
 
 
+def send_ring_setup(h, ring_bytes):
+    """Send @h's peer a RingSetup with a fresh, good region and two
+    doorbells, as is, and close our copies: for the tests of where one may
+    come (spec 11.1), which expect it refused."""
+    fd, mem = ring_region(ring_bytes)
+    bells = [os.eventfd(0), os.eventfd(0)]
+    h.send_fds(ring_setup(RING_HEADER + 2 * ring_bytes), [fd] + bells)
+    for x in [fd] + bells:
+        os.close(x)
+    mem.close()
+
+
 def ring_region(ring_bytes, sealed=True):
     """A memfd laid out as spec 11.2: (fd, mmap)."""
     size = RING_HEADER + 2 * ring_bytes

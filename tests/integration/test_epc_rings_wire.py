@@ -5,7 +5,6 @@ socket serving, a RingSetup that is not the host's first message after the
 description, and one per session even when refused.  The same rules against pciefw-endpoint are in
 test_shm_rings_wire.py; the EPF pair over the rings in test_epf_pair.py."""
 
-import os
 
 import pfwire
 from pfwire import message
@@ -35,16 +34,6 @@ def read(h, tag):
     return f.get(3, b"")
 
 
-def ring_setup_late(h):
-    """A RingSetup with a good region and doorbells, sent as is."""
-    fd, mem = pfwire.ring_region(h.ring_bytes)
-    bells = [os.eventfd(0), os.eventfd(0)]
-    h.send_fds(pfwire.ring_setup(4096 + 2 * h.ring_bytes), [fd] + bells)
-    for x in [fd] + bells:
-        os.close(x)
-    mem.close()
-
-
 def assert_unexpected(h):
     rest = h.rest()
     assert [k for k, _ in rest] == ["error"], rest
@@ -70,7 +59,7 @@ def test_ring_setup_only_first_after_the_description(harness):
     """Spec 11.1: after a request, RingSetup is ERROR_UNEXPECTED."""
     h = ring_host(harness)
     assert read(h, 1) == bytes(range(4, 8))
-    ring_setup_late(h)
+    pfwire.send_ring_setup(h, h.ring_bytes)
     assert_unexpected(h)
     h.close()
 
@@ -89,6 +78,6 @@ def test_one_ring_setup_per_session_even_refused(harness):
     ERROR_UNEXPECTED."""
     h = ring_host(harness)
     assert h.setup(sealed=False).get(1, 0) == 0
-    ring_setup_late(h)
+    pfwire.send_ring_setup(h, h.ring_bytes)
     assert_unexpected(h)
     h.close()

@@ -272,12 +272,7 @@ def test_ring_setup_only_first_after_the_description(endpoint):
     description or not at all."""
     h = ring_host(endpoint)
     assert read(h, REG_ID, 1) == ID
-    fd, mem = pfwire.ring_region(h.ring_bytes)
-    bells = [os.eventfd(0), os.eventfd(0)]
-    h.send_fds(pfwire.ring_setup(4096 + 2 * h.ring_bytes), [fd] + bells)
-    for x in [fd] + bells:
-        os.close(x)
-    mem.close()
+    pfwire.send_ring_setup(h, h.ring_bytes)
     rest = h.rest()               # a clean end of stream, not a reset (13)
     assert [k for k, _ in rest] == ["error"], rest
     assert pfwire.ERROR_CODES[rest[0][1].get(1, 0)] == "ERROR_UNEXPECTED"
@@ -290,12 +285,7 @@ def test_one_ring_setup_per_session_even_refused(endpoint):
     byte was never read by a handler (no ECONNRESET)."""
     h = ring_host(endpoint)
     assert h.setup(sealed=False).get(1, 0) == 0
-    fd, mem = pfwire.ring_region(h.ring_bytes)
-    bells = [os.eventfd(0), os.eventfd(0)]
-    h.send_fds(pfwire.ring_setup(4096 + 2 * h.ring_bytes), [fd] + bells)
-    for x in [fd] + bells:
-        os.close(x)
-    mem.close()
+    pfwire.send_ring_setup(h, h.ring_bytes)
     h.on_rings = False
     rest = h.rest()
     assert [k for k, _ in rest] == ["error"], rest
